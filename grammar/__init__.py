@@ -1,0 +1,1 @@
+"""The gendsl grammar (``gendsl.lark``), shipped inside the wheel as ``gendsl.grammar``."""
