@@ -1,1 +1,1 @@
-"""The gendsl standard library: one ``.gen`` spec per model family, shipped as ``gendsl.stdlib``."""
+"""The gendsl standard library: one ``.gen`` spec per model family (``gendsl.stdlib``)."""

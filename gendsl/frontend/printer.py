@@ -1,0 +1,239 @@
+"""The canonical pretty-printer behind ``gendsl fmt``.
+
+``format_program(parse(text))`` re-parses to an AST equal to ``parse(text)`` (spans aside), with
+the fewest parentheses that keep the meaning.  ``format_source`` also keeps the comments: a
+comment on its own line stays above the statement that follows it, a comment after a statement
+stays at the end of that statement's line.
+"""
+
+from __future__ import annotations
+
+from gendsl.frontend import ast
+from gendsl.frontend.parser import parse
+
+__all__ = ["format_expr", "format_program", "format_source"]
+
+INDENT = "  "
+
+# binding power of each operator; '^' is right-associative, the others left-associative
+_POWER = {"+": 1, "-": 1, "*": 2, "/": 2, "neg": 3, "^": 4}
+_ATOM = 5
+
+
+def _number(value: int | float) -> str:
+    if isinstance(value, int):
+        return str(value)
+    text = repr(value)
+    return text if ("." in text or "e" in text) else text + ".0"
+
+
+def _string(value: str) -> str:
+    escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    return '"' + escaped.replace("\t", "\\t") + '"'
+
+
+def _power(e: ast.Expr) -> int:
+    if isinstance(e, ast.BinOp):
+        return _POWER[e.op]
+    if isinstance(e, ast.Neg):
+        return _POWER["neg"]
+    return _ATOM
+
+
+def _wrap(text: str, needed: bool) -> str:
+    return f"({text})" if needed else text
+
+
+def _arguments(args: tuple[ast.Expr, ...], kwargs: tuple[ast.KwArg, ...]) -> str:
+    parts = [format_expr(a) for a in args] + [f"{k.name} = {format_expr(k.value)}" for k in kwargs]
+    return ", ".join(parts)
+
+
+def format_expr(e: ast.Expr) -> str:
+    """An expression in canonical form, parenthesised only where precedence requires."""
+    if isinstance(e, ast.Num):
+        return _number(e.value)
+    if isinstance(e, ast.Str):
+        return _string(e.value)
+    if isinstance(e, ast.Name):
+        return e.id
+    if isinstance(e, ast.List):
+        return "[" + ", ".join(format_expr(i) for i in e.items) + "]"
+    if isinstance(e, ast.Call):
+        return f"{e.func}({_arguments(e.args, e.kwargs)})"
+    if isinstance(e, ast.Index):
+        return f"{_wrap(format_expr(e.base), _power(e.base) < _ATOM)}[{format_expr(e.index)}]"
+    if isinstance(e, ast.Neg):
+        # -(a ^ b) prints as -a ^ b; -(a + b) needs its parentheses
+        return "-" + _wrap(format_expr(e.operand), _power(e.operand) < _POWER["neg"])
+    if isinstance(e, ast.BinOp):
+        p = _POWER[e.op]
+        if e.op == "^":  # right-associative: base must bind tighter, exponent may be unary
+            left = _wrap(format_expr(e.left), _power(e.left) <= p)
+            right = _wrap(format_expr(e.right), _power(e.right) < _POWER["neg"])
+        else:
+            left = _wrap(format_expr(e.left), _power(e.left) < p)
+            right = _wrap(format_expr(e.right), _power(e.right) <= p)
+        return f"{left}^{right}" if e.op == "^" else f"{left} {e.op} {right}"
+    raise TypeError(f"not an expression: {e!r}")
+
+
+def _option(o: ast.Option) -> str:
+    return o.name if not (o.args or o.kwargs) else f"{o.name}({_arguments(o.args, o.kwargs)})"
+
+
+def _type(t: ast.TypeExpr) -> str:
+    return f"{t.kind}[{_arguments(t.args, t.kwargs)}]"
+
+
+def _flow_items(items: tuple[ast.FlowItem, ...], depth: int) -> list[str]:
+    pad = INDENT * depth
+    lines = []
+    for item in items:
+        if isinstance(item, ast.Repeat):
+            lines.append(f"{pad}repeat {item.count} {{")
+            lines += _flow_items(item.body, depth + 1)
+            lines.append(f"{pad}}}")
+        else:
+            args = f"({_arguments(item.args, item.kwargs)})" if item.args or item.kwargs else ""
+            lines.append(f"{pad}{item.name}{args}")
+    return lines
+
+
+def _statement(s: ast.Stmt, depth: int) -> list[str]:
+    """A statement as lines (most statements are one line)."""
+    pad = INDENT * depth
+    if isinstance(s, ast.Decl):
+        return [f"{pad}{s.role} {s.name} : {_type(s.type)}"]
+    if isinstance(s, ast.Let):
+        params = f"({', '.join(s.params)})" if s.params else ""
+        return [f"{pad}let {s.name}{params} = {format_expr(s.value)}"]
+    if isinstance(s, ast.Net):
+        return [f"{pad}net {s.name} = {format_expr(s.constructor)}"]
+    if isinstance(s, ast.Sample):
+        given = f" | {', '.join(g.id for g in s.given)}" if s.given else ""
+        return [f"{pad}{s.target}{given} ~ {format_expr(s.dist)}"]
+    if isinstance(s, ast.Assign):
+        return [f"{pad}{s.target} = {format_expr(s.value)}"]
+    if isinstance(s, ast.Guide):
+        return [f"{pad}guide {{", *_body(s.body, depth + 1), f"{pad}}}"]
+    if isinstance(s, ast.Flow):
+        return [f"{pad}flow {s.name} {{", *_flow_items(s.body, depth + 1), f"{pad}}}"]
+    if isinstance(s, ast.SDE):
+        return [
+            f"{pad}sde {s.differential} = {format_expr(s.rhs)}, {s.time} in "
+            f"[{format_expr(s.t0)}, {format_expr(s.t1)}]"
+        ]
+    if isinstance(s, ast.Chain):
+        return [
+            f"{pad}chain {s.var}[{s.index}] ~ {format_expr(s.dist)}, {s.range_var} in "
+            f"{format_expr(s.lo)}..{format_expr(s.hi)}"
+        ]
+    if isinstance(s, ast.Path):
+        return [f"{pad}path {s.target} = {format_expr(s.value)}"]
+    if isinstance(s, ast.Couple):
+        return [f"{pad}couple {s.left}, {s.right} by {_option(s.coupling)}"]
+    if isinstance(s, ast.Predict):
+        return [f"{pad}predict {s.kind} = {format_expr(s.value)}"]
+    if isinstance(s, ast.Critic):
+        value = f" = {format_expr(s.value)}" if s.value is not None else ""
+        return [f"{pad}critic {s.name}{value}"]
+    if isinstance(s, ast.Energy):
+        value = f" = {format_expr(s.value)}" if s.value is not None else ""
+        return [f"{pad}energy {s.name}({', '.join(s.params)}){value}"]
+    if isinstance(s, ast.Guidance):
+        return [f"{pad}guidance {_option(s.option)}"]
+    if isinstance(s, ast.Loss):
+        return [f"{pad}loss {_option(s.option)}"]
+    if isinstance(s, ast.SamplerDecl):
+        return [f"{pad}sample with {_option(s.option)}"]
+    if isinstance(s, ast.Train):
+        items = [f"{pad}{INDENT}{k.name} = {format_expr(k.value)}" for k in s.items]
+        return [f"{pad}train {{", *items, f"{pad}}}"]
+    raise TypeError(f"not a statement: {s!r}")
+
+
+def _body(stmts: tuple[ast.Stmt, ...], depth: int) -> list[str]:
+    return [line for s in stmts for line in _statement(s, depth)]
+
+
+def format_program(program: ast.Program) -> str:
+    """The whole program in canonical form (comments are not part of the AST)."""
+    return _Printer(program, {}).text()
+
+
+class _Printer:
+    """Lays out a program; ``comments`` maps a line number to the comment text on it."""
+
+    def __init__(self, program: ast.Program, comments: dict[int, str]):
+        self.program = program
+        self.comments = dict(comments)
+        self.lines: list[str] = []
+
+    def _leading(self, before_line: int, depth: int) -> None:
+        for line in sorted(k for k in self.comments if k < before_line):
+            self.lines.append(INDENT * depth + self.comments.pop(line))
+
+    def _emit(self, node: ast.Node, lines: list[str], depth: int, *, header: bool = False) -> None:
+        span = getattr(node, "span", ast.SPAN_NONE)
+        if span is ast.SPAN_NONE:
+            self.lines += lines
+            return
+        self._leading(span.line, depth)
+        trailing = None
+        if header:
+            trailing = self.comments.pop(span.line, None)
+        elif len(lines) == 1:
+            trailing = self.comments.pop(span.end_line, None)
+        self.lines += [*lines[:-1], lines[-1] + (f"  {trailing}" if trailing else "")]
+
+    def _block(self, stmts: tuple[ast.Stmt, ...], depth: int) -> None:
+        for s in stmts:
+            if isinstance(s, ast.Guide) and s.span is not ast.SPAN_NONE:
+                self._leading(s.span.line, depth)
+                self.lines.append(f"{INDENT * depth}guide {{")
+                self._block(s.body, depth + 1)
+                self.lines.append(f"{INDENT * depth}}}")
+            else:
+                self._emit(s, _statement(s, depth), depth)
+
+    def text(self) -> str:
+        for imp in self.program.imports:
+            self._emit(imp, [f"import {_string(imp.path)}"], 0)
+        for i, model in enumerate(self.program.models):
+            if self.lines or i:
+                self.lines.append("")
+            base = f" extends {model.base}" if model.base else ""
+            self._emit(model, [f"model {model.name}{base} {{"], 0, header=True)
+            self._block(model.body, 1)
+            end = self._model_end(i)
+            self._leading(end, 1)
+            self.lines.append("}")
+        self._leading(10**12, 0)
+        return "\n".join(self.lines) + "\n"
+
+    def _model_end(self, index: int) -> int:
+        models = self.program.models
+        if index + 1 < len(models) and models[index + 1].span is not ast.SPAN_NONE:
+            return models[index + 1].span.line
+        return 10**12 if index + 1 == len(models) else 0
+
+
+def _comments(text: str) -> dict[int, str]:
+    """Line number -> the ``# comment`` on that line (a ``#`` inside a string is not one)."""
+    found = {}
+    for lineno, line in enumerate(text.splitlines(), start=1):
+        in_string = False
+        for col, ch in enumerate(line):
+            if ch == '"' and (col == 0 or line[col - 1] != "\\"):
+                in_string = not in_string
+            elif ch == "#" and not in_string:
+                found[lineno] = line[col:].rstrip()
+                break
+    return found
+
+
+def format_source(text: str, name: str = "<string>") -> str:
+    """Parse ``text`` and print it canonically, keeping its comments."""
+    program = parse(text, name)
+    return _Printer(program, _comments(text)).text()
