@@ -1,0 +1,110 @@
+"""Fully connected networks: a plain MLP and a residual MLP."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor, nn
+
+from gendsl.nn.base import ShapedNet
+from gendsl.nn.layers import activation as make_activation
+from gendsl.nn.layers import check_positive_ints, maybe_spectral_norm, numel
+
+__all__ = ["MLP", "ResNet"]
+
+
+class MLP(ShapedNet):
+    """Flatten and concatenate the inputs and the t / y embeddings, then Linear-activation layers.
+
+    :param hidden: widths of the hidden layers (may be empty: one linear map).
+    :param activation: one of :data:`~gendsl.nn.layers.ACTIVATIONS`.
+    :param spectral_norm: normalise every linear layer's weight (SN-GAN critics).
+    """
+
+    def __init__(
+        self,
+        *,
+        hidden: Sequence[int] = (64, 64),
+        activation: str = "silu",
+        spectral_norm: bool = False,
+        **shapes,
+    ):
+        super().__init__(**shapes)
+        widths = check_positive_ints("hidden", hidden, allow_empty=True)
+        d_in = sum(numel(s) for s in self.in_shapes) + self.context_dim
+        if d_in == 0:
+            raise ValueError("an MLP needs at least one input, a time or a label")
+        dims = [d_in, *widths, self.out_numel]
+        layers: list[nn.Module] = []
+        for i in range(len(dims) - 1):
+            layers.append(maybe_spectral_norm(nn.Linear(dims[i], dims[i + 1]), spectral_norm))
+            if i < len(dims) - 2:
+                layers.append(make_activation(activation))
+        self.body = nn.Sequential(*layers)
+
+    def forward(self, *inputs: Tensor, t: Tensor | float | None = None, y: Tensor | None = None):
+        self.check_inputs(inputs)
+        like = inputs[0] if inputs else _time_like(t, y, self)
+        parts = [x.reshape(x.shape[0], -1) for x in inputs]
+        ctx = self.context(t, y, like)
+        h = torch.cat(parts + ([] if ctx is None else [ctx]), dim=1)
+        return self.to_output(self.body(h))
+
+
+class _ResidualBlock(nn.Module):
+    """h + W₂ act(W₁ act(LN(h)) + E c): a pre-activation residual block (He et al. 2016)."""
+
+    def __init__(self, width: int, context_dim: int, act: str):
+        super().__init__()
+        self.norm = nn.LayerNorm(width)
+        self.act = make_activation(act)
+        self.fc1 = nn.Linear(width, width)
+        self.fc2 = nn.Linear(width, width)
+        self.cond = nn.Linear(context_dim, width) if context_dim else None
+
+    def forward(self, h: Tensor, c: Tensor | None) -> Tensor:
+        u = self.fc1(self.act(self.norm(h)))
+        if self.cond is not None:
+            u = u + self.cond(c)
+        return h + self.fc2(self.act(u))
+
+
+class ResNet(ShapedNet):
+    """A residual MLP: input projection, ``blocks`` residual blocks of width ``hidden``, output
+    projection.  The t / y context is added inside every block."""
+
+    def __init__(self, *, hidden: int = 128, blocks: int = 2, activation: str = "silu", **shapes):
+        super().__init__(**shapes)
+        (width,) = check_positive_ints("hidden", [hidden] if isinstance(hidden, int) else hidden)
+        (n_blocks,) = check_positive_ints(
+            "blocks", [blocks] if isinstance(blocks, int) else blocks
+        )
+        d_in = sum(numel(s) for s in self.in_shapes)
+        if d_in == 0:
+            raise ValueError("a ResNet needs at least one input")
+        self.inp = nn.Linear(d_in, width)
+        self.blocks = nn.ModuleList(
+            _ResidualBlock(width, self.context_dim, activation) for _ in range(n_blocks)
+        )
+        self.out = nn.Sequential(
+            nn.LayerNorm(width), make_activation(activation), nn.Linear(width, self.out_numel)
+        )
+
+    def forward(self, *inputs: Tensor, t: Tensor | float | None = None, y: Tensor | None = None):
+        self.check_inputs(inputs)
+        h = self.inp(torch.cat([x.reshape(x.shape[0], -1) for x in inputs], dim=1))
+        c = self.context(t, y, inputs[0])
+        for block in self.blocks:
+            h = block(h, c)
+        return self.to_output(self.out(h))
+
+
+def _time_like(t: Tensor | float | None, y: Tensor | None, net: ShapedNet) -> Tensor:
+    """A [B] reference tensor (device, dtype, batch) when a network has no positional input."""
+    ref = next(net.parameters())
+    if isinstance(t, Tensor) and t.dim() > 0:
+        return t.reshape(t.shape[0], -1).to(ref.dtype)
+    if y is not None:
+        return torch.zeros(y.shape[0], device=ref.device, dtype=ref.dtype)
+    raise ValueError("without positional inputs, a batched t or y is needed for the batch size")
