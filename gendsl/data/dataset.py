@@ -1,0 +1,125 @@
+"""The :class:`Dataset` record, shuffled mini-batches, a held-out split, and binarisation."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+
+import numpy as np
+import torch
+
+from gendsl.errors import UsageError
+
+__all__ = [
+    "Dataset",
+    "batches",
+    "binarize_stochastic",
+    "binarize_threshold",
+    "from_arrays",
+    "holdout",
+    "holdout_index",
+]
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Samples ``x`` ``[n, *shape]`` with optional integer labels ``y`` ``[n]``.
+
+    ``kind`` is ``"image"`` when each sample is ``[C, H, W]``, else ``"binary"`` when every value
+    is 0 or 1, else ``"real"``. ``num_classes`` is ``None`` without labels.
+    """
+
+    x: torch.Tensor
+    y: torch.Tensor | None
+    name: str
+    kind: str
+    shape: tuple[int, ...]
+    num_classes: int | None
+
+    def __len__(self) -> int:
+        return self.x.shape[0]
+
+    def to(self, device: torch.device | str) -> Dataset:
+        """The same data on ``device``."""
+        y = None if self.y is None else self.y.to(device)
+        return replace(self, x=self.x.to(device), y=y)
+
+    def subset(self, index: torch.Tensor) -> Dataset:
+        """The samples at ``index`` (a 1-D integer tensor), keeping name, kind and classes."""
+        index = index.to(self.x.device)
+        return replace(self, x=self.x[index], y=None if self.y is None else self.y[index])
+
+
+def from_arrays(
+    x: np.ndarray, y: np.ndarray | None, name: str, *, num_classes: int | None = None
+) -> Dataset:
+    """A :class:`Dataset` of CPU tensors; ``kind`` is inferred, ``num_classes`` defaults to
+    ``max(y) + 1``."""
+    tx = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+    ty = None if y is None else torch.from_numpy(np.ascontiguousarray(y, dtype=np.int64))
+    if tx.ndim == 4:
+        kind = "image"
+    elif tx.numel() > 0 and bool(((tx == 0) | (tx == 1)).all()):
+        kind = "binary"
+    else:
+        kind = "real"
+    if ty is not None and num_classes is None:
+        num_classes = int(ty.max()) + 1 if ty.numel() else 0
+    return Dataset(tx, ty, name, kind, tuple(tx.shape[1:]), num_classes)
+
+
+def batches(
+    dataset: Dataset, batch_size: int, *, generator: torch.Generator | None = None
+) -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
+    """Endless mini-batches ``(x, y)`` of ``batch_size`` distinct samples drawn at random.
+
+    Each batch is the first ``batch_size`` entries of a fresh ``torch.randperm`` drawn from
+    ``generator`` (on the generator's device; the global RNG when ``None``). The iterator keeps no
+    other state, so saving ``generator.get_state()`` and restoring it later resumes the exact
+    sequence of batches. ``y`` is ``None`` for unlabelled data.
+    """
+    n = len(dataset)
+    if not 1 <= batch_size <= n:
+        raise UsageError(
+            f"batch_size must be between 1 and the {n} samples of {dataset.name}, got {batch_size}"
+        )
+    device = generator.device if generator is not None else dataset.x.device
+    while True:
+        index = torch.randperm(n, generator=generator, device=device)[:batch_size]
+        index = index.to(dataset.x.device)
+        yield dataset.x[index], None if dataset.y is None else dataset.y[index]
+
+
+def holdout_index(n: int, fraction: float, *, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted indices ``(rest, held_out)`` of a seeded split of ``n`` samples.
+
+    ``round(fraction * n)`` samples (at least 1) are held out; the split is the same for the same
+    ``(n, fraction, seed)``.
+    """
+    n_out = max(1, round(fraction * n))
+    if not 0.0 < fraction < 1.0 or n_out > n - 1:
+        raise UsageError(
+            f"fraction must be in (0, 1) and leave a sample on each side of {n}, got {fraction}"
+        )
+    order = np.random.default_rng(seed).permutation(n)
+    return np.sort(order[n_out:]), np.sort(order[:n_out])
+
+
+def holdout(dataset: Dataset, fraction: float = 0.1, *, seed: int = 0) -> tuple[Dataset, Dataset]:
+    """Split ``dataset`` into ``(rest, held_out)`` with :func:`holdout_index`."""
+    rest, held_out = holdout_index(len(dataset), fraction, seed=seed)
+    return dataset.subset(torch.from_numpy(rest)), dataset.subset(torch.from_numpy(held_out))
+
+
+def binarize_threshold(x: np.ndarray, threshold: float = 0.5) -> np.ndarray:
+    """Deterministic binarisation ``1[x > threshold]`` (same dtype as ``x``)."""
+    return (x > threshold).astype(x.dtype)
+
+
+def binarize_stochastic(x: np.ndarray, *, rng: np.random.Generator) -> np.ndarray:
+    """Stochastic binarisation ``b ~ Bernoulli(x)``, drawn once from ``rng``.
+
+    The usual treatment of MNIST for Bernoulli likelihoods (Salakhutdinov & Murray 2008); drawing
+    once from a seeded ``rng`` keeps the data set fixed across epochs and runs.
+    """
+    return (rng.uniform(size=x.shape) < x).astype(x.dtype)
