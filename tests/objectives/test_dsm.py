@@ -149,7 +149,12 @@ def test_gradient_vanishes_at_the_closed_form_optimum(predict, weight, time):
         k = torch.full((B,), k_val, dtype=DT, requires_grad=True)
         pred = as_prediction(proc, param_score(proc, c, k), predict)
         loss = dsm_loss(
-            proc, pred, gaussian_data(B, gen), predict=predict, weight=weight, time=time,
+            proc,
+            pred,
+            gaussian_data(B, gen),
+            predict=predict,
+            weight=weight,
+            time=time,
             generator=gen,
         )
         gc, gk = torch.autograd.grad(loss.sum(), [c, k])
@@ -249,7 +254,7 @@ def test_dsm_fixed_sigma_at_optimum_matches_vincent_closed_form():
     assert abs(loss.mean() - expected) < 4 * loss.std() / math.sqrt(B)
     worse = dsm_fixed_sigma(lambda y: -(y - MU) / (2 * var), x, sigma, generator=gen)
     assert worse.mean() > loss.mean() + 4 * worse.std() / math.sqrt(B)
-    with pytest.raises(UsageError, match="-0.1"):
+    with pytest.raises(UsageError, match=r"-0\.1"):
         dsm_fixed_sigma(lambda y: y, x, -0.1)
 
 
