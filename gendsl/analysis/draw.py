@@ -1,0 +1,138 @@
+"""Draw the model graph: Graphviz DOT text, or SVG/PNG through matplotlib (no Graphviz needed).
+
+Plate-style conventions of graphical models: observed variables are shaded circles, latent
+variables open circles, deterministic nodes dashed, networks boxes, processes and losses
+rounded labels; the data variables sit in a plate over the batch (drawn as a frame in DOT).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import networkx as nx
+
+from gendsl.analysis.model import CheckedModel
+from gendsl.errors import UsageError
+
+__all__ = ["to_dot", "write_graph"]
+
+# node kind -> (DOT attributes, matplotlib shape, face colour, line style)
+_STYLE = {
+    "observed": ('shape=circle style=filled fillcolor="#c8c8c8"', "o", "#c8c8c8", "solid"),
+    "latent": ("shape=circle", "o", "white", "solid"),
+    "condition": ('shape=circle style=filled fillcolor="#e8e0c8"', "o", "#e8e0c8", "solid"),
+    "derived": ("shape=circle style=dashed", "o", "white", "dashed"),
+    "noised": ('shape=circle style=filled fillcolor="#dde8f4"', "o", "#dde8f4", "solid"),
+    "noise": ("shape=circle style=dotted", "o", "white", "dotted"),
+    "net": ('shape=box style=filled fillcolor="#f4f4f4"', "s", "#f4f4f4", "solid"),
+    "flow": ('shape=box style="filled,rounded" fillcolor="#f4f4f4"', "s", "#f4f4f4", "solid"),
+    "process": ("shape=box style=rounded", "D", "white", "solid"),
+    "loss": ("shape=note", "h", "#fff4d8", "solid"),
+}
+_DEFAULT = ("shape=ellipse", "o", "white", "solid")
+
+
+def _kind(graph: nx.DiGraph, node: str) -> str:
+    return str(graph.nodes[node].get("kind", "latent"))
+
+
+def _quote(text: str) -> str:
+    return '"' + str(text).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def to_dot(model: CheckedModel) -> str:
+    """The model graph in Graphviz DOT, with the observed variables inside a plate."""
+    g = model.graph
+    lines = [f"digraph {_quote(model.name)} {{", "  rankdir=TB;", "  node [fontname=Helvetica];"]
+    observed = [n for n in g.nodes if _kind(g, n) == "observed"]
+    for node in g.nodes:
+        if node in observed:
+            continue
+        attrs = _STYLE.get(_kind(g, node), _DEFAULT)[0]
+        lines.append(
+            f"  {_quote(node)} [{attrs} label={_quote(g.nodes[node].get('label', node))}];"
+        )
+    if observed:
+        lines.append('  subgraph cluster_data { label="N"; style=rounded;')
+        for node in observed:
+            attrs = _STYLE["observed"][0]
+            lines.append(f"    {_quote(node)} [{attrs}];")
+        lines.append("  }")
+    for u, v, data in g.edges(data=True):
+        style = " [style=dashed color=gray40]" if data.get("guide") else ""
+        lines.append(f"  {_quote(u)} -> {_quote(v)}{style};")
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+def _layers(g: nx.DiGraph) -> dict[str, int]:
+    """Longest-path depth of each node (the guide's edges ignored), for a top-down layout."""
+    gen = nx.DiGraph((u, v) for u, v, d in g.edges(data=True) if not d.get("guide"))
+    gen.add_nodes_from(g.nodes)
+    depth = {}
+    for node in nx.topological_sort(gen):
+        preds = [depth[p] for p in gen.predecessors(node)]
+        depth[node] = max(preds) + 1 if preds else 0
+    return depth
+
+
+def _draw(model: CheckedModel, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    g = model.graph
+    layer = _layers(g)
+    for node, depth in layer.items():
+        g.nodes[node]["_layer"] = depth
+    pos = nx.multipartite_layout(g, subset_key="_layer", align="horizontal", scale=1.0)
+    pos = {n: (x, -y) for n, (x, y) in pos.items()}  # parents above children
+    width = max(4.0, 1.6 * max(1, max(list(layer.values()).count(d) for d in set(layer.values()))))
+    fig, ax = plt.subplots(figsize=(width, 1.4 * (max(layer.values(), default=0) + 2)))
+    for kind in {_kind(g, n) for n in g.nodes}:
+        _, marker, face, style = _STYLE.get(kind, _DEFAULT)
+        nodes = [n for n in g.nodes if _kind(g, n) == kind]
+        nx.draw_networkx_nodes(
+            g,
+            pos,
+            nodelist=nodes,
+            node_shape=marker,
+            node_color=face,
+            edgecolors="black",
+            linewidths=1.2,
+            node_size=1400,
+            ax=ax,
+        )
+        if style != "solid":
+            ax.collections[-1].set_linestyle(style)
+    gen_edges = [(u, v) for u, v, d in g.edges(data=True) if not d.get("guide")]
+    guide_edges = [(u, v) for u, v, d in g.edges(data=True) if d.get("guide")]
+    nx.draw_networkx_edges(g, pos, edgelist=gen_edges, node_size=1400, arrowsize=14, ax=ax)
+    nx.draw_networkx_edges(
+        g,
+        pos,
+        edgelist=guide_edges,
+        node_size=1400,
+        arrowsize=14,
+        style="dashed",
+        edge_color="gray",
+        ax=ax,
+    )
+    nx.draw_networkx_labels(g, pos, font_size=9, ax=ax)
+    ax.set_title(f"{model.name} [{model.family}]")
+    ax.axis("off")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def write_graph(model: CheckedModel, path: Path) -> None:
+    """Write the model graph to ``path``; the suffix picks the format (.dot, .svg or .png)."""
+    suffix = path.suffix.lower()
+    if suffix == ".dot":
+        path.write_text(to_dot(model))
+    elif suffix in (".svg", ".png", ".pdf"):
+        _draw(model, path)
+    else:
+        raise UsageError(f"graph output must end in .dot, .svg, .png or .pdf, got {path.name!r}")
