@@ -1,1 +1,39 @@
-"""gendsl.sampling."""
+"""Samplers as pure functions with one signature, time-step schedules, and a dispatcher."""
+
+from gendsl.sampling.common import Callback, Sampler, denoise, lands_on_data
+from gendsl.sampling.dispatch import DEFAULTS, METHODS, SampleResult, sample
+from gendsl.sampling.dpm_solver import dpm_solver
+from gendsl.sampling.ode import ddim, ode
+from gendsl.sampling.schedules import (
+    SCHEDULES,
+    karras,
+    sigma_of_t,
+    t_of_sigma,
+    uniform_log_snr,
+    uniform_t,
+)
+from gendsl.sampling.stochastic import ancestral, euler_maruyama, pc, sde
+
+__all__ = [
+    "DEFAULTS",
+    "METHODS",
+    "SCHEDULES",
+    "Callback",
+    "SampleResult",
+    "Sampler",
+    "ancestral",
+    "ddim",
+    "denoise",
+    "dpm_solver",
+    "euler_maruyama",
+    "karras",
+    "lands_on_data",
+    "ode",
+    "pc",
+    "sample",
+    "sde",
+    "sigma_of_t",
+    "t_of_sigma",
+    "uniform_log_snr",
+    "uniform_t",
+]

@@ -1,0 +1,112 @@
+"""One entry point for every sampler: draw the prior, build the time steps, count network
+evaluations, run."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import NamedTuple
+
+import torch
+from torch import Tensor
+
+from gendsl.errors import UsageError
+from gendsl.processes import Process, ScoreFn
+from gendsl.sampling.common import Callback, Sampler
+from gendsl.sampling.dpm_solver import dpm_solver
+from gendsl.sampling.ode import ddim, ode
+from gendsl.sampling.schedules import SCHEDULES
+from gendsl.sampling.stochastic import ancestral, euler_maruyama, pc, sde
+
+__all__ = ["DEFAULTS", "METHODS", "SampleResult", "sample"]
+
+METHODS: dict[str, Sampler] = {
+    "ancestral": ancestral,
+    "euler_maruyama": euler_maruyama,
+    "sde": sde,
+    "ode": ode,
+    "pc": pc,
+    "ddim": ddim,
+    "dpm_solver": dpm_solver,
+}
+
+# (steps, schedule) per method when the caller gives none; chosen from benchmarks/samplers.py.
+DEFAULTS: dict[str, tuple[int, str]] = {
+    "ancestral": (200, "uniform_t"),
+    "euler_maruyama": (500, "uniform_t"),
+    "sde": (500, "uniform_t"),
+    "ode": (50, "uniform_log_snr"),
+    "pc": (200, "uniform_t"),
+    "ddim": (50, "uniform_log_snr"),
+    "dpm_solver": (20, "uniform_log_snr"),
+}
+
+
+class SampleResult(NamedTuple):
+    """Samples and the number of score-network evaluations spent on them."""
+
+    x: Tensor
+    nfe: int
+
+
+class _Counted:
+    """A score function that counts its calls."""
+
+    def __init__(self, score_fn: ScoreFn):
+        self.score_fn, self.calls = score_fn, 0
+
+    def __call__(self, x: Tensor, t: Tensor) -> Tensor:
+        self.calls += 1
+        return self.score_fn(x, t)
+
+
+def sample(
+    process: Process,
+    score_fn: ScoreFn,
+    shape: Sequence[int],
+    *,
+    method: str = "ode",
+    steps: int | None = None,
+    schedule: str | None = None,
+    denoise: bool = True,
+    t_end: float | None = None,
+    generator: torch.Generator | None = None,
+    callback: Callback | None = None,
+    device: torch.device | str | None = None,
+    dtype: torch.dtype | None = None,
+    **knobs,
+) -> SampleResult:
+    """Draw ``shape`` samples with ``METHODS[method]``.
+
+    ``steps`` intervals of the ``schedule`` (a name in ``SCHEDULES``) run from T to ``t_end``
+    (default the process's ``t_min``); with ``denoise`` the last of them is the Tweedie step from
+    there to t = 0 (see :func:`~gendsl.sampling.common.lands_on_data`).  ``knobs`` go to the
+    sampler (``eta``, ``order``, ``snr``, ``method`` of ``sde``/``ode`` as ``solver``, ...).
+    """
+    if method not in METHODS:
+        known = ", ".join(sorted(METHODS))
+        raise UsageError(f"unknown sampling method {method!r}; known methods: {known}")
+    default_steps, default_schedule = DEFAULTS[method]
+    steps = default_steps if steps is None else steps
+    schedule = default_schedule if schedule is None else schedule
+    if schedule not in SCHEDULES:
+        known = ", ".join(sorted(SCHEDULES))
+        raise UsageError(f"unknown schedule {schedule!r}; known schedules: {known}")
+    if not isinstance(steps, int) or steps < (2 if denoise else 1):
+        raise UsageError(f"steps must be an integer >= {2 if denoise else 1}, got {steps}")
+    x = process.prior_sample(shape, generator=generator, device=device, dtype=dtype)
+    sched_knobs = {"rho": knobs.pop("rho")} if "rho" in knobs else {}
+    ts = SCHEDULES[schedule](
+        process,
+        steps - 1 if denoise else steps,
+        t_end=t_end,
+        device=x.device,
+        dtype=x.dtype,
+        **sched_knobs,
+    )
+    if denoise:
+        ts = torch.cat([ts, ts.new_zeros(1)])
+    if "solver" in knobs:
+        knobs["method"] = knobs.pop("solver")
+    counted = _Counted(score_fn)
+    out = METHODS[method](process, counted, x, ts, generator=generator, callback=callback, **knobs)
+    return SampleResult(out, counted.calls)
