@@ -1,0 +1,239 @@
+"""The standard library (``stdlib/*.gen``) and the examples (``examples/*.gen``).
+
+Every spec must parse, be in canonical form (``gendsl fmt`` leaves it unchanged), name one model
+after its file, cite a paper in its header, use a loss and sampler of its family's library table,
+and — once the checker is available — check clean with the expected family.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from gendsl.analysis import library
+from gendsl.frontend import ast
+from gendsl.frontend.parser import parse
+from gendsl.frontend.printer import format_source
+from gendsl.resources import stdlib_dir
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "examples"
+
+#: Every stdlib model and the family it must belong to.
+FAMILY = {
+    "vae": "latent",
+    "beta_vae": "latent",
+    "iwae": "latent",
+    "hvae": "latent",
+    "vqvae": "latent",
+    "discrete_vae": "latent",
+    "realnvp": "flow",
+    "glow": "flow",
+    "ffjord": "flow",
+    "gan": "adversarial",
+    "wgan": "adversarial",
+    "wgan_gp": "adversarial",
+    "dragan": "adversarial",
+    "sngan": "adversarial",
+    "ddpm": "diffusion",
+    "vp_sde": "diffusion",
+    "ve_sde": "diffusion",
+    "subvp_sde": "diffusion",
+    "consistency_distillation": "diffusion",
+    "consistency_training": "diffusion",
+    "classifier_guidance": "diffusion",
+    "cfg": "diffusion",
+    "controlnet": "diffusion",
+    "flow_matching": "matching",
+    "ot_cfm": "matching",
+    "sb_cfm": "matching",
+    "stochastic_interpolant": "matching",
+    "rectified_flow": "matching",
+    "ebm": "energy",
+    "dsm": "energy",
+    "ssm": "energy",
+}
+
+STDLIB = sorted(FAMILY)
+EXAMPLE_FILES = sorted(p.name for p in EXAMPLES.glob("*.gen"))
+
+
+def _stdlib(name: str) -> Path:
+    return stdlib_dir() / f"{name}.gen"
+
+
+def _program(path: Path) -> ast.Program:
+    return parse(path.read_text(), str(path))
+
+
+def _resolve_import(importer: Path, target: str) -> Path:
+    """The import rule of the language: beside the importer first, then the stdlib folder."""
+    local = importer.parent / target
+    if local.exists():
+        return local
+    return stdlib_dir() / target.removeprefix("stdlib/")
+
+
+def _merged(path: Path) -> list[ast.Stmt]:
+    """The statements of the file's (last) model after ``extends`` merging, base first.
+
+    Written independently of the checker: a child statement replaces the base's statement that
+    defines the same name or is the same singleton statement kind; ``train`` keys are merged.
+    """
+    program = _program(path)
+    models = {m.name: (m, path) for m in program.models}
+    for imp in program.imports:
+        other = _resolve_import(path, imp.path)
+        models.update({m.name: (m, other) for m in _program(other).models})
+    model = program.models[-1]
+    if model.base is None:
+        return list(model.body)
+    _, base_path = models[model.base]
+    stmts = _merged(base_path) if base_path != path else list(models[model.base][0].body)
+    for s in model.body:
+        key = _key(s)
+        if isinstance(s, ast.Train):
+            old = next((b for b in stmts if isinstance(b, ast.Train)), None)
+            items = {k.name: k for k in (old.items if old else ())} | {k.name: k for k in s.items}
+            stmts = [b for b in stmts if not isinstance(b, ast.Train)]
+            stmts.append(ast.Train(tuple(items.values())))
+        elif key is not None and any(_key(b) == key for b in stmts):
+            stmts = [s if _key(b) == key else b for b in stmts]
+        else:
+            stmts.append(s)
+    return stmts
+
+
+_SINGLETONS = (
+    ast.Predict,
+    ast.Loss,
+    ast.SamplerDecl,
+    ast.Guidance,
+    ast.Critic,
+    ast.Energy,
+    ast.SDE,
+    ast.Chain,
+    ast.Path,
+    ast.Couple,
+)
+
+
+def _key(s: ast.Stmt) -> tuple[str, str] | None:
+    if isinstance(s, _SINGLETONS):
+        return ("singleton", type(s).__name__)
+    if isinstance(s, ast.Decl | ast.Let | ast.Net | ast.Flow):
+        return ("name", s.name)
+    return None
+
+
+def _family(stmts: list[ast.Stmt]) -> str:
+    """The family rule of the language, from the statement kinds alone."""
+    kinds = {type(s) for s in stmts}
+    if kinds & {ast.SDE, ast.Chain}:
+        return "diffusion"
+    if ast.Path in kinds:
+        return "matching"
+    if ast.Flow in kinds:
+        return "flow"
+    if ast.Critic in kinds:
+        return "adversarial"
+    if ast.Energy in kinds:
+        return "energy"
+    return "latent"
+
+
+def test_the_table_lists_exactly_the_stdlib_files():
+    on_disk = sorted(p.stem for p in stdlib_dir().glob("*.gen"))
+    assert on_disk == STDLIB
+
+
+@pytest.mark.parametrize("name", STDLIB)
+def test_stdlib_spec_parses_to_one_model_named_after_its_file(name):
+    program = _program(_stdlib(name))
+    assert [m.name for m in program.models] == [name]
+
+
+@pytest.mark.parametrize("name", STDLIB)
+def test_stdlib_spec_is_in_canonical_form(name):
+    text = _stdlib(name).read_text()
+    assert format_source(text, name) == text
+
+
+@pytest.mark.parametrize("name", STDLIB)
+def test_stdlib_header_describes_and_cites(name):
+    header = _stdlib(name).read_text().split("\nmodel ", 1)[0]
+    comment = [line for line in header.splitlines() if line.startswith("#")]
+    assert len(comment) >= 2, f"{name}: header comment missing"
+    assert re.search(r"\b(19|20)\d\d\b", " ".join(comment)), f"{name}: no cited year"
+
+
+@pytest.mark.parametrize("name", STDLIB)
+def test_stdlib_imports_resolve_and_extend_a_stdlib_model(name):
+    path = _stdlib(name)
+    program = _program(path)
+    for imp in program.imports:
+        assert _resolve_import(path, imp.path).exists(), imp.path
+    base = program.models[0].base
+    if base is not None:
+        assert base in FAMILY
+        assert f'import "stdlib/{base}.gen"' in path.read_text()
+
+
+@pytest.mark.parametrize("name", STDLIB)
+def test_stdlib_statements_give_the_expected_family(name):
+    assert _family(_merged(_stdlib(name))) == FAMILY[name]
+
+
+@pytest.mark.parametrize("name", STDLIB)
+def test_stdlib_loss_and_sampler_come_from_the_family_tables(name):
+    stmts = _merged(_stdlib(name))
+    info = library.FAMILY_INFO[FAMILY[name]]
+    (loss,) = [s for s in stmts if isinstance(s, ast.Loss)]
+    spec = info.losses[loss.option.name]
+    assert {k.name for k in loss.option.kwargs} <= set(spec.params)
+    for s in stmts:
+        if isinstance(s, ast.SamplerDecl):
+            spec = info.samplers[s.option.name]
+            assert {k.name for k in s.option.kwargs} <= set(spec.params)
+        if isinstance(s, ast.Train):
+            assert {k.name for k in s.items} <= set(library.TRAIN)
+
+
+def _number(e: ast.Expr) -> float:
+    assert isinstance(e, ast.Num), e
+    return e.value
+
+
+def test_vp_sde_is_the_song_et_al_linear_schedule():
+    stmts = _merged(_stdlib("vp_sde"))
+    lets = {s.name: s for s in stmts if isinstance(s, ast.Let)}
+    assert _number(lets["beta_min"].value) == 0.1
+    assert _number(lets["beta_max"].value) == 20
+    (sde,) = [s for s in stmts if isinstance(s, ast.SDE)]
+    assert (sde.differential, sde.time) == ("dx", "t")
+    assert (_number(sde.t0), _number(sde.t1)) == (0, 1)
+
+
+def test_child_models_replace_the_base_statements():
+    stmts = _merged(_stdlib("cfg"))
+    (predict,) = [s for s in stmts if isinstance(s, ast.Predict)]
+    assert [a.id for a in predict.value.args] == ["x_t", "t", "y"]
+    train = next(s for s in _merged(_stdlib("wgan_gp")) if isinstance(s, ast.Train))
+    keys = {k.name for k in train.items}
+    assert {"steps", "batch", "critic_steps", "optimizer"} <= keys
+
+
+@pytest.mark.parametrize("name", EXAMPLE_FILES)
+def test_example_parses_and_is_canonical(name):
+    text = (EXAMPLES / name).read_text()
+    assert parse(text, name).models
+    assert format_source(text, name) == text
+
+
+def test_examples_exist_and_each_has_a_readme_command():
+    readme = (EXAMPLES / "README.md").read_text()
+    assert len(EXAMPLE_FILES) >= 6
+    for name in EXAMPLE_FILES:
+        assert re.search(rf"gendsl train examples/{re.escape(name)} --data \S+", readme), name
