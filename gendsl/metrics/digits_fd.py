@@ -11,6 +11,7 @@ fixed seed (a few seconds on a CPU) and cached in ``$GENDSL_CACHE`` (default
 from __future__ import annotations
 
 import os
+import pickle
 import tempfile
 from pathlib import Path
 
@@ -105,7 +106,7 @@ def digits_classifier(*, retrain: bool = False) -> DigitsClassifier:
         try:
             model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
             return model.eval()
-        except (RuntimeError, EOFError, KeyError, ValueError):
+        except (RuntimeError, EOFError, KeyError, ValueError, pickle.UnpicklingError):
             pass
     model = train_digits_classifier()
     _save_atomic(model.state_dict(), path)
