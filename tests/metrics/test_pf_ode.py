@@ -56,15 +56,16 @@ def test_exact_trace_flow_transports_the_gaussian_density(proc):
     x_T = a_T μ + (C_T C_0⁻¹)^{1/2} (x - a_0 μ) with C_t = a_t² Σ0 + s_t² I (all commute)."""
     gen = torch.Generator().manual_seed(0)
     x = MU + torch.randn(6, 2, generator=gen, dtype=DT) @ torch.linalg.cholesky(SIGMA0).T
-    x_T, delta = pf_ode_flow(proc, exact_score(proc), x, rtol=1e-8, atol=1e-8)
+    x_T, delta = pf_ode_flow(proc, exact_score(proc), x, rtol=1e-6, atol=1e-6)
     lhs = exact_log_prob(proc, x, proc.t_min)
-    torch.testing.assert_close(exact_log_prob(proc, x_T, proc.T) + delta, lhs, rtol=0, atol=1e-5)
+    torch.testing.assert_close(exact_log_prob(proc, x_T, proc.T) + delta, lhs, rtol=0, atol=1e-4)
     lam, U = torch.linalg.eigh(SIGMA0)
     (a0, s0), (aT, sT) = (proc.marginal(torch.tensor(t, dtype=DT)) for t in (proc.t_min, proc.T))
     ratio = ((aT**2 * lam + sT**2) / (a0**2 * lam + s0**2)).sqrt()
-    torch.testing.assert_close(x_T, aT * MU + (x - a0 * MU) @ U @ torch.diag(ratio) @ U.T)
+    want = aT * MU + (x - a0 * MU) @ U @ torch.diag(ratio) @ U.T
+    torch.testing.assert_close(x_T, want, rtol=1e-4, atol=1e-5)
     # With the process prior N(0, s_T² I) the answer is off only by a_T μ ≈ 0 and a_T² Σ0.
-    log_p = pf_ode_log_prob(proc, exact_score(proc), x, rtol=1e-8, atol=1e-8)
+    log_p = pf_ode_log_prob(proc, exact_score(proc), x)
     torch.testing.assert_close(log_p, lhs, rtol=0, atol=0.05)
 
 
