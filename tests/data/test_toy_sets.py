@@ -98,3 +98,25 @@ def test_unknown_name_and_negative_size() -> None:
         toy.make("moon", 3, seed=0)
     with pytest.raises(ValueError, match="n must be >= 0, got -1"):
         toy.make("moons", -1, seed=0)
+
+
+def test_swissroll_radius_follows_its_angle() -> None:
+    x = toy.make("swissroll", N, seed=0).astype(np.float64) * 7
+    t = _radius(x)  # ≈ t for t ~ U[1.5π, 4.5π], up to the 0.5 noise
+    np.testing.assert_allclose(t.mean(), 3 * np.pi, rtol=0.02)
+    assert t.min() > 1.5 * np.pi - 2 and t.max() < 4.5 * np.pi + 2
+    # the point's direction is t mod 2π with t its radius: the wrapped difference is only noise
+    # (about 0.4 rad on average; it would be π/2 if direction and radius were unrelated)
+    residual = np.angle(np.exp(1j * (t - np.arctan2(x[:, 1], x[:, 0]))))
+    assert np.mean(np.abs(residual)) < 0.6
+
+
+def test_pinwheel_arm_directions() -> None:
+    x, y = toy.make_labelled("pinwheel", N, seed=0)
+    for k in range(5):
+        arm = x[y == k].astype(np.float64)
+        direction = np.angle(np.mean(arm[:, 0] + 1j * arm[:, 1]))
+        # rotation 2πk/5 + 0.25 E[exp r] with r ~ N(0, 0.3²)
+        expected = 2 * np.pi * k / 5 + 0.25 * np.exp(0.045)
+        assert abs(np.angle(np.exp(1j * (direction - expected)))) < 0.05
+        np.testing.assert_allclose(_radius(arm).mean(), 1.35, rtol=0.03)
