@@ -136,7 +136,7 @@ def _train_settings(checked: CheckedModel, args: argparse.Namespace) -> dict[str
 
 
 def _tensors(checked: CheckedModel, dataset: Dataset) -> torch.Tensor | tuple[torch.Tensor, ...]:
-    """What the training loop samples batches from: ``x``, or ``(x, y)`` for a conditional model."""
+    """The training tensors: ``x``, or ``(x, y)`` for a conditional model."""
     if checked.condition_vars() and dataset.y is not None:
         return dataset.x, dataset.y
     return dataset.x
