@@ -1,0 +1,194 @@
+"""Sampler identities, convergence orders on a single Gaussian (exact PF-ODE), schedules, and
+the dispatcher."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from gendsl.errors import UsageError
+from gendsl.processes import VESDE, VPSDE, DiscreteChain, GaussianMixture
+from gendsl.sampling import (
+    ancestral,
+    ddim,
+    dpm_solver,
+    karras,
+    ode,
+    sample,
+    sigma_of_t,
+    uniform_log_snr,
+    uniform_t,
+)
+
+F64 = torch.float64
+MU, TAU = 1.0, 0.5
+
+
+def gaussian() -> GaussianMixture:
+    return GaussianMixture(torch.tensor([[MU, -MU]], dtype=F64), TAU)
+
+
+def exact_pf_ode(process, x_T, t_T, t_end):
+    """For data N(μ, τ²) the PF-ODE in x̃ = x/a, σ = s/a is dx̃/dσ = σ (x̃ - μ)/(τ² + σ²), so
+    x̃(σ) - μ = √((τ² + σ²)/(τ² + σ_T²)) (x̃_T - μ), written out by hand."""
+    mu = torch.tensor([MU, -MU], dtype=F64)
+    (a_T, s_T), (a_e, s_e) = process.marginal(t_T), process.marginal(t_end)
+    sig_T, sig_e = s_T / a_T, s_e / a_e
+    scale = torch.sqrt((TAU**2 + sig_e**2) / (TAU**2 + sig_T**2))
+    return a_e * (mu + scale * (x_T / a_T - mu))
+
+
+def fitted_order(run, steps_list):
+    errors = [run(n) for n in steps_list]
+    slope = np.polyfit(np.log(steps_list), np.log(errors), 1)[0]
+    return -slope, errors
+
+
+CASES = [
+    ("euler", lambda p, s, x, ts: ode(p, s, x, ts, method="euler"), 1),
+    ("heun", lambda p, s, x, ts: ode(p, s, x, ts, method="heun"), 2),
+    ("ddim", lambda p, s, x, ts: ddim(p, s, x, ts), 1),
+    ("dpm2_multi_data", lambda p, s, x, ts: dpm_solver(p, s, x, ts, order=2), 2),
+    ("dpm2_multi_noise", lambda p, s, x, ts: dpm_solver(p, s, x, ts, predict="noise"), 2),
+    ("dpm2_single", lambda p, s, x, ts: dpm_solver(p, s, x, ts, order=2, multistep=False), 2),
+    ("dpm3_multi", lambda p, s, x, ts: dpm_solver(p, s, x, ts, order=3), 3),
+    ("dpm3_single", lambda p, s, x, ts: dpm_solver(p, s, x, ts, order=3, multistep=False), 3),
+    ("rk4", lambda p, s, x, ts: ode(p, s, x, ts, method="rk4"), 4),
+]
+
+
+@pytest.mark.parametrize(("name", "solver", "order"), CASES, ids=[c[0] for c in CASES])
+def test_convergence_order_on_a_gaussian(name, solver, order):
+    """Error at t_end against the exact flow falls like N^{-order} (diffrax-style order test)."""
+    process = VPSDE()
+    score_fn = gaussian().score_fn(process)
+    x_T = torch.randn(64, 2, generator=torch.Generator().manual_seed(0), dtype=F64)
+    t_end = 0.05
+    exact = exact_pf_ode(
+        process, x_T, torch.tensor(1.0, dtype=F64), torch.tensor(t_end, dtype=F64)
+    )
+
+    def run(n):
+        ts = uniform_log_snr(process, n, t_end=t_end)
+        return (solver(process, score_fn, x_T, ts) - exact).abs().max().item()
+
+    steps = [32, 64, 128] if order < 4 else [16, 32, 64]
+    measured, errors = fitted_order(run, steps)
+    assert abs(measured - order) < 0.35, (name, measured, errors)
+
+
+def test_dopri5_matches_exact_flow():
+    process = VESDE(sigma_max=20.0)
+    score_fn = gaussian().score_fn(process)
+    x_T = process.prior_sample((32, 2), generator=torch.Generator().manual_seed(1), dtype=F64)
+    ts = torch.tensor([1.0, 0.3, 0.01], dtype=F64)
+    out = ode(process, score_fn, x_T, ts, rtol=1e-8, atol=1e-8)
+    exact = exact_pf_ode(process, x_T, ts[0], ts[-1])
+    torch.testing.assert_close(out, exact, rtol=1e-5, atol=1e-5)
+
+
+def test_ancestral_equals_ddim_with_eta_one():
+    """Two independently written forms of q(x_s | x_t, x0̂) draw identical samples."""
+    process = VPSDE()
+    mix = GaussianMixture(torch.tensor([[-1.0, 0.0], [1.0, 0.5]], dtype=F64), 0.1)
+    x = torch.randn(50, 2, dtype=F64)
+    ts = uniform_t(process, 12, dtype=F64)
+    a = ancestral(
+        process, mix.score_fn(process), x, ts, generator=torch.Generator().manual_seed(4)
+    )
+    b = ddim(
+        process, mix.score_fn(process), x, ts, eta=1.0, generator=torch.Generator().manual_seed(4)
+    )
+    torch.testing.assert_close(a, b)
+
+
+def test_ancestral_on_chain_is_ddpm_step():
+    """On a DiscreteChain, one step k → k-1 is Ho et al. 2020 eq. 11 with σ² = β̃_k."""
+    chain = DiscreteChain.linear(K=50, beta_1=1e-3, beta_K=0.2)
+    mix = GaussianMixture(torch.tensor([[0.5, -0.5]], dtype=F64), 0.3)
+    score_fn = mix.score_fn(chain)
+    k = 30
+    ts = torch.tensor([k / 50, (k - 1) / 50], dtype=F64)
+    x = torch.randn(8, 2, dtype=F64)
+    out = ancestral(chain, score_fn, x, ts, generator=torch.Generator().manual_seed(2))
+    z = torch.randn(8, 2, generator=torch.Generator().manual_seed(2), dtype=F64)
+    beta, abar = chain.betas[k - 1], chain.alphas_cumprod[k - 1]
+    abar_prev = chain.alphas_cumprod[k - 2]
+    eps = -torch.sqrt(1 - abar) * score_fn(x, torch.full((8,), k / 50, dtype=F64))
+    mean = (x - beta / torch.sqrt(1 - abar) * eps) / torch.sqrt(1 - beta)
+    beta_tilde = (1 - abar_prev) / (1 - abar) * beta
+    torch.testing.assert_close(out, mean + beta_tilde.sqrt() * z)
+
+
+@pytest.mark.parametrize("predict", ["data", "noise"])
+def test_first_order_dpm_solver_and_sigma_euler_are_ddim(predict):
+    """DPM-Solver-1 = DPM-Solver++1 = DDIM (Lu et al. 2022, Prop. 4.1) = Euler in σ (Karras)."""
+    process = VPSDE()
+    mix = GaussianMixture(torch.tensor([[-1.0, 0.0], [1.0, 0.5]], dtype=F64), 0.2)
+    x = torch.randn(20, 2, dtype=F64)
+    ts = karras(process, 9, dtype=F64)
+    ref = ddim(process, mix.score_fn(process), x, ts)
+    out = dpm_solver(process, mix.score_fn(process), x, ts, order=1, predict=predict)
+    torch.testing.assert_close(out, ref)
+    torch.testing.assert_close(ode(process, mix.score_fn(process), x, ts, method="euler"), ref)
+
+
+def test_schedules_follow_their_formulas():
+    process = VPSDE()
+    for sched in (uniform_t, uniform_log_snr, karras):
+        ts = sched(process, 10)
+        assert ts.shape == (11,)
+        assert ts[0].item() == 1.0 and math.isclose(ts[-1].item(), 1e-3)
+        assert bool((ts[1:] < ts[:-1]).all())
+    lam = process.log_snr(uniform_log_snr(process, 10))
+    torch.testing.assert_close(
+        lam.diff(), torch.full((10,), (lam[-1] - lam[0]).item() / 10, dtype=F64)
+    )
+    sig = sigma_of_t(process, karras(process, 10, rho=7.0))
+    s_max, s_min = sig[0].item(), sig[-1].item()
+    expect = [
+        (s_max ** (1 / 7) + i / 10 * (s_min ** (1 / 7) - s_max ** (1 / 7))) ** 7 for i in range(11)
+    ]
+    torch.testing.assert_close(sig, torch.tensor(expect, dtype=F64))
+    with pytest.raises(ValueError, match="0"):
+        uniform_t(process, 0)
+
+
+def test_dispatcher_counts_evaluations_and_rejects_unknown_names():
+    process = VPSDE()
+    score_fn = gaussian().score_fn(process)
+    r = sample(process, score_fn, (4, 2), method="dpm_solver", steps=10, dtype=F64)
+    assert r.nfe == 10 and r.x.shape == (4, 2)
+    r = sample(process, score_fn, (4, 2), method="dpm_solver", steps=5, order=3, multistep=False)
+    assert r.nfe == 3 * 4 + 1
+    r = sample(process, score_fn, (4, 2), method="ode", steps=5, solver="heun", denoise=False)
+    assert r.nfe == 2 * 5
+    seen = []
+    sample(
+        process, score_fn, (4, 2), method="ddim", steps=6, callback=lambda i, t, x: seen.append(i)
+    )
+    assert seen == list(range(6))
+    with pytest.raises(UsageError, match="ancestral, ddim, dpm_solver"):
+        sample(process, score_fn, (4, 2), method="nope")
+    with pytest.raises(UsageError, match="nope"):
+        sample(process, score_fn, (4, 2), schedule="nope")
+
+
+def test_same_generator_same_samples():
+    process = VPSDE()
+    score_fn = gaussian().score_fn(process)
+    runs = [
+        sample(
+            process,
+            score_fn,
+            (16, 2),
+            method="pc",
+            steps=20,
+            generator=torch.Generator().manual_seed(7),
+        ).x
+        for _ in range(2)
+    ]
+    assert torch.equal(runs[0], runs[1])
