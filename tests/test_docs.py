@@ -1,0 +1,133 @@
+"""The language reference stays in step with the library and the grammar.
+
+``docs/language.md`` must mention every name of ``gendsl/analysis/library.py`` (distributions,
+networks, losses, samplers, flow layers, couplings, guidance, train keys, types, functions) and
+every grammar keyword; its generated tables must equal what ``docs/gen_tables.py`` renders now;
+and every spec in its code blocks that is a complete model must parse.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+from pathlib import Path
+
+import pytest
+
+from gendsl.analysis import library
+from gendsl.frontend.parser import parse
+from gendsl.resources import grammar_text
+
+DOCS = Path(__file__).resolve().parent.parent / "docs"
+LANGUAGE = (DOCS / "language.md").read_text()
+DERIVATIONS = (DOCS / "derivations.md").read_text()
+
+
+def _gen_tables():
+    spec = importlib.util.spec_from_file_location("gen_tables", DOCS / "gen_tables.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _library_names() -> dict[str, set[str]]:
+    """Every user-visible name of the library, by category."""
+    families = library.FAMILY_INFO.values()
+    return {
+        "type": set(library.TYPES),
+        "distribution": set(library.DISTRIBUTIONS),
+        "network": set(library.NETWORKS),
+        "flow layer": set(library.FLOW_LAYERS),
+        "loss": {name for f in families for name in f.losses},
+        "sampler": {name for f in families for name in f.samplers},
+        "prediction": {p for f in families for p in f.predicts},
+        "coupling": set(library.COUPLINGS),
+        "guidance": set(library.GUIDANCE),
+        "train key": set(library.TRAIN),
+        "function": {*library.MATH_FUNCTIONS, *library.CONSTRUCTORS, *library.SPECIAL_FUNCTIONS},
+        "constant": set(library.CONSTANTS),
+        "keyword": set(library.KEYWORDS),
+    }
+
+
+def _documented(name: str, text: str) -> bool:
+    """``name`` appears as code: `name`, `name(...)`, `name = ...` or inside a code block."""
+    blocks = re.findall(r"```.*?```", text, re.S)
+    inline = re.findall(r"`([^`\n]+)`", re.sub(r"```.*?```", "", text, flags=re.S))
+    code = blocks + inline
+    return any(re.search(rf"(?<![\w]){re.escape(name)}(?![\w])", c) for c in code)
+
+
+@pytest.mark.parametrize("category", sorted(_library_names()))
+def test_every_library_name_is_in_the_reference(category):
+    missing = sorted(n for n in _library_names()[category] if not _documented(n, LANGUAGE))
+    assert not missing, f"docs/language.md lacks these {category} names: {missing}"
+
+
+def test_every_option_parameter_is_in_the_reference():
+    specs = [
+        *library.NETWORKS.values(),
+        *library.FLOW_LAYERS.values(),
+        *library.COUPLINGS.values(),
+        *library.GUIDANCE.values(),
+        *(
+            s
+            for f in library.FAMILY_INFO.values()
+            for s in (*f.losses.values(), *f.samplers.values())
+        ),
+    ]
+    missing = sorted(
+        {f"{s.name}.{p}" for s in specs for p in s.params if not _documented(p, LANGUAGE)}
+    )
+    assert not missing, missing
+
+
+def test_the_documented_check_can_fail():
+    assert not _documented("no_such_sampler_xyz", LANGUAGE)
+    assert _documented("dpm_solver", "use `dpm_solver(order = 2)`")
+    assert not _documented("ode", "use `dopri5`")
+
+
+def test_generated_tables_are_up_to_date():
+    gen = _gen_tables()
+    assert gen.splice(LANGUAGE, gen.render()) == LANGUAGE, "run: python docs/gen_tables.py"
+
+
+def test_generated_tables_show_defaults_from_the_library():
+    tables = _gen_tables().render()
+    k = library.FAMILY_INFO["latent"].losses["iwae"].params["k"].default
+    assert f"`k = {k}` (int)" in tables
+    steps = library.FAMILY_INFO["diffusion"].samplers["dpm_solver"].params["steps"].default
+    assert re.search(rf"\| `dpm_solver` \| `steps = {steps}`", tables)
+
+
+def test_every_grammar_keyword_is_reserved_in_the_reference():
+    keywords = set(re.findall(r'"([a-z]+)"', grammar_text()))
+    assert keywords <= set(library.KEYWORDS)
+    lexical = LANGUAGE.split("## Grammar", 1)[0]
+    missing = sorted(k for k in keywords if not re.search(rf"\b{k}\b", lexical))
+    assert not missing, missing
+
+
+def _blocks(text: str) -> list[str]:
+    return re.findall(r"```\n(.*?)```", text, re.S)
+
+
+def test_complete_models_in_the_reference_parse():
+    models = [b for b in _blocks(LANGUAGE) if re.match(r"(#.*\n)*(import|model) ", b)]
+    assert len(models) >= 3
+    for block in models:
+        assert parse(block, "language.md").models
+
+
+def test_derivations_cover_each_derived_quantity():
+    for topic in (
+        "perturbation kernel",
+        "chain",
+        "velocity",
+        "ELBO",
+        "reverse",
+        "probability flow",
+    ):
+        assert topic.lower() in DERIVATIONS.lower(), topic
+    assert len(re.findall(r"\b(19|20)\d\d\b", DERIVATIONS)) >= 8  # cited years
