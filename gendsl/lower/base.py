@@ -1,0 +1,192 @@
+"""The compiled model: the :class:`torch.nn.Module` every family's back end subclasses.
+
+A compiled model holds the checked spec (``.checked``, ``.spec_text``), the networks as
+submodules (so ``parameters()`` is what an optimiser trains and ``state_dict()`` is plain), and a
+training-step counter buffer.  Families implement the hooks:
+
+=============  ==========================================================================
+``loss``       the training objective for one batch, a differentiable scalar
+``sample``     ``n`` draws of the data variable
+``log_prob``   the exact log-likelihood per data point, where the family has one
+``elbo``       a lower bound on it per data point, where it has one (latent family)
+``diagnostics`` named floats for logs
+``describe``   the text ``gendsl compile`` prints
+=============  ==========================================================================
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from gendsl.analysis.model import CheckedModel, NetSpec, Opt, Shape
+from gendsl.errors import UsageError
+from gendsl.nn import build_network, count_parameters
+
+__all__ = ["Batch", "Model", "resolve_shape"]
+
+#: What ``loss``/``diagnostics`` accept: the data tensor, ``(x, y)`` with the condition, or a
+#: mapping from variable names to tensors.
+Batch = Tensor | Sequence[Tensor] | Mapping[str, Tensor]
+
+
+def resolve_shape(shape: Shape, sizes: Mapping[str, int]) -> tuple[int, ...]:
+    """``shape`` with every symbolic size replaced by its bound value."""
+    out = []
+    for s in shape:
+        if isinstance(s, str):
+            if s not in sizes:
+                raise UsageError(
+                    f"the size {s} is not bound; pass {s}=... or data whose shape fixes it"
+                )
+            s = sizes[s]
+        out.append(int(s))
+    return tuple(out)
+
+
+def _plain(value: Any) -> Any:
+    """A network option as :func:`~gendsl.nn.build_network` takes it (``fourier(32)`` ->
+    ``("fourier", 32)``)."""
+    if isinstance(value, Opt):
+        return (value.name, *value.args) if value.args else value.name
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
+class Model(nn.Module):
+    """A compiled gendsl model (see the module docstring for the hooks)."""
+
+    family: str = ""
+
+    def __init__(self, checked: CheckedModel, bindings: Mapping[str, int]):
+        super().__init__()
+        self.checked = checked
+        self.spec_text = checked.source.text
+        self.sizes: dict[str, int] = {**checked.sizes, **bindings}
+        self.register_buffer("step", torch.zeros((), dtype=torch.long))
+        self.register_buffer("_ref", torch.zeros(()), persistent=False)
+
+    # -------------------------------------------------------------------- shapes and data
+
+    def shape_of(self, name: str) -> tuple[int, ...]:
+        """The per-sample shape of variable ``name`` with sizes bound."""
+        return resolve_shape(self.checked.variables[name].type.shape, self.sizes)
+
+    def classes_of(self, name: str) -> int | None:
+        """The number of classes of a ``label``/``code`` variable (``None`` for others)."""
+        k = self.checked.variables[name].type.classes
+        return None if k is None else resolve_shape((k,), self.sizes)[0]
+
+    @property
+    def like(self) -> Tensor:
+        """A float scalar on the model's device and dtype (for constructing constants)."""
+        return self._ref
+
+    def as_data(self, batch: Batch) -> dict[str, Tensor]:
+        """A batch as ``{variable name: tensor}`` on the model's device.
+
+        A tensor is the (single) data variable; a pair/list is the data variables followed by
+        the conditions, in declaration order; a mapping is taken as it is.
+        """
+        names = [v.name for v in self.checked.data_vars() + self.checked.condition_vars()]
+        if isinstance(batch, Tensor):
+            items = {names[0]: batch}
+        elif isinstance(batch, Mapping):
+            items = dict(batch)
+        else:
+            if len(batch) > len(names):
+                raise UsageError(
+                    f"the batch has {len(batch)} parts but the model takes {len(names)} "
+                    f"({', '.join(names)})"
+                )
+            items = dict(zip(names, batch, strict=False))
+        device = self.like.device
+        return {
+            k: v.to(device, self.like.dtype if v.is_floating_point() else v.dtype)
+            for k, v in items.items()
+        }
+
+    def build_net(self, spec: NetSpec, in_shapes: Sequence[tuple[int, ...]] | None = None):
+        """The network of ``spec`` built by :func:`gendsl.nn.build_network`, sizes bound."""
+        options = {k: _plain(v) for k, v in spec.options.items()}
+        shapes = in_shapes or [resolve_shape(s, self.sizes) for s in spec.in_shapes]
+        classes = spec.cond_classes
+        try:
+            return build_network(
+                spec.kind,
+                options,
+                in_shapes=list(shapes),
+                out_shape=resolve_shape(spec.out_shape, self.sizes),
+                time=("concat" if spec.time and "time" not in options else None),
+                cond_classes=None if classes is None else resolve_shape((classes,), self.sizes)[0],
+            )
+        except ValueError as err:
+            raise UsageError(f"network {spec.name}: {err}") from err
+
+    # -------------------------------------------------------------------- the hooks
+
+    def loss(self, batch: Batch) -> Tensor:
+        """The training loss of one batch (a differentiable scalar, mean per data point)."""
+        raise NotImplementedError
+
+    def sample(
+        self,
+        n: int,
+        *,
+        method: str | None = None,
+        steps: int | None = None,
+        generator: torch.Generator | None = None,
+        **opts: Any,
+    ) -> Tensor:
+        """``n`` samples of the data variable."""
+        raise NotImplementedError
+
+    def log_prob(self, x: Batch) -> Tensor:
+        """Exact log-likelihood per data point (nats)."""
+        raise UsageError(f"the {self.family} family has no exact log-likelihood")
+
+    def elbo(self, x: Batch) -> Tensor:
+        """A lower bound on the log-likelihood per data point (nats)."""
+        raise UsageError(f"the {self.family} family has no evidence lower bound")
+
+    def diagnostics(self, batch: Batch) -> dict[str, float]:
+        """Named numbers describing the model on ``batch`` (for logs)."""
+        return {}
+
+    def objective_terms(self) -> list[str]:
+        """One line per term of the training objective (for :meth:`describe`)."""
+        return []
+
+    def describe(self) -> str:
+        """What ``gendsl compile`` prints: family, sites, networks, objective."""
+        c = self.checked
+        lines = [f"model {c.name}: {self.family} family"]
+        for title, sites in (("sample sites", c.sites), ("guide sites", c.guide)):
+            if sites:
+                lines.append(f"{title}:")
+                for s in sites:
+                    given = f" | {', '.join(s.given)}" if s.given else ""
+                    role = c.variables[s.name].role if s.name in c.variables else "?"
+                    lines.append(
+                        f"  {s.name}{given} ~ {s.dist}  [{role}, {self.shape_of(s.name)}]"
+                    )
+        nets = getattr(self, "nets", {})
+        if nets:
+            lines.append("networks:")
+            for name, net in nets.items():
+                spec = c.nets[name]
+                ins = ", ".join(str(tuple(s)) for s in getattr(net, "in_shapes", spec.in_shapes))
+                out = tuple(getattr(net, "out_shape", spec.out_shape))
+                lines.append(
+                    f"  {name} = {spec.kind}: {ins} -> {out}, {count_parameters(net)} parameters"
+                )
+        lines.append(f"parameters: {count_parameters(self)}")
+        terms = self.objective_terms()
+        if terms:
+            lines.append(f"objective: loss {c.loss.name}")
+            lines.extend(f"  {t}" for t in terms)
+        return "\n".join(lines)

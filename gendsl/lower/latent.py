@@ -1,0 +1,555 @@
+"""The latent-variable family: VAEs, β-VAEs, IWAEs, hierarchical VAEs, mixtures with enumerated
+discrete latents (lowered to Pyro), and VQ-VAEs (plain torch).
+
+One interpreter walks the spec's sample sites in topological order and hands each site's
+distribution to a *handler* that decides its value:
+
+* :meth:`LatentModel.pyro_model` / :meth:`LatentModel.pyro_guide` call ``pyro.sample`` inside
+  ``pyro.plate("data", B)`` — the programs Pyro's ELBOs (``Trace_ELBO``, ``TraceMeanField_ELBO``,
+  ``TraceEnum_ELBO``) consume;
+* the training loss records the sites directly (guide first, then the model replaying the guide's
+  values) and computes the bound with :mod:`gendsl.objectives.elbo` — the same numbers as Pyro's
+  ``TraceMeanField_ELBO``/``Trace_ELBO`` without the tracing overhead (the tests compare them);
+  models with enumerated sites use Pyro's ``TraceEnum_ELBO``;
+* sampling draws every site from its distribution, ancestrally.
+
+``log_prob`` is not available in this family; ``elbo(x)`` is the evidence lower bound and
+``iwae(x, k)`` the importance-weighted bound per data point.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import pyro
+import pyro.poutine as poutine
+import torch
+from pyro.infer import Trace_ELBO, TraceEnum_ELBO, TraceMeanField_ELBO
+from pyro.infer.elbo import ELBO
+from torch import Tensor, nn
+from torch.distributions import Distribution
+
+from gendsl.analysis.model import CheckedModel, NetSpec, Opt, Site
+from gendsl.errors import UsageError
+from gendsl.frontend import ast
+from gendsl.lower.base import Batch, Model, resolve_shape
+from gendsl.lower.dists import draw, make_dist, unpack_params
+from gendsl.lower.expr import Scope, evaluate, let_function
+from gendsl.lower.registry import register
+from gendsl.objectives.elbo import (
+    ElboTerms,
+    SiteRecord,
+    active_units,
+    annealed_beta,
+    elbo_terms,
+    free_bits_kl,
+    iwae_bound,
+    log_weights,
+)
+from gendsl.objectives.vq import VectorQuantizer, codebook_loss, commitment_loss, perplexity
+
+__all__ = ["LatentModel", "VQModel", "build_latent"]
+
+Handler = Callable[[Site, Distribution], Tensor]
+
+
+def _opt_kwargs(opt: Opt | str | None, positional: Sequence[str]) -> dict[str, Any]:
+    """The arguments of an option call as keywords (positional ones named by ``positional``)."""
+    if not isinstance(opt, Opt):
+        return {}
+    return {**dict(zip(positional, opt.args, strict=False)), **opt.kwargs}
+
+
+class _NetCall:
+    """A network as the spec calls it: positional tensors that may carry extra leading
+    (particle or enumeration) dimensions, a time ``t``, a label condition ``y``.
+
+    ``roles`` says per argument: ``tensor``, ``t`` or ``y`` (a label).  Leading dimensions of
+    all tensor arguments are broadcast, flattened into one batch for the network, and restored
+    on the output.
+    """
+
+    def __init__(self, owner: Model, name: str, roles: list[str], shapes: list[tuple[int, ...]]):
+        self.owner, self.name, self.roles, self.shapes = owner, name, roles, shapes
+
+    def __call__(self, *args: Any) -> Tensor:
+        net = self.owner.nets[self.name]
+        tensors: list[Tensor] = []
+        t = y = None
+        for role, a in zip(self.roles, args, strict=True):
+            if role == "t":
+                t = a
+            elif role == "y":
+                y = a
+            else:
+                tensors.append(torch.as_tensor(a, device=self.owner.like.device))
+        if not tensors:
+            return net(t=t, y=y)
+        batches = [x.shape[: x.dim() - len(s)] for x, s in zip(tensors, self.shapes, strict=True)]
+        if y is not None:
+            batches.append(y.shape)
+        batch = torch.broadcast_shapes(*batches)
+        flat = [
+            x.expand(*batch, *s).reshape(-1, *s) for x, s in zip(tensors, self.shapes, strict=True)
+        ]
+        if y is not None:
+            y = y.expand(batch).reshape(-1)
+        out = net(*flat, t=t, y=y)
+        return out.reshape(*batch, *out.shape[1:])
+
+
+class _Tracer:
+    """A handler recording every site: observed sites take their data, replayed sites the given
+    values, the rest a reparameterised draw where the distribution has one."""
+
+    def __init__(self, observe: Mapping[str, Tensor], replay: Mapping[str, Tensor] | None = None):
+        self.observe, self.replay = observe, replay or {}
+        self.records: dict[str, SiteRecord] = {}
+
+    def __call__(self, site: Site, fn: Distribution) -> Tensor:
+        observed = site.name in self.observe
+        if observed:
+            value = self.observe[site.name]
+        elif site.name in self.replay:
+            value = self.replay[site.name]
+        else:
+            value = fn.rsample() if fn.has_rsample else fn.sample()
+        self.records[site.name] = SiteRecord(fn, value, observed)
+        return value
+
+
+class LatentModel(Model):
+    """A compiled latent-variable model trained by ``elbo`` or ``iwae`` (see the module
+    docstring).  ``log_prob`` is not available; ``elbo(x)`` and ``iwae(x, k)`` are bounds."""
+
+    family = "latent"
+
+    def __init__(self, checked: CheckedModel, bindings: Mapping[str, int]):
+        super().__init__(checked, bindings)
+        self.calls: dict[str, _NetCall] = {}
+        nets = {name: self._lower_net(spec) for name, spec in checked.nets.items()}
+        self.nets = nn.ModuleDict(nets)
+        self.data_names = [v.name for v in checked.data_vars()]
+        self._configure_loss(checked.loss)
+        guided = {s.name for s in checked.guide} | set(self.enumerate)
+        for site in checked.sites:
+            role = checked.variables[site.name].role
+            if role == "latent" and site.name not in guided:
+                raise UsageError(
+                    f"latent {site.name} has no guide site and is not enumerated; add "
+                    f"'{site.name} | ... ~ ...' to the guide or loss elbo(enumerate = "
+                    f"[{site.name}])"
+                )
+
+    # -------------------------------------------------------------------- lowering
+
+    def _lower_net(self, spec: NetSpec) -> nn.Module:
+        """Build ``spec``'s network and the callable the interpreter uses for it: the time
+        ``t`` and label variables (conditions or latents) enter as ``t=``/``y=``."""
+        roles = []
+        for name in spec.inputs:
+            var = self.checked.variables.get(name)
+            if name == "t" and var is None:
+                roles.append("t")
+            elif var is not None and var.type.kind == "label":
+                roles.append("y")
+            else:
+                roles.append("tensor")
+        shapes = [resolve_shape(s, self.sizes) for s in spec.in_shapes]
+        self.calls[spec.name] = _NetCall(self, spec.name, roles, shapes)
+        return self.build_net(spec)
+
+    def _configure_loss(self, loss: Opt) -> None:
+        kw = loss.kwargs
+        self.objective = loss.name
+        if loss.name not in ("elbo", "iwae"):
+            raise UsageError(f"loss {loss.name} is not a latent-variable objective")
+        self.beta = float(kw.get("beta", 1.0))
+        anneal = kw.get("anneal")
+        self.anneal = _opt_kwargs(anneal, ("start", "end", "steps")) if anneal else None
+        self.free_bits = float(kw.get("free_bits", 0.0))
+        self.enumerate = [str(e) for e in kw.get("enumerate", [])]
+        kl = kw.get("kl", "analytic")
+        if kl not in ("analytic", "mc"):
+            raise UsageError(f"kl must be analytic or mc, got {kl!r}")
+        self.analytic = kl == "analytic"
+        self.k = int(kw.get("k", 16)) if loss.name == "iwae" else 1
+        if self.enumerate and (self.objective == "iwae" or self.free_bits):
+            raise UsageError("enumerate works with loss elbo without free_bits")
+        if self.free_bits and not self.analytic:
+            raise UsageError("free_bits needs the analytic KL; remove kl = mc")
+
+    # -------------------------------------------------------------------- the interpreter
+
+    def _scope(self, data: Mapping[str, Tensor]) -> Scope:
+        c = self.checked
+        base = Scope({}, like=self.like)
+        for name, let in c.lets.items():
+            base[name] = let_function(let, base) if let.params else evaluate(let.value, base)
+        values: dict[str, Any] = dict(self.calls)
+        values.update(data)
+        derived = {a.target: a.value for a in c.assigns if a.target not in data}
+        return Scope(values, like=self.like, derived=derived, parent=base)
+
+    def _site_dist(self, site: Site, scope: Scope, batch: tuple[int, ...]) -> Distribution:
+        event = self.shape_of(site.name)
+        classes = self.classes_of(site.name) if site.dist == "Categorical" else None
+        if site.packed is not None:
+            out = evaluate(site.packed, scope)
+            params = unpack_params(site.dist, out, event if classes is None else (classes,))
+        else:
+            params = {k: evaluate(v, scope) for k, v in site.params.items()}
+        return make_dist(
+            site.dist,
+            params,
+            batch_shape=batch,
+            event_shape=event,
+            like=self.like,
+            classes=classes,
+        )
+
+    def run(
+        self, sites: Sequence[Site], scope: Scope, handler: Handler, batch: tuple[int, ...]
+    ) -> Scope:
+        """Walk ``sites`` in order, giving each distribution to ``handler`` and binding its
+        value in ``scope``."""
+        for site in sites:
+            scope[site.name] = handler(site, self._site_dist(site, scope, batch))
+        return scope
+
+    def _batch_size(self, data: Mapping[str, Tensor]) -> int:
+        return next(iter(data.values())).shape[0]
+
+    # -------------------------------------------------------------------- Pyro programs
+
+    def _latent_scale(self) -> float:
+        return self.current_beta()
+
+    def _pyro_handler(self, site: Site, fn: Distribution, data: Mapping[str, Tensor]) -> Tensor:
+        if site.name in self.enumerate:
+            return pyro.sample(site.name, fn, infer={"enumerate": "parallel"})
+        if site.name in data:
+            return pyro.sample(site.name, fn, obs=data[site.name])
+        with poutine.scale(scale=self._latent_scale()):
+            return pyro.sample(site.name, fn)
+
+    def pyro_model(self, data: Mapping[str, Tensor]) -> None:
+        """The generative program as a Pyro model over one batch (latent sites scaled by β)."""
+        with pyro.plate("data", self._batch_size(data), dim=-1):
+            self.run(
+                self.checked.sites,
+                self._scope(data),
+                lambda s, fn: self._pyro_handler(s, fn, data),
+                (self._batch_size(data),),
+            )
+
+    def pyro_guide(self, data: Mapping[str, Tensor]) -> None:
+        """The ``guide { }`` as a Pyro guide over one batch (sites scaled by β)."""
+        with pyro.plate("data", self._batch_size(data), dim=-1):
+            self.run(
+                self.checked.guide,
+                self._scope(data),
+                lambda s, fn: self._pyro_handler(s, fn, data),
+                (self._batch_size(data),),
+            )
+
+    def pyro_elbo(self, *, num_particles: int = 1) -> ELBO:
+        """The Pyro ELBO object matching the spec's loss: ``TraceEnum_ELBO`` with enumerated
+        sites, ``TraceMeanField_ELBO`` with the analytic KL, else ``Trace_ELBO``."""
+        if self.enumerate:
+            return TraceEnum_ELBO(max_plate_nesting=1, num_particles=num_particles)
+        cls = TraceMeanField_ELBO if self.analytic else Trace_ELBO
+        return cls(num_particles=num_particles)
+
+    # -------------------------------------------------------------------- objectives
+
+    def current_beta(self) -> float:
+        """β at the current training step (the ``anneal`` schedule applied to ``beta``)."""
+        if self.anneal is None:
+            return self.beta
+        a = self.anneal
+        return annealed_beta(
+            int(self.step),
+            beta=self.beta,
+            start=float(a.get("start", 0.0)),
+            end=float(a.get("end", 1.0)),
+            steps=int(a.get("steps", 1)),
+        )
+
+    def trace(
+        self, data: Mapping[str, Tensor], *, particles: int = 1
+    ) -> tuple[dict[str, SiteRecord], dict[str, SiteRecord]]:
+        """Run the guide then the model (replaying the guide) on ``particles`` copies of the
+        batch stacked along the batch axis; the model's and the guide's site records."""
+        if particles > 1:
+            data = {k: v.repeat(particles, *([1] * (v.dim() - 1))) for k, v in data.items()}
+        batch = (self._batch_size(data),)
+        guide = _Tracer(data)
+        self.run(self.checked.guide, self._scope(data), guide, batch)
+        replay = {k: r.value for k, r in guide.records.items()}
+        model = _Tracer(data, replay)
+        self.run(self.checked.sites, self._scope(data), model, batch)
+        return model.records, guide.records
+
+    def _terms(self, data: Mapping[str, Tensor]) -> ElboTerms:
+        return elbo_terms(*self.trace(data), analytic=self.analytic)
+
+    def loss(self, batch: Batch) -> Tensor:
+        """−(bound) per data point, averaged over the batch.
+
+        ``elbo``: −E_q[log p(x|z)] + β(step)·KL, the KL with free bits when ``free_bits > 0``;
+        ``iwae``: −L_k; with ``enumerate``: Pyro's ``TraceEnum_ELBO`` (β scales the guided
+        latents' sites).  Training-mode calls with gradients advance the step counter.
+        """
+        data = self.as_data(batch)
+        n = self._batch_size(data)
+        beta = self.current_beta()
+        if self.enumerate:
+            value = self.pyro_elbo().differentiable_loss(self.pyro_model, self.pyro_guide, data)
+            value = value / n
+        elif self.objective == "iwae":
+            log_w = log_weights(*self.trace(data, particles=self.k)).reshape(self.k, n)
+            value = -iwae_bound(log_w).mean()
+        else:
+            terms = self._terms(data)
+            if self.free_bits > 0:
+                kl = sum(free_bits_kl(d, self.free_bits) for d in terms.kl_dims.values())
+            else:
+                kl = terms.kl_total.mean()
+            value = -terms.recon.mean() + beta * kl
+        if self.training and torch.is_grad_enabled():
+            self.step += 1
+        return value
+
+    def elbo(self, x: Batch) -> Tensor:
+        """The ELBO per data point (β = 1, no free bits; exact sum over enumerated sites)."""
+        data = self.as_data(x)
+        if not self.enumerate:
+            return self._terms(data).elbo
+        enum = TraceEnum_ELBO(max_plate_nesting=1)
+        n = self._batch_size(data)
+        beta, self.beta, anneal, self.anneal = self.beta, 1.0, self.anneal, None
+        try:
+            points = [
+                -enum.differentiable_loss(
+                    self.pyro_model, self.pyro_guide, {k: v[i : i + 1] for k, v in data.items()}
+                )
+                for i in range(n)
+            ]
+        finally:
+            self.beta, self.anneal = beta, anneal
+        return torch.stack(points)
+
+    def iwae(self, x: Batch, k: int = 16) -> Tensor:
+        """The importance-weighted bound L_k per data point (Burda et al. 2016)."""
+        if self.enumerate:
+            raise UsageError("iwae does not support enumerated sites")
+        data = self.as_data(x)
+        n = self._batch_size(data)
+        return iwae_bound(log_weights(*self.trace(data, particles=k)).reshape(k, n))
+
+    @torch.no_grad()
+    def diagnostics(self, batch: Batch) -> dict[str, float]:
+        """ELBO, reconstruction term, KL per latent and per dimension (analytic where torch has
+        a closed form), active units per latent, the current β."""
+        data = self.as_data(batch)
+        out = {"beta": self.current_beta()}
+        if self.enumerate:
+            out["elbo"] = float(self.elbo(data).mean())
+            return out
+        model, guide = self.trace(data)
+        terms = elbo_terms(model, guide, analytic=True)
+        out.update(elbo=float(terms.elbo.mean()), recon=float(terms.recon.mean()))
+        out["kl"] = float(terms.kl_total.mean())
+        for name, kl in terms.kl.items():
+            out[f"kl/{name}"] = float(kl.mean())
+            dims = terms.kl_dims[name]
+            if dims is not None:
+                for i, v in enumerate(dims.reshape(dims.shape[0], -1).mean(0).tolist()):
+                    out[f"kl/{name}[{i}]"] = v
+            try:
+                means = guide[name].fn.mean
+            except NotImplementedError:
+                continue
+            out[f"active_units/{name}"] = float(active_units(means))
+        return out
+
+    # -------------------------------------------------------------------- sampling
+
+    def _sample_scope(
+        self, n: int, conditions: Mapping[str, Any], generator: torch.Generator | None
+    ) -> Scope:
+        """The scope sampling starts from: lets, networks and the given conditions."""
+        data = {}
+        for v in self.checked.condition_vars():
+            if v.name not in conditions:
+                raise UsageError(f"sampling a conditional model needs {v.name}=... (a tensor)")
+            value = torch.as_tensor(conditions[v.name], device=self.like.device)
+            data[v.name] = value.expand(n, *value.shape[1:]) if value.dim() else value.expand(n)
+        return self._scope(data)
+
+    @torch.no_grad()
+    def sample(
+        self,
+        n: int,
+        *,
+        method: str | None = None,
+        steps: int | None = None,
+        generator: torch.Generator | None = None,
+        mean: bool = False,
+        **conditions: Any,
+    ) -> Tensor:
+        """``n`` ancestral samples: latents from the prior, then the data site.
+
+        ``mean=True`` returns the observation distribution's mean instead of a draw of it (for
+        a Bernoulli, the probabilities).  Conditions are passed by name (``y=labels``).
+        """
+        if method not in (None, "ancestral"):
+            raise UsageError(f"the latent family samples with ancestral, got method {method!r}")
+        if steps is not None:
+            raise UsageError(f"ancestral sampling takes no steps, got steps={steps}")
+        scope = self._sample_scope(n, conditions, generator)
+
+        def handler(site: Site, fn: Distribution) -> Tensor:
+            if mean and site.name in self.data_names:
+                return fn.mean
+            return draw(fn, generator=generator)
+
+        self.run(self.checked.sites, scope, handler, (n,))
+        return scope[self.data_names[0]]
+
+    def objective_terms(self) -> list[str]:
+        terms = []
+        for site in self.checked.sites:
+            role = self.checked.variables[site.name].role
+            if role == "data":
+                terms.append(f"reconstruction: E_q[log p({site.name} | {', '.join(site.given)})]")
+        for name in self.enumerate:
+            terms.append(f"{name}: summed out exactly (TraceEnum_ELBO)")
+        for q in self.checked.guide:
+            kl = "analytic" if self.analytic else "Monte Carlo"
+            terms.append(f"KL(q({q.name} | {', '.join(q.given)}) || p({q.name})): {kl}")
+        if self.objective == "iwae":
+            terms.append(f"importance-weighted bound with k = {self.k} (Burda et al. 2016)")
+        if self.beta != 1.0 or self.anneal:
+            terms.append(f"KL weight beta = {self.beta}, anneal = {self.anneal}")
+        if self.free_bits:
+            terms.append(f"free bits: {self.free_bits} nats per latent dimension")
+        return terms
+
+
+class VQModel(LatentModel):
+    """A VQ-VAE (van den Oord et al. 2017) compiled to plain torch.
+
+    loss = −log p(x | z_q(x)) + ‖sg[z_e] − e‖² (unless the codebook is an EMA) +
+    β_c ‖z_e − sg[e]‖², per data point.  ``sample`` draws codes uniformly (the uniform prior the
+    paper trains with) and decodes them.
+    """
+
+    def __init__(self, checked: CheckedModel, bindings: Mapping[str, int]):
+        quantized = [a for a in checked.assigns if _is_quantize(a.value)]
+        if len(quantized) != 1:
+            raise UsageError("loss vq needs exactly one 'e = quantize(enc(x))'")
+        self.code_name = quantized[0].target
+        self.encoder_call = quantized[0].value.args[0]
+        super().__init__(checked, bindings)
+        kw = checked.loss.kwargs
+        codebook = kw.get("codebook", "ema")
+        decay = float(_opt_kwargs(codebook, ("decay",)).get("decay", 0.99))
+        name = codebook.name if isinstance(codebook, Opt) else codebook
+        if name not in ("ema", "loss"):
+            raise UsageError(f"codebook must be ema(decay = ...) or loss, got {name!r}")
+        self.commitment = float(kw.get("commitment", 0.25))
+        K, dim = self.classes_of(self.code_name), self.shape_of(self.code_name)[0]
+        self.quantizer = VectorQuantizer(K, dim, ema=name == "ema", decay=decay)
+
+    def _configure_loss(self, loss: Opt) -> None:
+        self.objective, self.enumerate, self.anneal, self.beta = "vq", [], None, 1.0
+        self.free_bits, self.analytic, self.k = 0.0, True, 1
+
+    def _scope(self, data: Mapping[str, Tensor]) -> Scope:
+        scope = super()._scope(data)
+        scope["quantize"] = self.quantizer
+        return scope
+
+    def _quantized(self, data: Mapping[str, Tensor]) -> tuple[dict[str, SiteRecord], dict]:
+        tracer = _Tracer(data)
+        self.run(self.checked.sites, self._scope(data), tracer, (self._batch_size(data),))
+        return tracer.records, self.quantizer.last
+
+    def _vq_terms(self, data: Mapping[str, Tensor]) -> dict[str, Tensor]:
+        records, last = self._quantized(data)
+        nll = -sum(r.fn.log_prob(r.value) for r in records.values() if r.observed)
+        return {
+            "nll": nll,
+            "codebook": codebook_loss(last["z_e"], last["z_q"]),
+            "commitment": commitment_loss(last["z_e"], last["z_q"]),
+            "index": last["index"],
+        }
+
+    def loss(self, batch: Batch) -> Tensor:
+        """Reconstruction NLL + codebook + β_c·commitment, mean per data point."""
+        t = self._vq_terms(self.as_data(batch))
+        value = t["nll"] + self.commitment * t["commitment"]
+        if not self.quantizer.ema:
+            value = value + t["codebook"]
+        if self.training and torch.is_grad_enabled():
+            self.step += 1
+        return value.mean()
+
+    def elbo(self, x: Batch) -> Tensor:
+        """log p(x | z_q(x)) − log K·(code positions): the ELBO under the uniform prior with a
+        deterministic one-hot posterior (van den Oord et al. 2017, sec. 3.2)."""
+        t = self._vq_terms(self.as_data(x))
+        positions = t["index"][0].numel()
+        return -t["nll"] - positions * torch.log(torch.tensor(float(self.quantizer.K)))
+
+    def iwae(self, x: Batch, k: int = 16) -> Tensor:
+        raise UsageError("a VQ-VAE has a deterministic posterior; use elbo(x)")
+
+    @torch.no_grad()
+    def diagnostics(self, batch: Batch) -> dict[str, float]:
+        """Reconstruction NLL, codebook and commitment terms, code perplexity and usage."""
+        t = self._vq_terms(self.as_data(batch))
+        K = self.quantizer.K
+        used = torch.unique(t["index"]).numel()
+        return {
+            "nll": float(t["nll"].mean()),
+            "codebook": float(t["codebook"].mean()),
+            "commitment": float(t["commitment"].mean()),
+            "perplexity": float(perplexity(t["index"], K)),
+            "codebook_usage": used / K,
+        }
+
+    def _sample_scope(
+        self, n: int, conditions: Mapping[str, Any], generator: torch.Generator | None
+    ) -> Scope:
+        """The prior's scope with a grid of codes drawn uniformly from the codebook."""
+        scope = super()._sample_scope(n, conditions, generator)
+        grid = self.nets[self.encoder_call.func].out_shape[1:]
+        index = torch.randint(
+            0, self.quantizer.K, (n, *grid), generator=generator, device=self.like.device
+        )
+        scope[self.code_name] = self.quantizer.lookup(index)
+        return scope
+
+    def objective_terms(self) -> list[str]:
+        terms = ["reconstruction: -log p(x | z_q(x))", f"commitment: {self.commitment}"]
+        if self.quantizer.ema:
+            terms.append(f"codebook: EMA, decay {self.quantizer.decay}")
+        else:
+            terms.append("codebook: ||sg[z_e] - e||^2")
+        return terms
+
+
+def _is_quantize(e: ast.Expr) -> bool:
+    return isinstance(e, ast.Call) and e.func == "quantize" and len(e.args) == 1
+
+
+@register("latent")
+def build_latent(checked: CheckedModel, bindings: dict[str, int]) -> LatentModel:
+    """The latent family's back end: a :class:`VQModel` for ``loss vq``, else a
+    :class:`LatentModel`."""
+    cls = VQModel if checked.loss.name == "vq" else LatentModel
+    return cls(checked, bindings)
