@@ -237,3 +237,61 @@ def test_examples_exist_and_each_has_a_readme_command():
     assert len(EXAMPLE_FILES) >= 6
     for name in EXAMPLE_FILES:
         assert re.search(rf"gendsl train examples/{re.escape(name)} --data \S+", readme), name
+
+
+# ------------------------------------------------------------------ with the checker (helper E)
+
+#: The family of each example, by file name.
+EXAMPLE_FAMILY = {
+    "cfg_moons.gen": "diffusion",
+    "ddpm_moons.gen": "diffusion",
+    "ebm_rings.gen": "energy",
+    "hvae_digits.gen": "latent",
+    "iwae_digits.gen": "latent",
+    "ot_cfm_8gaussians.gen": "matching",
+    "realnvp_moons.gen": "flow",
+    "vae_digits.gen": "latent",
+    "vp_sde_moons.gen": "diffusion",
+    "vqvae_digits.gen": "latent",
+    "wgan_gp_25gaussians.gen": "adversarial",
+}
+
+#: Models whose checked form must be conditional (they declare a condition).
+CONDITIONAL = {"classifier_guidance", "cfg", "controlnet"}
+
+
+def _checked(path: Path):
+    check = pytest.importorskip("gendsl.analysis.check")
+    return check.check_file(path)[-1]
+
+
+@pytest.mark.parametrize("name", STDLIB)
+def test_stdlib_spec_checks_clean_with_its_family(name):
+    model = _checked(_stdlib(name))
+    assert (model.name, model.family) == (name, FAMILY[name])
+    assert model.loss.name in library.FAMILY_INFO[FAMILY[name]].losses
+    assert model.conditional == (name in CONDITIONAL)
+
+
+def test_example_table_lists_every_example():
+    assert sorted(EXAMPLE_FAMILY) == EXAMPLE_FILES
+
+
+@pytest.mark.parametrize("name", EXAMPLE_FILES)
+def test_example_checks_clean_with_its_family(name):
+    model = _checked(EXAMPLES / name)
+    assert (model.name, model.family) == (Path(name).stem, EXAMPLE_FAMILY[name])
+
+
+def test_checked_vae_infers_the_packed_encoder_and_decoder_shapes():
+    model = _checked(_stdlib("vae"))
+    assert model.nets["enc"].out_shape == (2, 16)  # loc and scale of z : real[16]
+    assert model.nets["dec"].in_shapes == ((16,),)
+    assert [s.name for s in model.guide] == ["z"]
+    assert model.guide[0].packed is not None
+
+
+def test_checked_vp_sde_network_is_time_conditioned():
+    model = _checked(_stdlib("vp_sde"))
+    assert model.nets["eps"].time
+    assert model.predict.kind == "eps"
