@@ -7,8 +7,8 @@ AST expressions it points to); they never re-check.
 
 Option values (``loss elbo(beta = 4, anneal = linear(0, 1, steps = 100))``, ``train { }``,
 network hyper-parameters) are converted to plain Python by :func:`to_value`: numbers stay
-numbers, strings and bare names become ``str``, lists become ``list``, and calls become
-:class:`Opt`.
+numbers, ``true``/``false`` become ``bool``, strings and other bare names become ``str``, lists
+become ``list``, and calls become :class:`Opt`.
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ def to_value(e: ast.Expr | ast.Option) -> Any:
     if isinstance(e, ast.Str):
         return e.value
     if isinstance(e, ast.Name):
-        return e.id
+        return {"true": True, "false": False}.get(e.id, e.id)
     if isinstance(e, ast.List):
         return [to_value(i) for i in e.items]
     if isinstance(e, ast.Neg) and isinstance(e.operand, ast.Num):
@@ -127,7 +127,8 @@ class Site:
 
     ``params`` maps canonical parameter names (``loc``, ``scale``, ``logits``, ``probs``, ...) to
     expressions.  ``packed`` is set instead when one network call gives every parameter
-    (``Normal(enc(x))``: loc and pre-softplus scale, split in half along the last axis).
+    (``Normal(enc(x))``: the network's output has shape ``(n_params,) + shape(x)``; ``loc =
+    out[:, 0]`` and ``scale = softplus(out[:, 1]) + 1e-5``).
     """
 
     name: str

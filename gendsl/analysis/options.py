@@ -1,0 +1,197 @@
+"""Checking a library option written in a spec against its :class:`~library.OptionSpec`.
+
+``check_option`` binds positional and named arguments to the spec's parameters, checks every
+value against its :class:`~library.Param` kind, and returns an :class:`~model.Opt` whose
+``kwargs`` hold every parameter (defaults filled in, nested options normalised the same way).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from gendsl.analysis.library import NETWORKS, OptionSpec, Param
+from gendsl.analysis.model import Opt, to_value
+from gendsl.analysis.resolve import closest
+from gendsl.frontend import ast
+from gendsl.source import Span
+
+__all__ = ["OptionChecker", "describe"]
+
+Report = Callable[[str, Span], None]
+
+_KIND_WORDS = {
+    "number": "a number",
+    "int": "a whole number",
+    "bool": "true or false",
+    "string": "a string",
+    "ints": "a list of whole numbers",
+    "numbers": "a list of numbers",
+    "names": "a list of variable names",
+    "model": "the name of a model",
+    "net": "the name of a network",
+    "network": "a network such as MLP(hidden = [64])",
+}
+
+
+def describe(e: ast.Expr) -> str:
+    """A short quote of a value for messages."""
+    from gendsl.frontend.printer import format_expr
+
+    text = format_expr(e)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _number(e: ast.Expr) -> int | float | None:
+    if isinstance(e, ast.Num):
+        return e.value
+    if isinstance(e, ast.Neg) and isinstance(e.operand, ast.Num):
+        return -e.operand.value
+    return None
+
+
+class OptionChecker:
+    """Checks options; ``report(message, span)`` records an error.
+
+    ``models`` and ``nets`` are the names a ``model`` or ``net`` parameter may take;
+    ``variables`` those of a ``names`` parameter.
+    """
+
+    def __init__(
+        self,
+        report: Report,
+        *,
+        models: Mapping[str, Any] | None = None,
+        nets: Mapping[str, Any] | None = None,
+        variables: Mapping[str, Any] | None = None,
+    ):
+        self.report = report
+        self.models = {} if models is None else models
+        self.nets = {} if nets is None else nets
+        self.variables = {} if variables is None else variables
+
+    def check(
+        self,
+        spec: OptionSpec,
+        args: tuple[ast.Expr, ...],
+        kwargs: tuple[ast.KwArg, ...],
+        span: Span,
+        what: str,
+    ) -> Opt:
+        """Bind and check ``spec(args..., kwargs...)``; ``what`` names it in messages."""
+        values = spec.defaults()
+        names = list(spec.params)
+        if len(args) > spec.positional:
+            extra = args[spec.positional]
+            if spec.positional == 0:
+                self.report(
+                    f"{what} takes only named options; found {describe(extra)}"
+                    + self._expected(spec),
+                    extra.span,
+                )
+            else:
+                self.report(
+                    f"{what} takes at most {spec.positional} positional "
+                    f"option{'s' if spec.positional > 1 else ''} "
+                    f"({', '.join(names[: spec.positional])}); found {describe(extra)}",
+                    extra.span,
+                )
+        for name, arg in zip(names, args[: spec.positional], strict=False):
+            values[name] = self.value(spec.params[name], arg, f"{what}: {name}")
+        for kw in kwargs:
+            param = spec.params.get(kw.name)
+            if param is None:
+                self.report(
+                    f"unknown option '{kw.name}' of {what}{closest(kw.name, names)}"
+                    + self._expected(spec),
+                    kw.span,
+                )
+                continue
+            values[kw.name] = self.value(param, kw.value, f"{what}: {kw.name}")
+        return Opt(spec.name, (), values, span)
+
+    @staticmethod
+    def _expected(spec: OptionSpec) -> str:
+        if not spec.params:
+            return f"; {spec.name} takes no options"
+        return f"; expected one of {', '.join(spec.params)}"
+
+    def option(
+        self, table: Mapping[str, OptionSpec], node: ast.Option | ast.Call | ast.Layer, what: str
+    ) -> Opt | None:
+        """Check an option naming one entry of ``table``; ``None`` if the name is unknown."""
+        name = node.func if isinstance(node, ast.Call) else node.name
+        spec = table.get(name)
+        if spec is None:
+            self.report(
+                f"unknown {what} '{name}'{closest(name, table)}; expected one of "
+                f"{', '.join(table)}",
+                node.span,
+            )
+            return None
+        return self.check(spec, node.args, node.kwargs, node.span, f"{what} {name}")
+
+    def value(self, param: Param, e: ast.Expr, what: str) -> Any:
+        """Check one value against ``param``; return it as plain Python."""
+        kind = param.kind
+        bad = None
+        if kind == "number":
+            bad = _number(e) is None
+        elif kind == "int":
+            n = _number(e)
+            bad = not isinstance(n, int) or n < 0
+        elif kind == "bool":
+            bad = not (isinstance(e, ast.Name) and e.id in ("true", "false"))
+            if not bad:
+                return e.id == "true"
+        elif kind == "string":
+            bad = not isinstance(e, ast.Str)
+        elif kind in ("ints", "numbers", "names"):
+            if not isinstance(e, ast.List):
+                bad = True
+            else:
+                item = {"ints": "int", "numbers": "number", "names": "name"}[kind]
+                return [self.value(Param(item), i, what) for i in e.items]
+        elif kind == "name":
+            bad = not isinstance(e, ast.Name)
+            if not bad and e.id not in self.variables:
+                self.report(
+                    f"{what}: '{e.id}' is not a variable of this model"
+                    + closest(e.id, self.variables),
+                    e.span,
+                )
+        elif kind in ("model", "net"):
+            table = self.models if kind == "model" else self.nets
+            bad = not isinstance(e, ast.Name)
+            if not bad and e.id not in table:
+                noun = "model in scope" if kind == "model" else "network"
+                self.report(
+                    f"{what}: '{e.id}' is not a {noun}{closest(e.id, table)}",
+                    e.span,
+                )
+        elif kind == "network":
+            if isinstance(e, ast.Call) and e.func in NETWORKS:
+                return self.check(NETWORKS[e.func], e.args, e.kwargs, e.span, e.func)
+            bad = True
+        elif kind == "choice":
+            return self._choice(param, e, what)
+        if bad:
+            self.report(f"{what} expects {_KIND_WORDS[kind]}; found {describe(e)}", e.span)
+            return None
+        return to_value(e)
+
+    def _choice(self, param: Param, e: ast.Expr, what: str) -> Any:
+        options = [*param.choices, *(c for c in param.calls if c not in param.choices)]
+        if isinstance(e, ast.Name) and e.id in param.choices:
+            if e.id in param.calls:
+                return Opt(e.id, (), param.calls[e.id].defaults(), e.span)
+            return e.id
+        if isinstance(e, ast.Call) and e.func in param.calls:
+            spec = param.calls[e.func]
+            return self.check(spec, e.args, e.kwargs, e.span, f"{what} = {e.func}")
+        name = e.id if isinstance(e, ast.Name) else e.func if isinstance(e, ast.Call) else None
+        hint = closest(name, options) if name else ""
+        self.report(
+            f"{what} expects one of {', '.join(options)}; found {describe(e)}{hint}", e.span
+        )
+        return None
