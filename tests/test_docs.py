@@ -3,7 +3,8 @@
 ``docs/language.md`` must mention every name of ``gendsl/analysis/library.py`` (distributions,
 networks, losses, samplers, flow layers, couplings, guidance, train keys, types, functions) and
 every grammar keyword; its generated tables must equal what ``docs/gen_tables.py`` renders now;
-and every spec in its code blocks that is a complete model must parse.
+every complete model in its code blocks must check clean, and its documented diagnostics
+must be exactly what the checker reports.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from gendsl.analysis import library
+from gendsl.analysis import check_text, library
+from gendsl.errors import SpecErrors
 from gendsl.frontend.parser import parse
 from gendsl.resources import grammar_text
 
@@ -113,11 +115,23 @@ def _blocks(text: str) -> list[str]:
     return re.findall(r"```\n(.*?)```", text, re.S)
 
 
-def test_complete_models_in_the_reference_parse():
+def test_complete_models_in_the_reference_check_clean():
     models = [b for b in _blocks(LANGUAGE) if re.match(r"(#.*\n)*(import|model) ", b)]
     assert len(models) >= 3
     for block in models:
         assert parse(block, "language.md").models
+        assert check_text(block, "language.md")
+
+
+def test_documented_diagnostics_are_what_the_checker_reports():
+    pairs = re.findall(
+        r"<!-- diagnostic -->\s*```gen\n(.*?)```\s*```text\n(.*?)```", LANGUAGE, re.S
+    )
+    assert len(pairs) >= 2
+    for spec, report in pairs:
+        with pytest.raises(SpecErrors) as info:
+            check_text(spec, "bad.gen")
+        assert str(info.value).rstrip("\n") == report.rstrip("\n")
 
 
 def test_derivations_cover_each_derived_quantity():
