@@ -1,1 +1,52 @@
-"""gendsl.symbolic."""
+"""The symbolic core: SDE kernels, chain closed forms, path velocities and derivation text.
+
+Attributes load their submodule on first use (PEP 562), so ``import gendsl.symbolic`` does not
+import sympy: ``gendsl check`` pays for sympy only when a spec has a process or a path.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__all__ = [
+    "ChainKernel",
+    "Derivation",
+    "Kernel",
+    "PathKernel",
+    "chain_kernel",
+    "derive",
+    "path_velocity",
+    "render",
+    "sde_kernel",
+    "to_process",
+    "to_sympy",
+    "torch_fns",
+    "validate",
+]
+
+_WHERE = {
+    "ChainKernel": "chain",
+    "chain_kernel": "chain",
+    "Derivation": "derive",
+    "derive": "derive",
+    "render": "derive",
+    "Kernel": "kernel",
+    "sde_kernel": "kernel",
+    "PathKernel": "path",
+    "path_velocity": "path",
+    "to_sympy": "expr",
+    "to_process": "torch_fns",
+    "torch_fns": "torch_fns",
+    "validate": "validate",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _WHERE:
+        raise AttributeError(f"module 'gendsl.symbolic' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"gendsl.symbolic.{_WHERE[name]}"), name)
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
