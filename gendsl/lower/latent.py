@@ -84,8 +84,8 @@ class _NetCall:
                 y = a
             else:
                 tensors.append(torch.as_tensor(a, device=self.owner.like.device))
-        if not tensors:
-            return net(t=t, y=y)
+        if not tensors and y is None:
+            return net(t=t)
         batches = [x.shape[: x.dim() - len(s)] for x, s in zip(tensors, self.shapes, strict=True)]
         if y is not None:
             batches.append(y.shape)
