@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from gendsl.analysis import library
+from gendsl.data import BUNDLED
 from gendsl.frontend import ast
 from gendsl.frontend.parser import parse
 from gendsl.frontend.printer import format_source
@@ -232,11 +233,13 @@ def test_example_parses_and_is_canonical(name):
     assert format_source(text, name) == text
 
 
-def test_examples_exist_and_each_has_a_readme_command():
+def test_examples_exist_and_each_has_a_readme_command_on_bundled_data():
     readme = (EXAMPLES / "README.md").read_text()
     assert len(EXAMPLE_FILES) >= 6
     for name in EXAMPLE_FILES:
-        assert re.search(rf"gendsl train examples/{re.escape(name)} --data \S+", readme), name
+        found = re.search(rf"gendsl train examples/{re.escape(name)} --data (\S+)", readme)
+        assert found, name
+        assert found.group(1) in BUNDLED, (name, found.group(1))
 
 
 # ------------------------------------------------------------------ with the checker (helper E)
@@ -295,3 +298,23 @@ def test_checked_vp_sde_network_is_time_conditioned():
     model = _checked(_stdlib("vp_sde"))
     assert model.nets["eps"].time
     assert model.predict.kind == "eps"
+
+
+def _readme_data(name: str) -> str:
+    readme = (EXAMPLES / "README.md").read_text()
+    return re.search(rf"gendsl train examples/{re.escape(name)} --data (\S+)", readme).group(1)
+
+
+@pytest.mark.parametrize("name", EXAMPLE_FILES)
+def test_example_declarations_fit_the_data_set_its_readme_names(name):
+    from gendsl.data import load_dataset
+    from gendsl.data.check import check_against
+
+    model = _checked(EXAMPLES / name)
+    dataset = load_dataset(_readme_data(name), n=200, seed=0)
+    bindings: dict[str, int] = {}
+    for var in [*model.data_vars(), *model.condition_vars()]:
+        shape = [var.type.classes] if var.type.kind == "label" else list(var.type.shape)
+        decl = {"name": var.name, "type": var.type.kind, "shape": shape, "span": None}
+        bindings = check_against(dataset, decl, bindings=bindings)
+    assert all(isinstance(v, int) and v > 0 for v in bindings.values())
