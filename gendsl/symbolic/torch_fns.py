@@ -25,7 +25,7 @@ TorchFn = Callable[[Tensor], Tensor]
 
 def torch_fn(e: sp.Expr, t: sp.Symbol) -> TorchFn:
     """``e(t)`` as a torch function (constants broadcast to ``t``'s shape, device and dtype)."""
-    fn = sp.lambdify(t, e, modules="torch")
+    fn = sp.lambdify(t, sp.N(e, 17), modules="torch")  # numbers as floats: no torch.sqrt(2)
 
     def call(time: Tensor) -> Tensor:
         return torch.as_tensor(fn(time), dtype=time.dtype, device=time.device).expand_as(time)
