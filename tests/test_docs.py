@@ -145,3 +145,12 @@ def test_derivations_cover_each_derived_quantity():
     ):
         assert topic.lower() in DERIVATIONS.lower(), topic
     assert len(re.findall(r"\b(19|20)\d\d\b", DERIVATIONS)) >= 8  # cited years
+
+
+def test_the_ebnf_uses_every_literal_token_of_the_grammar():
+    ebnf = next(b for b in _blocks(LANGUAGE) if b.startswith("program"))
+    rules = re.sub(r"/[^/\n]*/", "", grammar_text())  # drop the terminals' regular expressions
+    literals = set(re.findall(r'"([^"\s]+)"', rules))
+    assert {"model", "~", "..", "^"} <= literals
+    missing = sorted(tok for tok in literals if f'"{tok}"' not in ebnf)
+    assert not missing, missing
