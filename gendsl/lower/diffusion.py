@@ -1,0 +1,53 @@
+"""The diffusion family's back end: ``sde``/``chain`` specs compiled to trainable models.
+
+:func:`build` (registered for the family ``diffusion``) picks the model class from the spec:
+a consistency model for ``predict x0 = consistency(f, ...)``, a guided model for ``guidance
+classifier_free | classifier | control``, else the plain :class:`DiffusionModel`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from gendsl.analysis.model import CheckedModel, to_value
+from gendsl.frontend import ast
+from gendsl.lower.diffusion_consistency import ConsistencyModel
+from gendsl.lower.diffusion_core import DiffusionModel
+from gendsl.lower.diffusion_guidance import (
+    ClassifierFreeModel,
+    ClassifierGuidedModel,
+    ControlNetModel,
+)
+from gendsl.lower.registry import register
+
+__all__ = [
+    "ClassifierFreeModel",
+    "ClassifierGuidedModel",
+    "ConsistencyModel",
+    "ControlNetModel",
+    "DiffusionModel",
+    "build",
+    "model_class",
+]
+
+_GUIDED = {
+    "classifier_free": ClassifierFreeModel,
+    "classifier": ClassifierGuidedModel,
+    "control": ControlNetModel,
+}
+
+
+def model_class(checked: CheckedModel) -> type[DiffusionModel]:
+    """The compiled class of a diffusion spec."""
+    value = checked.predict.value
+    if isinstance(value, ast.Call) and value.func == "consistency":
+        return ConsistencyModel
+    if checked.guidance is not None:
+        return _GUIDED[to_value(checked.guidance.option).name]
+    return DiffusionModel
+
+
+@register("diffusion")
+def build(checked: CheckedModel, bindings: Mapping[str, int]) -> DiffusionModel:
+    """The compiled model of a checked diffusion spec."""
+    return model_class(checked)(checked, bindings)

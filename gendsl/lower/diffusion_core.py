@@ -1,0 +1,492 @@
+"""The diffusion family's compiled model: a forward process, a network that predicts eps, x0, v
+or the score of the noised data, the denoising score-matching loss derived from the process's
+kernel, every sampler of :mod:`gendsl.sampling`, and the exact PF-ODE likelihood.
+
+A spec's ``sde dx = F dt + G dw`` becomes the process the symbolic core recognises (VP, VE,
+sub-VP, or an :class:`~gendsl.processes.AffineSDE` from the kernel's callables); a ``chain x[k] ~
+Normal(sqrt(1 - beta[k]) x[k-1], sqrt(beta[k]))`` becomes a :class:`~gendsl.processes.
+DiscreteChain` of the evaluated betas.  Every parameterisation is an affine function of the
+score at fixed (x_t, t) (see :mod:`gendsl.objectives.dsm`), so one hook, :meth:`DiffusionModel.
+net_output`, gives the network's native prediction and everything else is derived from it.
+
+Guidance, ControlNet and consistency models are subclasses that override hooks
+(:mod:`gendsl.lower.diffusion_guidance`, :mod:`gendsl.lower.diffusion_consistency`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from gendsl.analysis.model import CheckedModel, Opt
+from gendsl.errors import UsageError
+from gendsl.frontend import ast
+from gendsl.lower.base import Batch, Model
+from gendsl.metrics import pf_ode
+from gendsl.objectives.dsm import (
+    ddpm_simple_loss,
+    dsm_loss,
+    score_from_prediction,
+    weighted_dsm,
+)
+from gendsl.processes import VESDE, VPSDE, DiscreteChain, Process, ScoreFn, SubVPSDE
+from gendsl.sampling import sample as run_sampler
+from gendsl.sampling.dispatch import DEFAULTS
+
+__all__ = [
+    "Conditions",
+    "DiffusionModel",
+    "build_process",
+    "describe_process",
+    "sub_state",
+    "trained_state",
+]
+
+#: Condition tensors by variable name (a missing label means "no label").
+Conditions = dict[str, Tensor]
+
+#: Largest data dimension for which :meth:`DiffusionModel.log_prob` uses the exact trace.
+EXACT_TRACE_MAX_DIM = 16
+
+#: Quantisation levels assumed for ``image`` data when dequantising for the likelihood.
+IMAGE_LEVELS = 256
+
+
+# ------------------------------------------------------------------------------ the process
+
+
+def build_process(checked: CheckedModel) -> tuple[Process, Any]:
+    """The forward process of the model's ``sde`` or ``chain``, and the symbolic kernel of an
+    sde (``None`` for a chain)."""
+    proc = checked.process
+    if isinstance(proc, ast.SDE):
+        from gendsl.symbolic import sde_kernel, to_process
+
+        kernel = sde_kernel(proc, checked.lets)
+        return to_process(kernel), kernel
+    if isinstance(proc, ast.Chain):
+        from gendsl.symbolic import chain_kernel
+
+        return DiscreteChain(torch.as_tensor(chain_kernel(proc, checked.lets).betas)), None
+    raise UsageError(f"model {checked.name} declares no sde or chain")
+
+
+def describe_process(process: Process, kernel: Any) -> list[str]:
+    """Lines naming the process, its kernel x_t = a(t) x0 + s(t) eps, T and t_min."""
+    if isinstance(process, DiscreteChain):
+        b = process.betas
+        head = (
+            f"DDPM chain, K = {process.K}, beta from {float(b[0]):.4g} to {float(b[-1]):.4g}; "
+            f"a(t) = sqrt(abar_k), s(t) = sqrt(1 - abar_k), abar_k = prod_(i<=k) (1 - beta_i), "
+            f"t = k/K"
+        )
+    else:
+        names = {VPSDE: "VP SDE", SubVPSDE: "sub-VP SDE", VESDE: "VE SDE"}
+        head = f"{names.get(type(process), 'affine SDE')} {process!r}"
+        if kernel is not None:
+            from gendsl.symbolic.expr import to_text
+
+            head += f"; dx = ({to_text(kernel.f)}) x dt + ({to_text(kernel.g)}) dw"
+            if kernel.a is not None and kernel.s2 is not None:
+                head += f"; a(t) = {to_text(kernel.a)}, s(t)^2 = {to_text(kernel.s2)}"
+            else:
+                head += "; a(t), s(t) integrated numerically"
+    return [f"process: {head}", f"  T = {process.T:g}, t_min = {process.t_min:g}"]
+
+
+# ------------------------------------------------------------------------------ helpers
+
+
+def trained_state(source: Model | str | Path) -> dict[str, Tensor]:
+    """The weights of a trained model: a compiled model's ``state_dict``, or a run directory /
+    ``checkpoint.pt`` file's model weights with its EMA weights laid over them (the weights
+    :func:`gendsl.train.load_weights` would sample with)."""
+    if isinstance(source, nn.Module):
+        return dict(source.state_dict())
+    from gendsl.train import CHECKPOINT, load_checkpoint
+
+    path = Path(source)
+    state = load_checkpoint(path / CHECKPOINT if path.is_dir() else path)
+    weights = dict(state["model"])
+    if state.get("ema") is not None:
+        weights.update(state["ema"]["shadow"])
+    return weights
+
+
+def sub_state(state: Mapping[str, Tensor], prefix: str) -> dict[str, Tensor]:
+    """The entries of ``state`` under ``prefix`` (``nets.eps.``), with the prefix removed."""
+    out = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
+    if not out:
+        raise UsageError(f"the trained weights have no entries under {prefix!r}")
+    return out
+
+
+def _option(opt: Opt | None, key: str, default: Any) -> Any:
+    return default if opt is None else opt.kwargs.get(key, default)
+
+
+def _weight(value: Any) -> tuple[str, float]:
+    """The dsm ``weight`` option as (name, gamma): ``none`` means the network's own squared
+    error (L_simple for eps)."""
+    if isinstance(value, Opt):
+        return value.name, float(value.kwargs.get("gamma", value.args[0] if value.args else 5.0))
+    name = str(value)
+    return ("simple" if name == "none" else name), 5.0
+
+
+# ------------------------------------------------------------------------------ the model
+
+
+class DiffusionModel(Model):
+    """A compiled diffusion model (``sde`` or ``chain`` with ``predict``).
+
+    Hooks the variants override: :meth:`net_output` (the network's native prediction),
+    :meth:`training_conditions` (label dropout), :meth:`per_sample_loss`,
+    :meth:`sampling_score_fn` (guidance).
+    """
+
+    family = "diffusion"
+
+    def __init__(self, checked: CheckedModel, bindings: Mapping[str, int]):
+        super().__init__(checked, bindings)
+        data = checked.data_vars()
+        if len(data) != 1:
+            raise UsageError(
+                f"a diffusion model needs exactly one data variable, got "
+                f"{', '.join(v.name for v in data) or 'none'}"
+            )
+        self.data_name = data[0].name
+        self.data_kind = data[0].type.kind
+        self.data_shape = self.shape_of(self.data_name)
+        self.process, self.kernel = build_process(checked)
+        self.noised_name = next(
+            (v.name for v in checked.variables.values() if v.role == "noised"),
+            f"{self.data_name}_t",
+        )
+        self.predict_kind = checked.predict.kind
+        self.nets = nn.ModuleDict()
+        self.predict_call = self._predict_call()
+        self.loss_opt = checked.loss
+        self.guidance_scale: float | None = None
+        self.last_nfe: int | None = None
+
+    # -------------------------------------------------------------- networks and predictions
+
+    def _predict_call(self) -> ast.Call | None:
+        """Build the ``predict`` network (override for other forms of ``predict``)."""
+        call = self.checked.predict.value
+        self.nets[call.func] = self.build_net(self.checked.nets[call.func])
+        return call
+
+    def call_net(
+        self,
+        call: ast.Call,
+        x_t: Tensor,
+        t: Tensor,
+        cond: Conditions,
+        net: nn.Module | None = None,
+        **extra: Tensor,
+    ) -> Tensor:
+        """Evaluate a network call written in the spec, ``eps(x_t, t, y)``: the noised variable
+        is ``x_t``, ``t`` the time, a ``label`` condition the class input ``y``, any other
+        condition an extra tensor input; ``net`` replaces the named network and ``extra`` are
+        further keyword inputs (a ControlNet branch's ``control``)."""
+        net = self.nets[call.func] if net is None else net
+        inputs, kw = [], dict(extra)
+        for arg in call.args:
+            name = arg.id if isinstance(arg, ast.Name) else None
+            if name == "t":
+                kw["t"] = t
+            elif name in self.checked.variables and self.checked.variables[name].role == (
+                "condition"
+            ):
+                if self.checked.variables[name].type.kind == "label":
+                    kw["y"] = cond.get(name)
+                else:
+                    inputs.append(cond[name])
+            else:
+                inputs.append(x_t)
+        return net(*inputs, **kw)
+
+    def net_output(self, x_t: Tensor, t: Tensor, cond: Conditions) -> Tensor:
+        """The network's prediction (eps, x0, v or score, as declared) at (x_t, t)."""
+        return self.call_net(self.predict_call, x_t, t, cond)
+
+    def score(self, x_t: Tensor, t: Tensor, cond: Conditions) -> Tensor:
+        """ŝ(x_t, t) = ∇ log p_t(x_t) implied by :meth:`net_output` (Song et al. 2021)."""
+        a_t, s_t = self.process.marginal(t)
+        return score_from_prediction(
+            self.predict_kind, self.net_output(x_t, t, cond), x_t, a_t, s_t
+        )
+
+    def sampling_score_fn(self, cond: Conditions, *, scale: float | None) -> ScoreFn:
+        """The score function the samplers and the likelihood use (guided in subclasses)."""
+        return lambda x, t: self.score(x, t, cond)
+
+    # -------------------------------------------------------------- data and conditions
+
+    def conditions(self, data: Mapping[str, Tensor]) -> Conditions:
+        """The condition tensors present in ``data``."""
+        return {v.name: data[v.name] for v in self.checked.condition_vars() if v.name in data}
+
+    def training_conditions(self, data: Mapping[str, Tensor]) -> Conditions:
+        """The conditions the network sees while training (classifier-free guidance drops
+        labels here)."""
+        return self.conditions(data)
+
+    def given_conditions(self, n: int, y: Any) -> Conditions:
+        """Conditions for ``n`` samples from the user's ``y``: a tensor or number for the only
+        condition, or a mapping from condition names to tensors."""
+        names = [v.name for v in self.checked.condition_vars()]
+        if y is None:
+            return {}
+        if not names:
+            raise UsageError(f"model {self.checked.name} has no condition, but y was given")
+        items = dict(y) if isinstance(y, Mapping) else {names[0]: y}
+        device = self.like.device
+        out = {}
+        for name, value in items.items():
+            var = self.checked.variables[name]
+            if var.type.kind == "label":
+                value = torch.as_tensor(value, device=device).long()
+                out[name] = value.expand(n) if value.ndim == 0 else value
+            else:
+                out[name] = torch.as_tensor(value, device=device, dtype=self.like.dtype)
+        return out
+
+    # -------------------------------------------------------------- loss
+
+    def per_sample_loss(self, data: Mapping[str, Tensor]) -> Tensor:
+        """The loss per data point: ``dsm`` (kernel-derived, weighted) or ``ddpm`` (L_simple)."""
+        x0 = data[self.data_name]
+        cond = self.training_conditions(data)
+
+        def pred_fn(x_t: Tensor, t: Tensor) -> Tensor:
+            return self.net_output(x_t, t, cond)
+
+        if self.loss_opt.name == "ddpm":
+            if not isinstance(self.process, DiscreteChain) or self.predict_kind != "eps":
+                raise UsageError("loss ddpm needs a chain and 'predict eps = ...'")
+            return ddpm_simple_loss(self.process, pred_fn, x0)
+        weight, gamma = _weight(self.loss_opt.kwargs.get("weight", "none"))
+        return dsm_loss(
+            self.process,
+            pred_fn,
+            x0,
+            predict=self.predict_kind,
+            weight=weight,
+            time=str(self.loss_opt.kwargs.get("time", "uniform")),
+            gamma=gamma,
+        )
+
+    def loss(self, batch: Batch) -> Tensor:
+        """The mean of :meth:`per_sample_loss` over the batch."""
+        return self.per_sample_loss(self.as_data(batch)).mean()
+
+    def diagnostics(self, batch: Batch) -> dict[str, float]:
+        """The loss (the declared weighting, uniform time) in each quarter of [t_min, T]:
+        ``loss_t1`` is the least noisy quarter."""
+        data = self.as_data(batch)
+        x0 = data[self.data_name]
+        cond = self.training_conditions(data)
+        weight = (
+            "simple"
+            if self.loss_opt.name != "dsm"
+            else _weight(self.loss_opt.kwargs.get("weight", "none"))[0]
+        )
+        p, out = self.process, {}
+        for q in range(4):
+            u = (q + torch.rand(x0.shape[0], device=x0.device, dtype=x0.dtype)) / 4
+            t = p.t_min + (p.T - p.t_min) * u
+            eps = torch.randn_like(x0)
+            with torch.no_grad():
+                value = weighted_dsm(
+                    p,
+                    lambda x_t, t_: self.net_output(x_t, t_, cond),
+                    x0,
+                    t,
+                    eps,
+                    predict=self.predict_kind,
+                    weight=weight,
+                )
+            out[f"loss_t{q + 1}"] = float(value.mean())
+        return out
+
+    # -------------------------------------------------------------- sampling
+
+    def sampler_settings(
+        self, method: str | None, steps: int | None, opts: Mapping[str, Any]
+    ) -> tuple[str, dict[str, Any]]:
+        """The method and knobs for :func:`gendsl.sampling.sample`: the ``sample with``
+        declaration (its options apply only when ``method`` is it or ``None``), overridden by
+        the caller's ``steps`` and ``opts``."""
+        declared = self.checked.sampler
+        default = "ancestral" if declared is None else declared.name
+        method = method or default
+        knobs: dict[str, Any] = {}
+        if declared is not None and declared.name == method:
+            knobs.update(declared.kwargs)
+        knobs.update(opts)
+        if steps is not None:
+            knobs["steps"] = steps
+        schedule = knobs.get("schedule")
+        if isinstance(schedule, Opt):
+            knobs["schedule"] = schedule.name
+            knobs.update({k: float(v) for k, v in schedule.kwargs.items()})
+        if method in ("sde", "ode") and "method" in knobs:
+            knobs["solver"] = knobs.pop("method")
+        if "multistep" in knobs:
+            knobs["multistep"] = bool(knobs["multistep"])
+        if method == "ancestral" and isinstance(self.process, DiscreteChain):
+            knobs.setdefault("steps", self.process.K)
+        return method, knobs
+
+    def default_nfe(self) -> int | None:
+        """Network evaluations of the default sampler (``None`` when adaptive)."""
+        method, knobs = self.sampler_settings(None, None, {})
+        if method == "ode" and knobs.get("solver", "dopri5") in ("dopri5", "dopri8", "bosh3"):
+            return None
+        steps = knobs.get("steps", DEFAULTS.get(method, (None,))[0])
+        if method == "pc":
+            return steps * (1 + int(knobs.get("corrector_steps", 1)))
+        if method == "dpm_solver" and not knobs.get("multistep", True):
+            return steps * int(knobs.get("order", 2))
+        if method == "ode" and knobs.get("solver") in ("heun", "midpoint"):
+            return 2 * steps
+        if method == "ode" and knobs.get("solver") == "rk4":
+            return 4 * steps
+        return steps
+
+    @torch.no_grad()
+    def sample(
+        self,
+        n: int,
+        *,
+        method: str | None = None,
+        steps: int | None = None,
+        generator: torch.Generator | None = None,
+        y: Any = None,
+        score_fn: ScoreFn | None = None,
+        **opts: Any,
+    ) -> Tensor:
+        """``n`` samples of the data variable from the declared sampler (or ``method``).
+
+        ``y`` is the condition (see :meth:`given_conditions`); ``scale`` overrides the
+        guidance scale; ``score_fn(x, t)`` replaces the network (sampling the declared process
+        with any score, e.g. an exact one).  The network evaluations spent are in
+        :attr:`last_nfe`.
+        """
+        scale = opts.pop("scale", self.guidance_scale)
+        method, knobs = self.sampler_settings(method, steps, opts)
+        if score_fn is None:
+            score_fn = self.sampling_score_fn(self.given_conditions(n, y), scale=scale)
+        like = self.like
+        result = run_sampler(
+            self.process,
+            score_fn,
+            (n, *self.data_shape),
+            method=method,
+            generator=generator,
+            device=like.device,
+            dtype=like.dtype,
+            **knobs,
+        )
+        self.last_nfe = result.nfe
+        return result.x
+
+    # -------------------------------------------------------------- likelihood
+
+    def log_prob(
+        self,
+        x: Batch,
+        *,
+        y: Any = None,
+        trace: str | None = None,
+        dequantize: int | None = None,
+        method: str = "dopri5",
+        rtol: float = 1e-5,
+        atol: float = 1e-5,
+        generator: torch.Generator | None = None,
+    ) -> Tensor:
+        """log p(x) in nats per data point by the probability-flow ODE (Song et al. 2021,
+        eq. 40): exact divergence for D <= 16, Hutchinson's estimate above (``trace``).
+
+        ``dequantize = L`` treats x in [0, 1] as L-level quantised: the model density is
+        evaluated at uniformly dequantised y = (k + u)/L and the result, E_u log p(y) - D log L,
+        is a lower bound on the discrete log-probability (Theis et al. 2016).  ``image`` data
+        are dequantised with L = 256 unless ``dequantize = 0``.
+        """
+        data = self.as_data(x)
+        x0 = data[self.data_name]
+        cond = self.conditions(data)
+        cond.update(self.given_conditions(x0.shape[0], y))
+        D = x0[0].numel()
+        trace = trace or ("exact" if D <= EXACT_TRACE_MAX_DIM else "hutchinson")
+        levels = IMAGE_LEVELS if dequantize is None and self.data_kind == "image" else dequantize
+        if levels:
+            x0 = pf_ode.dequantize(x0, levels=levels, generator=generator)
+        score_fn = self.sampling_score_fn(cond, scale=self.guidance_scale)
+        lp = pf_ode.pf_ode_log_prob(
+            self.process,
+            score_fn,
+            x0,
+            trace=trace,
+            method=method,
+            rtol=rtol,
+            atol=atol,
+            generator=generator,
+        )
+        return pf_ode.dequantized_log_prob(lp, D, levels=levels) if levels else lp
+
+    def bits_per_dim(self, x: Batch, **kwargs: Any) -> Tensor:
+        """-log p(x) / (D ln 2) per data point, with :meth:`log_prob`'s options."""
+        return pf_ode.bits_per_dim(self.log_prob(x, **kwargs), math.prod(self.data_shape))
+
+    # -------------------------------------------------------------- description
+
+    def loss_text(self) -> list[str]:
+        """The derived loss, written out."""
+        target = {
+            "eps": "eps",
+            "x0": "x0",
+            "v": "a_t eps - s_t x0",
+            "score": "-eps / s_t",
+        }[self.predict_kind]
+        x_t = f"{self.noised_name} = a(t) {self.data_name} + s(t) eps, eps ~ N(0, I)"
+        if self.loss_opt.name == "ddpm":
+            return [
+                f"L_simple = E_k,eps || eps - {self.predict_call.func}({self.noised_name}, k/K) "
+                f"||^2, k ~ U{{1..K}}, {x_t} (Ho et al. 2020, eq. 14)"
+            ]
+        weight, gamma = _weight(self.loss_opt.kwargs.get("weight", "none"))
+        lam = {
+            "simple": "1 (the network's own squared error)",
+            "likelihood": "g(t)^2 / c(t)",
+            "sigma2": "s(t)^2 / c(t)",
+            "min_snr": f"s(t)^2 min(SNR, {gamma:g}) / SNR / c(t)",
+        }[weight]
+        time = self.loss_opt.kwargs.get("time", "uniform")
+        return [
+            f"dsm = E_t,{self.data_name},eps w(t) || pred({self.noised_name}, t) - {target} ||^2"
+            f", {x_t}",
+            f"  w(t) = {lam}; t ~ {time} on [t_min, T] (Vincent 2011; Song et al. 2021)",
+        ]
+
+    def objective_terms(self) -> list[str]:
+        return self.loss_text()
+
+    def describe(self) -> str:
+        """Family, process, networks, the derived loss, and the default sampler with its NFE."""
+        head, *rest = super().describe().split("\n")
+        lines = [head, *describe_process(self.process, self.kernel), *rest]
+        lines.append(f"predict: {self.predict_kind}")
+        method, knobs = self.sampler_settings(None, None, {})
+        nfe = self.default_nfe()
+        shown = ", ".join(f"{k} = {v}" for k, v in knobs.items())
+        lines.append(f"sampler: {method}({shown}), NFE = {'adaptive' if nfe is None else nfe}")
+        return "\n".join(lines)

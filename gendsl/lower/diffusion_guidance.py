@@ -1,0 +1,202 @@
+"""Guided diffusion models: classifier-free guidance, classifier guidance and ControlNet.
+
+Each is a :class:`~gendsl.lower.diffusion_core.DiffusionModel` that overrides hooks: label
+dropout in :meth:`training_conditions`, an extra loss term in :meth:`per_sample_loss`, the
+guided score in :meth:`sampling_score_fn`, or a control branch in :meth:`net_output`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from gendsl.analysis.model import CheckedModel, Opt, to_value
+from gendsl.errors import UsageError
+from gendsl.lower.base import Model
+from gendsl.lower.diffusion_core import Conditions, DiffusionModel, sub_state, trained_state
+from gendsl.nn import copy_for_control
+from gendsl.objectives.dsm import perturb, sample_time
+from gendsl.processes import ScoreFn
+
+__all__ = [
+    "ClassifierFreeModel",
+    "ClassifierGuidedModel",
+    "ControlNetModel",
+    "cfg_score",
+    "classifier_guided_score",
+]
+
+
+def cfg_score(score_cond: Tensor, score_uncond: Tensor, w: float) -> Tensor:
+    """s̃ = (1 + w) s(x_t, t, y) - w s(x_t, t, ∅), the classifier-free guided score; the same
+    combination of ε predictions since ε = -s_t · score (Ho & Salimans 2022, eq. 6)."""
+    return (1 + w) * score_cond - w * score_uncond
+
+
+def classifier_guided_score(score: Tensor, grad_log_p_y: Tensor, s: float) -> Tensor:
+    """∇ log p_t(x | y) ≈ ∇ log p_t(x) + s ∇ log p_t(y | x), the score of the tilted density
+    p(x) p(y | x)^s (Dhariwal & Nichol 2021, Sec. 4.1; Song et al. 2021, eq. 14)."""
+    return score + s * grad_log_p_y
+
+
+def _guidance(checked: CheckedModel) -> Opt:
+    return to_value(checked.guidance.option)
+
+
+def _label_name(model: DiffusionModel) -> str:
+    return next(v.name for v in model.checked.condition_vars() if v.type.kind == "label")
+
+
+class ClassifierFreeModel(DiffusionModel):
+    """``guidance classifier_free(scale = w, drop = p)``: one network learns ε(x_t, t, y) and,
+    with labels replaced by the null class (index K) with probability p, ε(x_t, t, ∅); sampling
+    uses :func:`cfg_score`.  ``scale`` is w of Ho & Salimans 2022: w = 0 is the plain
+    conditional model and w > 0 extrapolates away from the unconditional one."""
+
+    def __init__(self, checked: CheckedModel, bindings: Mapping[str, int]):
+        super().__init__(checked, bindings)
+        opt = _guidance(checked)
+        self.guidance_scale = float(opt.kwargs.get("scale", 3.0))
+        self.drop = float(opt.kwargs.get("drop", 0.1))
+        if not 0 <= self.drop <= 1:
+            raise UsageError(f"classifier_free drop must be in [0, 1], got {self.drop}")
+        self.label = _label_name(self)
+        self.null_class = self.classes_of(self.label)
+
+    def training_conditions(self, data: Mapping[str, Tensor]) -> Conditions:
+        """Labels replaced by the null class with probability ``drop`` (while training)."""
+        cond = self.conditions(data)
+        if self.training and self.label in cond:
+            y = cond[self.label].long()
+            dropped = torch.rand(y.shape, device=y.device) < self.drop
+            cond[self.label] = torch.where(dropped, torch.full_like(y, self.null_class), y)
+        return cond
+
+    def sampling_score_fn(self, cond: Conditions, *, scale: float | None) -> ScoreFn:
+        """The guided score; without a label, the unconditional (null-label) score."""
+        if self.label not in cond:
+            return super().sampling_score_fn(cond, scale=scale)
+        w = self.guidance_scale if scale is None else float(scale)
+        y = cond[self.label]
+
+        def score_fn(x: Tensor, t: Tensor) -> Tensor:
+            both = {**cond, self.label: torch.cat([y, torch.full_like(y, self.null_class)])}
+            s_both = self.score(torch.cat([x, x]), torch.cat([t, t]), both)
+            s_cond, s_uncond = s_both.chunk(2)
+            return cfg_score(s_cond, s_uncond, w)
+
+        return score_fn
+
+
+class ClassifierGuidedModel(DiffusionModel):
+    """``guidance classifier(clf, scale = s)``: an unconditional diffusion model and a noisy
+    classifier clf(x_t, t) -> logits over the label, trained jointly (the loss adds the
+    classifier's cross-entropy on noised data, t ~ U[t_min, T]); sampling with a label uses
+    :func:`classifier_guided_score` (Dhariwal & Nichol 2021)."""
+
+    def __init__(self, checked: CheckedModel, bindings: Mapping[str, int]):
+        super().__init__(checked, bindings)
+        opt = _guidance(checked)
+        self.clf_name = str(opt.args[0] if opt.args else opt.kwargs["clf"])
+        self.nets[self.clf_name] = self.build_net(checked.nets[self.clf_name])
+        self.guidance_scale = float(opt.kwargs.get("scale", 1.0))
+        self.label = _label_name(self)
+
+    def classifier_logits(self, x_t: Tensor, t: Tensor) -> Tensor:
+        """clf(x_t, t): logits of p_t(y | x_t), shape [B, K]."""
+        return self.nets[self.clf_name](x_t, t=t)
+
+    def classifier_loss(self, x0: Tensor, y: Tensor) -> Tensor:
+        """-log p_t(y | x_t) per sample on x_t = a_t x0 + s_t ε, t ~ U[t_min, T]."""
+        t, _ = sample_time(self.process, x0.shape[0], device=x0.device, dtype=x0.dtype)
+        a_t, s_t = self.process.marginal(t)
+        x_t = perturb(x0, torch.randn_like(x0), a_t, s_t)
+        return F.cross_entropy(self.classifier_logits(x_t, t), y.long(), reduction="none")
+
+    def per_sample_loss(self, data: Mapping[str, Tensor]) -> Tensor:
+        """The diffusion loss plus the classifier's cross-entropy."""
+        if self.label not in data:
+            raise UsageError(
+                f"classifier guidance trains its classifier on labelled data; the batch has no "
+                f"{self.label!r}"
+            )
+        diffusion = super().per_sample_loss(data)
+        return diffusion + self.classifier_loss(data[self.data_name], data[self.label])
+
+    def sampling_score_fn(self, cond: Conditions, *, scale: float | None) -> ScoreFn:
+        """The classifier-guided score; without a label, the unconditional score."""
+        plain = super().sampling_score_fn(cond, scale=scale)
+        if self.label not in cond:
+            return plain
+        s = self.guidance_scale if scale is None else float(scale)
+        y = cond[self.label].long()
+
+        def score_fn(x: Tensor, t: Tensor) -> Tensor:
+            with torch.enable_grad():
+                x_in = x.detach().requires_grad_(True)
+                log_p = F.log_softmax(self.classifier_logits(x_in, t), dim=-1)
+                (grad,) = torch.autograd.grad(log_p.gather(1, y[:, None]).sum(), x_in)
+            return classifier_guided_score(plain(x, t), grad, s)
+
+        return score_fn
+
+
+class ControlNetModel(DiffusionModel):
+    """``guidance control(base = MODEL, branch = copy(eps), zero_init = true)``: the predict
+    network (the base) plus a trainable copy fed the condition through zero-initialised
+    projections (Zhang et al. 2023): pred = base(x_t, t) + branch(x_t, t, control = c).
+
+    A label condition enters the branch one-hot.  :meth:`set_base` loads the base model's
+    trained weights into the base and the copy and freezes the base; without it both are
+    trained from scratch.  Without a condition (``y = None``) the model is the base alone.
+    """
+
+    def __init__(self, checked: CheckedModel, bindings: Mapping[str, int]):
+        super().__init__(checked, bindings)
+        opt = _guidance(checked)
+        branch = opt.kwargs.get("branch", "copy")
+        self.base_model = str(opt.kwargs.get("base"))
+        self.base_net = (
+            str(branch.args[0])
+            if isinstance(branch, Opt) and branch.args
+            else self.predict_call.func
+        )
+        self.control = checked.condition_vars()[0]
+        classes = self.classes_of(self.control.name)
+        shape = (
+            (classes,) if self.control.type.kind == "label" else self.shape_of(self.control.name)
+        )
+        self.branch = copy_for_control(self.nets[self.base_net], shape)
+        if str(opt.kwargs.get("zero_init", True)).lower() in ("false", "0"):
+            for layer in (self.branch.zero_in, self.branch.zero_out):
+                for m in layer.modules():
+                    if hasattr(m, "reset_parameters"):
+                        m.reset_parameters()
+
+    def control_signal(self, cond: Conditions) -> Tensor | None:
+        """The branch's input: the one-hot label, or the condition tensor itself."""
+        c = cond.get(self.control.name)
+        if c is None or self.control.type.kind != "label":
+            return c
+        return F.one_hot(c.long(), self.classes_of(self.control.name)).to(self.like.dtype)
+
+    def net_output(self, x_t: Tensor, t: Tensor, cond: Conditions) -> Tensor:
+        """base(x_t, t) + branch(x_t, t, control = c)."""
+        out = super().net_output(x_t, t, cond)
+        c = self.control_signal(cond)
+        if c is None:
+            return out
+        return out + self.call_net(self.predict_call, x_t, t, cond, self.branch, control=c)
+
+    def set_base(self, source: Model | str | Path) -> None:
+        """Load the base network from a trained model of ``base`` (a compiled model, or a run
+        directory / checkpoint file), copy it into the branch, and freeze it."""
+        weights = sub_state(trained_state(source), f"nets.{self.base_net}.")
+        base: nn.Module = self.nets[self.base_net]
+        base.load_state_dict(weights)
+        self.branch.copy.load_state_dict(weights)
+        base.requires_grad_(False)
