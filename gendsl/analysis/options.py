@@ -12,7 +12,7 @@ from typing import Any
 
 from gendsl.analysis.library import NETWORKS, OptionSpec, Param
 from gendsl.analysis.model import Opt, to_value
-from gendsl.analysis.resolve import closest
+from gendsl.analysis.resolve import closest, unknown
 from gendsl.frontend import ast
 from gendsl.source import Span
 
@@ -101,11 +101,12 @@ class OptionChecker:
         for kw in kwargs:
             param = spec.params.get(kw.name)
             if param is None:
-                self.report(
-                    f"unknown option '{kw.name}' of {what}{closest(kw.name, names)}"
-                    + self._expected(spec),
-                    kw.span,
-                )
+                head = f"unknown option '{kw.name}' of {what}"
+                if not names:
+                    message = f"{head}; {spec.name} takes no options"
+                else:
+                    message = unknown(head, kw.name, names)
+                self.report(message, kw.span)
                 continue
             values[kw.name] = self.value(param, kw.value, f"{what}: {kw.name}")
         return Opt(spec.name, (), values, span)
@@ -124,8 +125,7 @@ class OptionChecker:
         spec = table.get(name)
         if spec is None:
             self.report(
-                f"unknown {what} '{name}'{closest(name, table)}; expected one of "
-                f"{', '.join(table)}",
+                unknown(f"unknown {what} '{name}'", name, table),
                 node.span,
             )
             return None

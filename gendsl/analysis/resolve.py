@@ -22,13 +22,23 @@ from gendsl.frontend.parser import parse
 from gendsl.resources import stdlib_dir
 from gendsl.source import Source, Span
 
-__all__ = ["Scope", "closest", "load", "merged_model"]
+__all__ = ["Scope", "closest", "load", "merged_model", "unknown"]
 
 
 def closest(name: str, candidates: object) -> str:
     """``"; did you mean 'enc'?"`` for the closest candidate, or ``""``."""
     match = difflib.get_close_matches(name, sorted(set(candidates)), n=1, cutoff=0.6)
     return f"; did you mean '{match[0]}'?" if match else ""
+
+
+def unknown(head: str, name: str, candidates: object) -> str:
+    """``"unknown loss 'elbow'; did you mean 'elbo'? (expected one of elbo, iwae, vq)"``."""
+    options = list(dict.fromkeys(candidates))
+    listed = ", ".join(options)
+    hint = closest(name, options)
+    return (
+        f"{head}{hint} (expected one of {listed})" if hint else f"{head}; expected one of {listed}"
+    )
 
 
 @dataclass
@@ -41,6 +51,7 @@ class Scope:
     models: dict[str, ast.Model] = field(default_factory=dict)
     errors: list[Diagnostic] = field(default_factory=list)
     cycles: set[frozenset[str]] = field(default_factory=set)
+    missing_import: bool = False
 
     def error(self, message: str, span: Span) -> None:
         """Record a located error; the span's file gives the source shown."""
@@ -102,6 +113,7 @@ def _imports(scope: Scope, program: ast.Program, folder: Path, chain: list[str])
     for imp in program.imports:
         found = _find(imp.path, folder)
         if found is None:
+            scope.missing_import = True
             scope.error(
                 f'cannot find the imported file "{imp.path}": looked in '
                 f"'{folder.as_posix() or '.'}' and in the standard library",
@@ -173,8 +185,11 @@ def _merge(base: tuple[ast.Stmt, ...], child: tuple[ast.Stmt, ...]) -> tuple[ast
     return tuple(body)
 
 
-def merged_model(scope: Scope, model: ast.Model, chain: tuple[str, ...] = ()) -> ast.Model:
-    """``model`` with its base's statements merged in (recursively); errors go to ``scope``."""
+def merged_model(scope: Scope, model: ast.Model, chain: tuple[str, ...] = ()) -> ast.Model | None:
+    """``model`` with its base's statements merged in (recursively); errors go to ``scope``.
+
+    ``None`` when the base cannot be found or the ``extends`` chain loops.
+    """
     if model.base is None:
         return model
     if model.base in (*chain, model.name):
@@ -183,14 +198,17 @@ def merged_model(scope: Scope, model: ast.Model, chain: tuple[str, ...] = ()) ->
             scope.cycles.add(frozenset(members))
             cycle = " -> ".join([*members[members.index(model.base) :], model.base])
             scope.error(f"extends cycle: {cycle}", model.base_span)
-        return dataclasses.replace(model, base=None)
+        return None
     base = scope.models.get(model.base)
     if base is None:
         known = [m for m in scope.models if m != model.name]
-        scope.error(
-            f"unknown base model '{model.base}'{closest(model.base, known)}",
-            model.base_span,
-        )
-        return model
+        if not scope.missing_import:  # else the base is most likely in the missing file
+            scope.error(
+                f"unknown base model '{model.base}'{closest(model.base, known)}",
+                model.base_span,
+            )
+        return None
     merged_base = merged_model(scope, base, (*chain, model.name))
+    if merged_base is None:
+        return None
     return dataclasses.replace(model, body=_merge(merged_base.body, model.body))

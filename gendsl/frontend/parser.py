@@ -422,6 +422,23 @@ def _syntax_error(err: UnexpectedInput, source: Source, parser: Lark) -> SpecSyn
         )
     assert isinstance(err, UnexpectedToken)
     tok = err.token
+    before = source.line(tok.line)[: tok.column - 1]
+    if re.search(r"(^|[^A-Za-z0-9_])repeat\s*$", before):
+        return SpecSyntaxError(
+            "'repeat N { ... }' is only allowed inside a flow { } block",
+            _tok_span(file, tok),
+            source,
+        )
+    if tok.type == "NUMBER" and (before[-1:].isdigit() or before[-1:] == "."):
+        start = len(before.rstrip("0123456789.eE"))
+        line = source.line(tok.line)
+        end = tok.column - 1 + len(str(tok))
+        text = line[start:end]
+        return SpecSyntaxError(
+            f"malformed number '{text}'",
+            Span(file, tok.line, start + 1, tok.line, end + 1),
+            source,
+        )
     expected = _expected_words(set(err.accepts or err.expected), parser)
     return SpecSyntaxError(
         f"expected {expected}; found {_found(tok)}",
