@@ -48,15 +48,17 @@ class DistInfo:
     logits_alias: bool = False
 
 
-def _beta(a: Tensor, b: Tensor) -> Distribution:
-    return pdist.Beta(a, b)
+def _beta(a: Tensor, b: Tensor, **kw: bool) -> Distribution:
+    return pdist.Beta(a, b, **kw)
 
 
 def _probs_or_logits(cls: type[Distribution]) -> Callable[..., Distribution]:
-    def build(probs: Tensor | None = None, logits: Tensor | None = None) -> Distribution:
+    def build(
+        probs: Tensor | None = None, logits: Tensor | None = None, **kw: bool
+    ) -> Distribution:
         if (probs is None) == (logits is None):
             raise UsageError(f"{cls.__name__} needs exactly one of probs or logits")
-        return cls(probs=probs) if logits is None else cls(logits=logits)
+        return cls(probs=probs, **kw) if logits is None else cls(logits=logits, **kw)
 
     return build
 
@@ -124,12 +126,15 @@ def make_dist(
     event_shape: tuple[int, ...],
     like: Tensor,
     classes: int | None = None,
+    validate: bool = False,
 ) -> Distribution:
     """The Pyro distribution ``name(**params)`` with batch ``batch_shape`` (or wider, when a
     parameter carries enumeration or particle dimensions) and event ``event_shape``.
 
     Numbers become tensors of ``like``'s device and dtype.  For a Categorical, ``classes`` is the
-    number of classes ``K`` and the parameters are broadcast to ``batch + (K,)``.
+    number of classes ``K`` and the parameters are broadcast to ``batch + (K,)``.  Argument
+    validation is off unless ``validate`` (the spec checker already bounds literal
+    parameters, and network outputs are positive by construction).
     """
     info = _info(name)
     full = (*batch_shape, *event_shape) if classes is None else (*batch_shape, classes)
@@ -137,8 +142,8 @@ def make_dist(
     for key, value in params.items():
         t = torch.as_tensor(value, device=like.device)
         t = t.to(like.dtype) if t.is_floating_point() or t.dim() == 0 else t
-        tensors[key] = t.expand(torch.broadcast_shapes(t.shape, full))
-    d = info.build(**tensors)
+        tensors[key] = t if t.shape == full else t.expand(torch.broadcast_shapes(t.shape, full))
+    d = info.build(**tensors, validate_args=validate)
     return d.to_event(len(event_shape)) if event_shape else d
 
 

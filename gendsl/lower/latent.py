@@ -89,7 +89,9 @@ class _NetCall:
         batches = [x.shape[: x.dim() - len(s)] for x, s in zip(tensors, self.shapes, strict=True)]
         if y is not None:
             batches.append(y.shape)
-        batch = torch.broadcast_shapes(*batches)
+        batch = batches[0]
+        if any(b != batch for b in batches):
+            batch = torch.broadcast_shapes(*batches)
         flat = [
             x.expand(*batch, *s).reshape(-1, *s) for x, s in zip(tensors, self.shapes, strict=True)
         ]
@@ -292,8 +294,8 @@ class LatentModel(Model):
         self.run(self.checked.sites, self._scope(data), model, batch)
         return model.records, guide.records
 
-    def _terms(self, data: Mapping[str, Tensor]) -> ElboTerms:
-        return elbo_terms(*self.trace(data), analytic=self.analytic)
+    def _terms(self, data: Mapping[str, Tensor], *, per_dim: bool = False) -> ElboTerms:
+        return elbo_terms(*self.trace(data), analytic=self.analytic, per_dim=per_dim)
 
     def loss(self, batch: Batch) -> Tensor:
         """−(bound) per data point, averaged over the batch.
@@ -312,7 +314,7 @@ class LatentModel(Model):
             log_w = log_weights(*self.trace(data, particles=self.k)).reshape(self.k, n)
             value = -iwae_bound(log_w).mean()
         else:
-            terms = self._terms(data)
+            terms = self._terms(data, per_dim=self.free_bits > 0)
             if self.free_bits > 0:
                 kl = sum(free_bits_kl(d, self.free_bits) for d in terms.kl_dims.values())
             else:

@@ -95,13 +95,18 @@ def kl_analytic(q: Distribution, p: Distribution) -> Tensor | None:
 
 
 def elbo_terms(
-    model: Mapping[str, SiteRecord], guide: Mapping[str, SiteRecord], *, analytic: bool
+    model: Mapping[str, SiteRecord],
+    guide: Mapping[str, SiteRecord],
+    *,
+    analytic: bool,
+    per_dim: bool = True,
 ) -> ElboTerms:
     """Split the ELBO (Kingma & Welling 2014, eq. 3) into reconstruction and KL terms.
 
     L(x) = E_q[log p(x | z)] − Σ_sites KL(q(z_s | ·) ‖ p(z_s | ·)).  With ``analytic`` the KL
     of a site is the closed form where torch has one (Pyro's ``TraceMeanField_ELBO``), else and
-    always without it the one-sample estimate log q(z) − log p(z) (``Trace_ELBO``).
+    always without it the one-sample estimate log q(z) − log p(z) (``Trace_ELBO``).  The KL
+    per dimension is computed only with ``per_dim``.
     """
     recon = sum(
         (r.fn.log_prob(r.value) for r in model.values() if r.observed),
@@ -111,7 +116,7 @@ def elbo_terms(
     kl_dims: dict[str, Tensor | None] = {}
     for name, q in guide.items():
         p = model[name]
-        dims = kl_per_dim(q.fn, p.fn)
+        dims = kl_per_dim(q.fn, p.fn) if per_dim else None
         total = kl_analytic(q.fn, p.fn) if analytic else None
         if total is None:
             total = q.fn.log_prob(q.value) - p.fn.log_prob(q.value)
