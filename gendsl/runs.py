@@ -21,7 +21,7 @@ import torch
 
 from gendsl.analysis import load_checked
 from gendsl.analysis.model import CheckedModel, Opt
-from gendsl.data import BUNDLED, Dataset, check_against, load_dataset
+from gendsl.data import BUNDLED, Dataset, check_against, load_dataset, toy
 from gendsl.errors import UsageError
 from gendsl.lower import compile_model
 from gendsl.lower.base import Model
@@ -62,7 +62,10 @@ def _dataset(
         return data
     declared = checked.data_vars()
     as_image = True if declared and declared[0].type.kind == "image" else None
-    return load_dataset(data, split=split, seed=seed, n=n, as_image=as_image)
+    if data in toy.NAMES:  # a toy set draws as many fresh points as asked
+        return load_dataset(data, split=split, seed=seed, n=n, as_image=as_image)
+    dataset = load_dataset(data, split=split, seed=seed, as_image=as_image)
+    return dataset if n is None or n >= len(dataset) else dataset.subset(torch.arange(n))
 
 
 def bind_sizes(

@@ -23,8 +23,11 @@ _ATOM = 5
 def _number(value: int | float) -> str:
     if isinstance(value, int):
         return str(value)
-    text = repr(value)
-    return text if ("." in text or "e" in text) else text + ".0"
+    text = repr(value)  # the shortest text that reads back as the same float
+    if "e" in text:
+        mantissa, exponent = text.split("e")
+        return f"{mantissa}e{int(exponent)}"  # 5e-05 -> 5e-5
+    return text if "." in text else text + ".0"
 
 
 def _string(value: str) -> str:
