@@ -4,7 +4,7 @@ Trains vae, beta_vae, iwae and hvae (Bernoulli decoders on the 64 binarised pixe
 (reconstruction of the binarised pixels), then prints per model the held-out ELBO in nats
 (the IWAE bound L_64 too) — for the vqvae the reconstruction NLL and code perplexity.
 
-    python benchmarks/latent_elbo.py [--steps 1500] [--batch 128] [--device cpu]
+    python benchmarks/latent_elbo.py [--steps 3000] [--batch 128] [--device cpu]
 """
 
 from __future__ import annotations
@@ -66,7 +66,7 @@ SPECS = {
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=1500)
+    parser.add_argument("--steps", type=int, default=3000)
     parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--device", default="cpu")
