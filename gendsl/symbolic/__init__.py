@@ -28,17 +28,17 @@ __all__ = [
 _WHERE = {
     "ChainKernel": "chain",
     "chain_kernel": "chain",
-    "Derivation": "derive",
-    "derive": "derive",
-    "render": "derive",
+    "Derivation": "derivation",
+    "derive": "derivation",
+    "render": "derivation",
     "Kernel": "kernel",
     "sde_kernel": "kernel",
     "PathKernel": "path",
     "path_velocity": "path",
     "to_sympy": "expr",
-    "to_process": "torch_fns",
-    "torch_fns": "torch_fns",
-    "validate": "validate",
+    "to_process": "torch_adapter",
+    "torch_fns": "torch_adapter",
+    "validate": "checks",
 }
 
 

@@ -26,6 +26,7 @@ from gendsl.symbolic.expr import lambdify_np, symbol, to_sympy, to_text
 
 __all__ = [
     "Kernel",
+    "check_sde",
     "coefficients",
     "integrate_a",
     "integrate_s2",
@@ -301,6 +302,12 @@ def _interpolant(grid: np.ndarray, values: np.ndarray) -> NumFn:
         return np.interp(np.asarray(x, dtype=np.float64), grid, values)
 
     return call
+
+
+def check_sde(sde: ast.SDE, lets: Mapping[str, ast.Let]) -> None:
+    """The checks of :func:`sde_kernel` without its integrals (fast, for ``gendsl check``)."""
+    coefficients(sde, lets)
+    _time_range(sde, lets)
 
 
 def sde_kernel(sde: ast.SDE, lets: Mapping[str, ast.Let]) -> Kernel:

@@ -116,11 +116,16 @@ def _check_end(
     own_name: str,
     other_name: str,
 ) -> None:
-    """At t = ``at`` the path must be ``own_name`` (+ noise): coefficient 1, the other's 0."""
+    """At t = ``at`` the path must be ``own_name`` (+ noise): coefficient 1, the other's 0.
+
+    At t = 1 the source x0 may remain as a little noise, |α(1)| < 1: Lipman et al. 2023's path
+    (1 - (1 - σ_min) t) x0 + t x1 ends at x1 + σ_min x0 with x0 ~ N(0, I).
+    """
     c_own, c_other = sp.simplify(own.subs(t, at)), sp.simplify(other.subs(t, at))
     if not (c_own.is_number and c_other.is_number):
         raise SpecError(f"the path's coefficients must be functions of {t} only", path.span)
-    if abs(float(c_own) - 1) > 1e-9 or abs(float(c_other)) > 1e-9:
+    other_ok = abs(float(c_other)) < 1 if at == 1 else abs(float(c_other)) <= 1e-9
+    if abs(float(c_own) - 1) > 1e-9 or not other_ok:
         raise SpecError(
             f"a path must start at {path.target[:-2]}0 and end at {path.target[:-2]}1: at "
             f"{t} = {at} expected {own_name} (+ noise), found {to_text(c_own)}*{own_name} + "

@@ -13,7 +13,7 @@ from gendsl.errors import SpecError
 from gendsl.frontend import ast
 from gendsl.symbolic.chain import chain_kernel
 from gendsl.symbolic.path import path_velocity
-from gendsl.symbolic.torch_fns import torch_fns
+from gendsl.symbolic.torch_adapter import torch_fns
 
 
 def same_text(shown: str, expected: str) -> bool:
@@ -103,6 +103,7 @@ PATHS = {
         lambda t: (np.cos(np.pi * t / 2), np.sin(np.pi * t / 2), np.sqrt(2 * t * (1 - t))),
     ),
     "let": ("(1 - s(t)) * x0 + s(t) * x1", lambda t: (1 - t**3, t**3, 0 * t)),
+    "sigma_min": ("(1 - (1 - 0.01) * t) * x0 + t * x1", lambda t: (1 - 0.99 * t, t, 0 * t)),
 }
 
 

@@ -13,7 +13,7 @@ from symbolic_specs import first, lets_of, model_of
 from gendsl.errors import SpecError
 from gendsl.frontend import ast
 from gendsl.symbolic.kernel import sde_kernel
-from gendsl.symbolic.torch_fns import to_process, torch_fns
+from gendsl.symbolic.torch_adapter import to_process, torch_fns
 
 VP = """
   let beta_min = 0.1
