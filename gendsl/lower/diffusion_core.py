@@ -347,20 +347,19 @@ class DiffusionModel(Model):
         return method, knobs
 
     def default_nfe(self) -> int | None:
-        """Network evaluations of the default sampler (``None`` when adaptive)."""
+        """Network evaluations of the default sampler: ``steps`` for the one-evaluation-per-step
+        samplers (the last step is the denoising step), ``None`` where it depends on the
+        solver (adaptive or multi-stage)."""
         method, knobs = self.sampler_settings(None, None, {})
-        if method == "ode" and knobs.get("solver", "dopri5") in ("dopri5", "dopri8", "bosh3"):
-            return None
-        steps = knobs.get("steps", DEFAULTS.get(method, (None,))[0])
+        steps = int(knobs.get("steps", DEFAULTS.get(method, (0,))[0]))
         if method == "pc":
-            return steps * (1 + int(knobs.get("corrector_steps", 1)))
-        if method == "dpm_solver" and not knobs.get("multistep", True):
-            return steps * int(knobs.get("order", 2))
-        if method == "ode" and knobs.get("solver") in ("heun", "midpoint"):
-            return 2 * steps
-        if method == "ode" and knobs.get("solver") == "rk4":
-            return 4 * steps
-        return steps
+            return (steps - 1) * (1 + int(knobs.get("corrector_steps", 1))) + 1
+        one_per_step = (
+            method in ("ancestral", "euler_maruyama", "ddim")
+            or (method == "dpm_solver" and knobs.get("multistep", True))
+            or (method in ("ode", "sde") and knobs.get("solver") == "euler")
+        )
+        return steps if one_per_step else None
 
     @torch.no_grad()
     def sample(
