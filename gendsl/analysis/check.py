@@ -541,10 +541,11 @@ class _ModelChecker:
 
     def fits(self, info: lib.DistInfo, var: Variable | None, call: ast.Call) -> bool:
         if var is None or var.type.kind not in ("binary", "label"):
-            if var is not None and info.support in ("binary", "label"):
-                want = {"binary": "binary", "label": "label"}[info.support]
+            kind = var.type.kind if var is not None else None
+            binary_image = kind == "image" and info.support == "binary"  # binarised images
+            if var is not None and info.support in ("binary", "label") and not binary_image:
                 self.error(
-                    f"{info.name} is a distribution over {_SUPPORT_WORDS[want][0]}; "
+                    f"{info.name} is a distribution over {_SUPPORT_WORDS[info.support][0]}; "
                     f"'{var.name}' is {var.type.kind}",
                     call.func_span,
                 )

@@ -15,6 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gendsl.analysis import check_text
+from gendsl.analysis import library as lib
 from gendsl.analysis.library import KEYWORDS
 from gendsl.errors import Diagnostic, SpecErrors
 from gendsl.frontend import ast
@@ -132,6 +133,121 @@ def test_mutations_fail_only_with_located_errors(path: Path, data: st.DataObject
     text = _mutate(path.read_text(), data)
     try:
         check_text(text, path.name, search_dir=path.parent)
+    except SpecErrors as err:
+        assert err.errors and all(e.span is not None for e in err.errors), err.render()
+    except Diagnostic as err:
+        assert err.span is not None, err.render()
+
+
+# ------------------------------------------------------------- checker on library vocabulary
+
+_POOL = ["x", "z", "y", "t", "x_t", "w", "dt", "dw", "enc", "dec", "f", "k", "K", "beta", "D"]
+_WORDS = sorted(
+    {
+        *_POOL,
+        *lib.DISTRIBUTIONS,
+        *lib.NETWORKS,
+        *lib.MATH_FUNCTIONS,
+        *lib.CONSTRUCTORS,
+        "quantize",
+        "consistency",
+        "true",
+    }
+)
+v_names = st.sampled_from(_POOL)
+v_atoms = st.one_of(st.integers(-2, 3).map(ast.Num), v_names.map(ast.Name))
+
+
+def _v_compound(children: st.SearchStrategy) -> st.SearchStrategy:
+    return st.one_of(
+        st.builds(ast.BinOp, st.sampled_from("+-*^"), children, children),
+        st.builds(ast.Neg, children),
+        st.builds(ast.Index, children, children),
+        st.builds(
+            ast.Call,
+            st.sampled_from(_WORDS),
+            st.lists(children, max_size=3).map(tuple),
+            st.lists(st.builds(ast.KwArg, v_names, children), max_size=1).map(tuple),
+        ),
+    )
+
+
+v_exprs = st.recursive(v_atoms, _v_compound, max_leaves=6)
+v_calls = st.builds(
+    ast.Call,
+    st.sampled_from(_WORDS),
+    st.lists(v_exprs, max_size=2).map(tuple),
+    st.lists(
+        st.builds(ast.KwArg, st.sampled_from(["loc", "scale", "logits", "hidden"]), v_exprs),
+        max_size=2,
+    ).map(tuple),
+)
+_OPTION_NAMES = sorted(
+    {n for f in lib.FAMILY_INFO.values() for n in [*f.losses, *f.samplers]}
+    | set(lib.GUIDANCE)
+    | set(lib.COUPLINGS)
+)
+v_options = st.builds(
+    ast.Option,
+    st.sampled_from(_OPTION_NAMES),
+    st.lists(v_exprs, max_size=1).map(tuple),
+    st.lists(
+        st.builds(ast.KwArg, st.sampled_from(["steps", "beta", "teacher", "scale"]), v_exprs),
+        max_size=1,
+    ).map(tuple),
+)
+v_types = st.builds(
+    ast.TypeExpr,
+    st.sampled_from(sorted(lib.TYPES)),
+    st.lists(st.one_of(st.integers(-1, 4).map(ast.Num), v_names.map(ast.Name)), max_size=3).map(
+        tuple
+    ),
+)
+v_statements = st.one_of(
+    st.builds(ast.Decl, st.sampled_from(["data", "latent", "condition"]), v_names, v_types),
+    st.builds(ast.Let, v_names, st.lists(v_names, max_size=1).map(tuple), v_exprs),
+    st.builds(ast.Net, v_names, v_calls),
+    st.builds(
+        ast.Sample, v_names, st.lists(v_names.map(ast.Name), max_size=2).map(tuple), v_calls
+    ),
+    st.builds(ast.Assign, v_names, v_exprs),
+    st.builds(ast.SDE, st.sampled_from(["dx", "dz"]), v_exprs, v_names, v_exprs, v_exprs),
+    st.builds(ast.Chain, v_names, v_names, v_calls, v_names, v_exprs, v_exprs),
+    st.builds(ast.Path, v_names, v_exprs),
+    st.builds(ast.Couple, v_names, v_names, v_options),
+    st.builds(ast.Predict, st.sampled_from(["eps", "x0", "v", "score", "velocity"]), v_exprs),
+    st.builds(ast.Critic, v_names, st.one_of(st.none(), v_exprs)),
+    st.builds(
+        ast.Energy,
+        v_names,
+        st.lists(v_names, min_size=1, max_size=2).map(tuple),
+        st.one_of(st.none(), v_exprs),
+    ),
+    st.builds(ast.Loss, v_options),
+    st.builds(ast.SamplerDecl, v_options),
+    st.builds(ast.Guidance, v_options),
+)
+v_programs = st.builds(
+    ast.Program,
+    st.just(()),
+    st.lists(
+        st.builds(
+            ast.Model,
+            st.sampled_from(["a", "b"]),
+            st.one_of(st.none(), st.just("a")),
+            st.lists(v_statements, max_size=8).map(tuple),
+        ),
+        min_size=1,
+        max_size=2,
+    ).map(tuple),
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(v_programs)
+def test_checker_gives_located_errors_on_generated_programs(program: ast.Program):
+    try:
+        check_text(format_program(program), "gen.gen")
     except SpecErrors as err:
         assert err.errors and all(e.span is not None for e in err.errors), err.render()
     except Diagnostic as err:
