@@ -183,25 +183,25 @@ def _parser() -> argparse.ArgumentParser:
     c = sub.add_parser("check", help="check specs; report every error")
     c.add_argument("files", nargs="+", metavar="FILE")
     c.add_argument("-q", "--quiet", action="store_true", help="print nothing for clean files")
-    c.set_defaults(run=cmd_check)
+    c.set_defaults(handler=cmd_check)
 
     f = sub.add_parser("fmt", help="reformat specs canonically (comments kept)")
     f.add_argument("files", nargs="+", metavar="FILE")
     f.add_argument("--check", action="store_true", help="exit 1 if a file would change")
     f.add_argument("--stdout", action="store_true", help="print instead of rewriting")
-    f.set_defaults(run=cmd_fmt)
+    f.set_defaults(handler=cmd_fmt)
 
     g = sub.add_parser("graph", help="draw the model graph (.dot, .svg, .png)")
     g.add_argument("file", metavar="FILE")
     g.add_argument("-o", "--output", required=True, metavar="OUT")
     g.add_argument("--model", help="which model of the file (default: the last)")
-    g.set_defaults(run=cmd_graph)
+    g.set_defaults(handler=cmd_graph)
 
     d = sub.add_parser("derive", help="show what was derived for this spec")
     d.add_argument("file", metavar="FILE")
     d.add_argument("--model", help="which model of the file (default: the last)")
     d.add_argument("--format", choices=["text", "markdown", "latex"], default="text")
-    d.set_defaults(run=cmd_derive)
+    d.set_defaults(handler=cmd_derive)
 
     co = sub.add_parser("compile", help="print the compiled model: sites, networks, objective")
     co.add_argument("spec", metavar="SPEC")
@@ -214,7 +214,7 @@ def _parser() -> argparse.ArgumentParser:
         metavar="NAME=INT",
         help="bind a symbolic size, e.g. --set D=2",
     )
-    co.set_defaults(run=cmd_compile)
+    co.set_defaults(handler=cmd_compile)
 
     t = sub.add_parser("train", help="train a spec on data")
     t.add_argument("spec", metavar="SPEC")
@@ -230,7 +230,7 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--eval-every", type=int)
     t.add_argument("--checkpoint-every", type=int)
     t.add_argument("--no-progress", action="store_true")
-    t.set_defaults(run=cmd_train)
+    t.set_defaults(handler=cmd_train)
 
     s = sub.add_parser("sample", help="draw samples from a trained run")
     s.add_argument("run", metavar="RUN", help="a run directory or a checkpoint file")
@@ -241,7 +241,7 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
     s.add_argument("--out", metavar="FILE.npy")
     s.add_argument("--plot", metavar="FILE.png")
-    s.set_defaults(run=cmd_sample)
+    s.set_defaults(handler=cmd_sample)
 
     e = sub.add_parser("eval", help="evaluate a trained run: NLL/ELBO, W2, MMD, P/R, FD")
     e.add_argument("run", metavar="RUN")
@@ -252,7 +252,7 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--seed", type=int, default=0)
     e.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
     e.add_argument("--json", action="store_true")
-    e.set_defaults(run=cmd_eval)
+    e.set_defaults(handler=cmd_eval)
     return p
 
 
@@ -261,8 +261,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     debug = "--debug" in (argv if argv is not None else sys.argv[1:])
     try:
         args = _parser().parse_args(argv)
-        run: Callable[[argparse.Namespace], int] = args.run
-        return run(args)
+        handler: Callable[[argparse.Namespace], int] = args.handler
+        return handler(args)
     except (SpecErrors, Diagnostic) as err:
         print(err.render(), file=sys.stderr)
         return EXIT_SPEC

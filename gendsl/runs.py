@@ -25,7 +25,7 @@ from gendsl.data import BUNDLED, Dataset, check_against, load_dataset, toy
 from gendsl.errors import UsageError
 from gendsl.lower import compile_model
 from gendsl.lower.base import Model
-from gendsl.train import CHECKPOINT, fit, load_checkpoint, resolve_device
+from gendsl.train import CHECKPOINT, fit, load_checkpoint, load_weights, resolve_device
 
 __all__ = [
     "RunConfig",
@@ -227,8 +227,7 @@ def open_run(run: str | Path, *, device: str = "auto") -> tuple[Model, RunConfig
     models = check_text(spec_text, str(spec_path), search_dir=spec_path.parent)
     checked = next((m for m in models if m.name == config.get("model")), models[-1])
     model = compile_model(checked, bindings=dict(config.get("bindings") or {}))
-    weights = state.get("ema") or state["model"]
-    model.load_state_dict(weights)
+    load_weights(path, model, ema=True)
     model.to(resolve_device(device))
     model.eval()
     return model, config
@@ -354,7 +353,7 @@ def evaluate(
     precision, recall = metrics.precision_recall(flat, fake)
     results["precision"], results["recall"] = precision, recall
     if dims == 64 and data.name.startswith("digits"):
-        results["digits_fd"] = metrics.digits_fd(fake.clamp(0, 1), flat)
+        results["digits_fd"] = metrics.digits_fd(fake.clamp(0, 1), reference=flat)
     nfe = getattr(model, "last_nfe", None)
     if nfe is not None:
         results["nfe"] = float(nfe)

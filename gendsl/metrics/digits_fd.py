@@ -67,18 +67,18 @@ def train_digits_classifier(*, seed: int = _SEED, steps: int = _STEPS) -> Digits
     Initialisation and batches come from ``seed`` without touching the global RNG.
     """
     train = load_dataset("digits")
-    with torch.random.fork_rng(devices=[]):
+    with torch.enable_grad(), torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = DigitsClassifier()
-    generator = torch.Generator().manual_seed(seed)
-    optimiser = torch.optim.Adam(model.parameters(), lr=_LR)
-    stream = batches(train, _BATCH, generator=generator)
-    for _ in range(steps):
-        x, y = next(stream)
-        loss = nn.functional.cross_entropy(model(x), y)
-        optimiser.zero_grad()
-        loss.backward()
-        optimiser.step()
+        generator = torch.Generator().manual_seed(seed)
+        optimiser = torch.optim.Adam(model.parameters(), lr=_LR)
+        stream = batches(train, _BATCH, generator=generator)
+        for _ in range(steps):  # may be called under no_grad (from digits_fd on a cache miss)
+            x, y = next(stream)
+            loss = nn.functional.cross_entropy(model(x), y)
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
     return model.eval()
 
 

@@ -25,23 +25,35 @@ def ema_update(shadow: Tensor, theta: Tensor, decay: float) -> None:
 
 
 class EMA:
-    """Shadow copies of a model's floating-point parameters, averaged after every step."""
+    """Shadow copies of a model's floating-point parameters, averaged after every step.
+
+    The decay warms up as min(β, (1 + n)/(10 + n)) after n updates (the num_updates rule of
+    TensorFlow's ExponentialMovingAverage, used by Song et al. 2021's score_sde code), so a short
+    run's average is not dominated by the initial weights.
+    """
 
     def __init__(self, model: nn.Module, decay: float):
         if not 0.0 < decay < 1.0:
             raise UsageError(f"ema decay must lie in (0, 1), got {decay}")
         self.decay = decay
+        self.updates = 0
         self.shadow = {
             name: p.detach().clone()
             for name, p in model.named_parameters()
             if p.is_floating_point()
         }
 
+    def current_decay(self) -> float:
+        """The decay of the next update: min(β, (1 + n)/(10 + n))."""
+        return min(self.decay, (1 + self.updates) / (10 + self.updates))
+
     def update(self, model: nn.Module) -> None:
         """One averaging step toward the model's current parameters."""
+        decay = self.current_decay()
         for name, p in model.named_parameters():
             if name in self.shadow:
-                ema_update(self.shadow[name], p, self.decay)
+                ema_update(self.shadow[name], p, decay)
+        self.updates += 1
 
     @torch.no_grad()
     def copy_to(self, model: nn.Module) -> None:
@@ -64,12 +76,13 @@ class EMA:
 
     def state_dict(self) -> dict[str, object]:
         """The decay and the averaged tensors (plain types, safe for ``weights_only`` loads)."""
-        return {"decay": self.decay, "shadow": dict(self.shadow)}
+        return {"decay": self.decay, "updates": self.updates, "shadow": dict(self.shadow)}
 
     @torch.no_grad()
     def load_state_dict(self, state: dict[str, object]) -> None:
         """Restore :meth:`state_dict` output, keeping the shadows on their current device."""
         shadow = state["shadow"]
+        self.updates = int(state.get("updates", 0))
         missing = sorted(set(self.shadow) - set(shadow))
         if missing:
             raise UsageError(f"EMA state lacks parameters {missing}")

@@ -169,11 +169,16 @@ def test_ema_update_is_the_hand_formula():
     w0 = model.weight.detach().clone()
     with torch.no_grad():
         model.weight.add_(1.0)
-    ema.update(model)
-    torch.testing.assert_close(ema.shadow["weight"], w0 + 0.5)
+    ema.update(model)  # warm-up: the first decay is min(0.5, 1/10) = 0.1
+    torch.testing.assert_close(ema.shadow["weight"], w0 + 0.9)
     with ema.applied(model):
-        torch.testing.assert_close(model.weight, w0 + 0.5)
+        torch.testing.assert_close(model.weight, w0 + 0.9)
     torch.testing.assert_close(model.weight, w0 + 1.0)
+    assert [EMA(model, 0.5).current_decay()] == [0.1]
+    ema.updates = 100  # (1 + 100)/(10 + 100) > 0.5: the decay has saturated at beta
+    assert ema.current_decay() == 0.5
+    ema.update(model)
+    torch.testing.assert_close(ema.shadow["weight"], w0 + 0.95)
     with pytest.raises(UsageError, match=r"1\.0"):
         EMA(model, 1.0)
 

@@ -166,8 +166,9 @@ def test_ema_in_fit_follows_the_hand_recursion(tmp_path):
     shadow = {n: p.detach().double().clone() for n, p in model.named_parameters()}
 
     def track(step, metrics):
+        beta = min(decay, step / (9 + step))  # warm-up (1 + n)/(10 + n) with n = step - 1
         for n, p in model.named_parameters():
-            shadow[n] = decay * shadow[n] + (1 - decay) * p.detach().double()
+            shadow[n] = beta * shadow[n] + (1 - beta) * p.detach().double()
 
     result = fit(
         model,
