@@ -10,7 +10,6 @@ order).  It collects every error of a file before raising :class:`~gendsl.errors
 from __future__ import annotations
 
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import networkx as nx
@@ -1133,13 +1132,13 @@ def _plain(e: ast.Expr) -> Any:
 
 
 def _validate(model: CheckedModel) -> list[Diagnostic]:
-    """The symbolic core's checks (SDE affinity, chain form, path) of a model."""
-    try:
-        from gendsl.symbolic import validate
-    except ImportError:  # helper F's symbolic core has not landed yet
-        return []
-    if isinstance(validate, ModuleType):  # the submodule shadows its function once imported
-        validate = validate.validate
+    """The symbolic core's checks (SDE affinity, chain form, path) of a model.
+
+    Imported here, not at the top, so that checking a model without a process never loads
+    sympy.
+    """
+    from gendsl.symbolic import validate
+
     return list(validate(model))
 
 

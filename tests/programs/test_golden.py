@@ -15,15 +15,6 @@ _spec = importlib.util.spec_from_file_location("gendsl_golden_regen", HERE / "re
 regen = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(regen)
 
-#: Programs whose error comes from the symbolic core (gendsl.symbolic.validate).
-SYMBOLIC = {"35_sde_not_affine", "36_diffusion_depends_on_x"}
-
-
-def _has_validate() -> bool:
-    import gendsl.symbolic
-
-    return hasattr(gendsl.symbolic, "validate")
-
 
 @pytest.fixture(autouse=True)
 def _at_root(monkeypatch):
@@ -41,8 +32,6 @@ def test_enough_distinct_mistakes():
 
 @pytest.mark.parametrize("full", BAD, ids=[p.stem for p in BAD])
 def test_bad_program_diagnostics(full: Path):
-    if full.stem in SYMBOLIC and not _has_validate():
-        pytest.skip("gendsl.symbolic.validate has not landed")
     path = full.relative_to(ROOT)
     code, out, err = regen.check_like_cli(path)
     assert code == 1
