@@ -107,8 +107,8 @@ class _Build(Transformer):
         return self._binop("^", c)
 
     def neg(self, c):
-        (operand,) = c
-        return ast.Neg(operand, self._span(operand))
+        minus, operand = c
+        return ast.Neg(operand, self._span(minus, operand))
 
     def index(self, c):
         base, idx = c
