@@ -11,7 +11,7 @@ from __future__ import annotations
 from gendsl.frontend import ast
 from gendsl.frontend.parser import parse
 
-__all__ = ["format_expr", "format_program", "format_source"]
+__all__ = ["format_expr", "format_program", "format_source", "format_statement"]
 
 INDENT = "  "
 
@@ -154,6 +154,11 @@ def _statement(s: ast.Stmt, depth: int) -> list[str]:
         items = [f"{pad}{INDENT}{k.name} = {format_expr(k.value)}" for k in s.items]
         return [f"{pad}train {{", *items, f"{pad}}}"]
     raise TypeError(f"not a statement: {s!r}")
+
+
+def format_statement(s: ast.Stmt) -> str:
+    """One statement in canonical form (several lines for blocks)."""
+    return "\n".join(_statement(s, 0))
 
 
 def _body(stmts: tuple[ast.Stmt, ...], depth: int) -> list[str]:

@@ -20,7 +20,7 @@ import sympy as sp
 from gendsl.errors import SpecError
 from gendsl.frontend import ast
 from gendsl.frontend.printer import format_expr
-from gendsl.symbolic.expr import VectorAccess, lambdify_np, symbol, to_sympy, to_text
+from gendsl.symbolic.expr import VectorAccess, is_zero, lambdify_np, symbol, to_sympy, to_text
 
 __all__ = ["ChainKernel", "chain_kernel"]
 
@@ -102,7 +102,7 @@ def chain_kernel(chain: ast.Chain, lets: Mapping[str, ast.Let]) -> ChainKernel:
     loc, scale = to_sympy(loc_e, lets, **kw), to_sympy(scale_e, lets, **kw)
     prev = sp.Symbol(f"{chain.var}_prev", real=True)
     c = sp.diff(loc, prev)
-    if c.has(prev) or sp.simplify(loc - c * prev) != 0 or c == 0:
+    if c.has(prev) or not is_zero(loc - c * prev) or c == 0:
         raise SpecError(
             f"the mean of a chain step must be c * {chain.var}[{chain.index}-1], found "
             f"{format_expr(loc_e)}",

@@ -1,16 +1,25 @@
 """The symbolic checks the checker runs on a model's sde, chain or path.
 
 This module imports sympy only when the model has a process or a path, so checking a latent,
-flow, adversarial or energy model stays fast.
+flow, adversarial or energy model stays fast.  Importing sympy and running its algebra costs most
+of a second, so a process that passed the checks once is remembered on disk (in
+``$GENDSL_CACHE`` or ``~/.cache/gendsl``) by a hash of its canonical text and of every ``let``:
+checking it again imports no sympy at all.  Failures are never cached (their diagnostics are
+re-derived with fresh locations).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
+import tempfile
 from pathlib import Path
 
 from gendsl.analysis.model import CheckedModel
 from gendsl.errors import SpecError
 from gendsl.frontend import ast
+from gendsl.frontend.printer import format_statement
 from gendsl.source import Source
 
 __all__ = ["validate"]
@@ -26,11 +35,77 @@ def _source_of(err: SpecError, model: CheckedModel) -> Source | None:
         return None
 
 
+#: validate() results by the statements they depend on (spans included, so that an error found
+#: once is reported at the same place): models that extend one base share its process.
+_CACHE: dict[tuple, list[SpecError]] = {}
+
+
+def _key(model: CheckedModel) -> tuple:
+    def located(node: ast.Node | None) -> tuple:
+        return (node, getattr(node, "span", None))
+
+    lets = tuple(sorted((name, located(let)) for name, let in model.lets.items()))
+    return located(model.process), located(model.path), lets
+
+
+#: Bump when the checks change, so that old cache entries stop counting.
+CHECKS_VERSION = "1"
+_CACHE_FILE = "symbolic-checks.json"
+_CACHE_SIZE = 4096
+
+
+def _cache_path() -> Path:
+    return Path(os.environ.get("GENDSL_CACHE") or Path.home() / ".cache" / "gendsl") / _CACHE_FILE
+
+
+def fingerprint(model: CheckedModel) -> str:
+    """A hash of everything the checks read: the process/path statements and every let."""
+    parts = [CHECKS_VERSION]
+    parts += [format_statement(n) for n in (model.process, model.path) if n is not None]
+    parts += sorted(format_statement(let) for let in model.lets.values())
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()
+
+
+def _passed() -> list[str]:
+    try:
+        value = json.loads(_cache_path().read_text())
+        return [str(v) for v in value] if isinstance(value, list) else []
+    except (OSError, ValueError):
+        return []
+
+
+def _remember(digest: str) -> None:
+    """Add ``digest`` to the on-disk list of processes that passed (atomically; best effort)."""
+    path = _cache_path()
+    entries = [*[d for d in _passed() if d != digest][-(_CACHE_SIZE - 1) :], digest]
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+        with os.fdopen(fd, "w") as f:
+            json.dump(entries, f)
+        os.replace(tmp, path)
+    except OSError:
+        pass  # a read-only home only costs speed
+
+
 def validate(model: CheckedModel) -> list[SpecError]:
     """Errors of the model's sde (affine drift, x-free diffusion, dt/dw terms, time range),
     chain (variance-preserving Gaussian AR(1) step) or path (linear, right ends); [] if none."""
     if model.process is None and model.path is None:
         return []
+    key = _key(model)
+    if key not in _CACHE:
+        digest = fingerprint(model)
+        if digest in _passed():
+            _CACHE[key] = []
+        else:
+            _CACHE[key] = _validate(model)
+            if not _CACHE[key]:
+                _remember(digest)
+    return list(_CACHE[key])
+
+
+def _validate(model: CheckedModel) -> list[SpecError]:
     errors: list[SpecError] = []
     try:
         if isinstance(model.process, ast.SDE):
@@ -44,7 +119,7 @@ def validate(model: CheckedModel) -> list[SpecError]:
         if model.path is not None:
             from gendsl.symbolic.path import path_velocity
 
-            path_velocity(model.path, model.lets)
+            path_velocity(model.path, model.lets, simplify=False)
     except SpecError as err:
         err.source = err.source or _source_of(err, model)
         errors.append(err)

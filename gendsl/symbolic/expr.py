@@ -36,6 +36,13 @@ def number(value: int | float) -> sp.Expr:
     return sp.Rational(repr(float(value)))
 
 
+def is_zero(e: sp.Expr) -> bool:
+    """Whether ``e`` is identically zero: ``expand`` settles most cases; ``simplify`` (slow) is
+    only tried on what ``expand`` leaves."""
+    expanded = sp.expand(e)
+    return expanded == 0 or sp.simplify(expanded) == 0
+
+
 def to_text(e: sp.Expr) -> str:
     """An expression in the spec's own notation (``^`` for powers)."""
     return sp.sstr(e).replace("**", "^")
@@ -196,7 +203,7 @@ class _Translator:
         i = self(e.index)
         if self.state is not None and isinstance(e.base, ast.Name) and e.base.id == self.state[0]:
             k = self.env[self.state[1]]
-            if sp.simplify(i - (k - 1)) != 0:
+            if not is_zero(i - (k - 1)):
                 raise SpecError(
                     f"a Markov chain step may use only the previous state {self.state[0]}"
                     f"[{self.state[1]}-1], found {format_expr(e)}",

@@ -18,11 +18,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import sympy as sp
-from scipy.integrate import cumulative_trapezoid
 
 from gendsl.errors import SpecError
 from gendsl.frontend import ast
-from gendsl.symbolic.expr import lambdify_np, symbol, to_sympy, to_text
+from gendsl.symbolic.expr import is_zero, lambdify_np, symbol, to_sympy, to_text
 
 __all__ = [
     "Kernel",
@@ -132,21 +131,25 @@ def coefficients(
             raise SpecError(
                 f"this term has neither d{time} nor dw (found {to_text(value)})", term.span
             )
-        rest = sp.simplify(value - c_dt * dt - c_dw * dw)
-        if rest != 0 or c_dt.has(dt, dw) or c_dw.has(dt, dw) or (c_dt != 0 and c_dw != 0):
+        if (
+            not is_zero(value - c_dt * dt - c_dw * dw)
+            or c_dt.has(dt, dw)
+            or c_dw.has(dt, dw)
+            or (c_dt != 0 and c_dw != 0)
+        ):
             raise SpecError(
                 f"each term of an sde must be (coefficient) * d{time} or (coefficient) * dw, "
                 f"found {to_text(value)}",
                 term.span,
             )
         if c_dt != 0:
-            if sp.simplify(sp.diff(c_dt, x, 2)) != 0 or sp.diff(c_dt, x).has(x):
+            if not is_zero(sp.diff(c_dt, x, 2)) or sp.diff(c_dt, x).has(x):
                 raise SpecError(
                     f"{_SSM_HINT}: drift must be affine in {name} (found {to_text(c_dt)}); "
                     "use loss ssm(...)",
                     term.span,
                 )
-            if sp.simplify(c_dt.subs(x, 0)) != 0:
+            if not is_zero(c_dt.subs(x, 0)):
                 raise SpecError(
                     f"unsupported drift term {to_text(c_dt)}: the drift must be f({time}) * "
                     f"{name}; a part free of {name} (an offset h({time})) is not supported",
@@ -161,7 +164,7 @@ def coefficients(
                     term.span,
                 )
             diffusion += c_dw
-    return x, t, sp.simplify(sp.diff(drift, x)), sp.simplify(diffusion)
+    return x, t, sp.diff(drift, x), diffusion
 
 
 # --------------------------------------------------------------------------- the integrals
@@ -312,7 +315,10 @@ def check_sde(sde: ast.SDE, lets: Mapping[str, ast.Let]) -> None:
 
 def sde_kernel(sde: ast.SDE, lets: Mapping[str, ast.Let]) -> Kernel:
     """The kernel of ``sde`` (see the module docstring); a located SpecError if it has none."""
+    from scipy.integrate import cumulative_trapezoid  # slow to import: only when needed
+
     x, t, f, g = coefficients(sde, lets)
+    f, g = sp.simplify(f), sp.simplify(g)
     T = _time_range(sde, lets)
     f_fn, g_fn = lambdify_np(f, t), lambdify_np(g, t)
     A = integrate_a(f, t)
