@@ -995,8 +995,16 @@ class _ModelChecker:
         g.add_node("loss", kind="loss")
 
         def edge(u: str, v: str, i: int, span: Span, guide: bool = False) -> None:
-            if u != v or not guide:
-                g.add_edge(u, v, stmt=i, span=span, guide=guide)
+            if u == v and guide:
+                return
+            if g.has_edge(u, v) and guide != g.edges[u, v]["guide"]:
+                # the same pair in the model and in the guide: keep the generative edge
+                g.edges[u, v]["guide"] = False
+                g.edges[u, v]["in_guide"] = True
+                if not guide:
+                    g.edges[u, v].update(stmt=i, span=span)
+                return
+            g.add_edge(u, v, stmt=i, span=span, guide=guide, in_guide=guide)
 
         for i, stmt in enumerate(self.m.body):
             if isinstance(stmt, ast.Sample):
@@ -1038,6 +1046,10 @@ class _ModelChecker:
                         edge(p, "loss", i, stmt.span)
         if "t" in g and not g.in_degree("t") and not g.out_degree("t"):
             g.remove_node("t")
+        if not g.in_degree("loss"):  # a likelihood-type loss scores the observed variables
+            for v in self.variables.values():
+                if v.role == "data":
+                    g.add_edge(v.name, "loss", stmt=None, span=v.span, guide=False, in_guide=False)
         return g
 
     # ------------------------------------------------------------------ run

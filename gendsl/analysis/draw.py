@@ -65,14 +65,21 @@ def to_dot(model: CheckedModel) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _layers(g: nx.DiGraph) -> dict[str, int]:
-    """Longest-path depth of each node (the guide's edges ignored), for a top-down layout."""
-    gen = nx.DiGraph((u, v) for u, v, d in g.edges(data=True) if not d.get("guide"))
-    gen.add_nodes_from(g.nodes)
-    depth = {}
+def _layers(g: nx.DiGraph) -> dict[str, float]:
+    """Longest-path depth of each variable over the generative edges, for a top-down layout;
+    a network or flow sits half a layer above the first node it feeds."""
+    side = {n for n in g.nodes if _kind(g, n) in ("net", "flow")}
+    gen = nx.DiGraph(
+        (u, v) for u, v, d in g.edges(data=True) if not d.get("guide") and u not in side
+    )
+    gen.add_nodes_from(n for n in g.nodes if n not in side)
+    depth: dict[str, float] = {}
     for node in nx.topological_sort(gen):
         preds = [depth[p] for p in gen.predecessors(node)]
         depth[node] = max(preds) + 1 if preds else 0
+    for node in side:
+        targets = [depth[v] for v in g.successors(node) if v in depth]
+        depth[node] = (min(targets) if targets else 1) - 0.5
     return depth
 
 
@@ -88,8 +95,10 @@ def _draw(model: CheckedModel, path: Path) -> None:
         g.nodes[node]["_layer"] = depth
     pos = nx.multipartite_layout(g, subset_key="_layer", align="horizontal", scale=1.0)
     pos = {n: (x, -y) for n, (x, y) in pos.items()}  # parents above children
-    width = max(4.0, 1.6 * max(1, max(list(layer.values()).count(d) for d in set(layer.values()))))
-    fig, ax = plt.subplots(figsize=(width, 1.4 * (max(layer.values(), default=0) + 2)))
+    widest = max(list(layer.values()).count(d) for d in set(layer.values()))
+    width = max(4.0, 1.6 * widest)
+    height = 1.4 * (max(layer.values(), default=0) - min(layer.values(), default=0) + 2)
+    fig, ax = plt.subplots(figsize=(width, height))
     for kind in {_kind(g, n) for n in g.nodes}:
         _, marker, face, style = _STYLE.get(kind, _DEFAULT)
         nodes = [n for n in g.nodes if _kind(g, n) == kind]
