@@ -9,6 +9,7 @@ was found instead.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import re
 
@@ -82,10 +83,14 @@ class _Build(Transformer):
         return ast.Name(str(tok), _tok_span(self.file, tok))
 
     def list(self, c):
-        args, kwargs, span = c[0]
+        lsqb, (args, kwargs, _), rsqb = c
         if kwargs:
             raise _Misplaced(kwargs[0].span, "a named argument cannot stand in a list")
-        return ast.List(args, span)
+        return ast.List(args, self._span(lsqb, rsqb))
+
+    def paren(self, c):
+        lpar, inner, rpar = c  # the parentheses widen the span; no node of their own
+        return dataclasses.replace(inner, span=self._span(lpar, rpar))
 
     def _binop(self, op: str, c: list) -> ast.BinOp:
         left, right = c
@@ -111,8 +116,8 @@ class _Build(Transformer):
         return ast.Neg(operand, self._span(minus, operand))
 
     def index(self, c):
-        base, idx = c
-        return ast.Index(base, idx, self._span(base, idx))
+        base, _, idx, rsqb = c
+        return ast.Index(base, idx, self._span(base, rsqb))
 
     def kwarg(self, c):
         name, value = c
@@ -130,9 +135,8 @@ class _Build(Transformer):
         return tuple(args), tuple(kwargs), self._span(*c)
 
     def call_args(self, c):
-        if not c:
-            return (), (), ast.SPAN_NONE
-        return c[0]
+        lpar, (args, kwargs, _), rpar = c
+        return args, kwargs, self._span(lpar, rpar)
 
     def call(self, c):
         name, (args, kwargs, aspan) = c
@@ -545,7 +549,6 @@ def _widen(source: Source, span: Span) -> Span:
 
 
 def _with_keyword_spans(program: ast.Program, source: Source) -> ast.Program:
-    import dataclasses
 
     def fix(node):
         if isinstance(node, ast.Model):
