@@ -6,10 +6,15 @@ A site ``z ~ Normal(loc, scale)`` of a variable with per-sample shape ``S`` beco
 ``z ~ Normal(enc(x))`` takes every parameter from one network output of shape
 ``batch + (n_params,) + S``; positive parameters pass through ``softplus(u) + 1e-5`` and a
 Bernoulli/Categorical/ContinuousBernoulli parameter is read as logits.
+
+The training loss works on :class:`Density` objects instead: the same parameters with closed
+forms for the common cases (Normal log-density, draw and KL; Bernoulli log-density from logits),
+falling back to the Pyro distribution for everything else.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
@@ -17,18 +22,24 @@ import pyro.distributions as pdist
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-from torch.distributions import Distribution, Independent
+from torch.distributions import Distribution, Independent, kl_divergence
 
 from gendsl.errors import UsageError
 
 __all__ = [
     "DISTRIBUTIONS",
     "PACKED_EPS",
+    "Density",
     "DistInfo",
     "base_of",
+    "bernoulli_logits_log_prob",
     "draw",
+    "kl_normal_normal",
+    "kl_normal_std_normal",
     "make_dist",
+    "normal_log_prob",
     "unpack_params",
+    "unpacker",
 ]
 
 #: Added to ``softplus`` of a packed positive parameter so a scale never reaches zero.
@@ -92,8 +103,9 @@ def _info(name: str) -> DistInfo:
     return info
 
 
-def unpack_params(name: str, out: Tensor, event_shape: tuple[int, ...]) -> dict[str, Tensor]:
-    """Split one network output ``[..., n_params, *event_shape]`` into named parameters.
+def unpacker(name: str, event_shape: tuple[int, ...]) -> Callable[[Tensor], dict[str, Tensor]]:
+    """The function splitting one network output ``[..., n_params, *event_shape]`` into named
+    parameters (decided once per site, applied every step).
 
     Positive parameters are ``softplus(u) + 1e-5``; the single parameter of a Bernoulli,
     Categorical or ContinuousBernoulli is returned as ``logits``.  For a Categorical the class
@@ -102,20 +114,29 @@ def unpack_params(name: str, out: Tensor, event_shape: tuple[int, ...]) -> dict[
     info = _info(name)
     if name == "Uniform":
         raise UsageError("Uniform cannot take its parameters from one network; write low, high")
-    n = len(info.params)
-    axis = out.dim() - len(event_shape) - 1
-    if axis < 0 or out.shape[axis] != n:
-        raise UsageError(
-            f"{name} takes {n} parameter(s) from one network, but its output has shape "
-            f"{tuple(out.shape)}"
-        )
-    parts = out.unbind(axis)
-    if info.logits_alias:
-        return {"logits": parts[0]}
-    return {
-        p: F.softplus(u) + PACKED_EPS if p in info.positive else u
-        for p, u in zip(info.params, parts, strict=True)
-    }
+    n, axis = len(info.params), -len(event_shape) - 1
+    names = ("logits",) if info.logits_alias else info.params
+    positive = [p in info.positive for p in names]
+
+    def split(out: Tensor) -> dict[str, Tensor]:
+        if out.dim() < -axis or out.shape[axis] != n:
+            raise UsageError(
+                f"{name} takes {n} parameter(s) from one network, but its output has shape "
+                f"{tuple(out.shape)}"
+            )
+        parts = out.unbind(axis)
+        return {
+            p: F.softplus(u) + PACKED_EPS if pos else u
+            for p, pos, u in zip(names, positive, parts, strict=True)
+        }
+
+    return split
+
+
+def unpack_params(name: str, out: Tensor, event_shape: tuple[int, ...]) -> dict[str, Tensor]:
+    """Split one network output ``[..., n_params, *event_shape]`` into named parameters (see
+    :func:`unpacker`)."""
+    return unpacker(name, event_shape)(out)
 
 
 def make_dist(
@@ -199,3 +220,167 @@ def draw(d: Distribution, *, generator: torch.Generator | None = None) -> Tensor
     with torch.random.fork_rng(devices=devices):
         torch.manual_seed(seed)
         return base.sample()
+
+
+# ------------------------------------------------------------------ the training hot path
+
+_LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)
+
+
+def _log(v: Tensor | float) -> Tensor | float:
+    return v.log() if isinstance(v, Tensor) else math.log(v)
+
+
+def normal_log_prob(x: Tensor, loc: Tensor | float, scale: Tensor | float) -> Tensor:
+    """log N(x; μ, σ) = −(x − μ)² / (2σ²) − log σ − ½ log 2π, per element."""
+    return -((x - loc) ** 2) / (2 * scale**2) - _log(scale) - _LOG_SQRT_2PI
+
+
+def bernoulli_logits_log_prob(x: Tensor, logits: Tensor | float) -> Tensor:
+    """log Bern(x; σ(ℓ)) = x ℓ − log(1 + e^ℓ) = −BCE(ℓ, x), per element, from the logits."""
+    if not isinstance(logits, Tensor):
+        logits = torch.as_tensor(logits, device=x.device, dtype=x.dtype)
+    if logits.shape != x.shape:
+        logits, x = torch.broadcast_tensors(logits, x)
+    return -F.binary_cross_entropy_with_logits(logits, x, reduction="none")
+
+
+def kl_normal_std_normal(loc: Tensor, scale: Tensor) -> Tensor:
+    """KL(N(μ, σ²) ‖ N(0, 1)) = ½ (μ² + σ² − 1) − log σ, per element (Kingma & Welling 2014,
+    appendix B)."""
+    return 0.5 * (loc**2 + scale**2 - 1) - _log(scale)
+
+
+def kl_normal_normal(
+    loc_q: Tensor | float,
+    scale_q: Tensor | float,
+    loc_p: Tensor | float,
+    scale_p: Tensor | float,
+) -> Tensor | float:
+    """KL(N(μ_q, σ_q²) ‖ N(μ_p, σ_p²)) = ½ (r + (μ_q − μ_p)² / σ_p² − 1 − log r) with
+    r = σ_q² / σ_p², per element."""
+    ratio = (scale_q / scale_p) ** 2
+    return 0.5 * (ratio + ((loc_q - loc_p) / scale_p) ** 2 - 1 - _log(ratio))
+
+
+class Density:
+    """A site's distribution as the training loss uses it: the parameters, the batch and event
+    shapes, and closed forms (log-density, reparameterised draw, KL) where the table has them,
+    so the hot path builds no :mod:`torch.distributions` object.  Anything else goes through
+    :meth:`to_dist`, the same Pyro distribution :func:`make_dist` builds.
+
+    Closed forms: Normal (log-density, draw, KL to a Normal) and Bernoulli with logits
+    (log-density).  Parameters may be Python numbers; results have the full batch + event shape.
+    """
+
+    __slots__ = ("_dist", "batch", "classes", "event", "like", "name", "params")
+
+    def __init__(
+        self,
+        name: str,
+        params: Mapping[str, Tensor | float],
+        *,
+        batch: tuple[int, ...],
+        event: tuple[int, ...],
+        like: Tensor,
+        classes: int | None = None,
+    ):
+        self.name, self.params, self.batch, self.event = name, params, batch, event
+        self.like, self.classes = like, classes
+        self._dist: Distribution | None = None
+
+    def to_dist(self) -> Distribution:
+        """The Pyro distribution of :func:`make_dist` (built once)."""
+        if self._dist is None:
+            self._dist = make_dist(
+                self.name,
+                self.params,
+                batch_shape=self.batch,
+                event_shape=self.event,
+                like=self.like,
+                classes=self.classes,
+            )
+        return self._dist
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """The shape of a value: batch (widened by parameters with extra leading axes) + event."""
+        full = (*self.batch, *self.event)
+        drop = 0 if self.classes is None else 1  # a Categorical's parameters end in the classes
+        shapes = [p.shape[: p.dim() - drop] for p in self.params.values() if isinstance(p, Tensor)]
+        if all(s == full for s in shapes):
+            return full
+        return tuple(torch.broadcast_shapes(full, *shapes))
+
+    def _full(self, t: Tensor | float) -> Tensor:
+        """``t`` broadcast to :attr:`shape` (numbers become tensors like ``like``)."""
+        shape = self.shape
+        if not isinstance(t, Tensor):
+            return torch.full(shape, t, device=self.like.device, dtype=self.like.dtype)
+        return t if t.shape == shape else t.expand(shape)
+
+    def sum_event(self, t: Tensor) -> Tensor:
+        """``t`` (per element) summed over the event axes, per batch element."""
+        return t.sum(tuple(range(-len(self.event), 0))) if self.event else t
+
+    def log_prob_elements(self, value: Tensor) -> Tensor | None:
+        """The closed-form log-density per element, or ``None`` when there is none."""
+        p = self.params
+        if self.name == "Normal":
+            return normal_log_prob(value, p["loc"], p["scale"])
+        if self.name == "Bernoulli" and "logits" in p:
+            return bernoulli_logits_log_prob(value, p["logits"])
+        return None
+
+    def log_prob(self, value: Tensor) -> Tensor:
+        """log p(value) summed over the event, per batch element."""
+        elements = self.log_prob_elements(value)
+        if elements is None:
+            return self.to_dist().log_prob(value)
+        return self.sum_event(elements)
+
+    @property
+    def has_rsample(self) -> bool:
+        """Whether :meth:`rsample` is reparameterised (differentiable in the parameters)."""
+        return self.name == "Normal" or self.to_dist().has_rsample
+
+    def rsample(self) -> Tensor:
+        """A reparameterised draw where there is one (μ + σ ε for a Normal, consuming the global
+        RNG exactly as :class:`torch.distributions.Normal` does), else a plain draw."""
+        if self.name != "Normal":
+            d = self.to_dist()
+            return d.rsample() if d.has_rsample else d.sample()
+        loc, scale = self.params["loc"], self.params["scale"]
+        ref = loc if isinstance(loc, Tensor) else self.like
+        eps = torch.empty(self.shape, dtype=ref.dtype, device=ref.device).normal_()
+        return loc + eps * scale
+
+    @property
+    def mean(self) -> Tensor:
+        """The mean, with the full shape."""
+        if self.name == "Normal":
+            return self._full(self.params["loc"])
+        return self.to_dist().mean
+
+    def kl_elements(self, p: Density) -> Tensor | None:
+        """KL(self ‖ p) per element, ``[*batch, *event]``, or ``None`` without a closed form.
+
+        Normal pairs use :func:`kl_normal_std_normal` when ``p`` is the literal N(0, 1) and
+        :func:`kl_normal_normal` otherwise; other pairs use torch's registered closed forms.
+        """
+        if self.event != p.event:
+            return None
+        if self.name == "Normal" and p.name == "Normal":
+            q_loc, q_scale = self.params["loc"], self.params["scale"]
+            p_loc, p_scale = p.params["loc"], p.params["scale"]
+            if _is_number(p_loc, 0) and _is_number(p_scale, 1) and isinstance(q_scale, Tensor):
+                return self._full(kl_normal_std_normal(q_loc, q_scale))
+            return self._full(kl_normal_normal(q_loc, q_scale, p_loc, p_scale))
+        try:
+            return kl_divergence(base_of(self.to_dist())[0], base_of(p.to_dist())[0])
+        except NotImplementedError:
+            return None
+
+
+def _is_number(v: Tensor | float, target: float) -> bool:
+    return not isinstance(v, Tensor) and v == target

@@ -1,14 +1,17 @@
 """Evaluate spec expressions with torch.
 
-An expression is evaluated in a :class:`Scope`: a mapping from names to tensors (variables, with
-the batch on the leading axes), numbers (constants), or callables (networks, ``let`` functions).
-Arithmetic broadcasts like torch; plain numbers stay Python numbers until they meet a tensor.
-Derived variables (``h = dec(z)``) are evaluated on first use and memoised.
+An expression is compiled once by :func:`compile_expr` into a closure that takes a
+:class:`Scope`: a mapping from names to tensors (variables, with the batch on the leading axes),
+numbers (constants), or callables (networks, ``let`` functions).  Compiling walks the AST once,
+so a training step calls closures instead of interpreting the tree.  Arithmetic broadcasts like
+torch; plain numbers stay Python numbers until they meet a tensor.  Derived variables
+(``h = dec(z)``) are evaluated on first use and memoised in the scope.
 """
 
 from __future__ import annotations
 
 import math
+import operator
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -18,7 +21,7 @@ from torch import Tensor
 from gendsl.errors import InternalError, UsageError
 from gendsl.frontend import ast
 
-__all__ = ["LIBRARY", "Scope", "evaluate", "let_function"]
+__all__ = ["LIBRARY", "Compiled", "Scope", "compile_expr", "evaluate", "let_function"]
 
 Value = Tensor | float | int | Callable[..., Any]
 
@@ -31,20 +34,28 @@ def _unary(torch_fn: Callable[[Tensor], Tensor], math_fn: Callable[[float], floa
 
 
 def _softplus(x: float) -> float:
+    """log(1 + e^x), computed without overflow."""
     return max(x, 0.0) + math.log1p(math.exp(-abs(x)))
 
 
 def _sigmoid(x: float) -> float:
+    """1 / (1 + e^-x) = (1 + tanh(x / 2)) / 2, computed without overflow."""
     return 0.5 * (1.0 + math.tanh(0.5 * x))
+
+
+def _as_tensor_like(a: Tensor | float, ref: Tensor) -> Tensor:
+    """``a`` as a tensor on ``ref``'s device (a number takes ``ref``'s floating dtype)."""
+    if isinstance(a, Tensor):
+        return a
+    dtype = ref.dtype if ref.is_floating_point() else None
+    return torch.as_tensor(a, device=ref.device, dtype=dtype)
 
 
 def _binary(torch_fn: Callable[[Tensor, Tensor], Tensor], py_fn: Callable[[float, float], float]):
     def apply(a: Tensor | float, b: Tensor | float) -> Tensor | float:
         if isinstance(a, Tensor) or isinstance(b, Tensor):
             ref = a if isinstance(a, Tensor) else b
-            return torch_fn(
-                torch.as_tensor(a, device=ref.device), torch.as_tensor(b, device=ref.device)
-            )
+            return torch_fn(_as_tensor_like(a, ref), _as_tensor_like(b, ref))
         return py_fn(a, b)
 
     return apply
@@ -68,12 +79,17 @@ LIBRARY: dict[str, Value] = {
     "pi": math.pi,
 }
 
+#: An expression compiled by :func:`compile_expr`: its value in a scope.
+Compiled = Callable[["Scope"], Any]
+
 
 class Scope(dict):
     """Names in scope during one evaluation.
 
     :param like: a tensor giving the device and dtype of constructed tensors (``zeros(n)``).
-    :param derived: assignment targets and their expressions, evaluated lazily on first lookup.
+    :param derived: assignment targets and their compiled expressions, evaluated on first
+        lookup and then stored in the scope (the mapping itself is not modified, so one mapping
+        serves every scope of a model).
     :param parent: an enclosing scope consulted for names this one lacks.
     """
 
@@ -82,17 +98,18 @@ class Scope(dict):
         values: Mapping[str, Value],
         *,
         like: Tensor,
-        derived: Mapping[str, ast.Expr] | None = None,
+        derived: Mapping[str, Compiled] | None = None,
         parent: Scope | None = None,
     ):
         super().__init__(values)
         self.like = like
-        self.derived = dict(derived or {})
+        self.derived = derived if derived is not None else {}
         self.parent = parent
 
     def __missing__(self, name: str) -> Value:
-        if name in self.derived:
-            value = evaluate(self.derived.pop(name), self)
+        fn = self.derived.get(name)
+        if fn is not None:
+            value = fn(self)
             self[name] = value
             return value
         if self.parent is not None:
@@ -118,52 +135,80 @@ def _constructor(name: str, args: list[Any], like: Tensor) -> Tensor:
 _CONSTRUCTORS = ("zeros", "ones", "linspace")
 
 _OPS: dict[str, Callable[[Any, Any], Any]] = {
-    "+": lambda a, b: a + b,
-    "-": lambda a, b: a - b,
-    "*": lambda a, b: a * b,
-    "/": lambda a, b: a / b,
-    "^": lambda a, b: a**b,
+    "+": operator.add,
+    "-": operator.sub,
+    "*": operator.mul,
+    "/": operator.truediv,
+    "^": operator.pow,
 }
 
 
-def evaluate(e: ast.Expr, scope: Scope) -> Any:
-    """The value of ``e`` in ``scope``: a tensor, a number, or a list of values."""
-    if isinstance(e, ast.Num):
-        return e.value
-    if isinstance(e, ast.Name):
-        return scope[e.id]
-    if isinstance(e, ast.BinOp):
-        return _OPS[e.op](evaluate(e.left, scope), evaluate(e.right, scope))
-    if isinstance(e, ast.Neg):
-        return -evaluate(e.operand, scope)
-    if isinstance(e, ast.List):
-        items = [evaluate(i, scope) for i in e.items]
-        if all(isinstance(i, int | float) for i in items):
-            return torch.tensor(items, device=scope.like.device, dtype=scope.like.dtype)
-        return torch.stack([torch.as_tensor(i, device=scope.like.device) for i in items], -1)
-    if isinstance(e, ast.Index):
-        base, index = evaluate(e.base, scope), evaluate(e.index, scope)
-        return base[index.long() if isinstance(index, Tensor) else int(index)]
-    if isinstance(e, ast.Call):
-        args = [evaluate(a, scope) for a in e.args]
-        if e.func in _CONSTRUCTORS:
-            return _constructor(e.func, args, scope.like)
-        fn = scope[e.func]
+def _stack(items: list[Any], like: Tensor) -> Tensor:
+    """``[a, b, ...]`` as one tensor: numbers give a vector; with tensors among them, the items
+    are broadcast and stacked on a new last axis (``[p, 1 - p]`` for a batch of ``p``)."""
+    if all(isinstance(i, int | float) for i in items):
+        return torch.tensor(items, device=like.device, dtype=like.dtype)
+    ref = next(i for i in items if isinstance(i, Tensor))
+    return torch.stack(torch.broadcast_tensors(*(_as_tensor_like(i, ref) for i in items)), -1)
+
+
+def _index(base: Any, index: Any) -> Any:
+    return base[index.long() if isinstance(index, Tensor) else int(index)]
+
+
+def _compile_call(e: ast.Call) -> Compiled:
+    args = [compile_expr(a) for a in e.args]
+    func = e.func
+    if func in _CONSTRUCTORS:
+        return lambda s: _constructor(func, [a(s) for a in args], s.like)
+    kwargs = [(k.name, compile_expr(k.value)) for k in e.kwargs]
+
+    def call(s: Scope) -> Any:
+        fn = s[func]
         if not callable(fn):
-            raise InternalError(f"{e.func!r} is called but is not a function")
-        kwargs = {k.name: evaluate(k.value, scope) for k in e.kwargs}
-        return fn(*args, **kwargs)
-    if isinstance(e, ast.Str):
-        return e.value
+            raise InternalError(f"{func!r} is called but is not a function")
+        return fn(*[a(s) for a in args], **{k: v(s) for k, v in kwargs})
+
+    return call
+
+
+def compile_expr(e: ast.Expr) -> Compiled:
+    """``e`` as a closure ``scope -> value`` (a tensor, a number, a string or a callable)."""
+    if isinstance(e, ast.Num | ast.Str):
+        value = e.value
+        return lambda s: value
+    if isinstance(e, ast.Name):
+        name = e.id
+        return lambda s: s[name]
+    if isinstance(e, ast.BinOp):
+        op, left, right = _OPS[e.op], compile_expr(e.left), compile_expr(e.right)
+        return lambda s: op(left(s), right(s))
+    if isinstance(e, ast.Neg):
+        operand = compile_expr(e.operand)
+        return lambda s: -operand(s)
+    if isinstance(e, ast.List):
+        items = [compile_expr(i) for i in e.items]
+        return lambda s: _stack([i(s) for i in items], s.like)
+    if isinstance(e, ast.Index):
+        base, index = compile_expr(e.base), compile_expr(e.index)
+        return lambda s: _index(base(s), index(s))
+    if isinstance(e, ast.Call):
+        return _compile_call(e)
     raise InternalError(f"cannot evaluate {type(e).__name__}")
+
+
+def evaluate(e: ast.Expr, scope: Scope) -> Any:
+    """The value of ``e`` in ``scope`` (compiles ``e``; compile once to evaluate repeatedly)."""
+    return compile_expr(e)(scope)
 
 
 def let_function(let: ast.Let, scope: Scope) -> Callable[..., Any]:
     """``let f(a, b) = body`` as a Python function evaluating ``body`` with ``a, b`` bound."""
+    body = compile_expr(let.value)
 
     def call(*args: Any) -> Any:
         if len(args) != len(let.params):
             raise InternalError(f"{let.name} takes {len(let.params)} arguments, got {len(args)}")
-        return evaluate(let.value, scope.child(dict(zip(let.params, args, strict=True))))
+        return body(scope.child(dict(zip(let.params, args, strict=True))))
 
     return call

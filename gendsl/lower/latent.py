@@ -1,15 +1,18 @@
 """The latent-variable family: VAEs, β-VAEs, IWAEs, hierarchical VAEs, mixtures with enumerated
 discrete latents (lowered to Pyro), and VQ-VAEs (plain torch).
 
-One interpreter walks the spec's sample sites in topological order and hands each site's
-distribution to a *handler* that decides its value:
+At construction every sample site is compiled once into a :class:`_SitePlan` (its parameter
+expressions as closures, its shapes bound, its packed-parameter split decided), and the lets are
+evaluated once per device and dtype.  One walk runs the plans in topological order and hands each
+site's :class:`~gendsl.lower.dists.Density` to a *handler* that decides its value:
 
 * :meth:`LatentModel.pyro_model` / :meth:`LatentModel.pyro_guide` call ``pyro.sample`` inside
   ``pyro.plate("data", B)`` — the programs Pyro's ELBOs (``Trace_ELBO``, ``TraceMeanField_ELBO``,
-  ``TraceEnum_ELBO``) consume;
+  ``TraceEnum_ELBO``) consume (the densities become Pyro distributions there);
 * the training loss records the sites directly (guide first, then the model replaying the guide's
   values) and computes the bound with :mod:`gendsl.objectives.elbo` — the same numbers as Pyro's
-  ``TraceMeanField_ELBO``/``Trace_ELBO`` without the tracing overhead (the tests compare them);
+  ``TraceMeanField_ELBO``/``Trace_ELBO`` without the tracing overhead and, for Normal and
+  Bernoulli sites, without building distribution objects (the tests compare them);
   models with enumerated sites use Pyro's ``TraceEnum_ELBO``;
 * sampling draws every site from its distribution, ancestrally.
 
@@ -28,14 +31,13 @@ import torch
 from pyro.infer import Trace_ELBO, TraceEnum_ELBO, TraceMeanField_ELBO
 from pyro.infer.elbo import ELBO
 from torch import Tensor, nn
-from torch.distributions import Distribution
 
 from gendsl.analysis.model import CheckedModel, NetSpec, Opt, Site
 from gendsl.errors import UsageError
 from gendsl.frontend import ast
 from gendsl.lower.base import Batch, Model, resolve_shape
-from gendsl.lower.dists import draw, make_dist, unpack_params
-from gendsl.lower.expr import Scope, evaluate, let_function
+from gendsl.lower.dists import Density, draw, unpacker
+from gendsl.lower.expr import Compiled, Scope, compile_expr, evaluate, let_function
 from gendsl.lower.registry import register
 from gendsl.objectives.elbo import (
     ElboTerms,
@@ -51,7 +53,7 @@ from gendsl.objectives.vq import VectorQuantizer, codebook_loss, commitment_loss
 
 __all__ = ["LatentModel", "VQModel", "build_latent"]
 
-Handler = Callable[[Site, Distribution], Tensor]
+Handler = Callable[[Site, Density], Tensor]
 
 
 def _opt_kwargs(opt: Opt | str | None, positional: Sequence[str]) -> dict[str, Any]:
@@ -72,9 +74,24 @@ class _NetCall:
 
     def __init__(self, owner: Model, name: str, roles: list[str], shapes: list[tuple[int, ...]]):
         self.owner, self.name, self.roles, self.shapes = owner, name, roles, shapes
+        self.plain_dims = [len(s) + 1 for s in shapes] if set(roles) <= {"tensor"} else None
+
+    def _is_plain(self, args: tuple[Any, ...]) -> bool:
+        """Whether ``args`` are tensors with one common batch axis (the network takes them as
+        they are)."""
+        dims = self.plain_dims
+        if dims is None or len(args) != len(dims) or not args:
+            return False
+        n = args[0].shape[0] if isinstance(args[0], Tensor) else None
+        return all(
+            isinstance(a, Tensor) and a.dim() == d and a.shape[0] == n
+            for a, d in zip(args, dims, strict=True)
+        )
 
     def __call__(self, *args: Any) -> Tensor:
         net = self.owner.nets[self.name]
+        if self._is_plain(args):
+            return net(*args)
         tensors: list[Tensor] = []
         t = y = None
         for role, a in zip(self.roles, args, strict=True):
@@ -109,16 +126,45 @@ class _Tracer:
         self.observe, self.replay = observe, replay or {}
         self.records: dict[str, SiteRecord] = {}
 
-    def __call__(self, site: Site, fn: Distribution) -> Tensor:
+    def __call__(self, site: Site, fn: Density) -> Tensor:
         observed = site.name in self.observe
         if observed:
             value = self.observe[site.name]
         elif site.name in self.replay:
             value = self.replay[site.name]
         else:
-            value = fn.rsample() if fn.has_rsample else fn.sample()
+            value = fn.rsample()
         self.records[site.name] = SiteRecord(fn, value, observed)
         return value
+
+
+class _SitePlan:
+    """A sample site compiled once: its parameter expressions as closures, its event shape and
+    classes bound, and (for ``Normal(enc(x))``) the split of the network output decided."""
+
+    def __init__(self, model: Model, site: Site):
+        self.site = site
+        self.event = model.shape_of(site.name)
+        self.classes = model.classes_of(site.name) if site.dist == "Categorical" else None
+        self.params: Compiled
+        if site.packed is not None:
+            out = compile_expr(site.packed)
+            split = unpacker(site.dist, self.event if self.classes is None else (self.classes,))
+            self.params = lambda scope: split(out(scope))
+        else:
+            items = [(k, compile_expr(v)) for k, v in site.params.items()]
+            self.params = lambda scope: {k: f(scope) for k, f in items}
+
+    def density(self, scope: Scope, batch: tuple[int, ...]) -> Density:
+        """The site's distribution given the values in ``scope``."""
+        return Density(
+            self.site.dist,
+            self.params(scope),
+            batch=batch,
+            event=self.event,
+            like=scope.like,
+            classes=self.classes,
+        )
 
 
 class LatentModel(Model):
@@ -134,6 +180,10 @@ class LatentModel(Model):
         self.nets = nn.ModuleDict(nets)
         self.data_names = [v.name for v in checked.data_vars()]
         self._configure_loss(checked.loss)
+        self.model_plan = [_SitePlan(self, s) for s in checked.sites]
+        self.guide_plan = [_SitePlan(self, s) for s in checked.guide]
+        self._derived = {a.target: compile_expr(a.value) for a in checked.assigns}
+        self._let_scopes: dict[tuple[torch.device, torch.dtype], Scope] = {}
         guided = {s.name for s in checked.guide} | set(self.enumerate)
         for site in checked.sites:
             role = checked.variables[site.name].role
@@ -184,40 +234,35 @@ class LatentModel(Model):
 
     # -------------------------------------------------------------------- the interpreter
 
+    def _lets(self) -> Scope:
+        """The scope of the ``let`` constants and functions on the model's device and dtype
+        (evaluated once per device and dtype)."""
+        like = self.like
+        key = (like.device, like.dtype)
+        base = self._let_scopes.get(key)
+        if base is None:
+            base = Scope({}, like=like)
+            for name, let in self.checked.lets.items():
+                base[name] = let_function(let, base) if let.params else evaluate(let.value, base)
+            self._let_scopes[key] = base
+        return base
+
     def _scope(self, data: Mapping[str, Tensor]) -> Scope:
-        c = self.checked
-        base = Scope({}, like=self.like)
-        for name, let in c.lets.items():
-            base[name] = let_function(let, base) if let.params else evaluate(let.value, base)
         values: dict[str, Any] = dict(self.calls)
         values.update(data)
-        derived = {a.target: a.value for a in c.assigns if a.target not in data}
-        return Scope(values, like=self.like, derived=derived, parent=base)
-
-    def _site_dist(self, site: Site, scope: Scope, batch: tuple[int, ...]) -> Distribution:
-        event = self.shape_of(site.name)
-        classes = self.classes_of(site.name) if site.dist == "Categorical" else None
-        if site.packed is not None:
-            out = evaluate(site.packed, scope)
-            params = unpack_params(site.dist, out, event if classes is None else (classes,))
-        else:
-            params = {k: evaluate(v, scope) for k, v in site.params.items()}
-        return make_dist(
-            site.dist,
-            params,
-            batch_shape=batch,
-            event_shape=event,
-            like=self.like,
-            classes=classes,
-        )
+        return Scope(values, like=self.like, derived=self._derived, parent=self._lets())
 
     def run(
-        self, sites: Sequence[Site], scope: Scope, handler: Handler, batch: tuple[int, ...]
+        self,
+        plan: Sequence[_SitePlan],
+        scope: Scope,
+        handler: Handler,
+        batch: tuple[int, ...],
     ) -> Scope:
-        """Walk ``sites`` in order, giving each distribution to ``handler`` and binding its
-        value in ``scope``."""
-        for site in sites:
-            scope[site.name] = handler(site, self._site_dist(site, scope, batch))
+        """Walk the compiled sites of ``plan`` in order, giving each site's density to
+        ``handler`` and binding its value in ``scope``."""
+        for site in plan:
+            scope[site.site.name] = handler(site.site, site.density(scope, batch))
         return scope
 
     def _batch_size(self, data: Mapping[str, Tensor]) -> int:
@@ -228,7 +273,8 @@ class LatentModel(Model):
     def _latent_scale(self) -> float:
         return self.current_beta()
 
-    def _pyro_handler(self, site: Site, fn: Distribution, data: Mapping[str, Tensor]) -> Tensor:
+    def _pyro_handler(self, site: Site, density: Density, data: Mapping[str, Tensor]) -> Tensor:
+        fn = density.to_dist()
         if site.name in self.enumerate:
             return pyro.sample(site.name, fn, infer={"enumerate": "parallel"})
         if site.name in data:
@@ -240,7 +286,7 @@ class LatentModel(Model):
         """The generative program as a Pyro model over one batch (latent sites scaled by β)."""
         with pyro.plate("data", self._batch_size(data), dim=-1):
             self.run(
-                self.checked.sites,
+                self.model_plan,
                 self._scope(data),
                 lambda s, fn: self._pyro_handler(s, fn, data),
                 (self._batch_size(data),),
@@ -250,7 +296,7 @@ class LatentModel(Model):
         """The ``guide { }`` as a Pyro guide over one batch (sites scaled by β)."""
         with pyro.plate("data", self._batch_size(data), dim=-1):
             self.run(
-                self.checked.guide,
+                self.guide_plan,
                 self._scope(data),
                 lambda s, fn: self._pyro_handler(s, fn, data),
                 (self._batch_size(data),),
@@ -288,10 +334,10 @@ class LatentModel(Model):
             data = {k: v.repeat(particles, *([1] * (v.dim() - 1))) for k, v in data.items()}
         batch = (self._batch_size(data),)
         guide = _Tracer(data)
-        self.run(self.checked.guide, self._scope(data), guide, batch)
+        self.run(self.guide_plan, self._scope(data), guide, batch)
         replay = {k: r.value for k, r in guide.records.items()}
         model = _Tracer(data, replay)
-        self.run(self.checked.sites, self._scope(data), model, batch)
+        self.run(self.model_plan, self._scope(data), model, batch)
         return model.records, guide.records
 
     def _terms(self, data: Mapping[str, Tensor], *, per_dim: bool = False) -> ElboTerms:
@@ -317,9 +363,10 @@ class LatentModel(Model):
             terms = self._terms(data, per_dim=self.free_bits > 0)
             if self.free_bits > 0:
                 kl = sum(free_bits_kl(d, self.free_bits) for d in terms.kl_dims.values())
+                value = beta * kl - terms.recon.mean()
             else:
-                kl = terms.kl_total.mean()
-            value = -terms.recon.mean() + beta * kl
+                kl = terms.kl_total
+                value = ((kl if beta == 1.0 else beta * kl) - terms.recon).mean()
         if self.training and torch.is_grad_enabled():
             self.step += 1
         return value
@@ -413,12 +460,12 @@ class LatentModel(Model):
             raise UsageError(f"ancestral sampling takes no steps, got steps={steps}")
         scope = self._sample_scope(n, conditions, generator)
 
-        def handler(site: Site, fn: Distribution) -> Tensor:
+        def handler(site: Site, fn: Density) -> Tensor:
             if mean and site.name in self.data_names:
                 return fn.mean
-            return draw(fn, generator=generator)
+            return draw(fn.to_dist(), generator=generator)
 
-        self.run(self.checked.sites, scope, handler, (n,))
+        self.run(self.model_plan, scope, handler, (n,))
         return scope[self.data_names[0]]
 
     def objective_terms(self) -> list[str]:
@@ -477,7 +524,7 @@ class VQModel(LatentModel):
 
     def _quantized(self, data: Mapping[str, Tensor]) -> tuple[dict[str, SiteRecord], dict]:
         tracer = _Tracer(data)
-        self.run(self.checked.sites, self._scope(data), tracer, (self._batch_size(data),))
+        self.run(self.model_plan, self._scope(data), tracer, (self._batch_size(data),))
         return tracer.records, self.quantizer.last
 
     def _vq_terms(self, data: Mapping[str, Tensor]) -> dict[str, Tensor]:

@@ -10,14 +10,13 @@ particles of each).
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor
-from torch.distributions import Distribution, kl_divergence
 
-from gendsl.lower.dists import base_of
+from gendsl.lower.dists import Density
 
 __all__ = [
     "ElboTerms",
@@ -36,12 +35,21 @@ __all__ = [
 
 @dataclass(frozen=True)
 class SiteRecord:
-    """One random choice of a run: its distribution ``fn``, its ``value`` and whether it was
-    observed (the data) or latent."""
+    """One random choice of a run: its distribution ``fn`` (a
+    :class:`~gendsl.lower.dists.Density`), its ``value`` and whether it was observed (the data)
+    or latent."""
 
-    fn: Distribution
+    fn: Density
     value: Tensor
     observed: bool
+
+
+def _total(terms: Iterable[Tensor], like: Tensor) -> Tensor:
+    """Σ terms without a leading zero (one fewer op in the graph); ``0`` when there are none."""
+    total = None
+    for t in terms:
+        total = t if total is None else total + t
+    return torch.zeros((), device=like.device, dtype=like.dtype) if total is None else total
 
 
 @dataclass(frozen=True)
@@ -60,7 +68,7 @@ class ElboTerms:
     @property
     def kl_total(self) -> Tensor:
         """Σ over latent sites of the KL, per data point."""
-        return sum(self.kl.values(), torch.zeros_like(self.recon))
+        return _total(self.kl.values(), self.recon) if self.kl else torch.zeros_like(self.recon)
 
     @property
     def elbo(self) -> Tensor:
@@ -73,25 +81,16 @@ def log_mean_exp(log_w: Tensor, dim: int = 0) -> Tensor:
     return torch.logsumexp(log_w, dim) - math.log(log_w.shape[dim])
 
 
-def kl_per_dim(q: Distribution, p: Distribution) -> Tensor | None:
-    """Analytic KL(q ‖ p) per event element, ``[*batch, *event]``, or ``None`` if torch has no
-    closed form for the pair.  Both must be the same ``Independent`` of factorised bases."""
-    q_base, q_dims = base_of(q)
-    p_base, p_dims = base_of(p)
-    if q_dims != p_dims:
-        return None
-    try:
-        return kl_divergence(q_base, p_base)
-    except NotImplementedError:
-        return None
+def kl_per_dim(q: Density, p: Density) -> Tensor | None:
+    """Analytic KL(q ‖ p) per event element, ``[*batch, *event]``, or ``None`` without a closed
+    form for the pair (see :meth:`~gendsl.lower.dists.Density.kl_elements`)."""
+    return q.kl_elements(p)
 
 
-def kl_analytic(q: Distribution, p: Distribution) -> Tensor | None:
+def kl_analytic(q: Density, p: Density) -> Tensor | None:
     """Analytic KL(q ‖ p) summed over the event, per batch element, or ``None``."""
-    try:
-        return kl_divergence(q, p)
-    except NotImplementedError:
-        return None
+    dims = q.kl_elements(p)
+    return None if dims is None else q.sum_event(dims)
 
 
 def elbo_terms(
@@ -104,31 +103,32 @@ def elbo_terms(
     """Split the ELBO (Kingma & Welling 2014, eq. 3) into reconstruction and KL terms.
 
     L(x) = E_q[log p(x | z)] − Σ_sites KL(q(z_s | ·) ‖ p(z_s | ·)).  With ``analytic`` the KL
-    of a site is the closed form where torch has one (Pyro's ``TraceMeanField_ELBO``), else and
+    of a site is the closed form where there is one (Pyro's ``TraceMeanField_ELBO``), else and
     always without it the one-sample estimate log q(z) − log p(z) (``Trace_ELBO``).  The KL
     per dimension is computed only with ``per_dim``.
     """
-    recon = sum(
-        (r.fn.log_prob(r.value) for r in model.values() if r.observed),
-        torch.zeros((), device=next(iter(model.values())).value.device),
-    )
+    like = next(iter(model.values())).value
+    recon = _total((r.fn.log_prob(r.value) for r in model.values() if r.observed), like)
     kl: dict[str, Tensor] = {}
     kl_dims: dict[str, Tensor | None] = {}
     for name, q in guide.items():
         p = model[name]
-        dims = kl_per_dim(q.fn, p.fn) if per_dim else None
-        total = kl_analytic(q.fn, p.fn) if analytic else None
-        if total is None:
-            total = q.fn.log_prob(q.value) - p.fn.log_prob(q.value)
-        kl[name], kl_dims[name] = total, dims
+        dims = kl_per_dim(q.fn, p.fn) if analytic or per_dim else None
+        if analytic and dims is not None:
+            kl[name] = q.fn.sum_event(dims)
+        else:
+            kl[name] = q.fn.log_prob(q.value) - p.fn.log_prob(q.value)
+        kl_dims[name] = dims if per_dim else None
     return ElboTerms(recon, kl, kl_dims)
 
 
 def log_weights(model: Mapping[str, SiteRecord], guide: Mapping[str, SiteRecord]) -> Tensor:
     """log w = log p(x, z) − log q(z | x) per data point, for z drawn from the guide."""
-    log_p = sum(r.fn.log_prob(r.value) for r in model.values())
-    log_q = sum((r.fn.log_prob(r.value) for r in guide.values()), torch.zeros_like(log_p))
-    return log_p - log_q
+    like = next(iter(model.values())).value
+    log_p = _total((r.fn.log_prob(r.value) for r in model.values()), like)
+    if not guide:
+        return log_p
+    return log_p - _total((r.fn.log_prob(r.value) for r in guide.values()), like)
 
 
 def iwae_bound(log_w: Tensor) -> Tensor:

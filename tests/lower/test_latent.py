@@ -159,7 +159,7 @@ def test_analytic_kl_matches_closed_form_and_monte_carlo():
     model, x = vae(), binary(5, 6)
     model_rec, guide_rec = model.trace(model.as_data(x), particles=4000)
     q, p = guide_rec["z"].fn, model_rec["z"].fn
-    mu, sd = q.base_dist.loc[:5], q.base_dist.scale[:5]
+    mu, sd = q.params["loc"][:5], q.params["scale"][:5]
     closed = (-torch.log(sd) + 0.5 * (sd**2 + mu**2 - 1)).sum(-1)
     with torch.no_grad():
         analytic = model._terms(model.as_data(x)).kl["z"]
