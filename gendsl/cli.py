@@ -229,6 +229,16 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--resume", action="store_true", help="continue from DIR's checkpoint")
     t.add_argument("--eval-every", type=int)
     t.add_argument("--checkpoint-every", type=int)
+    t.add_argument(
+        "--teacher",
+        metavar="RUN",
+        help="trained diffusion run to distil from (loss consistency(teacher = ...))",
+    )
+    t.add_argument(
+        "--base",
+        metavar="RUN",
+        help="trained base run for a ControlNet (guidance control(base = ...))",
+    )
     t.add_argument("--no-progress", action="store_true")
     t.set_defaults(handler=cmd_train)
 

@@ -158,9 +158,11 @@ def train_run(args: argparse.Namespace) -> Path:
         "data": args.data,
         "seed": args.seed,
     }
-    if args.resume:
-        previous = _read_config(out / CHECKPOINT)
-        config["data"] = config["data"] or previous.get("data")
+    previous = _read_config(out / CHECKPOINT) if args.resume else {}
+    config["data"] = config["data"] or previous.get("data")
+    for key in ("teacher", "base"):  # pretrained parts are re-attached on --resume
+        value = getattr(args, key, None) or previous.get(key)
+        config[key] = str(Path(value).resolve()) if value else None
     if not config["data"]:
         raise UsageError(
             "--data is required: a bundled set (" + ", ".join(BUNDLED) + ") or a file/folder"
@@ -172,6 +174,14 @@ def train_run(args: argparse.Namespace) -> Path:
     bindings = bind_sizes(checked, train)
     config["bindings"] = bindings
     model = compile_model(checked, bindings=bindings)
+    _attach(
+        model,
+        "set_teacher",
+        config["teacher"],
+        "--teacher",
+        "a consistency model distilled from a teacher",
+    )
+    _attach(model, "set_base", config["base"], "--base", "a ControlNet (guidance control)")
     settings = _train_settings(checked, args)
     config["settings"] = {k: (list(v) if isinstance(v, tuple) else v) for k, v in settings.items()}
     out.mkdir(parents=True, exist_ok=True)
@@ -195,6 +205,15 @@ def train_run(args: argparse.Namespace) -> Path:
         f"checkpoint {result.checkpoint}"
     )
     return out
+
+
+def _attach(model: Model, method: str, run: str | None, flag: str, what: str) -> None:
+    """Give ``model`` a pretrained part from another run (a teacher, a ControlNet base)."""
+    if run is None:
+        return
+    if not hasattr(model, method):
+        raise UsageError(f"{flag} applies only to {what}; model {model.checked.name} is not one")
+    getattr(model, method)(_checkpoint_path(run))
 
 
 # ----------------------------------------------------------------------------- loading runs
