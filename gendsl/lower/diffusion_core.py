@@ -9,6 +9,15 @@ DiscreteChain` of the evaluated betas.  Every parameterisation is an affine func
 score at fixed (x_t, t) (see :mod:`gendsl.objectives.dsm`), so one hook, :meth:`DiffusionModel.
 net_output`, gives the network's native prediction and everything else is derived from it.
 
+Preconditioning (Karras et al. 2022, "Elucidating the Design Space of Diffusion-Based Generative
+Models", Sec. 5 and Table 1), for every affine process: the network F sees c_in(t) x_t, whose
+variance is 1 at every t for data of standard deviation σ_data, and its output is scaled by
+c_out(t), the standard deviation of the regression target, so F's own target has unit variance
+too: pred = c_out(t) F(c_in(t) x_t, t).  For the VP SDE and DDPM chain with σ_data = 1 both are
+(nearly) 1; for the VE SDE they undo the growth of x_t to σ_max and of the score to 1/σ_min.
+The time input stays ``t``: for the geometric VE schedule t = ln(σ/σ_min) / ln(σ_max/σ_min) is
+already an affine function of Karras's c_noise = ¼ ln σ.
+
 Guidance, ControlNet and consistency models are subclasses that override hooks
 (:mod:`gendsl.lower.diffusion_guidance`, :mod:`gendsl.lower.diffusion_consistency`).
 """
@@ -34,17 +43,30 @@ from gendsl.objectives.dsm import (
     score_from_prediction,
     weighted_dsm,
 )
-from gendsl.processes import VESDE, VPSDE, DiscreteChain, Process, ScoreFn, SubVPSDE
+from gendsl.processes import (
+    VESDE,
+    VPSDE,
+    DiscreteChain,
+    Process,
+    ScoreFn,
+    SubVPSDE,
+    expand_like,
+)
 from gendsl.sampling import sample as run_sampler
 from gendsl.sampling.dispatch import DEFAULTS
 
 __all__ = [
+    "SIGMA_DATA",
     "Conditions",
     "DiffusionModel",
     "build_process",
+    "c_in",
+    "c_out",
     "describe_process",
+    "score_in_dtype",
     "sub_state",
     "trained_state",
+    "ve_t_min",
 ]
 
 #: Condition tensors by variable name (a missing label means "no label").
@@ -55,6 +77,46 @@ EXACT_TRACE_MAX_DIM = 16
 
 #: Quantisation levels assumed for ``image`` data when dequantising for the likelihood.
 IMAGE_LEVELS = 256
+
+#: σ_data of the network preconditioning: the standard deviation of standardised data.
+SIGMA_DATA = 1.0
+
+
+# ------------------------------------------------------------------------------ preconditioning
+
+
+def c_in(a_t: Tensor, s_t: Tensor, sigma_data: float) -> Tensor:
+    """c_in(t) = 1 / √(a_t² σ_data² + s_t²), so that c_in x_t has unit variance when x0 has
+    variance σ_data² (Karras et al. 2022, Table 1, c_in = 1/√(σ² + σ_data²) in the scaled
+    variable x_t / a_t with σ = s_t / a_t)."""
+    return torch.rsqrt(a_t**2 * sigma_data**2 + s_t**2)
+
+
+def c_out(predict: str, a_t: Tensor, s_t: Tensor, sigma_data: float) -> Tensor:
+    """c_out(t), the standard deviation of the regression target of ``predict`` for x0 of
+    variance σ_data² (independent of ε): ε → 1; x0 → σ_data; v = a_t ε - s_t x0 →
+    √(a_t² + s_t² σ_data²) (Salimans & Ho 2022); the kernel score -ε/s_t → 1/s_t, the output
+    scaling of the NCSN++ score networks (Song et al. 2021, appendix H) and of Karras et al.
+    2022 (Table 1, where F's target has unit variance)."""
+    if predict == "eps":
+        return torch.ones_like(s_t)
+    if predict == "x0":
+        return torch.full_like(s_t, sigma_data)
+    if predict == "v":
+        return torch.sqrt(a_t**2 + s_t**2 * sigma_data**2)
+    return 1.0 / s_t
+
+
+def ve_t_min(sigma_min: float, sigma_max: float) -> float:
+    """The time at which the VE kernel's standard deviation s(t) = σ_min √((σ_max/σ_min)^(2t) - 1)
+    equals σ_min: t = ln 2 / (2 ln(σ_max/σ_min)).
+
+    Song et al. 2021 perturb with σ(t) = σ_min (σ_max/σ_min)^t, i.e. σ_min at their t_min
+    (ε = 1e-5); this is the same noise level in the exact kernel started at t = 0.  Smaller
+    t_min only adds noise levels below σ_min that the model was not designed to resolve and
+    make the probability-flow ODE stiff (s(1e-5) ≈ 1.2e-4 for σ_min = 0.01, σ_max = 10).
+    """
+    return math.log(2.0) / (2.0 * math.log(sigma_max / sigma_min))
 
 
 # ------------------------------------------------------------------------------ the process
@@ -68,7 +130,8 @@ def build_process(checked: CheckedModel) -> tuple[Process, Any]:
         from gendsl.symbolic import sde_kernel, to_process
 
         kernel = sde_kernel(proc, checked.lets)
-        return to_process(kernel), kernel
+        t_min = ve_t_min(**kernel.params) if kernel.kind == "ve" else None
+        return to_process(kernel, t_min=t_min), kernel
     if isinstance(proc, ast.Chain):
         from gendsl.symbolic import chain_kernel
 
@@ -126,6 +189,17 @@ def sub_state(state: Mapping[str, Tensor], prefix: str) -> dict[str, Tensor]:
     return out
 
 
+def score_in_dtype(score_fn: ScoreFn, dtype: torch.dtype) -> ScoreFn:
+    """``score_fn`` evaluated in ``dtype`` (the network's) on inputs of any floating dtype, its
+    result returned in the input's dtype; lets an ODE carry a float64 state through a float32
+    network."""
+
+    def wrapped(x: Tensor, t: Tensor) -> Tensor:
+        return score_fn(x.to(dtype), t.to(dtype)).to(x.dtype)
+
+    return wrapped
+
+
 def _option(opt: Opt | None, key: str, default: Any) -> Any:
     return default if opt is None else opt.kwargs.get(key, default)
 
@@ -174,6 +248,7 @@ class DiffusionModel(Model):
         self.loss_opt = checked.loss
         self.guidance_scale: float | None = None
         self.last_nfe: int | None = None
+        self.sigma_data = SIGMA_DATA
 
     # -------------------------------------------------------------- networks and predictions
 
@@ -182,6 +257,16 @@ class DiffusionModel(Model):
         call = self.checked.predict.value
         self.nets[call.func] = self.build_net(self.checked.nets[call.func])
         return call
+
+    def network_input(self, x_t: Tensor, t: Tensor) -> Tensor:
+        """c_in(t) x_t, the noised data as every network sees it (see :func:`c_in`)."""
+        a_t, s_t = self.process.marginal(t)
+        return expand_like(c_in(a_t, s_t, self.sigma_data), x_t) * x_t
+
+    def output_scale(self, t: Tensor, like: Tensor) -> Tensor:
+        """c_out(t) of the declared ``predict``, shaped to broadcast against ``like``."""
+        a_t, s_t = self.process.marginal(t)
+        return expand_like(c_out(self.predict_kind, a_t, s_t, self.sigma_data), like)
 
     def call_net(
         self,
@@ -195,8 +280,10 @@ class DiffusionModel(Model):
         """Evaluate a network call written in the spec, ``eps(x_t, t, y)``: the noised variable
         is ``x_t``, ``t`` the time, a ``label`` condition the class input ``y``, any other
         condition an extra tensor input; ``net`` replaces the named network and ``extra`` are
-        further keyword inputs (a ControlNet branch's ``control``)."""
+        further keyword inputs (a ControlNet branch's ``control``).  The call is preconditioned:
+        c_out(t) net(c_in(t) x_t, t, ...) (:func:`c_in`, :func:`c_out`)."""
         net = self.nets[call.func] if net is None else net
+        x_in = self.network_input(x_t, t)
         inputs, kw = [], dict(extra)
         for arg in call.args:
             name = arg.id if isinstance(arg, ast.Name) else None
@@ -210,8 +297,9 @@ class DiffusionModel(Model):
                 else:
                     inputs.append(cond[name])
             else:
-                inputs.append(x_t)
-        return net(*inputs, **kw)
+                inputs.append(x_in)
+        out = net(*inputs, **kw)
+        return self.output_scale(t, out) * out
 
     def net_output(self, x_t: Tensor, t: Tensor, cond: Conditions) -> Tensor:
         """The network's prediction (eps, x0, v or score, as declared) at (x_t, t)."""
@@ -410,10 +498,16 @@ class DiffusionModel(Model):
         method: str = "dopri5",
         rtol: float = 1e-5,
         atol: float = 1e-5,
+        ode_dtype: torch.dtype | None = torch.float64,
         generator: torch.Generator | None = None,
     ) -> Tensor:
         """log p(x) in nats per data point by the probability-flow ODE (Song et al. 2021,
         eq. 40): exact divergence for D <= 16, Hutchinson's estimate above (``trace``).
+
+        The ODE state (x, time and the log-density accumulator) is carried in ``ode_dtype``
+        (float64 by default; ``None`` keeps the model's dtype) while the network runs in its
+        own dtype: near t_min the PF-ODE is stiff (the score grows like 1/s(t)) and in float32
+        dopri5 can shrink its step below the resolution of t ("underflow in dt").
 
         ``dequantize = L`` treats x in [0, 1] as L-level quantised: the model density is
         evaluated at uniformly dequantised y = (k + u)/L and the result, E_u log p(y) - D log L,
@@ -430,6 +524,9 @@ class DiffusionModel(Model):
         if levels:
             x0 = pf_ode.dequantize(x0, levels=levels, generator=generator)
         score_fn = self.sampling_score_fn(cond, scale=self.guidance_scale)
+        if ode_dtype is not None and ode_dtype != x0.dtype:
+            score_fn = score_in_dtype(score_fn, x0.dtype)
+            x0 = x0.to(ode_dtype)
         lp = pf_ode.pf_ode_log_prob(
             self.process,
             score_fn,
@@ -440,6 +537,7 @@ class DiffusionModel(Model):
             atol=atol,
             generator=generator,
         )
+        lp = lp.to(data[self.data_name].dtype)
         return pf_ode.dequantized_log_prob(lp, D, levels=levels) if levels else lp
 
     def bits_per_dim(self, x: Batch, **kwargs: Any) -> Tensor:

@@ -107,8 +107,9 @@ class ClassifierGuidedModel(DiffusionModel):
         self.label = _label_name(self)
 
     def classifier_logits(self, x_t: Tensor, t: Tensor) -> Tensor:
-        """clf(x_t, t): logits of p_t(y | x_t), shape [B, K]."""
-        return self.nets[self.clf_name](x_t, t=t)
+        """clf(c_in(t) x_t, t): logits of p_t(y | x_t), shape [B, K]; the classifier sees the
+        noised data preconditioned as the predict network does (:meth:`network_input`)."""
+        return self.nets[self.clf_name](self.network_input(x_t, t), t=t)
 
     def classifier_loss(self, x0: Tensor, y: Tensor) -> Tensor:
         """-log p_t(y | x_t) per sample on x_t = a_t x0 + s_t ε, t ~ U[t_min, T]."""

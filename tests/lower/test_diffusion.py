@@ -219,7 +219,10 @@ def test_classifier_guidance_adds_a_multiple_of_the_classifier_gradient():
     x, t, y = torch.randn(5, 2), torch.full((5,), 0.3), torch.tensor([0, 1, 2, 0, 1])
     plain = model.score(x, t, {})
     x_in = x.clone().requires_grad_(True)
-    log_p = torch.log_softmax(model.nets["clf"](x_in, t=t), -1)[torch.arange(5), y].sum()
+    a_t, s_t = model.process.marginal(t)
+    c_in = 1 / torch.sqrt(a_t**2 + s_t**2)  # σ_data = 1
+    logits = model.nets["clf"](c_in[:, None] * x_in, t=t)
+    log_p = torch.log_softmax(logits, -1)[torch.arange(5), y].sum()
     (grad,) = torch.autograd.grad(log_p, x_in)
     got = model.sampling_score_fn({"y": y}, scale=2.0)(x, t)
     torch.testing.assert_close(got, plain + 2.0 * grad, atol=1e-6, rtol=1e-5)
