@@ -72,8 +72,8 @@ class _NetCall:
     on the output.
     """
 
-    def __init__(self, owner: Model, name: str, roles: list[str], shapes: list[tuple[int, ...]]):
-        self.owner, self.name, self.roles, self.shapes = owner, name, roles, shapes
+    def __init__(self, net: nn.Module, roles: list[str], shapes: list[tuple[int, ...]]):
+        self.net, self.roles, self.shapes = net, roles, shapes
         self.plain_dims = [len(s) + 1 for s in shapes] if set(roles) <= {"tensor"} else None
 
     def _is_plain(self, args: tuple[Any, ...]) -> bool:
@@ -89,7 +89,7 @@ class _NetCall:
         )
 
     def __call__(self, *args: Any) -> Tensor:
-        net = self.owner.nets[self.name]
+        net = self.net
         if self._is_plain(args):
             return net(*args)
         tensors: list[Tensor] = []
@@ -100,7 +100,9 @@ class _NetCall:
             elif role == "y":
                 y = a
             else:
-                tensors.append(torch.as_tensor(a, device=self.owner.like.device))
+                if not isinstance(a, Tensor):
+                    a = torch.as_tensor(a, device=next(net.parameters()).device)
+                tensors.append(a)
         if not tensors and y is None:
             return net(t=t)
         batches = [x.shape[: x.dim() - len(s)] for x, s in zip(tensors, self.shapes, strict=True)]
@@ -209,8 +211,9 @@ class LatentModel(Model):
             else:
                 roles.append("tensor")
         shapes = [resolve_shape(s, self.sizes) for s in spec.in_shapes]
-        self.calls[spec.name] = _NetCall(self, spec.name, roles, shapes)
-        return self.build_net(spec)
+        net = self.build_net(spec)
+        self.calls[spec.name] = _NetCall(net, roles, shapes)
+        return net
 
     def _configure_loss(self, loss: Opt) -> None:
         kw = loss.kwargs
@@ -219,7 +222,10 @@ class LatentModel(Model):
             raise UsageError(f"loss {loss.name} is not a latent-variable objective")
         self.beta = float(kw.get("beta", 1.0))
         anneal = kw.get("anneal")
-        self.anneal = _opt_kwargs(anneal, ("start", "end", "steps")) if anneal else None
+        # the checker fills the default ``anneal = none``; only a schedule call anneals
+        self.anneal = (
+            _opt_kwargs(anneal, ("start", "end", "steps")) if isinstance(anneal, Opt) else None
+        )
         self.free_bits = float(kw.get("free_bits", 0.0))
         self.enumerate = [str(e) for e in kw.get("enumerate", [])]
         kl = kw.get("kl", "analytic")
@@ -368,7 +374,7 @@ class LatentModel(Model):
                 kl = terms.kl_total
                 value = ((kl if beta == 1.0 else beta * kl) - terms.recon).mean()
         if self.training and torch.is_grad_enabled():
-            self.step += 1
+            self.step.add_(1)  # in place: no Module.__setattr__ per step
         return value
 
     def elbo(self, x: Batch) -> Tensor:
@@ -544,7 +550,7 @@ class VQModel(LatentModel):
         if not self.quantizer.ema:
             value = value + t["codebook"]
         if self.training and torch.is_grad_enabled():
-            self.step += 1
+            self.step.add_(1)  # in place: no Module.__setattr__ per step
         return value.mean()
 
     def elbo(self, x: Batch) -> Tensor:

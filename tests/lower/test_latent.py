@@ -317,3 +317,19 @@ def test_describe_lists_sites_networks_and_terms():
     assert "x | z ~ Bernoulli" in text
     assert "enc = MLP: (6,) -> (2, 3)" in text
     assert "KL(q(z | x) || p(z)): analytic" in text
+
+
+def test_checked_default_loss_has_no_annealing():
+    """The checker fills ``anneal = none``; β must be 1 from the first step (it once read the
+    default as a one-step warm-up from β = 0)."""
+    from gendsl.lower import load
+
+    torch.manual_seed(0)
+    model = load(VAE.replace("LOSS", "elbo"), D=6)
+    assert model.checked.loss.kwargs["anneal"] == "none"
+    assert model.current_beta() == 1.0
+    x = binary(6, 6)
+    torch.manual_seed(1)
+    terms = model._terms(model.as_data(x))
+    torch.manual_seed(1)
+    torch.testing.assert_close(model.loss(x), (terms.kl_total - terms.recon).mean())
