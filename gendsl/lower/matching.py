@@ -1,0 +1,558 @@
+"""The matching family's back end: ``path`` specs compiled to flow-matching models.
+
+A spec declares a source ``x0 ~ ...``, data ``x1``, a path ``x_t = α(t) x0 + β(t) x1 + γ(t) w``
+(the symbolic core derives u_t = α' x0 + β' x1 + γ' w), a coupling ``couple x0, x1 by ...`` and
+``predict velocity = v(x_t, t)``.  Training minimises the conditional flow-matching loss of
+:mod:`gendsl.objectives.flow_matching` on pairs from :mod:`gendsl.objectives.couplings`;
+sampling integrates dx/dt = v(x, t) from a source draw at t = 0 to t = 1 with torchdiffeq
+(Chen et al. 2018); the likelihood follows the instantaneous change of variables
+d log p_t(x(t)) / dt = −∇·v(x(t), t) (Chen et al. 2018, Thm. 1) backwards from the data to the
+source, with the exact divergence up to :data:`EXACT_TRACE_MAX_DIM` dimensions and Hutchinson's
+estimate above (Grathwohl et al. 2019).
+
+``couple x0, x1 by reflow(previous = "runs/...")`` compiles to :class:`ReflowModel`, which trains
+on pairs (x0, Φ(x0)) of a previous run's flow Φ (Liu, Gong & Liu 2023, Alg. 1).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from torchdiffeq import odeint
+
+from gendsl.analysis import library as lib
+from gendsl.analysis.model import CheckedModel, Opt
+from gendsl.analysis.options import OptionChecker
+from gendsl.errors import InternalError, UsageError
+from gendsl.frontend import ast
+from gendsl.lower.base import Batch, Model
+from gendsl.lower.dists import draw, make_dist
+from gendsl.lower.expr import Scope, evaluate, let_function
+from gendsl.lower.registry import register
+from gendsl.metrics.pf_ode import divergence_exact, divergence_hutchinson
+from gendsl.objectives.couplings import (
+    Coupling,
+    EntropicOT,
+    ExactOT,
+    Independent,
+    SchrodingerBridge,
+)
+from gendsl.objectives.flow_matching import (
+    AffinePath,
+    VelocityFn,
+    flow_matching_loss,
+    sample_time,
+    straightness,
+)
+
+__all__ = [
+    "DEFAULT_STEPS",
+    "EXACT_TRACE_MAX_DIM",
+    "SOLVERS",
+    "MatchingModel",
+    "ReflowModel",
+    "build",
+    "build_coupling",
+    "flow_log_prob",
+    "integrate",
+    "solver_nfe",
+]
+
+#: Solver names of ``sample with ode(method = ...)`` -> torchdiffeq method names.
+SOLVERS = {"dopri5": "dopri5", "euler": "euler", "heun": "heun2", "rk4": "rk4"}
+
+#: Network evaluations per step of the fixed-step solvers.
+_STAGES = {"euler": 1, "heun": 2, "rk4": 4}
+
+#: Steps of a fixed-step solver when neither the spec nor the caller gives ``steps``.
+DEFAULT_STEPS = 100
+
+#: Largest data dimension for which :meth:`MatchingModel.log_prob` uses the exact trace.
+EXACT_TRACE_MAX_DIM = 16
+
+Conditions = dict[str, Tensor]
+
+
+# ------------------------------------------------------------------------------ the ODE
+
+
+def _grid(t0: float, t1: float, solver: str, steps: int | None, like: Tensor) -> Tensor:
+    """The times torchdiffeq reports at: both ends for dopri5, ``steps`` equal steps else."""
+    n = 1 if solver == "dopri5" else (DEFAULT_STEPS if steps is None else steps)
+    if n < 1:
+        raise UsageError(f"steps must be >= 1, got {n}")
+    return torch.linspace(t0, t1, n + 1, device=like.device, dtype=like.dtype)
+
+
+def solver_nfe(solver: str, steps: int | None) -> int | None:
+    """Velocity evaluations of a fixed-step solver (``None`` for adaptive dopri5)."""
+    if solver == "dopri5":
+        return None
+    return _STAGES[solver] * (DEFAULT_STEPS if steps is None else steps)
+
+
+def _check_solver(solver: str) -> None:
+    if solver not in SOLVERS:
+        raise UsageError(f"unknown ODE method {solver!r}; expected one of {', '.join(SOLVERS)}")
+
+
+@torch.no_grad()
+def integrate(
+    v_fn: VelocityFn,
+    x: Tensor,
+    *,
+    t0: float = 0.0,
+    t1: float = 1.0,
+    solver: str = "dopri5",
+    steps: int | None = None,
+    rtol: float = 1e-5,
+    atol: float = 1e-5,
+) -> Tensor:
+    """x(t1) for dx/dt = v(x, t), x(t0) = ``x`` (Chen et al. 2018, "Neural Ordinary
+    Differential Equations"): adaptive dopri5 (``rtol``, ``atol``) or ``steps`` fixed steps of
+    euler, heun (2nd order) or rk4."""
+    _check_solver(solver)
+    B = x.shape[0]
+
+    def rhs(t: Tensor, state: Tensor) -> Tensor:
+        return v_fn(state, t.expand(B))
+
+    ts = _grid(t0, t1, solver, steps, x)
+    return odeint(rhs, x, ts, method=SOLVERS[solver], rtol=rtol, atol=atol)[-1]
+
+
+def flow_log_prob(
+    v_fn: VelocityFn,
+    x1: Tensor,
+    log_p0: Callable[[Tensor], Tensor],
+    *,
+    trace: str = "exact",
+    solver: str = "dopri5",
+    steps: int | None = None,
+    rtol: float = 1e-5,
+    atol: float = 1e-5,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    """log p_1(x1) = log p_0(x(0)) − ∫_0^1 ∇·v(x(t), t) dt along the flow through x(1) = x1,
+    integrated backwards from t = 1 to 0 (Chen et al. 2018, Thm. 1; Grathwohl et al. 2019,
+    eq. 4).  ``trace`` is ``exact`` (D backward passes) or ``hutchinson`` (one Rademacher probe
+    per sample, fixed over the solve)."""
+    _check_solver(solver)
+    if trace not in ("exact", "hutchinson"):
+        raise UsageError(f"trace must be exact or hutchinson, got {trace!r}")
+    shape, B = x1.shape, x1.shape[0]
+    probe = None
+    if trace == "hutchinson":
+        bits = torch.randint(0, 2, (B, x1[0].numel()), generator=generator, device=x1.device)
+        probe = 2.0 * bits.to(x1.dtype) - 1.0
+
+    def rhs(t: Tensor, state: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
+        with torch.enable_grad():
+            y = state[0].detach().requires_grad_(True)
+            v = v_fn(y.reshape(shape), t.expand(B)).reshape(B, -1)
+            div = divergence_exact(v, y) if probe is None else divergence_hutchinson(v, y, probe)
+        return v.detach(), div.detach()
+
+    ts = _grid(1.0, 0.0, solver, steps, x1)
+    state = (x1.reshape(B, -1), torch.zeros(B, device=x1.device, dtype=x1.dtype))
+    with torch.no_grad():
+        xs, acc = odeint(rhs, state, ts, method=SOLVERS[solver], rtol=rtol, atol=atol)
+    return log_p0(xs[-1].reshape(shape)) + acc[-1]
+
+
+def _in_dtype(v_fn: VelocityFn, dtype: torch.dtype) -> VelocityFn:
+    """``v_fn`` run in ``dtype`` (the network's) on a state of any floating dtype."""
+
+    def wrapped(x: Tensor, t: Tensor) -> Tensor:
+        return v_fn(x.to(dtype), t.to(dtype)).to(x.dtype)
+
+    return wrapped
+
+
+# ------------------------------------------------------------------------------ couplings
+
+
+def coupling_option(checked: CheckedModel) -> Opt:
+    """The ``couple`` option with every default filled in (``independent`` when absent)."""
+    if checked.couple is None:
+        return Opt("independent")
+
+    def report(message: str, span: Any) -> None:
+        raise InternalError(f"the checker passed a bad coupling ({message}); please report")
+
+    opt = OptionChecker(report).option(lib.COUPLINGS, checked.couple.coupling, "coupling")
+    if opt is None:
+        raise InternalError("the checker passed an unknown coupling; please report")
+    return opt
+
+
+def build_coupling(opt: Opt) -> Coupling:
+    """The coupling object of ``opt`` (reflow is handled by :class:`ReflowModel`)."""
+    kw = opt.kwargs
+    if opt.name == "independent" or opt.name == "reflow":
+        return Independent()
+    if opt.name == "ot":
+        return ExactOT() if kw.get("method", "exact") == "exact" else EntropicOT(kw["reg"])
+    if opt.name == "schrodinger":
+        return SchrodingerBridge(kw["sigma"])
+    raise InternalError(f"coupling {opt.name} has no implementation; please report")
+
+
+# ------------------------------------------------------------------------------ the model
+
+
+class MatchingModel(Model):
+    """A compiled flow-matching model.
+
+    Hooks: :meth:`velocity` (the network's v(x_t, t)), :meth:`couple` (training pairs),
+    :meth:`per_sample_loss`.
+    """
+
+    family = "matching"
+
+    def __init__(self, checked: CheckedModel, bindings: Mapping[str, int]):
+        super().__init__(checked, bindings)
+        from gendsl.symbolic import path_velocity, torch_fns
+
+        if checked.path is None or checked.predict is None:
+            raise UsageError(f"model {checked.name} needs a path and 'predict velocity = ...'")
+        self.kernel = path_velocity(checked.path, checked.lets)
+        self.path = AffinePath(**torch_fns(self.kernel))
+        self.source_name, self.data_name = self.kernel.x0, self.kernel.x1
+        self.noised_name = self.kernel.target
+        data = [v.name for v in checked.data_vars()]
+        if data != [self.data_name]:
+            raise UsageError(
+                f"a matching model's data must be the path's end {self.data_name}; found "
+                f"data {', '.join(data) or 'none'}"
+            )
+        self.data_shape = self.shape_of(self.data_name)
+        self.source_site = next((s for s in checked.sites if s.name == self.source_name), None)
+        if self.source_site is None or self.source_site.given or self.source_site.packed:
+            raise UsageError(
+                f"the source {self.source_name} must be drawn from a fixed distribution, "
+                f"e.g. {self.source_name} ~ Normal(0, 1)"
+            )
+        self.coupling_opt = coupling_option(checked)
+        self.coupling = build_coupling(self.coupling_opt)
+        self.predict_call = checked.predict.value
+        if not isinstance(self.predict_call, ast.Call) or self.predict_call.func not in (
+            checked.nets
+        ):
+            raise UsageError("predict velocity must call a network, e.g. v(x_t, t)")
+        self.nets = nn.ModuleDict(
+            {self.predict_call.func: self.build_net(checked.nets[self.predict_call.func])}
+        )
+        self.last_nfe: int | None = None
+
+    # -------------------------------------------------------------- source and velocity
+
+    def _scope(self) -> Scope:
+        scope = Scope({}, like=self.like)
+        for name, let in self.checked.lets.items():
+            scope[name] = let_function(let, scope) if let.params else evaluate(let.value, scope)
+        return scope
+
+    def source(self, n: int) -> torch.distributions.Distribution:
+        """The source distribution p0 of ``x0 ~ ...`` for ``n`` draws."""
+        site, scope = self.source_site, self._scope()
+        params = {k: evaluate(e, scope) for k, e in site.params.items()}
+        return make_dist(
+            site.dist,
+            params,
+            batch_shape=(n,),
+            event_shape=self.shape_of(self.source_name),
+            like=self.like,
+        )
+
+    def draw_source(self, n: int, *, generator: torch.Generator | None = None) -> Tensor:
+        """``n`` draws x0 ~ p0."""
+        return draw(self.source(n), generator=generator)
+
+    def velocity(self, x_t: Tensor, t: Tensor, cond: Conditions) -> Tensor:
+        """v(x_t, t) of the ``predict velocity = v(x_t, t[, y])`` call: ``t`` is the time, a
+        ``label`` condition the class input, any other condition an extra tensor input."""
+        net, inputs, kw = self.nets[self.predict_call.func], [], {}
+        for arg in self.predict_call.args:
+            name = arg.id if isinstance(arg, ast.Name) else None
+            var = self.checked.variables.get(name) if name else None
+            if name == "t":
+                kw["t"] = t
+            elif var is not None and var.role == "condition":
+                if var.type.kind == "label":
+                    kw["y"] = cond.get(name)
+                else:
+                    inputs.append(cond[name])
+            else:
+                inputs.append(x_t)
+        return net(*inputs, **kw)
+
+    def conditions(self, data: Mapping[str, Tensor]) -> Conditions:
+        """The condition tensors present in ``data``."""
+        return {v.name: data[v.name] for v in self.checked.condition_vars() if v.name in data}
+
+    def given_conditions(self, n: int, y: Any) -> Conditions:
+        """Conditions for ``n`` samples: a tensor/number for the only condition or a mapping."""
+        names = [v.name for v in self.checked.condition_vars()]
+        if y is None:
+            return {}
+        if not names:
+            raise UsageError(f"model {self.checked.name} has no condition, but y was given")
+        items = dict(y) if isinstance(y, Mapping) else {names[0]: y}
+        out = {}
+        for name, value in items.items():
+            if self.checked.variables[name].type.kind == "label":
+                value = torch.as_tensor(value, device=self.like.device).long()
+                out[name] = value.expand(n) if value.ndim == 0 else value
+            else:
+                out[name] = torch.as_tensor(value, device=self.like.device, dtype=self.like.dtype)
+        return out
+
+    # -------------------------------------------------------------- loss
+
+    def couple(
+        self, x0: Tensor, x1: Tensor, cond: Conditions
+    ) -> tuple[Tensor, Tensor, Conditions]:
+        """The training pairs (x0, x1) and the conditions that go with x1."""
+        i, j = self.coupling.pair(x0, x1)
+        return x0[i], x1[j], {k: v[j] for k, v in cond.items()}
+
+    def per_sample_loss(self, data: Mapping[str, Tensor]) -> Tensor:
+        """‖v(x_t, t) − u_t‖² per pair (:func:`~gendsl.objectives.flow_matching.
+        flow_matching_loss`)."""
+        x1 = data[self.data_name]
+        x0, x1, cond = self.couple(self.draw_source(x1.shape[0]), x1, self.conditions(data))
+        return flow_matching_loss(lambda x, t: self.velocity(x, t, cond), self.path, x0, x1)
+
+    def loss(self, batch: Batch) -> Tensor:
+        """The mean of :meth:`per_sample_loss` over the batch."""
+        return self.per_sample_loss(self.as_data(batch)).mean()
+
+    def diagnostics(self, batch: Batch) -> dict[str, float]:
+        """The loss with t in each quarter of [0, 1] (``loss_t1`` nearest the source)."""
+        data = self.as_data(batch)
+        x1 = data[self.data_name]
+        x0, x1, cond = self.couple(self.draw_source(x1.shape[0]), x1, self.conditions(data))
+        out = {}
+        for q in range(4):
+            t = (q + sample_time(x1.shape[0], like=x1)) / 4
+            with torch.no_grad():
+                value = flow_matching_loss(
+                    lambda x, t_: self.velocity(x, t_, cond), self.path, x0, x1, t=t
+                )
+            out[f"loss_t{q + 1}"] = float(value.mean())
+        return out
+
+    # -------------------------------------------------------------- sampling
+
+    def solver_settings(
+        self, method: str | None, steps: int | None, opts: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """``solver``, ``steps``, ``rtol``, ``atol`` for :func:`integrate`: the declared ``sample
+        with ode(...)``, overridden by ``method`` (``ode`` or a solver name), ``steps`` and
+        ``opts``."""
+        declared = self.checked.sampler
+        knobs: dict[str, Any] = {"solver": "dopri5", "steps": None, "rtol": 1e-5, "atol": 1e-5}
+        if declared is not None:
+            kw = dict(declared.kwargs)
+            knobs.update(solver=kw.pop("method", "dopri5"), **kw)
+        if method is not None and method != "ode":
+            _check_solver(method)
+            knobs["solver"] = method
+        knobs.update(opts)
+        if steps is not None:
+            knobs["steps"] = steps
+        _check_solver(knobs["solver"])
+        return knobs
+
+    def flow_fn(self, cond: Conditions) -> VelocityFn:
+        """The velocity field the sampler and the likelihood integrate (counts evaluations in
+        :attr:`last_nfe`)."""
+        self.last_nfe = 0
+
+        def v_fn(x: Tensor, t: Tensor) -> Tensor:
+            self.last_nfe += 1
+            return self.velocity(x, t, cond)
+
+        return v_fn
+
+    @torch.no_grad()
+    def transport(
+        self,
+        x0: Tensor,
+        *,
+        method: str | None = None,
+        steps: int | None = None,
+        y: Any = None,
+        **opts: Any,
+    ) -> Tensor:
+        """Φ(x0): ``x0`` carried from t = 0 to t = 1 by the learned flow."""
+        knobs = self.solver_settings(method, steps, opts)
+        return integrate(self.flow_fn(self.given_conditions(x0.shape[0], y)), x0, **knobs)
+
+    @torch.no_grad()
+    def sample(
+        self,
+        n: int,
+        *,
+        method: str | None = None,
+        steps: int | None = None,
+        generator: torch.Generator | None = None,
+        y: Any = None,
+        **opts: Any,
+    ) -> Tensor:
+        """``n`` samples: x0 ~ p0 carried to t = 1 (:meth:`transport`); the velocity
+        evaluations spent are in :attr:`last_nfe`."""
+        x0 = self.draw_source(n, generator=generator)
+        return self.transport(x0, method=method, steps=steps, y=y, **opts)
+
+    def straightness(
+        self, n: int = 1000, *, steps: int = 100, generator: torch.Generator | None = None
+    ) -> float:
+        """S of the learned flow from ``n`` source draws (:func:`~gendsl.objectives.
+        flow_matching.straightness`, Liu et al. 2023, eq. 7)."""
+        x0 = self.draw_source(n, generator=generator)
+        return float(straightness(lambda x, t: self.velocity(x, t, {}), x0, steps=steps))
+
+    # -------------------------------------------------------------- likelihood
+
+    def log_prob(
+        self,
+        x: Batch,
+        *,
+        y: Any = None,
+        trace: str | None = None,
+        method: str = "dopri5",
+        steps: int | None = None,
+        rtol: float = 1e-5,
+        atol: float = 1e-5,
+        ode_dtype: torch.dtype | None = torch.float64,
+        generator: torch.Generator | None = None,
+    ) -> Tensor:
+        """log p(x) in nats per data point of the model's samples (:func:`flow_log_prob`):
+        exact divergence for D <= 16, Hutchinson's estimate above.  The ODE state is carried
+        in ``ode_dtype`` (float64 by default) while the network runs in its own dtype."""
+        data = self.as_data(x)
+        x1 = data[self.data_name]
+        cond = {**self.conditions(data), **self.given_conditions(x1.shape[0], y)}
+        trace = trace or ("exact" if x1[0].numel() <= EXACT_TRACE_MAX_DIM else "hutchinson")
+        v_fn = self.flow_fn(cond)
+        dtype = x1.dtype
+        if ode_dtype is not None and ode_dtype != dtype:
+            v_fn, x1 = _in_dtype(v_fn, dtype), x1.to(ode_dtype)
+        p0 = self.source(x1.shape[0])
+        lp = flow_log_prob(
+            v_fn,
+            x1,
+            lambda z: p0.log_prob(z.to(dtype)).to(z.dtype),
+            trace=trace,
+            solver=method,
+            steps=steps,
+            rtol=rtol,
+            atol=atol,
+            generator=generator,
+        )
+        return lp.to(dtype)
+
+    def bits_per_dim(self, x: Batch, **kwargs: Any) -> Tensor:
+        """-log p(x) / (D ln 2) per data point, with :meth:`log_prob`'s options."""
+        return -self.log_prob(x, **kwargs) / (math.prod(self.data_shape) * math.log(2.0))
+
+    # -------------------------------------------------------------- description
+
+    def coupling_text(self) -> str:
+        """The coupling, in words."""
+        return self.coupling.describe()
+
+    def objective_terms(self) -> list[str]:
+        from gendsl.symbolic.expr import to_text
+
+        k, s, d = self.kernel, self.source_name, self.data_name
+        v = self.predict_call.func
+        return [
+            f"flow_matching = E_t,({s},{d}),w || {v}({self.noised_name}, t) - u_t ||^2, "
+            f"t ~ U[0, 1], w ~ N(0, I) (Lipman et al. 2023; Tong et al. 2024)",
+            f"  {self.noised_name} = ({to_text(k.alpha)}) {s} + ({to_text(k.beta)}) {d} + "
+            f"({to_text(k.gamma)}) w",
+            f"  u_t = ({to_text(k.d_alpha)}) {s} + ({to_text(k.d_beta)}) {d} + "
+            f"({to_text(k.d_gamma)}) w",
+            f"  coupling: {self.coupling_text()}",
+        ]
+
+    def describe(self) -> str:
+        """Family, sites, networks, the derived loss, and the default sampler with its NFE."""
+        knobs = self.solver_settings(None, None, {})
+        nfe = solver_nfe(knobs["solver"], knobs["steps"])
+        shown = ", ".join(f"{k} = {v}" for k, v in knobs.items() if v is not None)
+        return (
+            f"{super().describe()}\npredict: velocity\n"
+            f"sampler: ode({shown}), NFE = {'adaptive' if nfe is None else nfe}"
+        )
+
+
+class ReflowModel(MatchingModel):
+    """Rectified flow's reflow: training pairs (x0, Φ(x0)) with x0 ~ p0 and Φ the flow of a
+    previous run (Liu, Gong & Liu 2023, Alg. 1); the data batch only sets the batch size.
+
+    The previous model is opened from ``reflow(previous = "runs/...")`` on first use, or given
+    with :meth:`set_previous`; it is not a submodule (neither trained nor saved).
+    """
+
+    def __init__(self, checked: CheckedModel, bindings: Mapping[str, int]):
+        super().__init__(checked, bindings)
+        if checked.condition_vars():
+            raise UsageError("reflow pairs carry no conditions; remove the condition")
+        self.previous_run = self.coupling_opt.kwargs.get("previous")
+        self._previous: list[MatchingModel] = []
+
+    def set_previous(self, previous: MatchingModel | str | Path) -> None:
+        """Use ``previous`` (a compiled matching model, or a run directory / checkpoint) as Φ."""
+        if not isinstance(previous, MatchingModel):
+            from gendsl.runs import open_run
+
+            previous, _ = open_run(previous, device=str(self.like.device))
+            if not isinstance(previous, MatchingModel):
+                raise UsageError(
+                    f"reflow needs a previous flow-matching run; {previous.checked.name} is a "
+                    f"{previous.family} model"
+                )
+        if previous.data_shape != self.data_shape:
+            raise UsageError(
+                f"the previous run samples shape {previous.data_shape}, this model's data "
+                f"has shape {self.data_shape}"
+            )
+        previous.eval()
+        self._previous[:] = [previous]
+
+    def previous(self) -> MatchingModel:
+        """Φ's model, opened from ``previous = "..."`` on first use."""
+        if not self._previous:
+            if not self.previous_run:
+                raise UsageError('reflow needs previous = "runs/<run>" (a trained flow)')
+            self.set_previous(self.previous_run)
+        return self._previous[0]
+
+    def couple(
+        self, x0: Tensor, x1: Tensor, cond: Conditions
+    ) -> tuple[Tensor, Tensor, Conditions]:
+        """(x0, Φ(x0)) with Φ the previous run's flow and its declared sampler."""
+        previous = self.previous().to(x0.device)
+        return x0, previous.transport(x0.to(previous.like.dtype)).to(x0.dtype), cond
+
+    def coupling_text(self) -> str:
+        return (
+            f"reflow(previous = {self.previous_run!r}): (x0, Phi(x0)) from the previous flow "
+            f"(Liu et al. 2023)"
+        )
+
+
+@register("matching")
+def build(checked: CheckedModel, bindings: Mapping[str, int]) -> MatchingModel:
+    """The compiled model of a checked matching spec."""
+    reflow = checked.couple is not None and checked.couple.coupling.name == "reflow"
+    return (ReflowModel if reflow else MatchingModel)(checked, bindings)
