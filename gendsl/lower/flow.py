@@ -1,0 +1,323 @@
+"""The normalizing-flow family: ``flow f { ... }`` with ``x = f(z)`` and a base ``z ~ ...``.
+
+The layers of a flow block are listed from the **data side**: ``flow f { L₁; L₂; ...; Lₙ }``
+defines T = Lₙ ∘ ... ∘ L₁ mapping data to the base (as RealNVP and Glow write their steps, and as
+actnorm's data-dependent init needs), and ``f = T⁻¹``, so ``x = f(z)`` pushes the base forward.
+``repeat N { ... }`` repeats its body N times.  The exact log-likelihood is the change of
+variables (Dinh et al. 2017, "Density Estimation Using Real NVP", eq. 3)
+
+log p(x) = log p_z(T(x)) + log|det ∂T(x)/∂x|,
+
+the loss ``nll`` is its negative mean, and sampling is x = T⁻¹(z), z ~ p_z, in one pass.
+
+Layers (see :mod:`gendsl.lower.flow_layers` and :mod:`gendsl.lower.cnf`): ``affine_coupling``,
+``additive_coupling``, ``actnorm``, ``reverse``, ``permute(seed)`` (the k-th permute layer of a
+flow uses ``seed + k``, so repeated layers differ), ``invconv(lu)``, ``batchnorm(momentum)``,
+``cnf(net, trace, solver, rtol, atol)``, and for image data ``squeeze`` and ``split``.  On vector
+data ``squeeze`` and ``split`` are errors: there is no spatial axis to fold, and a vector flow
+factors nothing out.  Coupling networks default to ``MLP(hidden = [64, 64])``.
+
+Image data (``image[C, H, W]``, values k/(levels - 1)) is dequantised in training:
+y = (k + u)/levels, u ~ U[0, 1), and the loss is the bound -(log p(y) - D log levels) on the
+discrete negative log-likelihood (Theis et al. 2016, eq. 8); ``levels`` defaults to 256 (8-bit
+images) and is the attribute :attr:`FlowModel.levels` (17 for the bundled digits).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from gendsl.analysis.library import FLOW_LAYERS
+from gendsl.analysis.model import CheckedModel, NetSpec, Opt, Site, to_value
+from gendsl.errors import SpecError, UsageError
+from gendsl.frontend import ast
+from gendsl.lower.base import Batch, Model
+from gendsl.lower.cnf import CNF
+from gendsl.lower.dists import Density, draw
+from gendsl.lower.expr import Scope, compile_expr, evaluate, let_function
+from gendsl.lower.flow_layers import (
+    ActNorm,
+    AdditiveCoupling,
+    AffineCoupling,
+    BatchNorm,
+    Flow,
+    InvConv,
+    Permute,
+    Reverse,
+    Split,
+    Squeeze,
+    Transform,
+)
+from gendsl.lower.registry import register
+from gendsl.metrics.pf_ode import bits_per_dim, dequantize, dequantized_log_prob
+
+__all__ = ["DEFAULT_LEVELS", "FlowModel", "build", "expand_layers", "layer_options"]
+
+#: Quantisation levels assumed for image data unless :attr:`FlowModel.levels` is set.
+DEFAULT_LEVELS = 256
+_DEFAULT_NET = Opt("MLP")
+
+
+def layer_options(layer: ast.Layer) -> dict[str, Any]:
+    """A layer's options as plain values, defaults from the library table filled in."""
+    spec = FLOW_LAYERS[layer.name]
+    values = spec.defaults()
+    values.update(zip(spec.params, (to_value(a) for a in layer.args), strict=False))
+    values.update({k.name: to_value(k.value) for k in layer.kwargs})
+    return values
+
+
+def expand_layers(items: tuple[ast.FlowItem, ...]) -> list[ast.Layer]:
+    """The flat list of layers with every ``repeat N { ... }`` unrolled."""
+    out: list[ast.Layer] = []
+    for item in items:
+        if isinstance(item, ast.Repeat):
+            for _ in range(item.count):
+                out.extend(expand_layers(item.body))
+        else:
+            out.append(item)
+    return out
+
+
+class FlowModel(Model):
+    """A compiled normalizing flow (see the module docstring)."""
+
+    family = "flow"
+
+    def __init__(self, checked: CheckedModel, bindings: Mapping[str, int]):
+        super().__init__(checked, bindings)
+        data = checked.data_vars()
+        if len(data) != 1:
+            raise UsageError(f"a flow model takes one data variable, found {len(data)}")
+        self.data_name = data[0].name
+        self.is_image = data[0].type.kind == "image"
+        self.levels = DEFAULT_LEVELS
+        assign = next((a for a in checked.assigns if a.target == self.data_name), None)
+        call = None if assign is None else assign.value
+        if not (
+            isinstance(call, ast.Call)
+            and call.func in checked.flows
+            and len(call.args) == 1
+            and isinstance(call.args[0], ast.Name)
+        ):
+            raise SpecError(
+                f"a flow model needs '{self.data_name} = f(z)' with f a flow and z a latent",
+                data[0].span,
+                checked.source,
+            )
+        self.latent_name = call.args[0].id
+        self.base_site: Site = next(s for s in checked.sites if s.name == self.latent_name)
+        self._base_params = [(k, compile_expr(v)) for k, v in self.base_site.params.items()]
+        self.data_shape = self.shape_of(self.data_name)
+        self.latent_shape = self.shape_of(self.latent_name)
+        self._permutes = 0
+        flow_ast = checked.flows[call.func]
+        self.flow = self._build(expand_layers(flow_ast.body), self.data_shape, call.func)
+        self.base_shape = self.flow.out_shape(self.data_shape)
+        if math.prod(self.base_shape) != math.prod(self.latent_shape):
+            raise SpecError(
+                f"flow {call.func} maps {self.data_name} {list(self.data_shape)} to "
+                f"{math.prod(self.base_shape)} values but {self.latent_name} has shape "
+                f"{list(self.latent_shape)}",
+                assign.span,
+                checked.source,
+            )
+        self._let_scopes: dict[tuple[torch.device, torch.dtype], Scope] = {}
+
+    # -------------------------------------------------------------------- lowering
+
+    def _error(self, message: str, layer: ast.Layer) -> SpecError:
+        return SpecError(message, layer.span, self.checked.source)
+
+    def _net(self, opt: Any, layer: ast.Layer, name: str, shape, out_shape, time: bool):
+        opt = _DEFAULT_NET if opt is None else opt
+        if not time and "time" in opt.kwargs:
+            raise self._error(f"the network of {layer.name} takes no time; remove time", layer)
+        spec = NetSpec(
+            name, opt.name, opt.kwargs, ("x",), (shape,), out_shape, time, None, layer.span
+        )
+        return self.build_net(spec)
+
+    def _layer(self, layer: ast.Layer, shape: tuple[int, ...], name: str) -> Transform:
+        o = layer_options(layer)
+        kind = layer.name
+        if kind in ("affine_coupling", "additive_coupling"):
+            out = (2, *shape) if kind == "affine_coupling" else shape
+            net = self._net(o["net"], layer, name, shape, out, time=False)
+            cls = AffineCoupling if kind == "affine_coupling" else AdditiveCoupling
+            t = cls(shape, net, o["mask"])
+            kept = int(t.mask.sum())
+            if kept in (0, math.prod(shape)):
+                raise self._error(
+                    f"{kind}(mask = {o['mask']}) on shape {list(shape)} leaves no "
+                    f"{'input for the network' if kept == 0 else 'value to transform'}; use "
+                    f"the other mask or more dimensions",
+                    layer,
+                )
+            return t
+        if kind == "cnf":
+            net = self._net(o["net"], layer, name, shape, shape, time=True)
+            return CNF(
+                shape, net, trace=o["trace"], solver=o["solver"], rtol=o["rtol"], atol=o["atol"]
+            )
+        if kind == "squeeze":
+            if len(shape) != 3 or shape[1] % 2 or shape[2] % 2:
+                raise self._error(
+                    f"squeeze needs image data [C, H, W] with even H and W; here the flow "
+                    f"acts on shape {list(shape)}",
+                    layer,
+                )
+            return Squeeze(shape)
+        simple = {
+            "actnorm": lambda: ActNorm(shape),
+            "reverse": lambda: Reverse(shape),
+            "invconv": lambda: InvConv(shape, bool(o["lu"])),
+            "batchnorm": lambda: BatchNorm(shape, float(o["momentum"])),
+        }
+        if kind == "permute":
+            self._permutes += 1
+            return Permute(shape, int(o["seed"]) + self._permutes - 1)
+        return simple[kind]()
+
+    def _build(self, layers: list[ast.Layer], shape: tuple[int, ...], name: str) -> Flow:
+        out: list[Transform] = []
+        start = shape
+        for i, layer in enumerate(layers):
+            if layer.name == "split":
+                if len(shape) != 3 or shape[0] < 2:
+                    raise self._error(
+                        f"split factors out channels of image data [C, H, W] with C >= 2 "
+                        f"(squeeze first); here the flow acts on shape {list(shape)}",
+                        layer,
+                    )
+                keep = shape[0] - shape[0] // 2
+                inner = self._build(layers[i + 1 :], (keep, *shape[1:]), f"{name}.{i}")
+                out.append(Split(shape, inner))
+                break
+            t = self._layer(layer, shape, f"{name}.{i}")
+            out.append(t)
+            shape = t.out_shape(shape)
+        return Flow(start, out)
+
+    # -------------------------------------------------------------------- the base
+
+    def _lets(self) -> Scope:
+        like = self.like
+        key = (like.device, like.dtype)
+        scope = self._let_scopes.get(key)
+        if scope is None:
+            scope = Scope({}, like=like)
+            for name, let in self.checked.lets.items():
+                scope[name] = (
+                    let_function(let, scope) if let.params else evaluate(let.value, scope)
+                )
+            self._let_scopes[key] = scope
+        return scope
+
+    def base(self, n: int) -> Density:
+        """The base distribution p_z of the latent, ``n`` draws' worth."""
+        scope = Scope({}, like=self.like, parent=self._lets())
+        params = {k: f(scope) for k, f in self._base_params}
+        return Density(
+            self.base_site.dist, params, batch=(n,), event=self.latent_shape, like=self.like
+        )
+
+    # -------------------------------------------------------------------- the hooks
+
+    def _data(self, batch: Batch) -> Tensor:
+        return self.as_data(batch)[self.data_name]
+
+    def log_prob(self, x: Batch) -> Tensor:
+        """log p(x) = log p_z(T(x)) + log|det ∂T/∂x| per data point, in nats (exact; a CNF uses
+        the exact divergence in eval mode)."""
+        x = self._data(x)
+        z, ladj = self.flow.call_and_ladj(x)
+        z = z.reshape(x.shape[0], *self.latent_shape)
+        return self.base(x.shape[0]).log_prob(z) + ladj
+
+    def dequantized_log_prob(
+        self, x: Batch, *, levels: int | None = None, generator: torch.Generator | None = None
+    ) -> Tensor:
+        """Jensen bound E_u log p(y) - D log levels ≤ log P(k) on the discrete data
+        x = k/(levels - 1), one uniform draw u per point (Theis et al. 2016, eq. 8)."""
+        x = self._data(x)
+        levels = self.levels if levels is None else levels
+        y = dequantize(x, levels=levels, generator=generator)
+        return dequantized_log_prob(self.log_prob(y), math.prod(self.data_shape), levels=levels)
+
+    def bits_per_dim(
+        self, x: Batch, *, levels: int | None = None, generator: torch.Generator | None = None
+    ) -> Tensor:
+        """Bits per dimension: of the dequantised bound for image data (``levels`` as in
+        :meth:`dequantized_log_prob`), else of the exact density."""
+        if self.is_image:
+            lp = self.dequantized_log_prob(x, levels=levels, generator=generator)
+        else:
+            lp = self.log_prob(x)
+        return bits_per_dim(lp, math.prod(self.data_shape))
+
+    def loss(self, batch: Batch) -> Tensor:
+        """nll: -mean log p(x), dequantised for image data (see the module docstring)."""
+        if self.is_image:
+            return -self.dequantized_log_prob(batch).mean()
+        return -self.log_prob(batch).mean()
+
+    @torch.no_grad()
+    def sample(
+        self,
+        n: int,
+        *,
+        method: str | None = None,
+        steps: int | None = None,
+        generator: torch.Generator | None = None,
+        **opts: Any,
+    ) -> Tensor:
+        """x = T⁻¹(z), z ~ p_z, in one pass."""
+        if method not in (None, "ancestral"):
+            raise UsageError(f"the flow family samples with ancestral, got method {method!r}")
+        if steps is not None:
+            raise UsageError(f"a flow samples in one pass and takes no steps, got steps={steps}")
+        if opts:
+            raise UsageError(f"unknown sampling options for a flow: {', '.join(sorted(opts))}")
+        z = draw(self.base(n).to_dist(), generator=generator)
+        return self.flow.inverse(z.reshape(n, *self.base_shape)).reshape(n, *self.data_shape)
+
+    @property
+    def last_nfe(self) -> int | None:
+        """Velocity evaluations of the CNF layers' last solve (``None`` without CNF layers)."""
+        counts = [m.nfe for m in self.flow.modules() if isinstance(m, CNF)]
+        return sum(counts) if counts else None
+
+    def objective_terms(self) -> list[str]:
+        x, z = self.data_name, self.latent_name
+        lines = [
+            f"nll = -E log p({x}), log p({x}) = log p_{z}(T({x})) + log|det dT/d{x}| "
+            f"(change of variables, Dinh et al. 2017, eq. 3)"
+        ]
+        if self.is_image:
+            lines.append(
+                f"{x} dequantised: ({x} (levels - 1) + u)/levels, u ~ U[0, 1), levels = "
+                f"{self.levels}; bound minus D log levels (Theis et al. 2016)"
+            )
+        lines.append("T = " + " -> ".join(_layer_names(self.flow)))
+        return lines
+
+
+def _layer_names(flow: Flow) -> list[str]:
+    names: list[str] = []
+    for layer in flow.layers:
+        names.append(type(layer).__name__)
+        if isinstance(layer, Split):
+            names[-1] = f"Split[{' -> '.join(_layer_names(layer.inner)) or 'identity'}]"
+    return names
+
+
+@register("flow")
+def build(checked: CheckedModel, bindings: Mapping[str, int]) -> FlowModel:
+    """The compiled model of a checked flow spec."""
+    return FlowModel(checked, bindings)
