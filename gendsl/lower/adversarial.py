@@ -1,0 +1,313 @@
+"""The adversarial family: implicit generators ``x = G(z)`` trained against a ``critic``.
+
+The generator is the spec's sample sites (the noise ``z ~ Normal(0, 1)``) followed by its
+assignments (``x = G(z)``); the critic is a network (``critic D``) or an expression of the data
+variable (``critic c = ...``).  Losses (:mod:`gendsl.objectives.adversarial`):
+
+* ``gan(form = minimax | nonsaturating)`` — Goodfellow et al. 2014;
+* ``wasserstein(penalty = clip(c) | gradient(λ) | dragan(λ) | none)`` — Arjovsky et al. 2017,
+  Gulrajani et al. 2017, Kodali et al. 2017;
+* ``hinge`` — Lim & Ye 2017, Miyato et al. 2018 (with ``spectral_norm = true`` critics).
+
+Training uses the several-player contract of :func:`gendsl.train.fit`: :meth:`param_groups`
+gives the ``critic`` and ``generator`` parameters and :meth:`training_step` makes
+``critic_steps`` critic updates (each with fresh generated samples against the batch; weights
+clipped after each for ``clip``) and then one generator update.  The model has no likelihood.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from gendsl.analysis.model import CheckedModel, Opt
+from gendsl.errors import UsageError
+from gendsl.frontend import ast
+from gendsl.lower.base import Batch, Model
+from gendsl.lower.dists import Density, draw
+from gendsl.lower.expr import Compiled, Scope, compile_expr, let_function
+from gendsl.lower.registry import register
+from gendsl.objectives.adversarial import (
+    clip_weights_,
+    dragan_penalty,
+    gan_critic_loss,
+    gan_generator_loss,
+    gradient_penalty,
+    hinge_critic_loss,
+    hinge_generator_loss,
+    wasserstein_critic_loss,
+    wasserstein_generator_loss,
+)
+
+__all__ = ["AdversarialModel", "SpecProgram", "build", "names_in"]
+
+
+def names_in(e: ast.Expr) -> set[str]:
+    """Every name an expression mentions (variables and called functions)."""
+    if isinstance(e, ast.Name):
+        return {e.id}
+    if isinstance(e, ast.Call):
+        return {e.func}.union(
+            *(names_in(a) for a in e.args), *(names_in(k.value) for k in e.kwargs)
+        )
+    if isinstance(e, ast.BinOp):
+        return names_in(e.left) | names_in(e.right)
+    if isinstance(e, ast.Neg):
+        return names_in(e.operand)
+    if isinstance(e, ast.List):
+        return set().union(*(names_in(i) for i in e.items))
+    if isinstance(e, ast.Index):
+        return names_in(e.base) | names_in(e.index)
+    return set()
+
+
+class SpecProgram:
+    """A spec's lets, assignments and sample sites compiled once into closures, and the scope
+    they are evaluated in (networks, sizes, lets, derived variables)."""
+
+    def __init__(self, model: Model, nets: nn.ModuleDict):
+        c = model.checked
+        for site in c.sites:
+            if site.packed is not None:
+                raise UsageError(
+                    f"the {c.family} family takes explicit distribution parameters; "
+                    f"{site.name} ~ {site.dist}({site.packed.func}(...)) is packed"
+                )
+        self.model, self.nets = model, nets
+        self.derived: dict[str, Compiled] = {a.target: compile_expr(a.value) for a in c.assigns}
+        self.derived.update({n: compile_expr(v.value) for n, v in c.lets.items() if not v.params})
+        self.functions = [v for v in c.lets.values() if v.params]
+        self.sites = [(s, {k: compile_expr(v) for k, v in s.params.items()}) for s in c.sites]
+
+    def scope(self, values: Mapping[str, Any]) -> Scope:
+        """A fresh scope holding ``values`` on top of the networks, sizes and lets."""
+        scope = Scope(
+            {**self.model.sizes, **dict(self.nets.items()), **values},
+            like=self.model.like,
+            derived=self.derived,
+        )
+        for let in self.functions:
+            scope[let.name] = let_function(let, scope)
+        return scope
+
+    def forward_sample(self, n: int, *, generator: torch.Generator | None = None) -> Scope:
+        """A scope after drawing every sample site for ``n`` samples in topological order:
+        reparameterised (differentiable in the parameters, global RNG) when ``generator`` is
+        None, else drawn from ``generator``."""
+        scope = self.scope({})
+        for site, params in self.sites:
+            fn = Density(
+                site.dist,
+                {k: p(scope) for k, p in params.items()},
+                batch=(n,),
+                event=self.model.shape_of(site.name),
+                like=self.model.like,
+            )
+            if generator is None:
+                scope[site.name] = fn.rsample()
+            else:
+                scope[site.name] = draw(fn.to_dist(), generator=generator)
+        return scope
+
+
+def _penalty(loss: Opt) -> tuple[str, float]:
+    """The wasserstein penalty's name and its number (c for clip, λ otherwise)."""
+    p = loss.kwargs.get("penalty", "none")
+    if isinstance(p, Opt):
+        value = p.kwargs.get("c", p.kwargs.get("weight"))
+        return p.name, float(value if value is not None else p.args[0])
+    return str(p), 0.0
+
+
+class AdversarialModel(Model):
+    """A compiled GAN (see the module docstring)."""
+
+    family = "adversarial"
+
+    def __init__(self, checked: CheckedModel, bindings: Mapping[str, int]):
+        super().__init__(checked, bindings)
+        if checked.conditional:
+            raise UsageError("conditional adversarial models are not supported yet")
+        data = checked.data_vars()
+        if len(data) != 1:
+            raise UsageError(
+                f"an adversarial model generates one data variable, got {len(data)}: "
+                f"{', '.join(v.name for v in data)}"
+            )
+        self.data_name = data[0].name
+        self.nets = nn.ModuleDict({n: self.build_net(s) for n, s in checked.nets.items()})
+        self.program = SpecProgram(self, self.nets)
+        crit = checked.critic
+        self._critic_expr = None if crit.value is None else compile_expr(crit.value)
+        used = {crit.name} if crit.value is None else names_in(crit.value)
+        self.critic_nets = [n for n in self.nets if n in used]
+        self.critic_steps = int(checked.train.get("critic_steps", 1))
+        if self.critic_steps < 1:
+            raise UsageError(f"critic_steps must be >= 1, got {self.critic_steps}")
+        self.grad_clip = checked.train.get("grad_clip")
+        self.loss_name = checked.loss.name
+        self.form = checked.loss.kwargs.get("form", "nonsaturating")
+        self.penalty, self.penalty_value = _penalty(checked.loss)
+
+    # ------------------------------------------------------------------ the two players
+
+    def generate(self, n: int, *, generator: torch.Generator | None = None) -> Tensor:
+        """``n`` generated samples x = G(z); differentiable in G's parameters when
+        ``generator`` is None."""
+        return self.program.forward_sample(n, generator=generator)[self.data_name]
+
+    def critic(self, x: Tensor) -> Tensor:
+        """The critic's value per sample, [B]."""
+        if self._critic_expr is None:
+            return self.nets[self.checked.critic.name](x)
+        return self._critic_expr(self.program.scope({self.data_name: x}))
+
+    def critic_parameters(self) -> list[nn.Parameter]:
+        """The critic's trainable parameters."""
+        return [p for n in self.critic_nets for p in self.nets[n].parameters()]
+
+    def generator_parameters(self) -> list[nn.Parameter]:
+        """Every trainable parameter that is not the critic's."""
+        critic = {id(p) for p in self.critic_parameters()}
+        return [p for p in self.parameters() if id(p) not in critic]
+
+    # ------------------------------------------------------------------ losses (hooks)
+
+    def critic_regulariser(self, x: Tensor, x_fake: Tensor) -> Tensor | None:
+        """λ times the gradient penalty of WGAN-GP or DRAGAN; None for other losses."""
+        if self.loss_name != "wasserstein" or self.penalty in ("none", "clip"):
+            return None
+        if self.penalty == "gradient":
+            return self.penalty_value * gradient_penalty(self.critic, x, x_fake)
+        return self.penalty_value * dragan_penalty(self.critic, x)
+
+    def critic_loss(self, x: Tensor, x_fake: Tensor) -> Tensor:
+        """The loss the critic minimises on real ``x`` and generated ``x_fake``."""
+        real, fake = self.critic(x), self.critic(x_fake)
+        if self.loss_name == "gan":
+            return gan_critic_loss(real, fake)
+        if self.loss_name == "hinge":
+            return hinge_critic_loss(real, fake)
+        loss = wasserstein_critic_loss(real, fake)
+        reg = self.critic_regulariser(x, x_fake)
+        return loss if reg is None else loss + reg
+
+    def generator_loss(self, x_fake: Tensor) -> Tensor:
+        """The loss the generator minimises on its samples ``x_fake``."""
+        fake = self.critic(x_fake)
+        if self.loss_name == "gan":
+            return gan_generator_loss(fake, form=self.form)
+        if self.loss_name == "hinge":
+            return hinge_generator_loss(fake)
+        return wasserstein_generator_loss(fake)
+
+    def after_critic_step(self) -> None:
+        """WGAN's weight clipping to [-c, c] after each critic update."""
+        if self.loss_name == "wasserstein" and self.penalty == "clip":
+            clip_weights_(self.critic_parameters(), self.penalty_value)
+
+    # ------------------------------------------------------------------ the model hooks
+
+    def _data(self, batch: Batch) -> Tensor:
+        return self.as_data(batch)[self.data_name]
+
+    def loss(self, batch: Batch) -> Tensor:
+        """The sum of both players' losses on one batch, the critic's on detached samples.
+
+        Its gradient in the generator's parameters is the generator's; in the critic's it is
+        not a training direction — :func:`~gendsl.train.fit` trains through
+        :meth:`training_step`, which updates each player on its own loss.
+        """
+        x = self._data(batch)
+        x_fake = self.generate(x.shape[0])
+        return self.critic_loss(x, x_fake.detach()) + self.generator_loss(x_fake)
+
+    def param_groups(self) -> dict[str, list[nn.Parameter]]:
+        """The two players' parameters, one optimiser each."""
+        return {"critic": self.critic_parameters(), "generator": self.generator_parameters()}
+
+    def _update(self, loss: Tensor, opt: torch.optim.Optimizer) -> None:
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.grad_clip:
+            params = [p for g in opt.param_groups for p in g["params"]]
+            nn.utils.clip_grad_norm_(params, float(self.grad_clip))
+        opt.step()
+
+    def training_step(
+        self, batch: Batch, step: int, optimizers: Mapping[str, torch.optim.Optimizer]
+    ) -> dict[str, float]:
+        """``critic_steps`` critic updates against the batch (fresh generated samples each),
+        then one generator update (Arjovsky et al. 2017, Algorithm 1)."""
+        x = self._data(batch)
+        n = x.shape[0]
+        for _ in range(self.critic_steps):
+            with torch.no_grad():
+                x_fake = self.generate(n)
+            critic_loss = self.critic_loss(x, x_fake)
+            self._update(critic_loss, optimizers["critic"])
+            self.after_critic_step()
+        generator_loss = self.generator_loss(self.generate(n))
+        self._update(generator_loss, optimizers["generator"])
+        self.step.add_(1)
+        c, g = float(critic_loss.detach()), float(generator_loss.detach())
+        return {"loss": c + g, "critic_loss": c, "generator_loss": g}
+
+    def diagnostics(self, batch: Batch) -> dict[str, float]:
+        """The critic's mean value on real and generated samples (their difference is the
+        Wasserstein estimate for a Lipschitz critic)."""
+        x = self._data(batch)
+        real = float(self.critic(x).mean())
+        fake = float(self.critic(self.generate(x.shape[0])).mean())
+        return {"critic_real": real, "critic_fake": fake, "critic_gap": real - fake}
+
+    @torch.no_grad()
+    def sample(
+        self,
+        n: int,
+        *,
+        method: str | None = None,
+        steps: int | None = None,
+        generator: torch.Generator | None = None,
+        **opts: Any,
+    ) -> Tensor:
+        """``n`` samples: the noise drawn from ``generator`` and pushed through the generator."""
+        if method not in (None, "ancestral"):
+            raise UsageError(f"the adversarial family samples with ancestral, got {method!r}")
+        if steps is not None:
+            raise UsageError(f"ancestral sampling takes no steps, got steps={steps}")
+        if opts:
+            raise UsageError(f"unknown sampling options for this model: {', '.join(opts)}")
+        return self.generate(n, generator=generator)
+
+    def objective_terms(self) -> list[str]:
+        k = self.critic_steps
+        critic = {
+            "gan": "critic: E softplus(-D(x)) + E softplus(D(G(z)))",
+            "hinge": "critic: E relu(1 - D(x)) + E relu(1 + D(G(z)))",
+            "wasserstein": "critic: E D(G(z)) - E D(x)",
+        }[self.loss_name]
+        if self.loss_name == "wasserstein" and self.penalty in ("gradient", "dragan"):
+            where = (
+                "x_hat between x and G(z)" if self.penalty == "gradient" else "x_hat = x + noise"
+            )
+            critic += f" + {self.penalty_value:g} E(|grad D(x_hat)| - 1)^2, {where}"
+        generator = {
+            ("gan", "minimax"): "generator: -E softplus(D(G(z)))  [E log(1 - sigmoid D)]",
+            ("gan", "nonsaturating"): "generator: E softplus(-D(G(z)))  [-E log sigmoid D]",
+        }.get((self.loss_name, self.form), "generator: -E D(G(z))")
+        lines = [f"{critic}  ({k} update{'s' if k > 1 else ''} per step)", generator]
+        if self.loss_name == "wasserstein" and self.penalty == "clip":
+            lines.append(
+                f"critic weights clipped to [-{self.penalty_value:g}, {self.penalty_value:g}]"
+            )
+        return lines
+
+
+@register("adversarial")
+def build(checked: CheckedModel, bindings: Mapping[str, int]) -> AdversarialModel:
+    """The compiled model of a checked adversarial spec."""
+    return AdversarialModel(checked, bindings)

@@ -1,0 +1,191 @@
+"""The energy family: unnormalised densities p(x) ∝ exp(-E(x)).
+
+The energy is a network (``energy E(x)``) or an expression (``energy U(x) = ...``); its score is
+s(x) = -∇E(x) (:func:`gendsl.objectives.energy.energy_score`).  Losses:
+
+* ``contrastive_divergence(sampler = langevin(steps, step, noise), buffer = N, reinit = p)`` —
+  persistent contrastive divergence (Hinton 2002; Tieleman 2008) with negative samples from
+  short-run Langevin chains started from a replay buffer of N past chain ends, a fraction p
+  restarted from noise (Du & Mordatch 2019).  The buffer is a registered buffer, so a checkpoint
+  resumes the chains exactly; it is only written in training mode;
+* ``dsm(sigma)`` — denoising score matching at one noise level (Vincent 2011);
+* ``ssm(projections)`` — sliced score matching (Song et al. 2019).
+
+Sampling runs :func:`~gendsl.objectives.energy.langevin` (the ``sample with langevin(...)``
+settings) from noise: uniform on [0, 1] for images, else uniform on the box [-b, b]^D with
+b = :attr:`EnergyModel.noise_box` (gendsl's 2-D data sets are standardised).  The family has no
+exact likelihood (the normaliser is unknown).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from gendsl.analysis.model import CheckedModel, Opt
+from gendsl.errors import UsageError
+from gendsl.lower.adversarial import SpecProgram
+from gendsl.lower.base import Batch, Model
+from gendsl.lower.expr import compile_expr
+from gendsl.lower.registry import register
+from gendsl.objectives.dsm import dsm_fixed_sigma, sliced_score_matching
+from gendsl.objectives.energy import (
+    contrastive_divergence_loss,
+    energy_score,
+    langevin,
+    replay_starts,
+)
+
+__all__ = ["EnergyModel", "build"]
+
+
+def _langevin_settings(opt: Opt | str | None) -> dict[str, Any]:
+    """``langevin(steps, step, noise)`` as keywords of :func:`langevin`."""
+    if not isinstance(opt, Opt):
+        return {}
+    return {**dict(zip(("steps", "step", "noise"), opt.args, strict=False)), **opt.kwargs}
+
+
+class EnergyModel(Model):
+    """A compiled energy-based model (see the module docstring)."""
+
+    family = "energy"
+    #: Half-width of the uniform box that chains of real-valued data start from.
+    noise_box: float = 3.0
+    #: α of the energy-magnitude regulariser α E(E(x⁺)² + E(x⁻)²) in contrastive divergence
+    #: (Du & Mordatch 2019, Sec. 3.3); it keeps the energies' scale from drifting.
+    alpha: float = 0.0
+
+    def __init__(self, checked: CheckedModel, bindings: Mapping[str, int]):
+        super().__init__(checked, bindings)
+        if checked.conditional:
+            raise UsageError("conditional energy models are not supported yet")
+        data = checked.data_vars()
+        if len(data) != 1:
+            raise UsageError(
+                f"an energy model describes one data variable, got {len(data)}: "
+                f"{', '.join(v.name for v in data)}"
+            )
+        self.data_name = data[0].name
+        self.image = data[0].type.kind == "image"
+        self.nets = nn.ModuleDict({n: self.build_net(s) for n, s in checked.nets.items()})
+        self.program = SpecProgram(self, self.nets)
+        energy = checked.energy
+        self._energy_expr = None if energy.value is None else compile_expr(energy.value)
+        self.loss_name = checked.loss.name
+        self.loss_options = dict(checked.loss.kwargs)
+        self.sampler = _langevin_settings(checked.sampler)
+        if self.loss_name == "contrastive_divergence":
+            self.chain = _langevin_settings(self.loss_options.get("sampler"))
+            size = int(self.loss_options["buffer"])
+            if size < 1:
+                raise UsageError(f"buffer must be >= 1, got {size}")
+            self.register_buffer("replay", self.init_noise(size))
+
+    # ------------------------------------------------------------------ energy and score
+
+    def energy(self, x: Tensor) -> Tensor:
+        """E(x) per sample, [B]."""
+        if self._energy_expr is None:
+            return self.nets[self.checked.energy.name](x)
+        (param,) = self.checked.energy.params
+        return self._energy_expr(self.program.scope({param: x}))
+
+    def score(self, x: Tensor, *, create_graph: bool = False) -> Tensor:
+        """s(x) = -∇E(x)."""
+        return energy_score(self.energy, x, create_graph=create_graph)
+
+    def init_noise(self, n: int, *, generator: torch.Generator | None = None) -> Tensor:
+        """``n`` starting points of Langevin chains (see the module docstring)."""
+        shape = (n, *self.shape_of(self.data_name))
+        ref = self.like
+        u = torch.rand(shape, generator=generator, device=ref.device, dtype=ref.dtype)
+        return u if self.image else self.noise_box * (2 * u - 1)
+
+    # ------------------------------------------------------------------ losses
+
+    def negative_samples(self, n: int) -> Tensor:
+        """Model samples for contrastive divergence: chains from the replay buffer (a fraction
+        ``reinit`` from noise), run by the loss's Langevin sampler; the ends are written back
+        to the buffer in training mode."""
+        idx, x0 = replay_starts(
+            self.replay,
+            n,
+            self.init_noise(n),
+            reinit=float(self.loss_options["reinit"]),
+        )
+        x_neg = langevin(self.energy, x0, **self.chain)
+        if self.training:
+            self.replay[idx] = x_neg
+        return x_neg
+
+    def loss(self, batch: Batch) -> Tensor:
+        """The mean loss of one batch: contrastive divergence, DSM or SSM."""
+        x = self.as_data(batch)[self.data_name]
+        opts = self.loss_options
+        if self.loss_name == "contrastive_divergence":
+            x_neg = self.negative_samples(x.shape[0])
+            return contrastive_divergence_loss(
+                self.energy(x), self.energy(x_neg), alpha=self.alpha
+            )
+
+        def score(v: Tensor) -> Tensor:
+            return self.score(v, create_graph=True)
+
+        if self.loss_name == "dsm":
+            return dsm_fixed_sigma(score, x, float(opts["sigma"])).mean()
+        return sliced_score_matching(score, x, int(opts["projections"])).mean()
+
+    def diagnostics(self, batch: Batch) -> dict[str, float]:
+        """The mean energy of the data and the mean squared norm of the score there."""
+        x = self.as_data(batch)[self.data_name]
+        s = self.score(x)
+        return {
+            "energy_data": float(self.energy(x).mean()),
+            "score_norm2": float(s.reshape(s.shape[0], -1).pow(2).sum(1).mean()),
+        }
+
+    def sample(
+        self,
+        n: int,
+        *,
+        method: str | None = None,
+        steps: int | None = None,
+        generator: torch.Generator | None = None,
+        **opts: Any,
+    ) -> Tensor:
+        """``n`` samples by Langevin dynamics from noise; ``steps`` and the keywords of
+        :func:`~gendsl.objectives.energy.langevin` (``step``, ``noise``, ``metropolis``)
+        override the spec's ``sample with langevin(...)``."""
+        if method not in (None, "langevin"):
+            raise UsageError(f"the energy family samples with langevin, got {method!r}")
+        unknown = set(opts) - {"step", "noise", "metropolis"}
+        if unknown:
+            raise UsageError(f"unknown langevin options: {', '.join(sorted(unknown))}")
+        settings = {**self.sampler, **opts}
+        if steps is not None:
+            settings["steps"] = steps
+        x0 = self.init_noise(n, generator=generator)
+        return langevin(self.energy, x0, generator=generator, **settings)
+
+    def objective_terms(self) -> list[str]:
+        o = self.loss_options
+        if self.loss_name == "dsm":
+            return [f"E 1/2 |s(x + {o['sigma']:g} z) + z / {o['sigma']:g}|^2, s = -grad E"]
+        if self.loss_name == "ssm":
+            return [f"E v^T grad(v^T s(x)) + 1/2 |s(x)|^2, {o['projections']} projection(s) v"]
+        c = self.chain
+        return [
+            "E E(x_data) - E E(x_model)",
+            f"x_model: {c['steps']} Langevin steps (step {c['step']:g}, noise {c['noise']:g}) "
+            f"from a replay buffer of {o['buffer']}, {o['reinit']:g} restarted from noise",
+        ]
+
+
+@register("energy")
+def build(checked: CheckedModel, bindings: Mapping[str, int]) -> EnergyModel:
+    """The compiled model of a checked energy spec."""
+    return EnergyModel(checked, bindings)
