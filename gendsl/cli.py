@@ -277,7 +277,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(err.render(), file=sys.stderr)
         return EXIT_SPEC
     except (DataError, TrainingError) as err:
-        print(f"error: {err}", file=sys.stderr)
+        message = str(err)  # a located message already reads "file:line:col: error: ..."
+        print(message if ": error: " in message else f"error: {message}", file=sys.stderr)
         return EXIT_SPEC
     except UsageError as err:
         print(f"gendsl: error: {err}", file=sys.stderr)

@@ -104,7 +104,9 @@ def build_model(
     """Check ``spec`` (a path or text), bind sizes from ``data``/``bindings``, compile it."""
     checked = load_checked(spec, model_name)
     dataset = None if data is None else _dataset(checked, data, split="train", seed=seed)
-    return compile_model(checked, bindings=bind_sizes(checked, dataset, bindings))
+    bound = bind_sizes(checked, dataset, bindings)
+    torch.manual_seed(seed)
+    return compile_model(checked, bindings=bound)
 
 
 def _train_settings(checked: CheckedModel, args: argparse.Namespace) -> dict[str, Any]:
@@ -173,6 +175,12 @@ def train_run(args: argparse.Namespace) -> Path:
     )
     bindings = bind_sizes(checked, train)
     config["bindings"] = bindings
+    if args.resume and args.lr is not None:
+        raise UsageError(
+            "--lr cannot change on --resume: the optimiser state, learning rate included, "
+            "comes from the checkpoint"
+        )
+    torch.manual_seed(args.seed)  # the initial weights (fit seeds the rest of the run)
     model = compile_model(checked, bindings=bindings)
     _attach(
         model,

@@ -19,7 +19,7 @@ from gendsl.analysis.graph import ROLE_KIND, find_cycle, topological
 from gendsl.analysis.model import CheckedModel, NetSpec, Opt, Shape, Site, Variable, VarType
 from gendsl.analysis.options import OptionChecker, describe
 from gendsl.analysis.resolve import Scope, closest, load, merged_model, unknown
-from gendsl.errors import Diagnostic, SpecError, SpecErrors
+from gendsl.errors import Diagnostic, SpecError, SpecErrors, UsageError
 from gendsl.frontend import ast
 from gendsl.source import Span
 
@@ -1210,7 +1210,15 @@ def check_text(
 def check_file(path: str | Path) -> list[CheckedModel]:
     """Check the spec file at ``path`` (reported under the path as given)."""
     path = Path(path)
-    return check_text(path.read_bytes(), path.as_posix(), search_dir=path.parent)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise UsageError(f"no such file: {path.as_posix()}") from None
+    except IsADirectoryError:
+        raise UsageError(f"{path.as_posix()} is a folder, expected a .gen file") from None
+    except OSError as err:
+        raise UsageError(f"cannot read {path.as_posix()}: {err.strerror}") from None
+    return check_text(raw, path.as_posix(), search_dir=path.parent)
 
 
 def load_checked(path_or_text: str | Path, model: str | None = None) -> CheckedModel:

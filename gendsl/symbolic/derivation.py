@@ -62,11 +62,15 @@ class Derivation:
     kernel: Kernel | ChainKernel | PathKernel | None = None
 
 
-def _opt_text(o: Opt | None) -> str:
+def _opt_text(o: Any) -> str:
+    """An option value as the spec would write it: ``ema(decay = 0.99)``, ``[c]``, ``0.5``."""
     if o is None:
         return "default"
-    parts = [repr(a) if isinstance(a, str) else str(a) for a in o.args]
-    parts += [f"{k} = {v}" for k, v in o.kwargs.items()]
+    if isinstance(o, list):
+        return "[" + ", ".join(_opt_text(v) for v in o) + "]"
+    if not isinstance(o, Opt):
+        return str(o)
+    parts = [_opt_text(a) for a in o.args] + [f"{k} = {_opt_text(v)}" for k, v in o.kwargs.items()]
     return f"{o.name}({', '.join(parts)})" if parts else o.name
 
 
@@ -225,39 +229,114 @@ def _site_text(s: Site) -> str:
     return f"{s.name}{given} ~ {s.dist}({args})"
 
 
+#: Pairs of (q, p) distribution families whose KL divergence has a closed form here.
+_ANALYTIC_KL = {
+    ("Normal", "Normal"),
+    ("Bernoulli", "Bernoulli"),
+    ("Categorical", "Categorical"),
+    ("Laplace", "Laplace"),
+}
+
+_KL_FORMULAS = {
+    "Normal": "KL(N(m1, s1^2) || N(m2, s2^2)) = log(s2/s1) + (s1^2 + (m1 - m2)^2)/(2 s2^2) - 1/2 "
+    "per dimension",
+    "Bernoulli": "KL(B(p1) || B(p2)) = p1 log(p1/p2) + (1 - p1) log((1 - p1)/(1 - p2))",
+    "Categorical": "KL(Cat(p1) || Cat(p2)) = sum_k p1_k log(p1_k/p2_k)",
+    "Laplace": "KL(L(m1, b1) || L(m2, b2)) = log(b2/b1) + |m1 - m2|/b2 + b1/b2 exp(-|m1 - m2|/b1)"
+    " - 1",
+}
+
+
+def _cond(names: tuple[str, ...] | list[str]) -> str:
+    return f" | {', '.join(names)}" if names else ""
+
+
 def _latent(model: CheckedModel, sec: Section) -> None:
+    """The bound derived from the sites: one expected log-likelihood term per observed site and
+    one KL term per latent site, in the expectation over its guide ancestors (Kingma & Welling
+    2014; the hierarchical form of Sønderby et al. 2016 / Vahdat & Kautz 2020)."""
     observed = {v.name for v in model.data_vars()}
-    latents = [s for s in model.sites if s.name not in observed]
     for s in model.sites:
         sec.add("model", "p: " + _site_text(s))
     for s in model.guide:
         sec.add("guide", "q: " + _site_text(s))
-    lik = " + ".join(
-        f"log p({s.name} | {', '.join(s.given) or '-'})" for s in model.sites if s.name in observed
-    )
-    kls = " + ".join(f"KL(q({s.name} | ...) || p({s.name} | ...))" for s in latents)
     loss = model.loss
-    beta = _kw(loss, "beta", 1)
-    if loss.name == "elbo":
-        kl = _kw(loss, "kl", "analytic")
-        sec.add(
-            "ELBO",
-            f"E_q[{lik}] - {beta} * ({kls})  (Kingma & Welling 2014; beta: "
-            f"Higgins et al. 2017); KL {kl}",
-            rf"\mathbb E_q[\log p(x\mid z)] - {beta}\,\mathrm{{KL}}(q(z\mid x)\,\|\,p(z))",
-        )
-    elif loss.name == "iwae":
-        k = _kw(loss, "k", 16)
-        sec.add(
-            "IWAE bound",
-            f"E[log 1/{k} sum_i p(x, z_i) / q(z_i | x)], z_i ~ q, k = {k} (Burda et al. 2016)",
-            rf"\mathbb E\log\frac1{{{k}}}\sum_i\frac{{p(x,z_i)}}{{q(z_i\mid x)}}",
-        )
-    else:
+    guide = {s.name: s for s in model.guide}
+    enumerated = set(_kw(loss, "enumerate", []) or [])
+    latent_names = [s.name for s in model.sites if s.name not in observed]
+    q_all = (
+        "q("
+        + ", ".join(n for n in latent_names if n not in enumerated)
+        + _cond(sorted(observed))
+        + ")"
+    )
+    if loss.name == "vq":
         sec.add(
             "loss",
             f"{_opt_text(loss)}: ||x - dec(q(e))||^2 + ||sg(e) - q||^2 + "
             "commitment ||e - sg(q)||^2 (van den Oord et al. 2017)",
+        )
+        return
+    likelihood, terms, notes = [], [], []
+    beta = _kw(loss, "beta", 1)
+    anneal = _kw(loss, "anneal", None)
+    anneal = None if anneal in (None, "none") else anneal
+    weight = "beta(step) * " if anneal is not None else ("" if beta == 1 else f"{beta} * ")
+    mc = _kw(loss, "kl", "analytic") == "mc"
+    for s in model.sites:
+        if s.name in observed:
+            likelihood.append(f"E_{q_all}[log p({s.name}{_cond(s.given)})]")
+        elif s.name in enumerated:
+            continue  # summed inside the term of the site that depends on it
+        elif s.name in guide:
+            q = guide[s.name]
+            ancestors = [g for g in q.given if g not in observed]
+            outer = f"E_q({', '.join(ancestors)}{_cond(sorted(observed))})" if ancestors else ""
+            summed = [g for g in s.given if g in enumerated]
+            if summed:  # a mixture prior: no closed-form KL, the sum over c is exact
+                c = ", ".join(summed)
+                prior = " ".join(f"p({g})" for g in summed)
+                terms.append(
+                    f"- {weight}E_q({s.name}{_cond(q.given)})[log q({s.name}{_cond(q.given)}) - "
+                    f"log sum_{c} {prior} p({s.name}{_cond(list(s.given))})]  "
+                    f"[{c} enumerated exactly; Monte Carlo in {s.name}]"
+                )
+                continue
+            kl = f"KL(q({s.name}{_cond(q.given)}) || p({s.name}{_cond(s.given)}))"
+            closed = (q.dist, s.dist) in _ANALYTIC_KL and not mc
+            how = f"{q.dist} || {s.dist}: " + ("closed form" if closed else "Monte Carlo")
+            terms.append(
+                f"- {weight}{outer}[{kl}]  [{how}]" if outer else f"- {weight}{kl}  [{how}]"
+            )
+            if closed and q.dist in _KL_FORMULAS and _KL_FORMULAS[q.dist] not in notes:
+                notes.append(_KL_FORMULAS[q.dist])
+    if loss.name == "elbo":
+        sec.add("ELBO", "log p(x) >= ELBO(x) = " + " + ".join(likelihood))
+        for term in terms:
+            sec.add("", "  " + term)
+        sec.add(
+            "reference",
+            "Kingma & Welling 2014; Rezende et al. 2014"
+            + ("; beta: Higgins et al. 2017" if beta != 1 or anneal is not None else ""),
+        )
+        if anneal is not None:
+            sec.add("annealing", f"beta(step) = {beta} * {_opt_text(anneal)} (Bowman et al. 2016)")
+        free_bits = _kw(loss, "free_bits", 0.0)
+        if free_bits:
+            sec.add(
+                "free bits",
+                f"each KL dimension counts max({free_bits}, KL_d) (Kingma et al. 2016)",
+            )
+        for note in notes:
+            sec.add("closed form", note)
+    else:
+        k = _kw(loss, "k", 16)
+        sec.add(
+            "IWAE bound",
+            f"log p(x) >= L_{k} = E[log 1/{k} sum_i p(x, z_i) / q(z_i | x)], z_i ~ q iid "
+            f"(Burda et al. 2016); L_1 = ELBO <= L_{k} <= log p(x)",
+            rf"\log p(x)\ge\mathbb E\log\frac1{{{k}}}\sum_{{i=1}}^{{{k}}}"
+            rf"\frac{{p(x,z_i)}}{{q(z_i\mid x)}}",
         )
 
 
@@ -338,13 +417,25 @@ def render(derivation: Derivation, format: str = "text") -> str:
     for sec in derivation.sections:
         if format == "text":
             out += [sec.title, "=" * len(sec.title)]
-            out += [f"{line.label}: {line.text}" for line in sec.lines]
+            label = ""
+            for line in sec.lines:  # an unlabelled line continues the one above
+                label = line.label or label
+                head = f"{line.label}: " if line.label else " " * (len(label) + 2)
+                out.append(head + line.text)
         elif format == "markdown":
             out += [f"## {sec.title}", ""]
-            out += [f"- **{line.label}**: ${line.latex}$" for line in sec.lines]
+            out += [
+                f"- **{line.label}**: ${line.latex}$" if line.label else f"  ${line.latex}$"
+                for line in sec.lines
+            ]
         else:
             out += [rf"\section*{{{sec.title}}}", r"\begin{align*}"]
-            out += [rf"&\text{{{line.label}:}} && {line.latex} \\" for line in sec.lines]
+            out += [
+                rf"&\text{{{line.label}:}} && {line.latex} \\"
+                if line.label
+                else rf"& && {line.latex} \\"
+                for line in sec.lines
+            ]
             out += [r"\end{align*}"]
         out.append("")
     return "\n".join(out)

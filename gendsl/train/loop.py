@@ -246,9 +246,18 @@ class _Trainer:
         return {f"eval_{k}": v / count for k, v in totals.items()}
 
     def payload(
-        self, step: int, spec_text: str, config, batches: torch.Generator, elapsed: float
+        self,
+        step: int,
+        spec_text: str,
+        config,
+        batches: torch.Generator,
+        elapsed: float,
+        window: Mapping[str, list[float]],
     ) -> dict[str, object]:
         return {
+            # the metrics of the steps since the last log line, so that a resumed run logs
+            # exactly what an uninterrupted one does
+            "log_window": {k: [float(x) for x in v] for k, v in window.items()},
             "format": FORMAT,
             "step": step,
             "model": self.model.state_dict(),
@@ -365,12 +374,14 @@ def fit(
         None if ema is None else EMA(model, ema),
     )
     start, elapsed0 = 0, 0.0
+    window_state: Mapping[str, list[float]] = {}
     if resume:
         state = load_checkpoint(ckpt_path)
         if spec_text and state["spec"] and state["spec"] != spec_text:
             raise UsageError(f"{ckpt_path} was trained from a different spec; cannot resume")
         trainer.restore(state, batches)
         start, elapsed0 = int(state["step"]), float(state["elapsed"])
+        window_state = state.get("log_window") or {}
     log = MetricsLog(metrics_path, resume_step=start if resume else None)
     step_fn = trainer.custom_step if hasattr(model, "training_step") else trainer.default_step
     last_saved = start if resume else 0
@@ -378,7 +389,7 @@ def fit(
     def on_bad(metrics: Mapping[str, float], step: int) -> None:
         _check_finite(metrics, step, last_saved, ckpt_path)
 
-    window: dict[str, list[float]] = {}
+    window: dict[str, list[float]] = {k: list(v) for k, v in window_state.items()}
     last: dict[str, float] = {}
     eval_metrics: dict[str, float] = {}
     t0 = time.perf_counter()
@@ -402,7 +413,8 @@ def fit(
             elapsed = elapsed0 + time.perf_counter() - t0
             if step % log_every == 0 or step == steps:
                 last = {k: sum(v) / len(v) for k, v in window.items()}
-                window.clear()
+                if step % log_every == 0:  # a last, partial line keeps its window for --resume
+                    window.clear()
                 rate = (step - start) / max(time.perf_counter() - t0, 1e-9)
                 lr_now = next(iter(trainer.optimizers.values())).param_groups[0]["lr"]
                 record.update(step=step, **last, lr=lr_now, time=elapsed, steps_per_s=rate)
@@ -414,7 +426,7 @@ def fit(
                 log.write(record)
             if step % checkpoint_every == 0 or step == steps:
                 save_checkpoint(
-                    ckpt_path, trainer.payload(step, spec_text, config, batches, elapsed)
+                    ckpt_path, trainer.payload(step, spec_text, config, batches, elapsed, window)
                 )
                 last_saved = step
             for hook in hooks:

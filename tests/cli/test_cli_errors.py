@@ -83,11 +83,6 @@ def test_usage_errors_exit_2(argv, needle, tmp_path, capsys, monkeypatch):
     assert needle in err and "Traceback" not in err
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="cmd_check passes a missing path to check_file, whose FileNotFoundError becomes an "
-    "internal error (exit 3) instead of a usage error (exit 2)",
-)
 def test_check_of_a_missing_file_is_a_usage_error(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert main(["check", "no_such_spec.gen"]) == 2
@@ -151,11 +146,6 @@ def test_train_block_gives_defaults_and_flags_override_them(tmp_path, capsys):
     assert "for 20 steps" in capsys.readouterr().out
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="train_run compiles the model (initialising every weight and the Fourier features) "
-    "before fit seeds the global RNG, so --seed does not fix the initial weights",
-)
 def test_same_seed_gives_the_same_weights(tmp_path):
     spec = _spec(tmp_path, tiny_diffusion(hidden=8, steps=1, batch=8))
     assert _train(tmp_path / "a", spec, "--data", "moons", "--seed", 5) == 0

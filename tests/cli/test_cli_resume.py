@@ -122,11 +122,6 @@ def test_resume_after_sigkill_continues_bit_for_bit(gendsl, cli_env, tmp_path):
     assert [r["step"] for r in _records(killed)] == list(range(100, STEPS + 1, 100))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="fit keeps the loss window of the log line in memory only: after resuming from a "
-    "checkpoint between two log steps the next metrics.jsonl line averages fewer steps",
-)
 def test_resume_between_log_lines_logs_the_same_losses(tmp_path):
     spec = tmp_path / "tiny_vp.gen"
     spec.write_text(tiny_diffusion(hidden=8, batch=8))

@@ -82,3 +82,42 @@ def test_checker_reports_non_affine_sde_via_validate():
 def test_validate_accepts_good_and_skips_processless_models():
     assert validate(_checked("vp_sde.gen")) == []
     assert validate(_checked("vae.gen")) == []
+
+
+HVAE_MC = """
+model h {
+  data x : real[4]
+  latent z2 : real[2]
+  latent z1 : real[3]
+  net p1 = MLP(hidden = [8])
+  net dec = MLP(hidden = [8])
+  net q2 = MLP(hidden = [8])
+  net q1 = MLP(hidden = [8])
+  z2 ~ Normal(0, 1)
+  z1 | z2 ~ Normal(p1(z2))
+  x | z1 ~ Normal(dec(z1), 0.1)
+  guide {
+    z2 | x ~ Laplace(q2(x))
+    z1 | x, z2 ~ Normal(q1(x, z2))
+  }
+  loss elbo(beta = 2, kl = KL)
+}
+"""
+
+
+@pytest.mark.parametrize("kl", ["analytic", "mc"])
+def test_latent_derivation_has_one_kl_per_latent_in_its_guide_context(kl):
+    (model,) = check_text(HVAE_MC.replace("KL", kl), "h.gen")
+    text = render(derive(model), "text")
+    lines = [line.strip() for line in text.splitlines()]
+    assert "log p(x) >= ELBO(x) = E_q(z2, z1 | x)[log p(x | z1)]" in text
+    kl_lines = [line for line in lines if "KL(q(" in line]
+    assert len(kl_lines) == 2
+    # z2: a Laplace guide against a Normal prior has no closed form here, whatever kl says
+    assert kl_lines[0] == "- 2 * KL(q(z2 | x) || p(z2))  [Laplace || Normal: Monte Carlo]"
+    # z1 is averaged over its guide parent z2; closed form only when asked for
+    how = "closed form" if kl == "analytic" else "Monte Carlo"
+    assert kl_lines[1] == (
+        f"- 2 * E_q(z2 | x)[KL(q(z1 | x, z2) || p(z1 | z2))]  [Normal || Normal: {how}]"
+    )
+    assert ("closed form: KL(N(m1, s1^2)" in text) == (kl == "analytic")
