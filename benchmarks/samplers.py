@@ -1,9 +1,15 @@
 """Accuracy vs NFE of every sampler and schedule on the exact score of a narrow-mode 2-D mixture.
 
-    python benchmarks/samplers.py --n 2000 --nfe 5 10 20 50
+    PYTHONPATH=. python benchmarks/samplers.py --n 2000 --nfe 5 10 20 50
 
-Prints a Markdown table: within-mode std ratio, max mode-weight error, W2 to fresh data, and the
-ratio of that W2 to the W2 of the same sampler run for 1000 steps (same prior noise).
+Prints a Markdown table: within-mode std ratio, max mode-weight error, W2 to fresh data divided
+by the reference's W2 to the same data, and W2 to the reference itself (same prior noise).
+
+The reference solves the PF-ODE with dopri5 at rtol = atol = 1e-9 down to σ = 1e-4 and ends
+with Tweedie's step there, which shrinks a mode of width τ = 0.05 by 2e-6.  A 1000-step run of
+the sampler itself is not a reference: it ends at the sampler's σ_end (0.0105 for VP's t_min),
+where Tweedie's step shrinks the modes by 2 %, so schedules ending elsewhere disagree.  The std
+ratio is divided by the reference's (which differs from 1 by sampling noise only).
 """
 
 from __future__ import annotations
@@ -14,7 +20,7 @@ import ot
 import torch
 
 from gendsl.processes import VPSDE, GaussianMixture
-from gendsl.sampling import sample, t_of_sigma
+from gendsl.sampling import denoise, ode, sample, t_of_sigma
 
 CONFIGS: list[tuple[str, str, dict, int]] = [
     # (label, method, knobs, NFE per step; the final Tweedie step costs 1)
@@ -30,7 +36,17 @@ CONFIGS: list[tuple[str, str, dict, int]] = [
     ("euler_maruyama", "euler_maruyama", {}, 1),
     ("pc", "pc", {}, 2),
 ]
-SCHEDULE_NAMES = ("uniform_t", "uniform_log_snr", "karras")
+SCHEDULE_NAMES = ("uniform_t", "uniform_log_snr", "log_snr_jump", "karras")
+DETERMINISTIC = (
+    "ddim",
+    "ode euler",
+    "ode heun",
+    "dpm++ 2M",
+    "dpm++ 3M",
+    "dpm 2M (noise)",
+    "dpm++ 2S",
+    "dpm++ 3S",
+)
 
 
 def mixture(tau: float) -> GaussianMixture:
@@ -56,33 +72,55 @@ def mode_stats(mix: GaussianMixture, x: torch.Tensor, tau: float) -> tuple[float
     return sum(ratios) / m, (weights - mix.weights).abs().max().item()
 
 
+def reference(process: VPSDE, score_fn, x_T: torch.Tensor) -> torch.Tensor:
+    """dopri5 at rtol = atol = 1e-9 from T to σ = 1e-4, then Tweedie's step (see the top)."""
+    t_small = t_of_sigma(process, torch.tensor(1e-4, dtype=torch.float64))
+    ts = torch.stack([torch.tensor(process.T, dtype=torch.float64), t_small])
+    x = ode(process, score_fn, x_T, ts, rtol=1e-9, atol=1e-9)
+    return denoise(process, score_fn, x, t_small)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=2000, help="samples per run")
     parser.add_argument("--nfe", type=int, nargs="+", default=[5, 10, 20, 50])
     parser.add_argument("--tau", type=float, default=0.05, help="std of every mode")
-    parser.add_argument("--sigma-end", type=float, default=0.002, help="σ = s/a before Tweedie")
-    parser.add_argument("--ref-steps", type=int, default=1000)
+    parser.add_argument(
+        "--sigma-end", type=float, default=None, help="σ = s/a before Tweedie (default VP t_min)"
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--methods", nargs="*", default=None, help="labels to run (default all)")
+    parser.add_argument("--schedules", nargs="*", default=SCHEDULE_NAMES, help="schedule names")
     args = parser.parse_args()
     torch.set_num_threads(1)
 
     process = VPSDE()
     mix = mixture(args.tau)
     score_fn = mix.score_fn(process)
-    t_end = t_of_sigma(process, torch.tensor(args.sigma_end, dtype=torch.float64)).item()
+    t_end = (
+        process.t_min
+        if args.sigma_end is None
+        else t_of_sigma(process, torch.tensor(args.sigma_end, dtype=torch.float64)).item()
+    )
+    sigma_end = process.marginal(torch.tensor(t_end, dtype=torch.float64))
+    sigma_end = (sigma_end[1] / sigma_end[0]).item()
     data = mix.sample(args.n, generator=torch.Generator().manual_seed(10_000 + args.seed))
     floor = w2(data, mix.sample(args.n, generator=torch.Generator().manual_seed(20_000)))
+    x_T = process.prior_sample(
+        (args.n, 2), generator=torch.Generator().manual_seed(args.seed), dtype=torch.float64
+    )
+    ref = reference(process, score_fn, x_T)
+    w2_ref = w2(ref, data)
+    ratio_ref, werr_ref = mode_stats(mix, ref, args.tau)
     print(
         f"VP SDE, 8-mode mixture (radius 2, mode std {args.tau}), n = {args.n}, "
-        f"t_end = {t_end:.3g} (σ = {args.sigma_end}), W2 between two exact samples = {floor:.4f}\n"
+        f"t_end = {t_end:.3g} (σ = {sigma_end:.4g}); W2 between two exact samples = {floor:.4f}; "
+        f"reference: std ratio {ratio_ref:.4f}, weight err {werr_ref:.3f}, W2 data {w2_ref:.4f}\n"
     )
-    header = (
-        "| sampler | schedule | NFE | std ratio | weight err | W2 data | W2/W2(ref) | W2 to ref |"
+    print(
+        "| sampler | schedule | NFE | std ratio / ref | weight err | W2 data / ref's | W2 to ref |"
     )
-    print(header)
-    print("|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|")
 
     def run(method, knobs, steps, schedule):
         return sample(
@@ -98,22 +136,31 @@ def main() -> None:
             **knobs,
         )
 
+    best: dict[int, tuple[float, str]] = {}
     for label, method, knobs, per_step in CONFIGS:
         if args.methods and label not in args.methods:
             continue
-        ref = run(method, knobs, args.ref_steps, "uniform_log_snr").x
-        w2_ref = w2(ref, data)
-        for schedule in SCHEDULE_NAMES:
+        for schedule in args.schedules:
             for nfe in args.nfe:
                 steps = max(2, (nfe - 1) // per_step + 1)
                 out = run(method, knobs, steps, schedule)
                 ratio, werr = mode_stats(mix, out.x, args.tau)
-                w2_data = w2(out.x, data)
+                ratio, w2_data = ratio / ratio_ref, w2(out.x, data) / w2_ref
                 print(
                     f"| {label} | {schedule} | {out.nfe} | {ratio:.3f} | {werr:.3f} | "
-                    f"{w2_data:.4f} | {w2_data / w2_ref:.3f} | {w2(out.x, ref):.4f} |",
+                    f"{w2_data:.3f} | {w2(out.x, ref):.4f} |",
                     flush=True,
                 )
+                # Target score: the worse of |ratio - 1| / 0.02 and |W2 ratio - 1| / 0.05.
+                score = max(abs(ratio - 1) / 0.02, abs(w2_data - 1) / 0.05)
+                if label in DETERMINISTIC and score < best.get(out.nfe, (float("inf"), ""))[0]:
+                    best[out.nfe] = (
+                        score,
+                        f"{label} / {schedule}: ratio {ratio:.3f}, W2 {w2_data:.3f}",
+                    )
+    print("\nBest deterministic sampler per NFE (target score ≤ 1 meets both targets):")
+    for nfe, (score, text) in sorted(best.items()):
+        print(f"  NFE {nfe}: {text} (score {score:.2f})")
 
 
 if __name__ == "__main__":

@@ -1,12 +1,14 @@
 """Samplers as pure functions with one signature, time-step schedules, and a dispatcher."""
 
 from gendsl.sampling.common import Callback, Sampler, denoise, lands_on_data
-from gendsl.sampling.dispatch import DEFAULTS, METHODS, SampleResult, sample
+from gendsl.sampling.dispatch import DEFAULTS, METHODS, SCHEDULE_KNOBS, SampleResult, sample
 from gendsl.sampling.dpm_solver import dpm_solver
 from gendsl.sampling.ode import ddim, ode
 from gendsl.sampling.schedules import (
     SCHEDULES,
+    SIGMA_CAP,
     karras,
+    log_snr_jump,
     sigma_of_t,
     t_of_sigma,
     uniform_log_snr,
@@ -18,6 +20,8 @@ __all__ = [
     "DEFAULTS",
     "METHODS",
     "SCHEDULES",
+    "SCHEDULE_KNOBS",
+    "SIGMA_CAP",
     "Callback",
     "SampleResult",
     "Sampler",
@@ -28,6 +32,7 @@ __all__ = [
     "euler_maruyama",
     "karras",
     "lands_on_data",
+    "log_snr_jump",
     "ode",
     "pc",
     "sample",

@@ -17,7 +17,7 @@ from gendsl.sampling.ode import ddim, ode
 from gendsl.sampling.schedules import SCHEDULES
 from gendsl.sampling.stochastic import ancestral, euler_maruyama, pc, sde
 
-__all__ = ["DEFAULTS", "METHODS", "SampleResult", "sample"]
+__all__ = ["DEFAULTS", "METHODS", "SCHEDULE_KNOBS", "SampleResult", "sample"]
 
 METHODS: dict[str, Sampler] = {
     "ancestral": ancestral,
@@ -29,6 +29,9 @@ METHODS: dict[str, Sampler] = {
     "dpm_solver": dpm_solver,
 }
 
+SCHEDULE_KNOBS = ("rho", "sigma_cap")
+"""Knobs of :func:`sample` that go to the schedule rather than the sampler."""
+
 # (steps, schedule) per method when the caller gives none; chosen from benchmarks/samplers.py.
 DEFAULTS: dict[str, tuple[int, str]] = {
     "ancestral": (200, "uniform_t"),
@@ -37,7 +40,7 @@ DEFAULTS: dict[str, tuple[int, str]] = {
     "ode": (50, "uniform_log_snr"),
     "pc": (200, "uniform_t"),
     "ddim": (50, "uniform_log_snr"),
-    "dpm_solver": (20, "uniform_log_snr"),
+    "dpm_solver": (20, "log_snr_jump"),
 }
 
 
@@ -80,7 +83,8 @@ def sample(
     ``steps`` intervals of the ``schedule`` (a name in ``SCHEDULES``) run from T to ``t_end``
     (default the process's ``t_min``); with ``denoise`` the last of them is the Tweedie step from
     there to t = 0 (see :func:`~gendsl.sampling.common.lands_on_data`).  ``knobs`` go to the
-    sampler (``eta``, ``order``, ``snr``, ``method`` of ``sde``/``ode`` as ``solver``, ...).
+    sampler (``eta``, ``order``, ``snr``, ``method`` of ``sde``/``ode`` as ``solver``, ...),
+    except ``rho`` and ``sigma_cap``, which go to the schedule.
     """
     if method not in METHODS:
         known = ", ".join(sorted(METHODS))
@@ -94,7 +98,7 @@ def sample(
     if not isinstance(steps, int) or steps < (2 if denoise else 1):
         raise UsageError(f"steps must be an integer >= {2 if denoise else 1}, got {steps}")
     x = process.prior_sample(shape, generator=generator, device=device, dtype=dtype)
-    sched_knobs = {"rho": knobs.pop("rho")} if "rho" in knobs else {}
+    sched_knobs = {k: knobs.pop(k) for k in SCHEDULE_KNOBS if k in knobs}
     ts = SCHEDULES[schedule](
         process,
         steps - 1 if denoise else steps,

@@ -92,3 +92,43 @@ def test_coarse_end_time_is_visible_in_the_std_ratio():
     )
     ratio, _, _ = compare(mix, r.x)
     assert abs(ratio - (TAU**2 + 0.01) ** 0.5 / TAU) < 0.15
+
+
+def eight_modes() -> GaussianMixture:
+    """The benchmark's mixture: 8 modes of std τ on a circle of radius 2, unequal weights."""
+    angles = torch.arange(8, dtype=F64) * torch.pi / 4
+    means = 2 * torch.stack([angles.cos(), angles.sin()], 1)
+    return GaussianMixture(means, TAU, torch.linspace(1, 2, 8, dtype=F64))
+
+
+def std_ratio_and_w2(mix: GaussianMixture, x: torch.Tensor, data: torch.Tensor):
+    labels = mix.responsibilities(x).argmax(1)
+    ratios = [
+        ((x[labels == m] - mix.means[m]).pow(2).mean().sqrt() / TAU).item() for m in range(8)
+    ]
+    w = torch.full((x.shape[0],), 1 / x.shape[0], dtype=F64)
+    return sum(ratios) / 8, float(ot.emd2(w, w, ot.dist(x, data))) ** 0.5
+
+
+@pytest.mark.parametrize("schedule", [None, "uniform_log_snr"])
+def test_ten_nfe_accuracy_of_the_default_dpm_solver_schedule(schedule):
+    """DPM-Solver++ 2M at 10 NFE with the default schedule keeps the within-mode std within 0.03
+    of the reference's (benchmarks/samplers.py measures 0.997 with 2000 points) and its W2 to
+    data within 10 % of the reference's (1.07 there; 1000 points make W2 noisy).  The
+    full-range uniform-λ schedule inflates the modes (1.17), which this test checks too so that
+    the bound stays able to fail.  The reference is 200 DPM-Solver++ steps down to σ = 1e-4
+    (Tweedie's step there shrinks the modes by 2e-6)."""
+    mix, process, n = eight_modes(), VPSDE(), 1000
+    score_fn = mix.score_fn(process)
+    kw = dict(dtype=F64, generator=torch.Generator().manual_seed(0))
+    t_ref = t_of_sigma(process, torch.tensor(1e-4, dtype=F64)).item()
+    ref = sample(process, score_fn, (n, 2), method="dpm_solver", steps=200, t_end=t_ref, **kw).x
+    kw["generator"] = torch.Generator().manual_seed(0)
+    out = sample(process, score_fn, (n, 2), method="dpm_solver", steps=10, schedule=schedule, **kw)
+    assert out.nfe == 10
+    data = mix.sample(n, generator=torch.Generator().manual_seed(5))
+    (r_ref, w2_ref), (r, w2) = (std_ratio_and_w2(mix, y, data) for y in (ref, out.x))
+    got = (r / r_ref, w2 / w2_ref)
+    assert (abs(r / r_ref - 1) < 0.03) == (schedule is None), got
+    if schedule is None:
+        assert w2 / w2_ref < 1.1, got

@@ -16,6 +16,7 @@ from gendsl.sampling import (
     ddim,
     dpm_solver,
     karras,
+    log_snr_jump,
     ode,
     sample,
     sigma_of_t,
@@ -155,6 +156,42 @@ def test_schedules_follow_their_formulas():
     torch.testing.assert_close(sig, torch.tensor(expect, dtype=F64))
     with pytest.raises(ValueError, match="0"):
         uniform_t(process, 0)
+
+
+def test_log_snr_jump_is_one_jump_then_uniform_log_snr():
+    """σ_0 = σ(T), σ_1 = σ_cap, then λ uniform down to σ(t_end); no cap above σ(T)."""
+    process = VPSDE()
+    sig = sigma_of_t(process, log_snr_jump(process, 9, sigma_cap=20.0))
+    assert sig.shape == (10,)
+    torch.testing.assert_close(sig[0], sigma_of_t(process, torch.tensor(1.0, dtype=F64)))
+    torch.testing.assert_close(sig[1], torch.tensor(20.0, dtype=F64))
+    step = math.log(sig[-1].item() / 20.0) / 8
+    torch.testing.assert_close(sig[1:].log().diff(), torch.full((8,), step, dtype=F64))
+    ves = VESDE(sigma_max=10.0)
+    torch.testing.assert_close(log_snr_jump(ves, 6, sigma_cap=20.0), uniform_log_snr(ves, 6))
+    with pytest.raises(ValueError, match="-1"):
+        log_snr_jump(process, 5, sigma_cap=-1.0)
+
+
+def test_schedule_knobs_reach_the_schedule():
+    """``sigma_cap`` goes to the schedule: a cap above σ(T) gives the uniform-λ samples."""
+    process = VPSDE()
+    score_fn = gaussian().score_fn(process)
+    runs = [
+        sample(
+            process,
+            score_fn,
+            (8, 2),
+            method="dpm_solver",
+            steps=8,
+            dtype=F64,
+            generator=torch.Generator().manual_seed(3),
+            **kw,
+        ).x
+        for kw in ({"sigma_cap": 1e3}, {"schedule": "uniform_log_snr"}, {"sigma_cap": 5.0})
+    ]
+    torch.testing.assert_close(runs[0], runs[1])
+    assert not torch.allclose(runs[0], runs[2])
 
 
 def test_dispatcher_counts_evaluations_and_rejects_unknown_names():
