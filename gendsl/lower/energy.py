@@ -88,11 +88,15 @@ class EnergyModel(Model):
     # ------------------------------------------------------------------ energy and score
 
     def energy(self, x: Tensor) -> Tensor:
-        """E(x) per sample, [B]."""
+        """E(x) per sample, [B].  An expression energy that keeps the data's shape (written per
+        coordinate, ``energy U(x) = 0.5 * x^2``) is summed over it: independent coordinates."""
         if self._energy_expr is None:
             return self.nets[self.checked.energy.name](x)
         (param,) = self.checked.energy.params
-        return self._energy_expr(self.program.scope({param: x}))
+        e = self._energy_expr(self.program.scope({param: x}))
+        if not isinstance(e, Tensor):
+            raise UsageError(f"the energy {self.checked.energy.name} does not depend on {param}")
+        return e.reshape(x.shape[0], -1).sum(1) if e.dim() > 1 else e
 
     def score(self, x: Tensor, *, create_graph: bool = False) -> Tensor:
         """s(x) = -∇E(x)."""
