@@ -307,10 +307,12 @@ class Density:
         """The shape of a value: batch (widened by parameters with extra leading axes) + event."""
         full = (*self.batch, *self.event)
         drop = 0 if self.classes is None else 1  # a Categorical's parameters end in the classes
-        shapes = [p.shape[: p.dim() - drop] for p in self.params.values() if isinstance(p, Tensor)]
-        if all(s == full for s in shapes):
-            return full
-        return tuple(torch.broadcast_shapes(full, *shapes))
+        wider = [
+            p.shape[: p.dim() - drop]
+            for p in self.params.values()
+            if isinstance(p, Tensor) and p.shape[: p.dim() - drop] != full
+        ]
+        return tuple(torch.broadcast_shapes(full, *wider)) if wider else full
 
     def _full(self, t: Tensor | float) -> Tensor:
         """``t`` broadcast to :attr:`shape` (numbers become tensors like ``like``)."""

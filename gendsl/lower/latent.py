@@ -82,11 +82,12 @@ class _NetCall:
         dims = self.plain_dims
         if dims is None or len(args) != len(dims) or not args:
             return False
-        n = args[0].shape[0] if isinstance(args[0], Tensor) else None
-        return all(
-            isinstance(a, Tensor) and a.dim() == d and a.shape[0] == n
-            for a, d in zip(args, dims, strict=True)
-        )
+        n = None
+        for a, d in zip(args, dims, strict=True):
+            if not isinstance(a, Tensor) or a.dim() != d or (n is not None and a.shape[0] != n):
+                return False
+            n = a.shape[0]
+        return True
 
     def __call__(self, *args: Any) -> Tensor:
         net = self.net
@@ -384,17 +385,24 @@ class LatentModel(Model):
             return self._terms(data).elbo
         enum = TraceEnum_ELBO(max_plate_nesting=1)
         n = self._batch_size(data)
+        grad = torch.is_grad_enabled()
         beta, self.beta, anneal, self.anneal = self.beta, 1.0, self.anneal, None
         try:
-            points = [
-                -enum.differentiable_loss(
-                    self.pyro_model, self.pyro_guide, {k: v[i : i + 1] for k, v in data.items()}
-                )
-                for i in range(n)
-            ]
+            # Pyro's differentiable_loss refuses a loss without a graph, so it is built even
+            # under no_grad (diagnostics) and detached afterwards
+            with torch.enable_grad():
+                points = [
+                    -enum.differentiable_loss(
+                        self.pyro_model,
+                        self.pyro_guide,
+                        {k: v[i : i + 1] for k, v in data.items()},
+                    )
+                    for i in range(n)
+                ]
         finally:
             self.beta, self.anneal = beta, anneal
-        return torch.stack(points)
+        value = torch.stack(points)
+        return value if grad else value.detach()
 
     def iwae(self, x: Batch, k: int = 16) -> Tensor:
         """The importance-weighted bound L_k per data point (Burda et al. 2016)."""
