@@ -124,8 +124,8 @@ def langevin(
 
 
 def contrastive_divergence_loss(e_pos: Tensor, e_neg: Tensor, *, alpha: float = 0.0) -> Tensor:
-    """E_data E(x⁺) - E_model E(x⁻) + α (E(x⁺)² + E(x⁻)²) averaged, with x⁻ model samples
-    treated as constants.
+    """mean E(x⁺) - mean E(x⁻) + α (mean E(x⁺)² + mean E(x⁻)²) over data x⁺ and model samples
+    x⁻ (treated as constants; the two sets may differ in size).
 
     Its parameter gradient E_data ∇θE - E_model ∇θE is the gradient of the negative
     log-likelihood of p ∝ exp(-E) (Hinton 2002, "Training Products of Experts by Minimizing
@@ -136,7 +136,7 @@ def contrastive_divergence_loss(e_pos: Tensor, e_neg: Tensor, *, alpha: float = 
         raise UsageError(f"alpha must be >= 0, got {alpha}")
     loss = e_pos.mean() - e_neg.mean()
     if alpha:
-        loss = loss + alpha * (e_pos**2 + e_neg**2).mean()
+        loss = loss + alpha * ((e_pos**2).mean() + (e_neg**2).mean())
     return loss
 
 
