@@ -39,7 +39,7 @@ DEFAULTS: dict[str, tuple[int, str]] = {
     "sde": (500, "uniform_t"),
     "ode": (50, "uniform_log_snr"),
     "pc": (200, "uniform_t"),
-    "ddim": (50, "uniform_log_snr"),
+    "ddim": (50, "log_snr_jump"),
     "dpm_solver": (20, "log_snr_jump"),
 }
 
