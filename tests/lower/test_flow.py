@@ -58,14 +58,14 @@ def test_affine_flow_log_prob_and_samples_match_the_gaussian_closed_form():
             p.add_(0.4 * torch.randn_like(p))
     model.eval()
 
-    # T(x) = A x + c  =>  x ~ N(-A⁻¹c, (AᵀA)⁻¹)
-    d1, d2 = torch.diag(act1.log_s.exp()), torch.diag(act2.log_s.exp())
-    a = d2 @ conv.weight @ d1
-    c = d2 @ conv.weight @ act1.bias + act2.bias
-    a_inv = torch.linalg.inv(a)
-    gauss = torch.distributions.MultivariateNormal(-a_inv @ c, a_inv @ a_inv.T)
     x = torch.randn(50, 2) * 3
     with torch.no_grad():
+        # T(x) = A x + c  =>  x ~ N(-A⁻¹c, (AᵀA)⁻¹)
+        d1, d2 = torch.diag(act1.log_s.exp()), torch.diag(act2.log_s.exp())
+        a = d2 @ conv.weight @ d1
+        c = d2 @ conv.weight @ act1.bias + act2.bias
+        a_inv = torch.linalg.inv(a)
+        gauss = torch.distributions.MultivariateNormal(-a_inv @ c, a_inv @ a_inv.T)
         torch.testing.assert_close(model.log_prob(x), gauss.log_prob(x), rtol=1e-5, atol=1e-5)
         s = model.sample(40_000, generator=torch.Generator().manual_seed(1))
     torch.testing.assert_close(
