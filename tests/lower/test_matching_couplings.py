@@ -106,3 +106,13 @@ def test_entropic_pairs_prefer_near_points():
     assert float(((i < 32) == (j < 32)).float().mean()) > 0.99
     i, j = Independent().pair(x0, x1)
     assert torch.equal(i, j)
+
+
+def test_log_domain_sinkhorn_agrees_with_matrix_scaling(monkeypatch):
+    import gendsl.objectives.couplings as couplings
+
+    g = torch.Generator().manual_seed(7)
+    cost = squared_cost(torch.randn(9, 2, generator=g), torch.randn(9, 2, generator=g))
+    scaled = sinkhorn_plan(cost.double(), reg=0.5)
+    monkeypatch.setattr(couplings, "LOG_DOMAIN_RATIO", 0.0)
+    torch.testing.assert_close(sinkhorn_plan(cost.double(), reg=0.5), scaled)
