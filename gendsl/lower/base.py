@@ -67,6 +67,7 @@ class Model(nn.Module):
         self.checked = checked
         self.spec_text = checked.source.text
         self.sizes: dict[str, int] = {**checked.sizes, **bindings}
+        self._batch_names = [v.name for v in checked.data_vars() + checked.condition_vars()]
         self.register_buffer("step", torch.zeros((), dtype=torch.long))
         self.register_buffer("_ref", torch.zeros(()), persistent=False)
 
@@ -92,7 +93,7 @@ class Model(nn.Module):
         A tensor is the (single) data variable; a pair/list is the data variables followed by
         the conditions, in declaration order; a mapping is taken as it is.
         """
-        names = [v.name for v in self.checked.data_vars() + self.checked.condition_vars()]
+        names = self._batch_names
         if isinstance(batch, Tensor):
             items = {names[0]: batch}
         elif isinstance(batch, Mapping):
@@ -104,9 +105,12 @@ class Model(nn.Module):
                     f"({', '.join(names)})"
                 )
             items = dict(zip(names, batch, strict=False))
-        device = self.like.device
+        like = self.like
+        device, dtype = like.device, like.dtype
         return {
-            k: v.to(device, self.like.dtype if v.is_floating_point() else v.dtype)
+            k: v
+            if v.device == device and (v.dtype == dtype or not v.is_floating_point())
+            else v.to(device, dtype if v.is_floating_point() else v.dtype)
             for k, v in items.items()
         }
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import torch
 from torch import Tensor
@@ -33,11 +34,10 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True)
-class SiteRecord:
+class SiteRecord(NamedTuple):
     """One random choice of a run: its distribution ``fn`` (a
     :class:`~gendsl.lower.dists.Density`), its ``value`` and whether it was observed (the data)
-    or latent."""
+    or latent.  (A named tuple: one is made per site per training step.)"""
 
     fn: Density
     value: Tensor
