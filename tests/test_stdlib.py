@@ -254,6 +254,7 @@ EXAMPLE_FAMILY = {
     "ot_cfm_8gaussians.gen": "matching",
     "realnvp_moons.gen": "flow",
     "vae_digits.gen": "latent",
+    "vp_sde_digits_unet.gen": "diffusion",
     "vp_sde_moons.gen": "diffusion",
     "vqvae_digits.gen": "latent",
     "wgan_gp_25gaussians.gen": "adversarial",
