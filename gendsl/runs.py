@@ -10,6 +10,8 @@ the spec.  Everything needed to rebuild the model travels inside the checkpoint,
 from __future__ import annotations
 
 import argparse
+import functools
+import inspect
 import json
 import math
 from collections.abc import Mapping
@@ -190,6 +192,8 @@ def train_run(args: argparse.Namespace) -> Path:
         "a consistency model distilled from a teacher",
     )
     _attach(model, "set_base", config["base"], "--base", "a ControlNet (guidance control)")
+    config["levels"] = train.levels
+    _set_levels(model, train.levels)
     settings = _train_settings(checked, args)
     config["settings"] = {k: (list(v) if isinstance(v, tuple) else v) for k, v in settings.items()}
     out.mkdir(parents=True, exist_ok=True)
@@ -213,6 +217,12 @@ def train_run(args: argparse.Namespace) -> Path:
         f"checkpoint {result.checkpoint}"
     )
     return out
+
+
+def _set_levels(model: Model, levels: int | None) -> None:
+    """Tell a model that trains on dequantised data (a flow on images) the data's levels."""
+    if levels and hasattr(model, "levels"):
+        model.levels = levels
 
 
 def _attach(model: Model, method: str, run: str | None, flag: str, what: str) -> None:
@@ -255,6 +265,7 @@ def open_run(run: str | Path, *, device: str = "auto") -> tuple[Model, RunConfig
     checked = next((m for m in models if m.name == config.get("model")), models[-1])
     model = compile_model(checked, bindings=dict(config.get("bindings") or {}))
     load_weights(path, model, ema=True)
+    _set_levels(model, config.get("levels"))
     model.to(resolve_device(device))
     model.eval()
     return model, config
@@ -362,9 +373,14 @@ def evaluate(
     for name, fn in (("log_prob", "log_prob"), ("elbo", "elbo")):
         if type(model).__dict__.get(fn) is None and not _overrides(model, fn):
             continue
+        method_fn = getattr(model, fn)
+        if data.levels and "dequantize" in inspect.signature(method_fn).parameters:
+            # quantised data: the bound for uniformly dequantised data (Theis et al. 2016)
+            method_fn = functools.partial(method_fn, dequantize=data.levels)
+            results["dequantized_levels"] = float(data.levels)
         with torch.no_grad():
             torch.manual_seed(seed)
-            values = _batched(getattr(model, fn), batch, device)
+            values = _batched(method_fn, batch, device)
         nats = -float(values.mean())
         key = "nll" if name == "log_prob" else "neg_elbo"
         results[f"{key}_nats"] = nats

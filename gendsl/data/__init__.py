@@ -40,6 +40,12 @@ __all__ = [
     "load_dataset",
 ]
 
+DIGITS_LEVELS = 17
+"""The 8×8 digits hold the integers 0..16, scaled to k/16."""
+
+IMAGE_LEVELS = 256
+"""8-bit images."""
+
 DEFAULT_TOY_SIZE = 10_000
 """Points drawn from a toy set when ``n`` is not given."""
 
@@ -168,4 +174,10 @@ def load_dataset(
             x, y = x[index], None if y is None else y[index]
         x, y = _subsample(x, y, n, rng, f"the {split} split of {name}")
     x = _shape_image(_binarize(x, binarize or False, rng, name), as_image, name)
-    return from_arrays(x, y, name, num_classes=num_classes)
+    if str(name_or_path) in _DIGITS:
+        levels = DIGITS_LEVELS
+    elif Path(name_or_path).is_dir():
+        levels = IMAGE_LEVELS  # an image folder holds 8-bit pixels
+    else:
+        levels = None
+    return from_arrays(x, y, name, num_classes=num_classes, levels=levels)

@@ -26,7 +26,10 @@ class Dataset:
     """Samples ``x`` ``[n, *shape]`` with optional integer labels ``y`` ``[n]``.
 
     ``kind`` is ``"image"`` when each sample is ``[C, H, W]``, else ``"binary"`` when every value
-    is 0 or 1, else ``"real"``. ``num_classes`` is ``None`` without labels.
+    is 0 or 1, else ``"real"``. ``num_classes`` is ``None`` without labels.  ``levels`` is the
+    number of quantisation levels of data stored as k/(levels - 1) in [0, 1] (17 for the 8×8
+    digits, 256 for 8-bit images), ``None`` for continuous or binary data: likelihoods of such
+    data are reported for the uniformly dequantised data (Theis et al. 2016).
     """
 
     x: torch.Tensor
@@ -35,6 +38,7 @@ class Dataset:
     kind: str
     shape: tuple[int, ...]
     num_classes: int | None
+    levels: int | None = None
 
     def __len__(self) -> int:
         return self.x.shape[0]
@@ -51,7 +55,12 @@ class Dataset:
 
 
 def from_arrays(
-    x: np.ndarray, y: np.ndarray | None, name: str, *, num_classes: int | None = None
+    x: np.ndarray,
+    y: np.ndarray | None,
+    name: str,
+    *,
+    num_classes: int | None = None,
+    levels: int | None = None,
 ) -> Dataset:
     """A :class:`Dataset` of CPU tensors; ``kind`` is inferred, ``num_classes`` defaults to
     ``max(y) + 1``."""
@@ -65,7 +74,9 @@ def from_arrays(
         kind = "real"
     if ty is not None and num_classes is None:
         num_classes = int(ty.max()) + 1 if ty.numel() else 0
-    return Dataset(tx, ty, name, kind, tuple(tx.shape[1:]), num_classes)
+    return Dataset(
+        tx, ty, name, kind, tuple(tx.shape[1:]), num_classes, None if kind == "binary" else levels
+    )
 
 
 def batches(

@@ -232,9 +232,12 @@ class FlowModel(Model):
     def _data(self, batch: Batch) -> Tensor:
         return self.as_data(batch)[self.data_name]
 
-    def log_prob(self, x: Batch) -> Tensor:
+    def log_prob(self, x: Batch, *, dequantize: int | None = None) -> Tensor:
         """log p(x) = log p_z(T(x)) + log|det ∂T/∂x| per data point, in nats (exact; a CNF uses
-        the exact divergence in eval mode)."""
+        the exact divergence in eval mode).  ``dequantize = L``: the bound of
+        :meth:`dequantized_log_prob` for data quantised to L levels."""
+        if dequantize:
+            return self.dequantized_log_prob(x, levels=dequantize)
         x = self._data(x)
         z, ladj = self.flow.call_and_ladj(x)
         z = z.reshape(x.shape[0], *self.latent_shape)
