@@ -1,6 +1,6 @@
 """Samplers as pure functions with one signature, time-step schedules, and a dispatcher."""
 
-from gendsl.sampling.common import Callback, Sampler, denoise, lands_on_data
+from gendsl.sampling.common import FINAL_STEPS, Callback, Sampler, denoise, lands_on_data
 from gendsl.sampling.dispatch import DEFAULTS, METHODS, SCHEDULE_KNOBS, SampleResult, sample
 from gendsl.sampling.dpm_solver import dpm_solver
 from gendsl.sampling.ode import ddim, ode
@@ -15,9 +15,11 @@ from gendsl.sampling.schedules import (
     uniform_t,
 )
 from gendsl.sampling.stochastic import ancestral, euler_maruyama, pc, sde
+from gendsl.sampling.unipc import unipc
 
 __all__ = [
     "DEFAULTS",
+    "FINAL_STEPS",
     "METHODS",
     "SCHEDULES",
     "SCHEDULE_KNOBS",
@@ -41,4 +43,5 @@ __all__ = [
     "t_of_sigma",
     "uniform_log_snr",
     "uniform_t",
+    "unipc",
 ]

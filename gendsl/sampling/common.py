@@ -5,17 +5,23 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 import torch
 from torch import Tensor
 
-from gendsl.processes import Process, ScoreFn, as_time, x0_from_score
+from gendsl.processes import Process, ScoreFn, as_time, expand_like, x0_from_score
 
 __all__ = [
+    "FINAL_STEPS",
     "Callback",
+    "Point",
     "Sampler",
+    "ab2_final",
+    "checked_times",
     "denoise",
+    "extrapolated_final",
+    "final_x0",
     "lands_on_data",
     "noise_like",
 ]
@@ -56,16 +62,9 @@ def denoise(process: Process, score_fn: ScoreFn, x: Tensor, t: Tensor) -> Tensor
     return x0_from_score(x, score_fn(x, t), a_t, s_t)
 
 
-def lands_on_data(sampler: Callable[..., Tensor]) -> Callable[..., Tensor]:
-    """Give a sampler the shared end-of-sampling rule and ``torch.no_grad``.
-
-    If ``ts`` ends in 0 the sampler runs over ``ts[:-1]`` (down to the small time before 0) and
-    the last step is :func:`denoise` (one more score evaluation).  The score is singular at
-    t = 0 and the stochastic samplers would otherwise end with noise of size s_{t_end}: the
-    posterior mean removes it.  It shrinks a mode of width τ by τ² / (τ² + σ²) in variance,
-    with σ = s/a at the last time before 0, so the schedule should end at σ well below the
-    data's finest scale (the default ``t_min`` of VP gives σ ≈ 0.01).
-    """
+def checked_times(sampler: Callable[..., Tensor]) -> Callable[..., Tensor]:
+    """Check that ``ts`` is a strictly decreasing 1-D tensor of times >= 0 on ``x``'s device and
+    dtype, and run the sampler under ``torch.no_grad``."""
 
     @functools.wraps(sampler)
     @torch.no_grad()
@@ -75,6 +74,26 @@ def lands_on_data(sampler: Callable[..., Tensor]) -> Callable[..., Tensor]:
             raise ValueError(f"ts must be a strictly decreasing 1-D tensor of times, got {ts}")
         if ts[-1] < 0:
             raise ValueError(f"ts must end at a time >= 0, got {ts[-1].item()}")
+        return sampler(process, score_fn, x, ts, generator=generator, callback=callback, **knobs)
+
+    return run
+
+
+def lands_on_data(sampler: Callable[..., Tensor]) -> Callable[..., Tensor]:
+    """Give a sampler the shared end-of-sampling rule, the checks of :func:`checked_times` and
+    ``torch.no_grad``.
+
+    If ``ts`` ends in 0 the sampler runs over ``ts[:-1]`` (down to the small time before 0) and
+    the last step is :func:`denoise` (one more score evaluation).  The score is singular at
+    t = 0 and the stochastic samplers would otherwise end with noise of size s_{t_end}: the
+    posterior mean removes it.  It shrinks a mode of width τ by τ² / (τ² + σ²) in variance,
+    with σ = s/a at the last time before 0, so the schedule should end at σ well below the
+    data's finest scale (the default ``t_min`` of VP gives σ ≈ 0.01).
+    """
+
+    @checked_times
+    @functools.wraps(sampler)
+    def run(process, score_fn, x, ts, *, generator=None, callback=None, **knobs) -> Tensor:
         if ts[-1] > 0:
             return sampler(
                 process, score_fn, x, ts, generator=generator, callback=callback, **knobs
@@ -89,3 +108,53 @@ def lands_on_data(sampler: Callable[..., Tensor]) -> Callable[..., Tensor]:
         return x
 
     return run
+
+
+FINAL_STEPS = ("tweedie", "ab2", "extrapolate")
+"""Final steps from σ_e = σ(ts[-2]) to σ = 0 of the multistep samplers (see :func:`final_x0`)."""
+
+
+class Point(NamedTuple):
+    """A point of a sampling trajectory: time ``t`` (shape [B]), state ``x`` and the model's
+    denoised estimate ``D`` ≈ E[x0 | x_t] there."""
+
+    t: Tensor
+    x: Tensor
+    D: Tensor
+
+
+def ab2_final(
+    x_tilde: Tensor, D: Tensor, sigma: Tensor, x_tilde_p: Tensor, D_p: Tensor, sigma_p: Tensor
+) -> Tensor:
+    """x̃(0) by a two-step Adams–Bashforth step in σ on dx̃/dσ = d = (x̃ - D)/σ (Karras et al.
+    2022, eq. 4), with d linear through (σ_p, d_p) and (σ, d) integrated exactly from σ to 0:
+    x̃(0) = x̃ - σ d + ½ σ² (d - d_p)/(σ - σ_p) = D + ½ σ² (d - d_p)/(σ - σ_p).
+
+    The Euler step x̃ - σ d is Tweedie's D; on a Gaussian mode of width τ, d ≈ c σ/τ is linear
+    for σ ≪ τ, so the correction removes Tweedie's shrink σ²/(2τ²) to O(σ⁴/τ⁴)."""
+    d, d_p = (x_tilde - D) / expand_like(sigma, D), (x_tilde_p - D_p) / expand_like(sigma_p, D)
+    return D + expand_like(0.5 * sigma**2 / (sigma - sigma_p), D) * (d - d_p)
+
+
+def extrapolated_final(D: Tensor, sigma: Tensor, D_p: Tensor, sigma_p: Tensor) -> Tensor:
+    """x̃(0) = lim_{σ→0} D(x̃(σ); σ) with D linear in σ² through (σ_p², D_p) and (σ², D):
+    D(0) = D + σ² (D - D_p)/(σ_p² - σ²).  Along the exact flow of a Gaussian mode N(μ, τ²),
+    D - μ = C τ (1 + σ²/τ²)^{-1/2} = C τ (1 - σ²/(2τ²) + O(σ⁴/τ⁴)) (Karras et al. 2022, eq. 4;
+    Efron 2011 for D = E[x0 | x_t]), so the extrapolation leaves O(σ⁴/τ⁴) of the shrink."""
+    return D + expand_like(sigma**2 / (sigma_p**2 - sigma**2), D) * (D - D_p)
+
+
+def final_x0(process: Process, final: str, now: Point, prev: Point | None) -> Tensor:
+    """The sample at t = 0 from the last trajectory point ``now`` (at σ_e = s/a) and the one
+    before it: ``"tweedie"`` is D (:func:`denoise`), ``"ab2"`` :func:`ab2_final`,
+    ``"extrapolate"`` :func:`extrapolated_final`; without ``prev`` every kind is Tweedie's.
+    Assumes a(0) = 1, as :func:`denoise` does."""
+    if final not in FINAL_STEPS:
+        raise ValueError(f"final must be one of {', '.join(FINAL_STEPS)}, got {final!r}")
+    if final == "tweedie" or prev is None:
+        return now.D
+    (a, s), (a_p, s_p) = process.marginal(now.t), process.marginal(prev.t)
+    if final == "ab2":
+        x_tilde, x_tilde_p = now.x / expand_like(a, now.x), prev.x / expand_like(a_p, prev.x)
+        return ab2_final(x_tilde, now.D, s / a, x_tilde_p, prev.D, s_p / a_p)
+    return extrapolated_final(now.D, s / a, prev.D, s_p / a_p)

@@ -16,6 +16,7 @@ from gendsl.sampling.dpm_solver import dpm_solver
 from gendsl.sampling.ode import ddim, ode
 from gendsl.sampling.schedules import SCHEDULES
 from gendsl.sampling.stochastic import ancestral, euler_maruyama, pc, sde
+from gendsl.sampling.unipc import unipc
 
 __all__ = ["DEFAULTS", "METHODS", "SCHEDULE_KNOBS", "SampleResult", "sample"]
 
@@ -27,6 +28,7 @@ METHODS: dict[str, Sampler] = {
     "pc": pc,
     "ddim": ddim,
     "dpm_solver": dpm_solver,
+    "unipc": unipc,
 }
 
 SCHEDULE_KNOBS = ("rho", "sigma_cap")
@@ -41,6 +43,7 @@ DEFAULTS: dict[str, tuple[int, str]] = {
     "pc": (200, "uniform_t"),
     "ddim": (50, "log_snr_jump"),
     "dpm_solver": (20, "log_snr_jump"),
+    "unipc": (20, "log_snr_jump"),
 }
 
 

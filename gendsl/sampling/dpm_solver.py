@@ -15,14 +15,30 @@ r = 1/3, 2/3 for order 3, Lu et al. 2022, Algs. 1 and 2).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from typing import NamedTuple
 
 import torch
 from torch import Tensor
 
 from gendsl.processes import Process, ScoreFn, as_time, expand_like, x0_from_score
-from gendsl.sampling.common import Callback, lands_on_data
+from gendsl.sampling.common import (
+    FINAL_STEPS,
+    Callback,
+    Point,
+    checked_times,
+    final_x0,
+)
 
-__all__ = ["chi", "dpm_solver", "exponential_step", "taylor_derivatives"]
+__all__ = [
+    "Model",
+    "Visited",
+    "chi",
+    "dpm_solver",
+    "exponential_step",
+    "run_steps",
+    "taylor_derivatives",
+]
 
 
 def chi(k: int, h: Tensor) -> Tensor:
@@ -63,7 +79,7 @@ def taylor_derivatives(lams: list[Tensor], ms: list[Tensor]) -> list[Tensor]:
     return [ms[0], f01 + f012 * expand_like(lams[0] - lams[1], f01), 2 * f012]
 
 
-class _Model:
+class Model:
     """The model output m = ε̂ or x0̂ and the half log-SNR at a time, from the score."""
 
     def __init__(self, process: Process, score_fn: ScoreFn, predict: str):
@@ -82,13 +98,77 @@ class _Model:
             return -expand_like(s_t, x) * score
         return x0_from_score(x, score, a_t, s_t)
 
+    def denoised(self, x: Tensor, t: Tensor, m: Tensor) -> Tensor:
+        """D = x0̂ from the model output m at (x, t): m itself, or (x - s_t ε̂)/a_t."""
+        if self.predict == "data":
+            return m
+        a_t, s_t = self.process.marginal(t)
+        return (x - expand_like(s_t, x) * m) / expand_like(a_t, x)
 
-def _singlestep(model: _Model, x: Tensor, t: Tensor, s: Tensor, order: int) -> Tensor:
+
+class Visited(NamedTuple):
+    """A trajectory point: time t, half log-SNR λ(t), state x and the model output m there (m
+    may have been evaluated at a predicted state, as UniPC's corrector does)."""
+
+    t: Tensor
+    lam: Tensor
+    x: Tensor
+    m: Tensor
+
+
+Update = Callable[[list[Visited], Tensor, int], tuple[Tensor, Tensor | None]]
+"""``update(history, s, i) -> (x_s, m_s or None)``: step ``i`` from ``history[0]`` (the
+latest points come first) to time ``s``; a corrector that evaluates the model at the new point
+returns that evaluation for the next step to reuse."""
+
+
+def run_steps(
+    model: Model,
+    x: Tensor,
+    ts: Tensor,
+    update: Update,
+    *,
+    final: str,
+    callback: Callback | None,
+    keep: int = 3,
+) -> Tensor:
+    """The loop shared by DPM-Solver and UniPC: evaluate the model once per point (unless the
+    step returned an evaluation there), keep the latest ``keep`` points, step.  If ``ts`` ends in
+    0 the loop stops at ``ts[-2]`` and the last step is :func:`~gendsl.sampling.common.final_x0`
+    from there and the point before (one more evaluation, as for Tweedie's step)."""
+    if final not in FINAL_STEPS:
+        raise ValueError(f"final must be one of {', '.join(FINAL_STEPS)}, got {final!r}")
+    to_data = bool(ts[-1] == 0)
+    grid = ts[:-1] if to_data else ts
+    n = grid.numel() - 1
+    history: list[Visited] = []
+    m: Tensor | None = None
+    for i in range(n):
+        t = as_time(grid[i], x)
+        m = model(x, t) if m is None else m
+        history = [Visited(t, model.lam(t), x, m), *history][:keep]
+        x, m = update(history, as_time(grid[i + 1], x), i)
+        if callback is not None:
+            callback(i, grid[i + 1], x)
+    if not to_data:
+        return x
+    t = as_time(grid[-1], x)
+    m = model(x, t) if m is None else m
+    prev = None
+    if history:
+        p = history[0]
+        prev = Point(p.t, p.x, model.denoised(p.x, p.t, p.m))
+    x0 = final_x0(model.process, final, Point(t, x, model.denoised(x, t, m)), prev)
+    if callback is not None:
+        callback(n, ts[-1], x0)
+    return x0
+
+
+def _singlestep(model: Model, x: Tensor, m_t: Tensor, t: Tensor, s: Tensor, order: int) -> Tensor:
     """DPM-Solver-1/2/3 singlestep: intermediate points at λ_t + r h, r = 1/2 or 1/3, 2/3."""
     process, predict = model.process, model.predict
     lam_t, lam_s = model.lam(t), model.lam(s)
     marg_t = process.marginal(t)
-    m_t = model(x, t)
     rs = {1: [], 2: [0.5], 3: [1 / 3, 2 / 3]}[order]
     lams, ms = [lam_t], [m_t]
     for r in rs:
@@ -110,7 +190,7 @@ def _slope(lams: list[Tensor], ms: list[Tensor]) -> list[Tensor]:
     return [ms[0], (ms[-1] - ms[0]) / expand_like(lams[-1] - lams[0], ms[0])]
 
 
-@lands_on_data
+@checked_times
 def dpm_solver(
     process: Process,
     score_fn: ScoreFn,
@@ -122,34 +202,36 @@ def dpm_solver(
     order: int = 2,
     multistep: bool = True,
     predict: str = "data",
+    final: str = "tweedie",
 ) -> Tensor:
     """DPM-Solver (``predict="noise"``) or DPM-Solver++ (``predict="data"``) of order 1-3.
 
     Multistep reuses the model outputs of the previous ``order - 1`` steps (1 evaluation per
     step; the first steps warm up at lower order, and the last step of a run of fewer than 15
     uses order ≤ 2 as Lu et al. 2022b recommend); singlestep spends ``order`` evaluations per
-    step.  ``generator`` is unused: the solver is deterministic.
+    step.  When ``ts`` ends in 0 the last step is ``final`` (``"tweedie"``, ``"ab2"`` or
+    ``"extrapolate"``, see :func:`~gendsl.sampling.common.final_x0`).  ``generator`` is unused:
+    the solver is deterministic.
     """
     if order not in (1, 2, 3):
         raise ValueError(f"order must be 1, 2 or 3, got {order}")
     if predict not in ("noise", "data"):
         raise ValueError(f"predict must be 'noise' or 'data', got {predict!r}")
-    model = _Model(process, score_fn, predict)
-    n = ts.numel() - 1
-    lams: list[Tensor] = []
-    ms: list[Tensor] = []
-    for i in range(n):
-        t, s = as_time(ts[i], x), as_time(ts[i + 1], x)
-        if multistep:
-            lams, ms = [model.lam(t), *lams][:order], [model(x, t), *ms][:order]
-            k = min(len(ms), order, 2 if (n < 15 and i == n - 1) else 3)
-            derivs = taylor_derivatives(lams[:k], ms[:k])
-            lam_s = model.lam(s)
-            x = exponential_step(
-                x, derivs, lams[0], lam_s, process.marginal(t), process.marginal(s), predict
-            )
-        else:
-            x = _singlestep(model, x, t, s, order)
-        if callback is not None:
-            callback(i, ts[i + 1], x)
-    return x
+    model = Model(process, score_fn, predict)
+    n = ts.numel() - (2 if ts[-1] == 0 else 1)
+
+    def multistep_update(history: list[Visited], s: Tensor, i: int):
+        k = min(len(history), order, 2 if (n < 15 and i == n - 1) else 3)
+        derivs = taylor_derivatives([p.lam for p in history[:k]], [p.m for p in history[:k]])
+        now = history[0]
+        marg_t, marg_s = process.marginal(now.t), process.marginal(s)
+        return exponential_step(
+            now.x, derivs, now.lam, model.lam(s), marg_t, marg_s, predict
+        ), None
+
+    def singlestep_update(history: list[Visited], s: Tensor, i: int):
+        now = history[0]
+        return _singlestep(model, now.x, now.m, now.t, s, order), None
+
+    update = multistep_update if multistep else singlestep_update
+    return run_steps(model, x, ts, update, final=final, callback=callback, keep=order)
