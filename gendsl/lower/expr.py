@@ -163,13 +163,16 @@ def _compile_call(e: ast.Call) -> Compiled:
         return lambda s: _constructor(func, [a(s) for a in args], s.like)
     kwargs = [(k.name, compile_expr(k.value)) for k in e.kwargs]
 
-    def call(s: Scope) -> Any:
+    def function(s: Scope) -> Callable[..., Any]:
         fn = s[func]
         if not callable(fn):
             raise InternalError(f"{func!r} is called but is not a function")
-        return fn(*[a(s) for a in args], **{k: v(s) for k, v in kwargs})
+        return fn
 
-    return call
+    if len(args) == 1 and not kwargs:  # the common ``net(x)``: no list, no dict per call
+        (arg,) = args
+        return lambda s: function(s)(arg(s))
+    return lambda s: function(s)(*[a(s) for a in args], **{k: v(s) for k, v in kwargs})
 
 
 def compile_expr(e: ast.Expr) -> Compiled:

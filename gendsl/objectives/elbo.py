@@ -27,7 +27,6 @@ __all__ = [
     "elbo_terms",
     "free_bits_kl",
     "iwae_bound",
-    "kl_analytic",
     "kl_per_dim",
     "log_mean_exp",
     "log_weights",
@@ -85,12 +84,6 @@ def kl_per_dim(q: Density, p: Density) -> Tensor | None:
     """Analytic KL(q ‖ p) per event element, ``[*batch, *event]``, or ``None`` without a closed
     form for the pair (see :meth:`~gendsl.lower.dists.Density.kl_elements`)."""
     return q.kl_elements(p)
-
-
-def kl_analytic(q: Density, p: Density) -> Tensor | None:
-    """Analytic KL(q ‖ p) summed over the event, per batch element, or ``None``."""
-    dims = q.kl_elements(p)
-    return None if dims is None else q.sum_event(dims)
 
 
 def elbo_terms(
