@@ -336,3 +336,52 @@ def test_checked_default_loss_has_no_annealing():
     terms = model._terms(model.as_data(x))
     torch.manual_seed(1)
     torch.testing.assert_close(model.loss(x), (terms.kl_total - terms.recon).mean())
+
+
+def test_the_loss_of_normal_and_bernoulli_sites_builds_no_distribution_objects(monkeypatch):
+    """The hot path uses the closed forms; Pyro distributions are for the Pyro programs."""
+    from gendsl.lower.dists import Density
+
+    model, x = vae(), binary(5, 6)
+    torch.manual_seed(0)
+    expected = model.loss(x)
+
+    def forbidden(self):
+        raise AssertionError(f"built a distribution object for {self.name}")
+
+    monkeypatch.setattr(Density, "to_dist", forbidden)
+    torch.manual_seed(0)
+    torch.testing.assert_close(model.loss(x), expected)
+    with pytest.raises(AssertionError, match="built a distribution object"):
+        model.pyro_model(model.as_data(x))
+
+
+def test_lets_follow_the_model_to_another_dtype():
+    spec = """
+    model scaled {
+      data x : real[3]
+      latent z : real[2]
+      let sd = [0.5, 1, 2]
+      net enc = MLP(hidden = [])
+      net dec = MLP(hidden = [])
+      z ~ Normal(0, 1)
+      x | z ~ Normal(dec(z), sd)
+      guide { z | x ~ Normal(enc(x)) }
+      loss elbo
+    }
+    """
+    torch.manual_seed(0)
+    model = compile_model(checked_latent(spec), bindings={})
+    x = torch.randn(4, 3)
+    model.loss(x)  # evaluates the lets in float32 first
+    model = model.double()
+    x = x.double()
+    torch.manual_seed(1)
+    model_rec, guide_rec = model.trace(model.as_data(x))
+    z = guide_rec["z"].value
+    assert z.dtype == torch.float64
+    with torch.no_grad():
+        mean = model.nets["dec"](z)
+    sd = torch.tensor([0.5, 1.0, 2.0], dtype=torch.float64)
+    expected = torch.distributions.Normal(mean, sd).log_prob(x).sum(-1)
+    torch.testing.assert_close(model_rec["x"].fn.log_prob(x).detach(), expected)
