@@ -390,7 +390,7 @@ _LANGEVIN = _spec(
     3,
     steps=_int(60),
     step=_num(0.01),
-    noise=_num(0.005),
+    noise=_num(None, "noise scale; default sqrt(2 * step), Langevin dynamics targeting exp(-E)"),
 )
 
 
