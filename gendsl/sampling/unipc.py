@@ -102,18 +102,23 @@ def unipc(
     callback: Callback | None = None,
     order: int = 2,
     variant: str = "bh2",
-    lower_order_final: bool = True,
-    final: str = "tweedie",
+    lower_order_final: bool = False,
+    final: str = "ab2",
 ) -> Tensor:
     """UniPC of predictor order 1-3 with data prediction (Zhao et al. 2023, Alg. 2): one
     evaluation per step, the corrector reusing it, so UniPC-p converges with order p + 1.
 
     The first ``order - 1`` steps warm up at lower order; with ``lower_order_final`` the last
-    steps lower it again to min(order, steps left), as in the authors' code (stabler below
-    ~10 steps).  The step into the last point before 0 (or into ``ts[-1]``) has no corrector,
-    which would need one more evaluation.  When ``ts`` ends in 0 the last step is ``final``
-    (see :func:`~gendsl.sampling.common.final_x0`).  ``generator`` is unused: the solver is
-    deterministic.
+    steps lower it again to min(order, steps left), as in the authors' code, so the last step
+    is UniP-1 (DDIM).  The step into the last point before 0 (or into ``ts[-1]``) has no
+    corrector, which would need one more evaluation.  When ``ts`` ends in 0 the last step is
+    ``final`` (see :func:`~gendsl.sampling.common.final_x0`).  ``generator`` is unused: the
+    solver is deterministic.
+
+    Defaults from ``benchmarks/samplers.py`` at 10 NFE on the narrow 8-mode mixture (6 seeds):
+    the lowered final step shrinks the modes (std ratio 0.88 of the reference's), without it
+    0.96, and the ``"ab2"`` final step removes Tweedie's shrink σ²/(2τ²) (0.99); with W2 to data
+    1.04 of the reference's this is the one setting that met both 10-NFE targets.
     """
     if order not in (1, 2, 3):
         raise ValueError(f"order must be 1, 2 or 3, got {order}")

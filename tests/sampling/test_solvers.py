@@ -20,9 +20,12 @@ from gendsl.sampling import (
     ode,
     sample,
     sigma_of_t,
+    t_of_sigma,
     uniform_log_snr,
     uniform_t,
+    unipc,
 )
+from gendsl.sampling.common import Point, final_x0
 
 F64 = torch.float64
 MU, TAU = 1.0, 0.5
@@ -58,7 +61,20 @@ CASES = [
     ("dpm3_multi", lambda p, s, x, ts: dpm_solver(p, s, x, ts, order=3), 3),
     ("dpm3_single", lambda p, s, x, ts: dpm_solver(p, s, x, ts, order=3, multistep=False), 3),
     ("rk4", lambda p, s, x, ts: ode(p, s, x, ts, method="rk4"), 4),
+    # UniC raises UniP-p to order p + 1 (Zhao et al. 2023, Theorem 3.1); the lowered final
+    # step of lower_order_final would cap every order at 2.
+    ("unipc1", lambda p, s, x, ts: unipc(p, s, x, ts, order=1, lower_order_final=False), 2),
+    ("unipc2_bh2", lambda p, s, x, ts: unipc(p, s, x, ts, lower_order_final=False), 3),
+    (
+        "unipc2_bh1",
+        lambda p, s, x, ts: unipc(p, s, x, ts, variant="bh1", lower_order_final=False),
+        3,
+    ),
+    ("unipc3", lambda p, s, x, ts: unipc(p, s, x, ts, order=3, lower_order_final=False), 4),
 ]
+# Steps per case; UniPC-3 reaches its asymptotic order later (its fitted order is 3.7 on 64-256
+# steps and 3.9 on 128-512).
+STEPS = {"rk4": [16, 32, 64], "unipc3": [128, 256, 512]}
 
 
 @pytest.mark.parametrize(("name", "solver", "order"), CASES, ids=[c[0] for c in CASES])
@@ -76,9 +92,49 @@ def test_convergence_order_on_a_gaussian(name, solver, order):
         ts = uniform_log_snr(process, n, t_end=t_end)
         return (solver(process, score_fn, x_T, ts) - exact).abs().max().item()
 
-    steps = [32, 64, 128] if order < 4 else [16, 32, 64]
+    steps = STEPS.get(name, [32, 64, 128])
     measured, errors = fitted_order(run, steps)
     assert abs(measured - order) < 0.35, (name, measured, errors)
+
+
+def test_unipc_lower_order_final_lowers_the_order():
+    """With ``lower_order_final`` the last step is UniP-1 (DDIM, no corrector): order 2."""
+    process = VPSDE()
+    score_fn = gaussian().score_fn(process)
+    x_T = torch.randn(16, 2, generator=torch.Generator().manual_seed(0), dtype=F64)
+    exact = exact_pf_ode(process, x_T, torch.tensor(1.0, dtype=F64), torch.tensor(0.05, dtype=F64))
+
+    def run(n):
+        ts = uniform_log_snr(process, n, t_end=0.05)
+        out = unipc(process, score_fn, x_T, ts, lower_order_final=True)
+        return (out - exact).abs().max().item()
+
+    measured, errors = fitted_order(run, [32, 64, 128])
+    assert abs(measured - 2) < 0.3, (measured, errors)
+
+
+@pytest.mark.parametrize(("final", "order"), [("tweedie", 2), ("ab2", 4), ("extrapolate", 4)])
+def test_final_step_error_order_in_sigma(final, order):
+    """From two points of the exact flow of N(μ, τ²) at σ_p = 2.5 σ and σ, with the exact
+    denoiser D = μ + τ²/(τ² + σ²) (x̃ - μ), the error of x̃(0) falls like σ^order: Tweedie's
+    shrink is σ²/(2τ²), the second-order final steps leave O(σ⁴/τ⁴)."""
+    process = VESDE(sigma_max=20.0)
+    x_T = torch.randn(8, 2, generator=torch.Generator().manual_seed(3), dtype=F64) * 20.0
+    mu = torch.tensor([MU, -MU], dtype=F64)
+    t_T = torch.tensor(1.0, dtype=F64)
+    exact = exact_pf_ode(process, x_T, t_T, torch.tensor(0.0, dtype=F64))
+
+    def point(sigma: float) -> Point:
+        t = torch.full((8,), t_of_sigma(process, torch.tensor(sigma, dtype=F64)).item(), dtype=F64)
+        x = exact_pf_ode(process, x_T, t_T, t[0])
+        return Point(t, x, mu + TAU**2 / (TAU**2 + sigma**2) * (x - mu))
+
+    def error(sigma: float) -> float:
+        x0 = final_x0(process, final, point(sigma), point(2.5 * sigma))
+        return (x0 - exact).abs().max().item()
+
+    measured = math.log(error(0.02) / error(0.01)) / math.log(2)
+    assert abs(measured - order) < 0.3, (final, measured)
 
 
 def test_dopri5_matches_exact_flow():
@@ -203,11 +259,18 @@ def test_dispatcher_counts_evaluations_and_rejects_unknown_names():
     assert r.nfe == 3 * 4 + 1
     r = sample(process, score_fn, (4, 2), method="ode", steps=5, solver="heun", denoise=False)
     assert r.nfe == 2 * 5
+    for final in ("tweedie", "ab2"):
+        r = sample(process, score_fn, (4, 2), method="unipc", steps=10, order=3, final=final)
+        assert r.nfe == 10
     seen = []
     sample(
         process, score_fn, (4, 2), method="ddim", steps=6, callback=lambda i, t, x: seen.append(i)
     )
     assert seen == list(range(6))
+    with pytest.raises(ValueError, match="bh3"):
+        sample(process, score_fn, (4, 2), method="unipc", variant="bh3")
+    with pytest.raises(ValueError, match="'ab3'"):
+        sample(process, score_fn, (4, 2), method="dpm_solver", final="ab3")
     with pytest.raises(UsageError, match="ancestral, ddim, dpm_solver"):
         sample(process, score_fn, (4, 2), method="nope")
     with pytest.raises(UsageError, match="nope"):
