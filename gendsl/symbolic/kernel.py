@@ -40,6 +40,10 @@ NumFn = Callable[[np.ndarray], np.ndarray]
 GRID_SIZE = 20001
 
 _SSM_HINT = "no closed-form Gaussian perturbation kernel"
+_SSM_ADVICE = (
+    "denoising score matching needs that kernel; without one, learn the score by sliced score "
+    "matching (Song et al. 2019), e.g. an energy model with loss ssm(...)"
+)
 
 
 @dataclass
@@ -146,7 +150,7 @@ def coefficients(
             if not is_zero(sp.diff(c_dt, x, 2)) or sp.diff(c_dt, x).has(x):
                 raise SpecError(
                     f"{_SSM_HINT}: drift must be affine in {name} (found {to_text(c_dt)}); "
-                    "use loss ssm(...)",
+                    f"{_SSM_ADVICE}",
                     term.span,
                 )
             if not is_zero(c_dt.subs(x, 0)):
@@ -160,7 +164,7 @@ def coefficients(
             if c_dw.has(x):
                 raise SpecError(
                     f"{_SSM_HINT}: the diffusion must not depend on {name} (found "
-                    f"{to_text(c_dw)}); use loss ssm(...)",
+                    f"{to_text(c_dw)}); {_SSM_ADVICE}",
                     term.span,
                 )
             diffusion += c_dw
