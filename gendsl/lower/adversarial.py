@@ -131,13 +131,7 @@ class AdversarialModel(Model):
         super().__init__(checked, bindings)
         if checked.conditional:
             raise UsageError("conditional adversarial models are not supported yet")
-        data = checked.data_vars()
-        if len(data) != 1:
-            raise UsageError(
-                f"an adversarial model generates one data variable, got {len(data)}: "
-                f"{', '.join(v.name for v in data)}"
-            )
-        self.data_name = data[0].name
+        self.data_name = self.sole_data_variable().name
         self.nets = nn.ModuleDict({n: self.build_net(s) for n, s in checked.nets.items()})
         self.program = SpecProgram(self, self.nets)
         crit = checked.critic

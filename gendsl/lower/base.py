@@ -22,7 +22,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from gendsl.analysis.model import CheckedModel, NetSpec, Opt, Shape
+from gendsl.analysis.model import CheckedModel, NetSpec, Opt, Shape, Variable
 from gendsl.errors import UsageError
 from gendsl.nn import build_network, count_parameters
 
@@ -72,6 +72,19 @@ class Model(nn.Module):
         self.register_buffer("_ref", torch.zeros(()), persistent=False)
 
     # -------------------------------------------------------------------- shapes and data
+
+    def sole_data_variable(self) -> Variable:
+        """The model's one data variable (families other than the latent one model exactly one).
+
+        :raises UsageError: the spec declares none or several.
+        """
+        data = self.checked.data_vars()
+        if len(data) != 1:
+            found = ", ".join(v.name for v in data) or "none"
+            raise UsageError(
+                f"a {self.family} model generates exactly one data variable; found {found}"
+            )
+        return data[0]
 
     def shape_of(self, name: str) -> tuple[int, ...]:
         """The per-sample shape of variable ``name`` with sizes bound."""

@@ -228,14 +228,9 @@ class DiffusionModel(Model):
 
     def __init__(self, checked: CheckedModel, bindings: Mapping[str, int]):
         super().__init__(checked, bindings)
-        data = checked.data_vars()
-        if len(data) != 1:
-            raise UsageError(
-                f"a diffusion model needs exactly one data variable, got "
-                f"{', '.join(v.name for v in data) or 'none'}"
-            )
-        self.data_name = data[0].name
-        self.data_kind = data[0].type.kind
+        data = self.sole_data_variable()
+        self.data_name = data.name
+        self.data_kind = data.type.kind
         self.data_shape = self.shape_of(self.data_name)
         self.process, self.kernel = build_process(checked)
         self.noised_name = next(

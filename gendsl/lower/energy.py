@@ -63,14 +63,9 @@ class EnergyModel(Model):
         super().__init__(checked, bindings)
         if checked.conditional:
             raise UsageError("conditional energy models are not supported yet")
-        data = checked.data_vars()
-        if len(data) != 1:
-            raise UsageError(
-                f"an energy model describes one data variable, got {len(data)}: "
-                f"{', '.join(v.name for v in data)}"
-            )
-        self.data_name = data[0].name
-        self.image = data[0].type.kind == "image"
+        data = self.sole_data_variable()
+        self.data_name = data.name
+        self.image = data.type.kind == "image"
         self.nets = nn.ModuleDict({n: self.build_net(s) for n, s in checked.nets.items()})
         self.program = SpecProgram(self, self.nets)
         energy = checked.energy

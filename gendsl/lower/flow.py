@@ -91,11 +91,9 @@ class FlowModel(Model):
 
     def __init__(self, checked: CheckedModel, bindings: Mapping[str, int]):
         super().__init__(checked, bindings)
-        data = checked.data_vars()
-        if len(data) != 1:
-            raise UsageError(f"a flow model takes one data variable, found {len(data)}")
-        self.data_name = data[0].name
-        self.is_image = data[0].type.kind == "image"
+        data = self.sole_data_variable()
+        self.data_name = data.name
+        self.is_image = data.type.kind == "image"
         self.levels = DEFAULT_LEVELS
         assign = next((a for a in checked.assigns if a.target == self.data_name), None)
         call = None if assign is None else assign.value
