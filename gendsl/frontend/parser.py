@@ -11,9 +11,13 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import hashlib
+import os
 import re
+from pathlib import Path
 
 from lark import Lark, Token, Transformer, v_args
+from lark import __version__ as lark_version
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
 from gendsl.errors import SpecSyntaxError
@@ -308,10 +312,22 @@ v_args(inline=False)(_Build)
 def _parser() -> tuple[Lark, _Build]:
     """The LALR parser with the AST builder run on each reduction (so nothing recurses)."""
     builder = _Build("<string>")
-    lark = Lark(
-        grammar_text(), parser="lalr", start="start", maybe_placeholders=False, transformer=builder
-    )
+    text = grammar_text()
+    options = {"parser": "lalr", "start": "start", "maybe_placeholders": False}
+    lark = Lark(text, transformer=builder, cache=_grammar_cache(text), **options)
     return lark, builder
+
+
+def _grammar_cache(text: str) -> str | bool:
+    """Where lark keeps the analysed LALR tables between runs (a file in gendsl's own cache
+    folder, named by the grammar's hash); ``False`` when that folder cannot be made."""
+    folder = Path(os.environ.get("GENDSL_CACHE") or Path.home() / ".cache" / "gendsl")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return False
+    digest = hashlib.sha256(f"{text}\n{lark_version}".encode()).hexdigest()[:16]
+    return str(folder / f"grammar-{digest}.lalr")
 
 
 # ----------------------------------------------------------------------------------- errors

@@ -82,8 +82,13 @@ def _check_accesses(accesses: list[VectorAccess], k: sp.Symbol, ks: np.ndarray) 
             )
 
 
-def chain_kernel(chain: ast.Chain, lets: Mapping[str, ast.Let]) -> ChainKernel:
-    """β_k, ᾱ_k of a variance-preserving Gaussian chain, or a located SpecError."""
+def chain_kernel(
+    chain: ast.Chain, lets: Mapping[str, ast.Let], *, simplify: bool = True
+) -> ChainKernel:
+    """β_k, ᾱ_k of a variance-preserving Gaussian chain, or a located SpecError.
+
+    ``simplify = False`` leaves β_k as written (sympy's simplification is slow), for checking.
+    """
     if chain.range_var != chain.index:
         raise SpecError(
             f"the range must be over the chain's index {chain.index}, found {chain.range_var}",
@@ -127,4 +132,5 @@ def chain_kernel(chain: ast.Chain, lets: Mapping[str, ast.Let]) -> ChainKernel:
             f"mean coefficient^2 + scale^2 = {c_k[i] ** 2 + betas[i]:g} at k = {i + 1}",
             chain.dist.span,
         )
-    return ChainKernel(chain.var, k, hi, sp.simplify(scale**2), betas, np.cumprod(1 - betas))
+    beta = sp.simplify(scale**2) if simplify else scale**2
+    return ChainKernel(chain.var, k, hi, beta, betas, np.cumprod(1 - betas))

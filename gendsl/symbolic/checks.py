@@ -115,7 +115,7 @@ def _validate(model: CheckedModel) -> list[SpecError]:
         elif isinstance(model.process, ast.Chain):
             from gendsl.symbolic.chain import chain_kernel
 
-            chain_kernel(model.process, model.lets)
+            chain_kernel(model.process, model.lets, simplify=False)
         if model.path is not None:
             from gendsl.symbolic.path import path_velocity
 
