@@ -371,16 +371,35 @@ FLOW_LAYERS: Mapping[str, OptionSpec] = MappingProxyType(
 # ---------------------------------------------------------------------- losses and samplers
 
 _SCHEDULE = _choice(
-    "uniform_t",
+    "auto",
+    "auto",
     "uniform_t",
     "uniform_log_snr",
+    "log_snr_jump",
     "karras",
-    calls=(_spec("karras", "Karras et al. 2022 time steps", 1, rho=_num(7)),),
+    calls=(
+        _spec("karras", "Karras et al. 2022 time steps", 1, rho=_num(7)),
+        _spec(
+            "log_snr_jump", "one step to sigma_cap, then uniform in log-SNR", 1, sigma_cap=_num(20)
+        ),
+    ),
+    doc="auto: the schedule measured best for the sampler (gendsl.sampling.DEFAULTS)",
 )
 
 
-def _sampler(name: str, doc: str, steps: int | None = 50, **params: Param) -> OptionSpec:
-    """A diffusion sampler: every one takes ``steps`` and a time ``schedule``."""
+_FINAL = _choice(
+    "ab2",
+    "tweedie",
+    "ab2",
+    "extrapolate",
+    doc="the last step into data: Tweedie, or second order (Adams-Bashforth-2 in sigma, "
+    "or D extrapolated in sigma^2)",
+)
+
+
+def _sampler(name: str, doc: str, steps: int | None = None, **params: Param) -> OptionSpec:
+    """A diffusion sampler: every one takes ``steps`` and a time ``schedule``; ``None`` and
+    ``auto`` leave them to the sampler's measured defaults (``gendsl.sampling.DEFAULTS``)."""
     return _spec(name, doc, 0, steps=_int(steps), schedule=_SCHEDULE, **params)
 
 
@@ -481,18 +500,16 @@ FAMILY_INFO: Mapping[str, FamilyInfo] = MappingProxyType(
                 ),
             ),
             _table(
-                _sampler("ancestral", "the reverse chain / reverse-SDE ancestral steps", 1000),
-                _sampler("euler_maruyama", "Euler-Maruyama on the reverse SDE", 500),
+                _sampler("ancestral", "the reverse chain / reverse-SDE ancestral steps"),
+                _sampler("euler_maruyama", "Euler-Maruyama on the reverse SDE"),
                 _sampler(
                     "sde",
                     "torchsde on the reverse SDE",
-                    100,
                     method=_choice("euler", "euler", "milstein", "srk", "heun"),
                 ),
                 _sampler(
                     "ode",
                     "probability-flow ODE with torchdiffeq",
-                    None,
                     method=_choice("dopri5", *_SOLVERS),
                     rtol=_num(1e-5),
                     atol=_num(1e-5),
@@ -500,18 +517,25 @@ FAMILY_INFO: Mapping[str, FamilyInfo] = MappingProxyType(
                 _sampler(
                     "pc",
                     "predictor-corrector (Song et al. 2021)",
-                    500,
                     snr=_num(0.16),
                     corrector_steps=_int(1),
                 ),
-                _sampler("ddim", "DDIM (Song et al. 2021)", 50, eta=_num(0)),
+                _sampler("ddim", "DDIM (Song et al. 2021)", eta=_num(0)),
                 _sampler(
                     "dpm_solver",
-                    "DPM-Solver (Lu et al. 2022)",
-                    20,
+                    "DPM-Solver (Lu et al. 2022); predict = data: DPM-Solver++ (Lu et al. 2022b)",
                     order=_int(2),
                     multistep=_bool(True),
-                    predict=_choice("noise", "noise", "data"),
+                    predict=_choice("data", "noise", "data"),
+                    final=_FINAL,
+                ),
+                _sampler(
+                    "unipc",
+                    "UniPC predictor-corrector (Zhao et al. 2023)",
+                    order=_int(2),
+                    variant=_choice("bh2", "bh1", "bh2"),
+                    lower_order_final=_bool(False),
+                    final=_FINAL,
                 ),
                 _sampler("onestep", "one consistency step", 1),
                 _sampler("multistep", "multistep consistency sampling", 4),

@@ -417,6 +417,9 @@ class DiffusionModel(Model):
         knobs.update(opts)
         if steps is not None:
             knobs["steps"] = steps
+        # unset options (steps = None, schedule = auto) leave the choice to the sampler's
+        # measured defaults in gendsl.sampling.DEFAULTS
+        knobs = {k: v for k, v in knobs.items() if v is not None and v != "auto"}
         schedule = knobs.get("schedule")
         if isinstance(schedule, Opt):
             knobs["schedule"] = schedule.name
@@ -439,6 +442,7 @@ class DiffusionModel(Model):
             return (steps - 1) * (1 + int(knobs.get("corrector_steps", 1))) + 1
         one_per_step = (
             method in ("ancestral", "euler_maruyama", "ddim")
+            or method == "unipc"
             or (method == "dpm_solver" and knobs.get("multistep", True))
             or (method in ("ode", "sde") and knobs.get("solver") == "euler")
         )

@@ -284,3 +284,20 @@ def test_consistency_distillation_needs_its_teacher():
     model = _stdlib("consistency_distillation", D=2)
     with pytest.raises(UsageError, match="set_teacher"):
         model.loss(torch.randn(4, 2))
+
+
+def test_declared_sampler_leaves_unset_options_to_the_measured_defaults():
+    """``sample with dpm_solver(steps = 20)`` must get the schedule tuned in gendsl.sampling
+    (the checker fills ``schedule = auto``), and DPM-Solver++ (data prediction) by default."""
+    from gendsl.analysis import load_checked
+    from gendsl.lower import compile_model
+    from gendsl.resources import stdlib_path
+    from gendsl.sampling import DEFAULTS
+
+    model = compile_model(load_checked(str(stdlib_path("vp_sde"))), bindings={"D": 2})
+    method, knobs = model.sampler_settings(None, None, {})
+    assert method == "dpm_solver"
+    assert "schedule" not in knobs and DEFAULTS["dpm_solver"][1] == "log_snr_jump"
+    assert knobs["steps"] == 20 and knobs["predict"] == "data"
+    _, explicit = model.sampler_settings(None, None, {"schedule": "karras"})
+    assert explicit["schedule"] == "karras"
