@@ -376,11 +376,18 @@ _SCHEDULE = _choice(
     "uniform_t",
     "uniform_log_snr",
     "log_snr_jump",
+    "truncated_log_snr",
     "karras",
     calls=(
         _spec("karras", "Karras et al. 2022 time steps", 1, rho=_num(7)),
         _spec(
             "log_snr_jump", "one step to sigma_cap, then uniform in log-SNR", 1, sigma_cap=_num(20)
+        ),
+        _spec(
+            "truncated_log_snr",
+            "start at sigma_cap from the marginal there, then uniform in log-SNR",
+            1,
+            sigma_cap=_num(20),
         ),
     ),
     doc="auto: the schedule measured best for the sampler (gendsl.sampling.DEFAULTS)",

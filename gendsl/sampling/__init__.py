@@ -11,6 +11,7 @@ from gendsl.sampling.schedules import (
     log_snr_jump,
     sigma_of_t,
     t_of_sigma,
+    truncated_log_snr,
     uniform_log_snr,
     uniform_t,
 )
@@ -41,6 +42,7 @@ __all__ = [
     "sde",
     "sigma_of_t",
     "t_of_sigma",
+    "truncated_log_snr",
     "uniform_log_snr",
     "uniform_t",
     "unipc",

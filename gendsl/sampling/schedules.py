@@ -18,6 +18,7 @@ __all__ = [
     "log_snr_jump",
     "sigma_of_t",
     "t_of_sigma",
+    "truncated_log_snr",
     "uniform_log_snr",
     "uniform_t",
 ]
@@ -135,9 +136,39 @@ def log_snr_jump(
     return torch.cat([T[None], rest])
 
 
+def truncated_log_snr(
+    process: Process,
+    steps: int,
+    *,
+    sigma_cap: float = SIGMA_CAP,
+    t_end: float | None = None,
+    device=None,
+    dtype=None,
+) -> Tensor:
+    """λ uniform from σ = σ_cap (or σ(T) if that is lower) down to σ(t_end): the schedule
+    *starts* at the cap, and :func:`gendsl.sampling.sample` draws the initial state from the
+    marginal there, N(0, (a² σ_data² + s²) I) with σ_data = 1 — the start of EDM (Karras et
+    al. 2022, section 5, σ_max = 80 for unit-scale data).
+
+    Like :func:`log_snr_jump` it spends no evaluation where σ ≫ the data scale, but it takes no
+    step from σ(T) either: with a trained network that step multiplies the network's error at
+    high noise by about σ(T)/σ_cap (the DDIM update x̃_s = x̃_t − (σ_t − σ_s) ε̂), a bias that
+    more steps never remove.  The price is the prior's mismatch at σ_cap, of relative size
+    Var(data)/σ_cap² in variance.
+    """
+    if not sigma_cap > 0:
+        raise ValueError(f"sigma_cap must be > 0, got {sigma_cap}")
+    T, t_end = _ends(process, t_end, device, dtype)
+    cap = torch.tensor(float(sigma_cap), device=T.device, dtype=T.dtype)
+    if not sigma_of_t(process, T) > cap > sigma_of_t(process, t_end):
+        return _uniform_log_snr_between(process, T, t_end, _check_steps(steps))
+    return _uniform_log_snr_between(process, t_of_sigma(process, cap), t_end, _check_steps(steps))
+
+
 SCHEDULES: dict[str, Callable[..., Tensor]] = {
     "uniform_t": uniform_t,
     "uniform_log_snr": uniform_log_snr,
     "log_snr_jump": log_snr_jump,
+    "truncated_log_snr": truncated_log_snr,
     "karras": karras,
 }

@@ -297,7 +297,7 @@ def test_declared_sampler_leaves_unset_options_to_the_measured_defaults():
     model = compile_model(load_checked(str(stdlib_path("vp_sde"))), bindings={"D": 2})
     method, knobs = model.sampler_settings(None, None, {})
     assert method == "dpm_solver"
-    assert "schedule" not in knobs and DEFAULTS["dpm_solver"][1] == "log_snr_jump"
+    assert "schedule" not in knobs and DEFAULTS["dpm_solver"][1] == "truncated_log_snr"
     assert knobs["steps"] == 20 and knobs["predict"] == "data"
     _, explicit = model.sampler_settings(None, None, {"schedule": "karras"})
     assert explicit["schedule"] == "karras"
