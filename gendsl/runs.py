@@ -285,6 +285,8 @@ def _draw(model: Model, n: int, args: argparse.Namespace) -> torch.Tensor:
         opts["method"] = args.method
     if args.steps:
         opts["steps"] = args.steps
+    if getattr(args, "schedule", None):
+        opts["schedule"] = args.schedule
     with torch.no_grad():
         return model.sample(n, generator=_generator(args.seed, device), **opts).detach().cpu()
 
@@ -361,6 +363,7 @@ def evaluate(
     seed: int = 0,
     method: str | None = None,
     steps: int | None = None,
+    schedule: str | None = None,
 ) -> dict[str, float]:
     """Likelihood and sample-quality metrics of ``model`` against held-out ``data``."""
     from gendsl import metrics
@@ -385,7 +388,7 @@ def evaluate(
         key = "nll" if name == "log_prob" else "neg_elbo"
         results[f"{key}_nats"] = nats
         results[f"{key}_bits_per_dim"] = nats / (dims * math.log(2))
-    args = argparse.Namespace(method=method, steps=steps, seed=seed)
+    args = argparse.Namespace(method=method, steps=steps, seed=seed, schedule=schedule)
     fake = _draw(model, len(real), args).reshape(len(real), -1).float()
     flat = real.reshape(len(real), -1).float()
     results["w2"] = metrics.w2(fake, flat)
@@ -423,7 +426,15 @@ def eval_run(args: argparse.Namespace) -> dict[str, float]:
     if not data_name:
         raise UsageError("--data is required: the run does not record its data set")
     data = _dataset(model.checked, data_name, split="test", seed=args.seed, n=args.n)
-    results = evaluate(model, data, n=args.n, seed=args.seed, method=args.method, steps=args.steps)
+    results = evaluate(
+        model,
+        data,
+        n=args.n,
+        seed=args.seed,
+        method=args.method,
+        steps=args.steps,
+        schedule=args.schedule,
+    )
     if args.json:
         print(json.dumps(results, indent=2, sort_keys=True))
     else:

@@ -444,6 +444,13 @@ class LatentModel(Model):
         self, n: int, conditions: Mapping[str, Any], generator: torch.Generator | None
     ) -> Scope:
         """The scope sampling starts from: lets, networks and the given conditions."""
+        known = {v.name for v in self.checked.condition_vars()}
+        unknown = sorted(set(conditions) - known)
+        if unknown:
+            raise UsageError(
+                f"unknown sampling option(s) {', '.join(unknown)} for the latent family; it "
+                f"samples ancestrally and takes only its conditions ({', '.join(known) or 'none'})"
+            )
         data = {}
         for v in self.checked.condition_vars():
             if v.name not in conditions:
