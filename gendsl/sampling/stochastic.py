@@ -49,15 +49,27 @@ def ancestral(
     Alg. 2).  On a ``DiscreteChain`` with ts on the grid k/K this is exactly DDPM's step with
     variance β̃_k."""
     for i in range(ts.numel() - 1):
-        t, s = as_time(ts[i], x), as_time(ts[i + 1], x)
-        (a_t, s_t), (a_s, s_s) = process.marginal(t), process.marginal(s)
-        x0_hat = x0_from_score(x, score_fn(x, t), a_t, s_t)
-        c_t, c_0, v = posterior_coefficients(a_t, s_t, a_s, s_s)
-        x = expand_like(c_t, x) * x + expand_like(c_0, x) * x0_hat
-        x = x + expand_like(v.sqrt(), x) * noise_like(x, generator)
+        x = ancestral_step(process, score_fn, x, ts[i], ts[i + 1], generator)
         if callback is not None:
             callback(i, ts[i + 1], x)
     return x
+
+
+def ancestral_step(
+    process: Process,
+    score_fn: ScoreFn,
+    x: Tensor,
+    t: Tensor,
+    t_next: Tensor,
+    generator: torch.Generator | None,
+) -> Tensor:
+    """One draw from q(x_s | x_t, x0̂), x0̂ = (x + s_t² ∇log p_t)/a_t (Tweedie), s = t_next."""
+    t, s = as_time(t, x), as_time(t_next, x)
+    (a_t, s_t), (a_s, s_s) = process.marginal(t), process.marginal(s)
+    x0_hat = x0_from_score(x, score_fn(x, t), a_t, s_t)
+    c_t, c_0, v = posterior_coefficients(a_t, s_t, a_s, s_s)
+    x = expand_like(c_t, x) * x + expand_like(c_0, x) * x0_hat
+    return x + expand_like(v.sqrt(), x) * noise_like(x, generator)
 
 
 def reverse_em_step(
@@ -155,14 +167,18 @@ def pc(
     snr: float = 0.16,
     corrector_steps: int = 1,
 ) -> Tensor:
-    """Predictor–corrector sampling (Song et al. 2021, Alg. 1-2): a reverse Euler–Maruyama
-    predictor to the next time, then ``corrector_steps`` Langevin steps there,
-    x ← x + ε ∇log p + √(2ε) z, with α = (a_t / a_{t_prev})² (Alg. 2's α_i = 1 - β_i for VP,
-    1 for VE)."""
+    """Predictor–corrector sampling (Song et al. 2021, Alg. 1-2): an ancestral predictor to the
+    next time, then ``corrector_steps`` Langevin steps there, x ← x + ε ∇log p + √(2ε) z, with
+    α = (a_t / a_{t_prev})² (Alg. 2's α_i = 1 - β_i for VP, 1 for VE).
+
+    The predictor is the ancestral (reverse-diffusion) step, which removes exactly the variance
+    the forward kernel added between the two levels (Song et al. 2021, app. E; Ho et al. 2020),
+    not Euler–Maruyama: EM's g(t)² Δt overshoots that variance when a step is large (a 10-step
+    VE schedule adds several times the current variance per step) and the chain diverges."""
     if not snr > 0:
         raise ValueError(f"snr must be > 0, got {snr}")
     for i in range(ts.numel() - 1):
-        x = reverse_em_step(process, score_fn, x, ts[i], ts[i + 1], generator)
+        x = ancestral_step(process, score_fn, x, ts[i], ts[i + 1], generator)
         t = as_time(ts[i + 1], x)
         alpha = (process.marginal(t)[0] / process.marginal(as_time(ts[i], x))[0]) ** 2
         for _ in range(corrector_steps):
