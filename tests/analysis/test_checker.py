@@ -208,3 +208,68 @@ def test_checking_is_fast():
         check_text(text)
     per_spec = (time.perf_counter() - start) / 20
     assert per_spec < 0.05, f"{per_spec * 1e3:.1f} ms per spec"
+
+
+HVAE = """
+model h {
+  data x : real[4]
+  latent z2 : real[2]
+  latent z1 : real[3]
+  net p1 = MLP(hidden = [8])
+  net dec = MLP(hidden = [8])
+  net q2 = MLP(hidden = [8])
+  net q1 = MLP(hidden = [8])
+  z2 ~ Normal(0, 1)
+  z1 | z2 ~ Normal(p1(z2))
+  x | z1 ~ Normal(dec(z1), 0.1)
+  guide {
+    z2 | x ~ Normal(q2(x))
+    z1 | x, z2 ~ Normal(q1(x, z2))
+  }
+  loss elbo
+}
+"""
+
+
+def test_graph_keeps_a_generative_edge_the_guide_also_uses():
+    """z2 -> z1 is in the model (p(z1 | z2)) and in the guide (q(z1 | x, z2)): the graph keeps it
+    as a generative edge (marked as used by the guide too); x -> z1 is a guide edge only; a
+    likelihood loss scores the observed x."""
+    (model,) = check_text(HVAE, "h.gen")
+    g = model.graph
+    assert g.edges["z2", "z1"]["guide"] is False and g.edges["z2", "z1"]["in_guide"] is True
+    assert g.edges["x", "z1"]["guide"] is True
+    assert g.edges["z1", "x"]["guide"] is False
+    assert list(g.predecessors("loss")) == ["x"]
+
+
+def test_symbolic_checks_are_remembered_and_skip_sympy(tmp_path):
+    """A process that passed the symbolic checks once is remembered in $GENDSL_CACHE, so the
+    next check imports no sympy; a failing one is never remembered."""
+    import os
+
+    env = {**os.environ, "GENDSL_CACHE": str(tmp_path / "cache")}
+    probe = (
+        "import sys; from gendsl.analysis import check_file\n"
+        "check_file(sys.argv[1]); print('sympy' in sys.modules)"
+    )
+    spec = str(Path(__file__).resolve().parents[2] / "stdlib" / "vp_sde.gen")
+    runs = [
+        subprocess.run(
+            [sys.executable, "-c", probe, spec],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        for _ in range(2)
+    ]
+    assert runs == ["True", "False"]
+    bad = tmp_path / "bad.gen"
+    bad.write_text(
+        "model b {\n  data x : real[2]\n  sde dx = -x^2 * dt + dw, t in [0, 1]\n"
+        "  net e = MLP(hidden = [8])\n  predict eps = e(x_t, t)\n  loss dsm\n}\n"
+    )
+    for _ in range(2):
+        with pytest.raises(SpecErrors, match="drift must be affine"):
+            check_file(bad)
