@@ -385,3 +385,13 @@ def test_lets_follow_the_model_to_another_dtype():
     sd = torch.tensor([0.5, 1.0, 2.0], dtype=torch.float64)
     expected = torch.distributions.Normal(mean, sd).log_prob(x).sum(-1)
     torch.testing.assert_close(model_rec["x"].fn.log_prob(x).detach(), expected)
+
+
+def test_sampling_rejects_options_the_latent_family_does_not_take():
+    from gendsl.analysis import load_checked
+    from gendsl.resources import stdlib_path
+
+    model = compile_model(load_checked(str(stdlib_path("vae"))), bindings={"D": 4})
+    assert model.sample(3).shape == (3, 4)
+    with pytest.raises(UsageError, match=r"unknown sampling option\(s\) schedule for the latent"):
+        model.sample(3, schedule="log_snr_jump")
