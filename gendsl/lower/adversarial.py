@@ -269,12 +269,7 @@ class AdversarialModel(Model):
         **opts: Any,
     ) -> Tensor:
         """``n`` samples: the noise drawn from ``generator`` and pushed through the generator."""
-        if method not in (None, "ancestral"):
-            raise UsageError(f"the adversarial family samples with ancestral, got {method!r}")
-        if steps is not None:
-            raise UsageError(f"ancestral sampling takes no steps, got steps={steps}")
-        if opts:
-            raise UsageError(f"unknown sampling options for this model: {', '.join(opts)}")
+        self.one_pass_sampling(method, steps, opts)
         return self.generate(n, generator=generator)
 
     def objective_terms(self) -> list[str]:

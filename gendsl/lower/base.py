@@ -162,6 +162,24 @@ class Model(nn.Module):
         """``n`` samples of the data variable."""
         raise NotImplementedError
 
+    def one_pass_sampling(
+        self, method: str | None, steps: int | None, opts: Mapping[str, Any]
+    ) -> None:
+        """Check the arguments of :meth:`sample` for a family that samples in one ancestral pass
+        (latent, flow, adversarial): no other method, no steps, no other options."""
+        if method not in (None, "ancestral"):
+            raise UsageError(f"the {self.family} family samples with ancestral, got {method!r}")
+        if steps is not None:
+            raise UsageError(
+                f"the {self.family} family samples in one pass and takes no steps, "
+                f"got steps={steps}"
+            )
+        if opts:
+            raise UsageError(
+                f"unknown sampling option(s) {', '.join(sorted(opts))} for the {self.family} "
+                "family"
+            )
+
     def log_prob(self, x: Batch) -> Tensor:
         """Exact log-likelihood per data point (nats)."""
         raise UsageError(f"the {self.family} family has no exact log-likelihood")

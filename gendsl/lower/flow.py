@@ -34,7 +34,7 @@ from torch import Tensor
 
 from gendsl.analysis.library import FLOW_LAYERS
 from gendsl.analysis.model import CheckedModel, NetSpec, Opt, Site, to_value
-from gendsl.errors import SpecError, UsageError
+from gendsl.errors import SpecError
 from gendsl.frontend import ast
 from gendsl.lower.base import Batch, Model
 from gendsl.lower.cnf import CNF
@@ -279,12 +279,7 @@ class FlowModel(Model):
         **opts: Any,
     ) -> Tensor:
         """x = T⁻¹(z), z ~ p_z, in one pass."""
-        if method not in (None, "ancestral"):
-            raise UsageError(f"the flow family samples with ancestral, got method {method!r}")
-        if steps is not None:
-            raise UsageError(f"a flow samples in one pass and takes no steps, got steps={steps}")
-        if opts:
-            raise UsageError(f"unknown sampling options for a flow: {', '.join(sorted(opts))}")
+        self.one_pass_sampling(method, steps, opts)
         z = draw(self.base(n).to_dist(), generator=generator)
         return self.flow.inverse(z.reshape(n, *self.base_shape)).reshape(n, *self.data_shape)
 

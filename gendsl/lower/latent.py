@@ -444,13 +444,6 @@ class LatentModel(Model):
         self, n: int, conditions: Mapping[str, Any], generator: torch.Generator | None
     ) -> Scope:
         """The scope sampling starts from: lets, networks and the given conditions."""
-        known = {v.name for v in self.checked.condition_vars()}
-        unknown = sorted(set(conditions) - known)
-        if unknown:
-            raise UsageError(
-                f"unknown sampling option(s) {', '.join(unknown)} for the latent family; it "
-                f"samples ancestrally and takes only its conditions ({', '.join(known) or 'none'})"
-            )
         data = {}
         for v in self.checked.condition_vars():
             if v.name not in conditions:
@@ -475,10 +468,10 @@ class LatentModel(Model):
         ``mean=True`` returns the observation distribution's mean instead of a draw of it (for
         a Bernoulli, the probabilities).  Conditions are passed by name (``y=labels``).
         """
-        if method not in (None, "ancestral"):
-            raise UsageError(f"the latent family samples with ancestral, got method {method!r}")
-        if steps is not None:
-            raise UsageError(f"ancestral sampling takes no steps, got steps={steps}")
+        known = {v.name for v in self.checked.condition_vars()}
+        self.one_pass_sampling(
+            method, steps, {k: v for k, v in conditions.items() if k not in known}
+        )
         scope = self._sample_scope(n, conditions, generator)
 
         def handler(site: Site, fn: Density) -> Tensor:
