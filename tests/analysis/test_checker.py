@@ -210,32 +210,14 @@ def test_checking_is_fast():
     assert per_spec < 0.05, f"{per_spec * 1e3:.1f} ms per spec"
 
 
-HVAE = """
-model h {
-  data x : real[4]
-  latent z2 : real[2]
-  latent z1 : real[3]
-  net p1 = MLP(hidden = [8])
-  net dec = MLP(hidden = [8])
-  net q2 = MLP(hidden = [8])
-  net q1 = MLP(hidden = [8])
-  z2 ~ Normal(0, 1)
-  z1 | z2 ~ Normal(p1(z2))
-  x | z1 ~ Normal(dec(z1), 0.1)
-  guide {
-    z2 | x ~ Normal(q2(x))
-    z1 | x, z2 ~ Normal(q1(x, z2))
-  }
-  loss elbo
-}
-"""
+TWO_LEVEL = Path(__file__).resolve().parents[1] / "programs" / "good" / "two_level_vae.gen"
 
 
 def test_graph_keeps_a_generative_edge_the_guide_also_uses():
     """z2 -> z1 is in the model (p(z1 | z2)) and in the guide (q(z1 | x, z2)): the graph keeps it
     as a generative edge (marked as used by the guide too); x -> z1 is a guide edge only; a
     likelihood loss scores the observed x."""
-    (model,) = check_text(HVAE, "h.gen")
+    (model,) = check_file(TWO_LEVEL)
     g = model.graph
     assert g.edges["z2", "z1"]["guide"] is False and g.edges["z2", "z1"]["in_guide"] is True
     assert g.edges["x", "z1"]["guide"] is True

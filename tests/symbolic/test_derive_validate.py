@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import sympy as sp
@@ -84,30 +86,13 @@ def test_validate_accepts_good_and_skips_processless_models():
     assert validate(_checked("vae.gen")) == []
 
 
-HVAE_MC = """
-model h {
-  data x : real[4]
-  latent z2 : real[2]
-  latent z1 : real[3]
-  net p1 = MLP(hidden = [8])
-  net dec = MLP(hidden = [8])
-  net q2 = MLP(hidden = [8])
-  net q1 = MLP(hidden = [8])
-  z2 ~ Normal(0, 1)
-  z1 | z2 ~ Normal(p1(z2))
-  x | z1 ~ Normal(dec(z1), 0.1)
-  guide {
-    z2 | x ~ Laplace(q2(x))
-    z1 | x, z2 ~ Normal(q1(x, z2))
-  }
-  loss elbo(beta = 2, kl = KL)
-}
-"""
+TWO_LEVEL = Path(__file__).resolve().parents[1] / "programs" / "good" / "two_level_vae.gen"
 
 
 @pytest.mark.parametrize("kl", ["analytic", "mc"])
 def test_latent_derivation_has_one_kl_per_latent_in_its_guide_context(kl):
-    (model,) = check_text(HVAE_MC.replace("KL", kl), "h.gen")
+    spec = TWO_LEVEL.read_text().replace("kl = analytic", f"kl = {kl}")
+    (model,) = check_text(spec, "h.gen")
     text = render(derive(model), "text")
     lines = [line.strip() for line in text.splitlines()]
     assert "log p(x) >= ELBO(x) = E_q(z2, z1 | x)[log p(x | z1)]" in text
