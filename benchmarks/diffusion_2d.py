@@ -60,7 +60,10 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--specs", default="vp_sde,ddpm,ve_sde,subvp_sde")
     parser.add_argument("--data", default="moons,8gaussians")
-    parser.add_argument("--samplers", default="ancestral,pc,ddim,dpm_solver")
+    parser.add_argument("--samplers", default="ancestral,pc,ddim,dpm_solver,unipc")
+    parser.add_argument(
+        "--schedule", default=None, help="time steps for every sampler (default: each its own)"
+    )
     parser.add_argument("--steps", type=int, default=3000, help="training steps")
     parser.add_argument("--batch", type=int, default=256)
     parser.add_argument("--lr", type=float, default=1e-3)
@@ -118,6 +121,7 @@ def main(argv: list[str] | None = None) -> None:
                         steps=steps_for(method, nfe),
                         generator=gen,
                         **sampler_knobs(method),
+                        **({"schedule": args.schedule} if args.schedule else {}),
                     )
                     shown = "" if model.last_nfe == nfe else f" ({model.last_nfe})"
                     cells.append(f"{w2(x.cpu(), ref.cpu()):.3f}{shown}")
