@@ -15,19 +15,19 @@ from gendsl.cli import main
 
 SPECS = sorted(STDLIB.glob("*.gen"))
 
-# run `gendsl check` on every stdlib spec, then report the modules and the process time spent
+# run `gendsl check` on every stdlib spec, then report the modules it imported
+# (its speed is measured by benchmarks/check_speed.py, not asserted here)
 CHECK_AND_REPORT = """\
-import sys, time
+import sys
 from gendsl.cli import main
 code = main(["check", *sys.argv[1:]])
 print("MODULES", " ".join(sorted(sys.modules)), file=sys.stderr)
-print("PROCESS_TIME", time.process_time(), file=sys.stderr)
 sys.exit(code)
 """
 
 
 @pytest.fixture(scope="module")
-def checked_stdlib(cli_env) -> tuple[subprocess.CompletedProcess, set[str], float]:
+def checked_stdlib(cli_env) -> tuple[subprocess.CompletedProcess, set[str]]:
     result = subprocess.run(
         [sys.executable, "-c", CHECK_AND_REPORT, *map(str, SPECS)],
         capture_output=True,
@@ -36,22 +36,16 @@ def checked_stdlib(cli_env) -> tuple[subprocess.CompletedProcess, set[str], floa
         timeout=60,
     )
     modules = set(re.search(r"MODULES (.*)", result.stderr).group(1).split())
-    seconds = float(re.search(r"PROCESS_TIME (\S+)", result.stderr).group(1))
-    return result, modules, seconds
+    return result, modules
 
 
 def test_check_accepts_every_stdlib_spec_without_torch(checked_stdlib):
-    result, modules, _ = checked_stdlib
+    result, modules = checked_stdlib
     assert result.returncode == 0, result.stderr
     assert len(SPECS) > 20
     for spec in SPECS:
         assert re.search(rf"{re.escape(str(spec))}: ok \({spec.stem} \[\w+\]\)", result.stdout)
     assert not {m for m in modules if m == "torch" or m.startswith("torch.")}
-
-
-def test_check_of_the_stdlib_takes_well_under_a_second(checked_stdlib):
-    _, _, seconds = checked_stdlib  # interpreter start-up included; about 0.3 s measured
-    assert seconds < 1.0
 
 
 def test_fmt_check_accepts_the_stdlib_and_fmt_fixes_a_messy_spec(tmp_path, capsys):
