@@ -103,6 +103,7 @@ class CNF(Transform):
         self.nfe += 1
         return self.net(x, t=t.expand(x.shape[0]))
 
+    @torch.compiler.disable  # differentiated twice: eager under torch.compile
     def call_and_ladj(self, x: Tensor) -> tuple[Tensor, Tensor]:
         graph = torch.is_grad_enabled()
         eps = rademacher(x) if self.training and self.trace == "hutchinson" else None

@@ -278,6 +278,7 @@ def dsm_fixed_sigma(
     return 0.5 * _sum_per_sample((score_fn(x + sigma * z) + z / sigma) ** 2)
 
 
+@torch.compiler.disable  # differentiated twice: eager under torch.compile
 def sliced_score_matching(
     score_fn: Callable[[Tensor], Tensor],
     x: Tensor,

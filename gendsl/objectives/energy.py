@@ -33,6 +33,7 @@ __all__ = [
 EnergyFn = Callable[[Tensor], Tensor]
 
 
+@torch.compiler.disable  # differentiated twice: eager under torch.compile
 def energy_score(energy_fn: EnergyFn, x: Tensor, *, create_graph: bool = True) -> Tensor:
     """s(x) = -∇ₓE(x), the score of p ∝ exp(-E) (Hyvärinen 2005, Sec. 2).
 

@@ -19,6 +19,7 @@ import shutil
 from collections.abc import Callable
 
 import torch
+import torch._functorch.config as functorch_config
 
 from gendsl.errors import UsageError
 
@@ -59,7 +60,13 @@ def compile_step(
     fn: Callable, *, backend: str, device: torch.device, cuda_graphs: bool = False
 ) -> Callable:
     """``fn`` under ``torch.compile``: dynamic shapes, or, when ``cuda_graphs`` (a fixed batch
-    and a loss without optimiser steps inside) on CUDA with inductor, CUDA graphs."""
+    and a loss without optimiser steps inside) on CUDA with inductor, CUDA graphs.
+
+    Losses that differentiate twice (gradient penalties, score matching, FFJORD's trace
+    estimator) call ``backward(create_graph=True)`` inside the compiled graph, which AOTAutograd's
+    donated buffers forbid; they are switched off for the process (a small memory cost).
+    """
+    functorch_config.donated_buffer = False
     if device.type == "cuda" and cuda_graphs and backend == "inductor":
         return torch.compile(fn, backend=backend, mode="reduce-overhead", dynamic=False)
     return torch.compile(fn, backend=backend, dynamic=True)
