@@ -227,7 +227,9 @@ class _Trainer:
         """Run the step's loss (or the model's ``training_step``) under ``torch.compile``."""
         if backend is None:
             return
-        if self.custom:
+        if self.custom:  # the optimisers step eagerly, as in the one-optimiser step
+            for opt in self.optimizers.values():
+                opt.step = torch.compiler.disable(opt.step)
             self.training_step = compile_step(
                 self.training_step, backend=backend, device=self.device
             )
