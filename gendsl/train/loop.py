@@ -356,6 +356,18 @@ class _Trainer:
         restore_rng(rng, batches)
 
 
+def _resume(
+    trainer: _Trainer, tally: Tally, batches: torch.Generator, path: Path, spec_text: str
+) -> tuple[int, float]:
+    """Restore a run from its checkpoint; its step and elapsed seconds."""
+    state = load_checkpoint(path)
+    if spec_text and state["spec"] and state["spec"] != spec_text:
+        raise UsageError(f"{path} was trained from a different spec; cannot resume")
+    trainer.restore(state, batches)
+    tally.load_state_dict(state.get("log_window") or {})
+    return int(state["step"]), float(state["elapsed"])
+
+
 def _check_settings(
     steps, batch_size, lr, ema, grad_clip, eval_every, checkpoint_every, log_every
 ) -> None:
@@ -453,14 +465,9 @@ def fit(
         None if ema is None else EMA(model, ema),
     )
     tally = Tally(dev, log_every, distributed.average_ if ranks > 1 else None)
-    start, elapsed0 = 0, 0.0
-    if resume:
-        state = load_checkpoint(ckpt_path)
-        if spec_text and state["spec"] and state["spec"] != spec_text:
-            raise UsageError(f"{ckpt_path} was trained from a different spec; cannot resume")
-        trainer.restore(state, batches)
-        start, elapsed0 = int(state["step"]), float(state["elapsed"])
-        tally.load_state_dict(state.get("log_window") or {})
+    start, elapsed0 = (
+        _resume(trainer, tally, batches, ckpt_path, spec_text) if resume else (0, 0.0)
+    )
     if ranks > 1:
         trainer.distribute()
     trainer.compile(backend)
