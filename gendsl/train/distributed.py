@@ -1,7 +1,7 @@
 """Data-parallel training with ``torch.distributed``: one process per device, one model.
 
 ``torchrun --nproc_per_node N -m gendsl.cli train ...`` (or ``gendsl train --nproc N``, which
-starts torchrun) runs :func:`gendsl.train.fit` in N processes.  The process group comes from
+starts the N processes with torchrun's launcher) runs :func:`gendsl.train.fit` in N processes.  The process group comes from
 torchrun's environment (``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``, ``MASTER_ADDR``): NCCL when the
 run is on CUDA, gloo on the CPU.  What :func:`~gendsl.train.fit` does with it:
 
@@ -22,10 +22,11 @@ run is on CUDA, gloo on the CPU.  What :func:`~gendsl.train.fit` does with it:
 from __future__ import annotations
 
 import argparse
+import logging
 import os
-import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable, Iterable, Sequence
 
 import torch
@@ -205,26 +206,35 @@ def train_command(args: argparse.Namespace, train: Callable[[argparse.Namespace]
 
 
 def launch(nproc: int, argv: Sequence[str]) -> int:
-    """Start ``python -m torch.distributed.run --standalone --nproc_per_node nproc -m
-    gendsl.cli ARGV`` and return its exit status (0, or 1 when a rank failed).
+    """Run ``python -m gendsl.cli ARGV`` in ``nproc`` processes on this machine with
+    torchrun's launcher (``torch.distributed.launcher.api.elastic_launch``, standalone
+    rendezvous, no restarts); the first failed rank's exit status, or 0.  The launcher's own
+    log lines are silenced: the failing rank shows its error.
 
     :raises UsageError: ``nproc`` below 1, or already inside a torchrun process.
     """
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+    from torch.distributed.launcher.api import LaunchConfig, elastic_launch
+
     if nproc < 1:
         raise UsageError(f"--nproc must be at least 1, got {nproc}")
     if _env_world_size() > 1:
         raise UsageError("--nproc inside torchrun: start either torchrun or gendsl --nproc")
-    command = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        "--nproc_per_node",
-        str(nproc),
-        "-m",
-        "gendsl.cli",
-        *argv,
-    ]
-    env = {**os.environ}
-    env.setdefault("OMP_NUM_THREADS", "1")
-    return 0 if subprocess.run(command, env=env).returncode == 0 else 1
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    config = LaunchConfig(
+        min_nodes=1,
+        max_nodes=1,
+        nproc_per_node=nproc,
+        run_id=str(uuid.uuid4()),
+        rdzv_backend="c10d",
+        rdzv_endpoint="localhost:0",
+        max_restarts=0,
+        monitor_interval=0.1,
+    )
+    logging.getLogger("torch.distributed.elastic").setLevel(logging.CRITICAL)
+    try:
+        elastic_launch(config, sys.executable)("-m", "gendsl.cli", *argv)
+    except ChildFailedError as err:
+        code = err.get_first_failure()[1].exitcode
+        return code if code > 0 else 1
+    return 0

@@ -159,3 +159,34 @@ def test_nproc_relaunches_the_same_train_arguments():
     assert argv == [*common.split(), "--compile"]
     again = _parser().parse_args(argv)
     assert again.nproc is None and again.steps == 40 and again.compile
+
+
+def _gendsl(*args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    command = [sys.executable, "-m", "gendsl.cli", *args]
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=300, cwd=ROOT)
+
+
+def test_gendsl_train_nproc_2_trains_one_model(tmp_path):
+    out = tmp_path / "ddp"
+    result = _gendsl(
+        "train", "stdlib/vae.gen", "--data", "digits_binary", "--steps", "40", "--device", "cpu",
+        "--out", str(out), "--nproc", "2", "--no-progress",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("trained vae for 40 steps") == 1  # rank 0 speaks
+    assert sorted(p.name for p in out.iterdir()) == ["checkpoint.pt", "metrics.jsonl", "spec.gen"]
+    records = read_metrics(out / "metrics.jsonl")
+    assert [(r["step"], r["world_size"]) for r in records] == [(40, 2)]
+    state = load_checkpoint(out / "checkpoint.pt")
+    assert state["world_size"] == state["config"]["world_size"] == 2 and state["step"] == 40
+
+
+def test_an_error_of_every_rank_is_shown_once_with_its_exit_status(tmp_path):
+    result = _gendsl(
+        "train", "stdlib/vae.gen", "--data", "nosuchset", "--device", "cpu",
+        "--out", str(tmp_path / "run"), "--nproc", "2",
+    )  # fmt: skip
+    assert result.returncode == 2  # a usage error, as in one process
+    assert result.stderr.count("data file not found: nosuchset") == 1, result.stderr
+    assert "Traceback" not in result.stderr
