@@ -1,9 +1,10 @@
 """Data-parallel training with ``torch.distributed``: one process per device, one model.
 
 ``torchrun --nproc_per_node N -m gendsl.cli train ...`` (or ``gendsl train --nproc N``, which
-starts the N processes with torchrun's launcher) runs :func:`gendsl.train.fit` in N processes.  The process group comes from
-torchrun's environment (``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``, ``MASTER_ADDR``): NCCL when the
-run is on CUDA, gloo on the CPU.  What :func:`~gendsl.train.fit` does with it:
+starts the N processes with torchrun's launcher) runs :func:`gendsl.train.fit` in N
+processes.  The process group comes from torchrun's environment (``RANK``, ``WORLD_SIZE``,
+``LOCAL_RANK``, ``MASTER_ADDR``): NCCL when the run is on CUDA, gloo on the CPU.
+What :func:`~gendsl.train.fit` does with it:
 
 * the one-optimiser step runs the model's loss through ``DistributedDataParallel`` (gradients
   averaged in buckets while the backward pass runs); a several-optimiser ``training_step`` gets
