@@ -126,8 +126,9 @@ class Tally:
             state = {"names": names, "first_step": 0, "rows": rows if count else None}
         if state["rows"] is None or not state["names"]:
             return
-        self._allocate(list(state["names"]))
         n = state["rows"].shape[0]
+        self.capacity += n  # room for a window restored under a different log interval
+        self._allocate(list(state["names"]))
         self.rows[:n] = state["rows"].to(self.device)
         self.filled = self.settled = n
         self.first_step = int(state["first_step"])
