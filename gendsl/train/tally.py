@@ -81,17 +81,18 @@ class Tally:
         distributed run); the first non-finite step and its bad values, or None."""
         if self.rows is None or self.settled == self.filled:
             return None
-        new = self.rows[self.settled : self.filled]
+        first = self.settled
+        new = self.rows[first : self.filled]
         if self.reduce is not None:
             self.reduce(new)
-        values = new.double().cpu()
+        values = new.cpu().double()  # float64 on the host (MPS has none)
         self.settled = self.filled
         bad_rows = (~torch.isfinite(values)).any(dim=1).nonzero()
         if len(bad_rows) == 0:
             return None
         row = int(bad_rows[0])
         bad = {k: float(v) for k, v in zip(self.names, values[row].tolist(), strict=True)}
-        step = self.first_step + self.settled - len(values) + row
+        step = self.first_step + first + row
         return step, {k: v for k, v in bad.items() if not math.isfinite(v)}
 
     def check(self, last_saved: int, path: str) -> None:
@@ -104,7 +105,7 @@ class Tally:
         """The mean of every metric over the rows since the last log line (settled first)."""
         if self.rows is None or self.filled == 0:
             return {}
-        sums = self.rows[: self.filled].double().sum(dim=0).tolist()
+        sums = self.rows[: self.filled].cpu().double().sum(dim=0).tolist()
         return {k: s / self.filled for k, s in zip(self.names, sums, strict=True)}
 
     def clear(self) -> None:
