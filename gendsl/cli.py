@@ -145,9 +145,9 @@ def cmd_compile(args: argparse.Namespace) -> int:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from gendsl.runs import train_run
+    from gendsl.train.distributed import train_command
 
-    train_run(args)
-    return EXIT_OK
+    return train_command(args, train_run)
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
@@ -240,7 +240,16 @@ def _parser() -> argparse.ArgumentParser:
         help="trained base run for a ControlNet (guidance control(base = ...))",
     )
     t.add_argument("--no-progress", action="store_true")
-    t.set_defaults(handler=cmd_train)
+    t.add_argument(
+        "--compile", action="store_true", help="run the training step under torch.compile"
+    )
+    t.add_argument(
+        "--nproc",
+        type=int,
+        metavar="N",
+        help="train one model data-parallel in N processes (starts torchrun)",
+    )
+    t.set_defaults(handler=cmd_train, parser=t)
 
     s = sub.add_parser("sample", help="draw samples from a trained run")
     s.add_argument("run", metavar="RUN", help="a run directory or a checkpoint file")

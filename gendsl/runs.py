@@ -27,7 +27,14 @@ from gendsl.data import BUNDLED, Dataset, check_against, load_dataset, toy
 from gendsl.errors import UsageError
 from gendsl.lower import compile_model
 from gendsl.lower.base import Model
-from gendsl.train import CHECKPOINT, fit, load_checkpoint, load_weights, resolve_device
+from gendsl.train import (
+    CHECKPOINT,
+    distributed,
+    fit,
+    load_checkpoint,
+    load_weights,
+    resolve_device,
+)
 
 __all__ = [
     "RunConfig",
@@ -123,9 +130,11 @@ def _train_settings(checked: CheckedModel, args: argparse.Namespace) -> dict[str
             out["betas"] = tuple(opt.kwargs["betas"])
     elif isinstance(opt, str):
         out["optimizer"] = opt
-    for key in ("ema", "grad_clip", "eval_every", "weight_decay"):
+    for key in ("ema", "grad_clip", "eval_every", "weight_decay", "compile"):
         if key in spec:
             out[key] = spec[key]
+    if getattr(args, "compile", False):
+        out["compile"] = True
     if out.get("ema") == 0:
         out["ema"] = None
     for flag, key in (
@@ -196,8 +205,10 @@ def train_run(args: argparse.Namespace) -> Path:
     _set_levels(model, train.levels)
     settings = _train_settings(checked, args)
     config["settings"] = {k: (list(v) if isinstance(v, tuple) else v) for k, v in settings.items()}
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "spec.gen").write_text(checked.source.text)
+    leader = distributed.rank() == 0  # only rank 0 of a distributed run writes
+    if leader:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "spec.gen").write_text(checked.source.text)
     result = fit(
         model,
         _tensors(checked, train),
@@ -212,10 +223,11 @@ def train_run(args: argparse.Namespace) -> Path:
         checkpoint_every=args.checkpoint_every or max(100, settings["steps"] // 10),
         **settings,
     )
-    print(
-        f"trained {checked.name} for {result.step} steps: loss {result.loss:.4f}; "
-        f"checkpoint {result.checkpoint}"
-    )
+    if leader:
+        print(
+            f"trained {checked.name} for {result.step} steps: loss {result.loss:.4f}; "
+            f"checkpoint {result.checkpoint}"
+        )
     return out
 
 

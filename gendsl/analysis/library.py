@@ -687,5 +687,6 @@ TRAIN: Mapping[str, Param] = MappingProxyType(
         "critic_steps": _int(1),
         "eval_every": _int(1000),
         "warmup": _int(0),
+        "compile": _bool(False),
     }
 )

@@ -233,9 +233,10 @@ class AdversarialModel(Model):
 
     def training_step(
         self, batch: Batch, step: int, optimizers: Mapping[str, torch.optim.Optimizer]
-    ) -> dict[str, float]:
+    ) -> dict[str, Tensor]:
         """``critic_steps`` critic updates against the batch (fresh generated samples each),
-        then one generator update (Arjovsky et al. 2017, Algorithm 1)."""
+        then one generator update (Arjovsky et al. 2017, Algorithm 1); the losses stay on the
+        device."""
         x = self._data(batch)
         n = x.shape[0]
         for _ in range(self.critic_steps):
@@ -247,7 +248,7 @@ class AdversarialModel(Model):
         generator_loss = self.generator_loss(self.generate(n))
         self._update(generator_loss, optimizers["generator"])
         self.step.add_(1)
-        c, g = float(critic_loss.detach()), float(generator_loss.detach())
+        c, g = critic_loss.detach(), generator_loss.detach()
         return {"loss": c + g, "critic_loss": c, "generator_loss": g}
 
     def diagnostics(self, batch: Batch) -> dict[str, float]:

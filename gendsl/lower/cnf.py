@@ -23,6 +23,7 @@ from torch import Tensor, nn
 from torchdiffeq import odeint
 
 from gendsl.lower.flow_layers import Transform
+from gendsl.objectives import draws
 
 __all__ = ["CNF", "FIXED_STEPS", "divergence_exact", "divergence_hutchinson", "rademacher"]
 
@@ -54,7 +55,7 @@ def divergence_hutchinson(v: Tensor, x: Tensor, eps: Tensor, *, create_graph: bo
 
 def rademacher(like: Tensor, *, generator: torch.Generator | None = None) -> Tensor:
     """ε with independent ±1 entries of ``like``'s shape, device and dtype."""
-    bits = torch.randint(0, 2, like.shape, generator=generator, device=like.device)
+    bits = draws.randint(0, 2, like.shape, generator=generator, device=like.device)
     return 2.0 * bits.to(like.dtype) - 1.0
 
 
@@ -102,6 +103,7 @@ class CNF(Transform):
         self.nfe += 1
         return self.net(x, t=t.expand(x.shape[0]))
 
+    @torch.compiler.disable  # differentiated twice: eager under torch.compile
     def call_and_ladj(self, x: Tensor) -> tuple[Tensor, Tensor]:
         graph = torch.is_grad_enabled()
         eps = rademacher(x) if self.training and self.trace == "hutchinson" else None

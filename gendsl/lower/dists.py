@@ -25,6 +25,7 @@ from torch import Tensor
 from torch.distributions import Distribution, Independent, kl_divergence
 
 from gendsl.errors import UsageError
+from gendsl.objectives import draws
 
 __all__ = [
     "DISTRIBUTIONS",
@@ -181,7 +182,7 @@ def base_of(d: Distribution) -> tuple[Distribution, int]:
 def _uniform(d: Distribution, generator: torch.Generator | None) -> Tensor:
     shape = d.batch_shape + d.event_shape
     ref = d.mean if not isinstance(d, pdist.Categorical) else d.probs
-    u = torch.rand(shape, generator=generator, device=ref.device, dtype=ref.dtype)
+    u = draws.rand(shape, generator=generator, device=ref.device, dtype=ref.dtype)
     return u.clamp(torch.finfo(ref.dtype).tiny, 1 - torch.finfo(ref.dtype).eps)
 
 

@@ -31,6 +31,7 @@ from gendsl.lower.adversarial import SpecProgram
 from gendsl.lower.base import Batch, Model
 from gendsl.lower.expr import compile_expr
 from gendsl.lower.registry import register
+from gendsl.objectives import draws
 from gendsl.objectives.dsm import dsm_fixed_sigma, sliced_score_matching
 from gendsl.objectives.energy import (
     contrastive_divergence_loss,
@@ -101,7 +102,7 @@ class EnergyModel(Model):
         """``n`` starting points of Langevin chains (see the module docstring)."""
         shape = (n, *self.shape_of(self.data_name))
         ref = self.like
-        u = torch.rand(shape, generator=generator, device=ref.device, dtype=ref.dtype)
+        u = draws.rand(shape, generator=generator, device=ref.device, dtype=ref.dtype)
         return u if self.image else self.noise_box * (2 * u - 1)
 
     # ------------------------------------------------------------------ losses

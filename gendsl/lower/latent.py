@@ -350,6 +350,11 @@ class LatentModel(Model):
     def _terms(self, data: Mapping[str, Tensor], *, per_dim: bool = False) -> ElboTerms:
         return elbo_terms(*self.trace(data), analytic=self.analytic, per_dim=per_dim)
 
+    @torch.compiler.disable  # Pyro's TraceEnum_ELBO (opt_einsum) runs eagerly under compile
+    def _enumerated_loss(self, data: Mapping[str, Tensor]) -> Tensor:
+        """Pyro's ``TraceEnum_ELBO`` loss of the batch (summed over data points)."""
+        return self.pyro_elbo().differentiable_loss(self.pyro_model, self.pyro_guide, data)
+
     def loss(self, batch: Batch) -> Tensor:
         """−(bound) per data point, averaged over the batch.
 
@@ -361,8 +366,7 @@ class LatentModel(Model):
         n = self._batch_size(data)
         beta = self.current_beta()
         if self.enumerate:
-            value = self.pyro_elbo().differentiable_loss(self.pyro_model, self.pyro_guide, data)
-            value = value / n
+            value = self._enumerated_loss(data) / n
         elif self.objective == "iwae":
             log_w = log_weights(*self.trace(data, particles=self.k)).reshape(self.k, n)
             value = -iwae_bound(log_w).mean()

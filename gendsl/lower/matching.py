@@ -35,6 +35,7 @@ from gendsl.lower.dists import draw, make_dist
 from gendsl.lower.expr import Scope, evaluate, let_function
 from gendsl.lower.registry import register
 from gendsl.metrics.pf_ode import divergence_exact, divergence_hutchinson
+from gendsl.objectives import draws
 from gendsl.objectives.couplings import (
     Coupling,
     EntropicOT,
@@ -148,7 +149,7 @@ def flow_log_prob(
     shape, B = x1.shape, x1.shape[0]
     probe = None
     if trace == "hutchinson":
-        bits = torch.randint(0, 2, (B, x1[0].numel()), generator=generator, device=x1.device)
+        bits = draws.randint(0, 2, (B, x1[0].numel()), generator=generator, device=x1.device)
         probe = 2.0 * bits.to(x1.dtype) - 1.0
 
     def rhs(t: Tensor, state: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:

@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from gendsl.errors import UsageError
+from gendsl.objectives import draws
 
 __all__ = [
     "GAN_FORMS",
@@ -88,6 +89,7 @@ def _per_sample_norm(g: Tensor) -> Tensor:
     return g.reshape(g.shape[0], -1).norm(dim=1)
 
 
+@torch.compiler.disable  # differentiated twice: eager under torch.compile
 def gradient_norm_penalty(critic: Critic, x_hat: Tensor) -> Tensor:
     """E (‖∇ D(x̂)‖₂ - 1)², the two-sided gradient-norm penalty at the points ``x_hat``
     (Gulrajani et al. 2017, eq. 3).  Differentiable in the critic's parameters (the gradient is
@@ -105,7 +107,7 @@ def gradient_penalty(
     straight lines between real and generated points (Gulrajani et al. 2017, "Improved Training
     of Wasserstein GANs", Algorithm 1).  Multiply by λ (10 in the paper)."""
     shape = (x.shape[0],) + (1,) * (x.dim() - 1)
-    eps = torch.rand(shape, generator=generator, device=x.device, dtype=x.dtype)
+    eps = draws.rand(shape, generator=generator, device=x.device, dtype=x.dtype)
     return gradient_norm_penalty(critic, eps * x + (1 - eps) * x_fake.detach())
 
 
@@ -122,7 +124,7 @@ def dragan_penalty(
     Multiply by λ (10 in the paper)."""
     if not scale > 0:
         raise UsageError(f"dragan scale must be > 0, got {scale}")
-    delta = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+    delta = draws.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
     return gradient_norm_penalty(critic, x + scale * x.std() * delta)
 
 

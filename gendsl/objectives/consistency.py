@@ -19,6 +19,7 @@ import torch
 from torch import Tensor
 
 from gendsl.errors import UsageError
+from gendsl.objectives import draws
 from gendsl.processes import Process, expand_like
 
 __all__ = [
@@ -169,7 +170,7 @@ def _adjacent_sigmas(
 ) -> tuple[Tensor, Tensor]:
     """(σ_n, σ_{n+1}) [B] with n ~ U{1, ..., N-1} over the increasing ``sigmas`` [N]."""
     sigmas = sigmas.to(device=x.device, dtype=x.dtype)
-    n = torch.randint(0, sigmas.shape[0] - 1, (batch,), generator=generator, device=x.device)
+    n = draws.randint(0, sigmas.shape[0] - 1, (batch,), generator=generator, device=x.device)
     return sigmas[n], sigmas[n + 1]
 
 
@@ -195,7 +196,7 @@ def consistency_distillation_loss(
     x_{σ_{n+1}} = x0 + σ_{n+1} z and x̂_{σ_n} is one teacher PF-ODE step (:func:`ode_step`).
     ``f_target`` is the EMA / stop-gradient copy; its output is detached."""
     sigma, sigma_next = _adjacent_sigmas(sigmas, x0.shape[0], generator, x0)
-    z = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
+    z = draws.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
     x_next = x0 + expand_like(sigma_next, x0) * z
     with torch.no_grad():
         x_hat = ode_step(teacher_score, x_next, sigma_next, sigma, solver=solver)
@@ -217,7 +218,7 @@ def consistency_training_loss(
     """λ d(f_θ(x0 + σ_{n+1} z, σ_{n+1}), f_θ⁻(x0 + σ_n z, σ_n)) per sample, the same z at both
     levels and no teacher (Song et al. 2023, Algorithm 3)."""
     sigma, sigma_next = _adjacent_sigmas(sigmas, x0.shape[0], generator, x0)
-    z = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
+    z = draws.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
     with torch.no_grad():
         target = f_target(x0 + expand_like(sigma, x0) * z, sigma)
     d = distance(f_theta(x0 + expand_like(sigma_next, x0) * z, sigma_next), target, metric=metric)
@@ -260,9 +261,9 @@ def consistency_sample(
     if levels.ndim != 1 or levels.numel() == 0:
         raise UsageError(f"sigmas must be a non-empty list of noise levels, got {sigmas}")
     B = shape[0]
-    z = torch.randn(tuple(shape), generator=generator, device=levels.device, dtype=levels.dtype)
+    z = draws.randn(tuple(shape), generator=generator, device=levels.device, dtype=levels.dtype)
     x = f(levels[0] * z, levels[0].expand(B))
     for tau in levels[1:]:
-        z = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+        z = draws.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
         x = f(x + torch.sqrt(tau**2 - sigma_min**2) * z, tau.expand(B))
     return x

@@ -31,6 +31,7 @@ import torch
 from torch import Tensor
 
 from gendsl.errors import UsageError
+from gendsl.objectives import draws
 from gendsl.processes import (
     Process,
     ScoreFn,
@@ -209,7 +210,7 @@ def sample_time(
     w = 1 / ((T - t_min) q(t)).
     """
     _check_choice("time", time, TIME_SAMPLING)
-    u = torch.rand(batch, generator=generator, device=device, dtype=dtype)
+    u = draws.rand(batch, generator=generator, device=device, dtype=dtype)
     if time == "uniform":
         return process.t_min + (process.T - process.t_min) * u, torch.ones_like(u)
     ends = torch.tensor([process.t_min, process.T], device=u.device, dtype=u.dtype)
@@ -240,7 +241,7 @@ def dsm_loss(
     t, iw = sample_time(
         process, x0.shape[0], time=time, generator=generator, device=x0.device, dtype=x0.dtype
     )
-    eps = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
+    eps = draws.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
     loss = weighted_dsm(process, pred_fn, x0, t, eps, predict=predict, weight=weight, gamma=gamma)
     return iw * loss
 
@@ -255,8 +256,8 @@ def ddpm_simple_loss(
     """
     alphas_cumprod = chain.alphas_cumprod.to(device=x0.device, dtype=x0.dtype)
     K = alphas_cumprod.shape[0]
-    k = torch.randint(1, K + 1, (x0.shape[0],), generator=generator, device=x0.device)
-    eps = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
+    k = draws.randint(1, K + 1, (x0.shape[0],), generator=generator, device=x0.device)
+    eps = draws.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
     abar = alphas_cumprod[k - 1]
     x_k = perturb(x0, eps, abar.sqrt(), (1 - abar).sqrt())
     return _sum_per_sample((eps_fn(x_k, k.to(x0.dtype) / K) - eps) ** 2)
@@ -273,10 +274,11 @@ def dsm_fixed_sigma(
     (Vincent 2011, "A Connection Between Score Matching and Denoising Autoencoders", eq. 11)."""
     if not sigma > 0:
         raise UsageError(f"dsm sigma must be > 0, got {sigma}")
-    z = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+    z = draws.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
     return 0.5 * _sum_per_sample((score_fn(x + sigma * z) + z / sigma) ** 2)
 
 
+@torch.compiler.disable  # differentiated twice: eager under torch.compile
 def sliced_score_matching(
     score_fn: Callable[[Tensor], Tensor],
     x: Tensor,
@@ -298,7 +300,7 @@ def sliced_score_matching(
         if projections < 1:
             raise UsageError(f"ssm projections must be >= 1, got {projections}")
         shape = (projections, *x.shape)
-        projections = torch.randn(shape, generator=generator, device=x.device, dtype=x.dtype)
+        projections = draws.randn(shape, generator=generator, device=x.device, dtype=x.dtype)
     with torch.enable_grad():
         x = x.detach().requires_grad_(True)
         s = score_fn(x)

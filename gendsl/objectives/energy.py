@@ -18,6 +18,7 @@ import torch
 from torch import Tensor
 
 from gendsl.errors import UsageError
+from gendsl.objectives import draws
 
 __all__ = [
     "EnergyFn",
@@ -32,6 +33,7 @@ __all__ = [
 EnergyFn = Callable[[Tensor], Tensor]
 
 
+@torch.compiler.disable  # differentiated twice: eager under torch.compile
 def energy_score(energy_fn: EnergyFn, x: Tensor, *, create_graph: bool = True) -> Tensor:
     """s(x) = -∇ₓE(x), the score of p ∝ exp(-E) (Hyvärinen 2005, Sec. 2).
 
@@ -101,14 +103,14 @@ def langevin(
     x = x.detach().clone()
     e, grad = _energy_and_grad(energy_fn, x)
     for k in range(steps):
-        xi = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+        xi = draws.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
         proposal = x - step * grad + noise * xi
         if metropolis:
             e_new, grad_new = _energy_and_grad(energy_fn, proposal)
             log_ratio = (e - e_new) / langevin_temperature(step, noise)
             log_ratio = log_ratio + _proposal_log_density(x, proposal, grad_new, step, noise)
             log_ratio = log_ratio - _proposal_log_density(proposal, x, grad, step, noise)
-            u = torch.rand(x.shape[0], generator=generator, device=x.device, dtype=x.dtype)
+            u = draws.rand(x.shape[0], generator=generator, device=x.device, dtype=x.dtype)
             accept = torch.log(u) < log_ratio
             shape = (-1,) + (1,) * (x.dim() - 1)
             x = torch.where(accept.reshape(shape), proposal, x)
@@ -154,7 +156,7 @@ def replay_starts(
     the buffer, 5% fresh noise).  Write the chains' ends back to ``buffer[idx]``."""
     if not 0 <= reinit <= 1:
         raise UsageError(f"reinit must lie in [0, 1], got {reinit}")
-    idx = torch.randint(buffer.shape[0], (n,), generator=generator, device=buffer.device)
-    fresh = torch.rand(n, generator=generator, device=buffer.device) < reinit
+    idx = draws.randint(buffer.shape[0], (n,), generator=generator, device=buffer.device)
+    fresh = draws.rand(n, generator=generator, device=buffer.device) < reinit
     shape = (-1,) + (1,) * (buffer.dim() - 1)
     return idx, torch.where(fresh.reshape(shape), noise, buffer[idx])

@@ -25,6 +25,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
+from gendsl.objectives import draws
 from gendsl.processes import expand_like
 
 __all__ = [
@@ -68,7 +69,7 @@ def sample_time(
     n: int, *, like: Tensor, eps: float = T_EPS, generator: torch.Generator | None = None
 ) -> Tensor:
     """t ~ U[eps, 1 − eps], shape [n], on ``like``'s device and dtype."""
-    u = torch.rand(n, generator=generator, device=like.device, dtype=like.dtype)
+    u = draws.rand(n, generator=generator, device=like.device, dtype=like.dtype)
     return eps + (1.0 - 2.0 * eps) * u
 
 
@@ -143,7 +144,7 @@ def flow_matching_loss(
     if t is None:
         t = sample_time(x1.shape[0], like=x1, generator=generator)
     if w is None:
-        w = torch.randn(x1.shape, generator=generator, device=x1.device, dtype=x1.dtype)
+        w = draws.randn(x1.shape, generator=generator, device=x1.device, dtype=x1.dtype)
     x_t = path.sample_xt(x0, x1, t, w)
     return squared_error(v_fn(x_t, t), path.target(x0, x1, t, w))
 

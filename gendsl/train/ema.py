@@ -47,12 +47,16 @@ class EMA:
         """The decay of the next update: min(β, (1 + n)/(10 + n))."""
         return min(self.decay, (1 + self.updates) / (10 + self.updates))
 
+    @torch.no_grad()
     def update(self, model: nn.Module) -> None:
-        """One averaging step toward the model's current parameters."""
-        decay = self.current_decay()
-        for name, p in model.named_parameters():
-            if name in self.shadow:
-                ema_update(self.shadow[name], p, decay)
+        """One averaging step toward the model's current parameters, θ̄ ← θ̄ + (1 − β)(θ − θ̄)
+        (the formula of :func:`ema_update`), as one fused kernel per dtype and device."""
+        pairs = [(self.shadow[n], p) for n, p in model.named_parameters() if n in self.shadow]
+        if pairs:
+            shadows, params = zip(*pairs, strict=True)
+            torch._foreach_lerp_(
+                list(shadows), [p.detach() for p in params], 1.0 - self.current_decay()
+            )
         self.updates += 1
 
     @torch.no_grad()

@@ -18,8 +18,15 @@ A model is an ``nn.Module`` with
   overrides of ``lr``, ``betas``, ``weight_decay``) and calls ``training_step`` instead of the
   default step.  ``training_step`` owns ``zero_grad``, ``backward``, clipping and ``step`` of
   every optimiser (e.g. ``critic_steps`` critic updates, then one generator update); it must
-  return a dict with a ``"loss"`` entry (plus any others), all of which are checked for
-  NaN/inf and logged.  bf16 autocast applies to it; fp16 (GradScaler) does not.
+  return a dict with a ``"loss"`` entry (plus any others), 0-dim tensors (or floats), all of
+  which are checked for NaN/inf and logged.  bf16 autocast applies to it; fp16 (GradScaler)
+  does not.  Under ``torch.distributed`` each optimiser averages its gradients over the ranks
+  just before ``step()``, so clipping inside ``training_step`` sees the rank's own gradients.
+
+The loop keeps the device busy: a step reads nothing back to the host.  Its metrics go to a
+device buffer (:class:`~gendsl.train.tally.Tally`), read at the sync points (log lines,
+evaluations, checkpoints, the end), where a non-finite loss or gradient norm is found and named
+by its first step; training batches are drawn on the device.
 """
 
 from __future__ import annotations
@@ -39,7 +46,8 @@ import torch
 from torch import Tensor, nn
 from tqdm import tqdm
 
-from gendsl.errors import InternalError, TrainingError, UsageError
+from gendsl.errors import InternalError, UsageError
+from gendsl.train import distributed
 from gendsl.train.checkpoint import (
     FORMAT,
     capture_rng,
@@ -50,9 +58,11 @@ from gendsl.train.checkpoint import (
     save_checkpoint,
     versions,
 )
+from gendsl.train.compiled import compile_step, resolve_backend
 from gendsl.train.device import resolve_device
 from gendsl.train.ema import EMA
 from gendsl.train.metrics_log import MetricsLog
+from gendsl.train.tally import Tally
 
 __all__ = ["CHECKPOINT", "METRICS", "Hook", "TrainResult", "fit", "sample_batch"]
 
@@ -63,7 +73,7 @@ AMP_MODES = ("auto", "off", "bf16", "fp16")
 
 Data = Tensor | tuple[Tensor, ...]
 Batch = Tensor | tuple[Tensor, ...]
-Hook = Callable[[int, dict[str, float]], None]
+Hook = Callable[[int, dict[str, Tensor]], None]
 
 
 @dataclass
@@ -91,11 +101,21 @@ def _as_data(data: Data, device: torch.device) -> tuple[Tensor, ...]:
     return tuple(p.to(device) for p in parts)
 
 
-def sample_batch(data: tuple[Tensor, ...], batch_size: int, generator: torch.Generator) -> Batch:
-    """Draw ``batch_size`` rows uniformly with replacement; indices come from ``generator`` (a
-    CPU generator, so the batch sequence is the same on every device)."""
-    idx = torch.randint(data[0].shape[0], (batch_size,), generator=generator)
-    rows = tuple(p[idx.to(p.device)] for p in data)
+def sample_batch(
+    data: tuple[Tensor, ...],
+    batch_size: int,
+    generator: torch.Generator,
+    share: tuple[int, int] | None = None,
+) -> Batch:
+    """Draw ``batch_size`` rows uniformly with replacement; the indices are drawn by
+    ``generator`` on its device (the data's), so no step waits for the host.  ``share``
+    ``(start, stop)`` keeps that slice of the global batch (one rank's share)."""
+    idx = torch.randint(
+        data[0].shape[0], (batch_size,), generator=generator, device=generator.device
+    )
+    if share is not None:
+        idx = idx[share[0] : share[1]]
+    rows = tuple(p[idx] for p in data)
     return rows[0] if len(rows) == 1 else rows
 
 
@@ -152,16 +172,16 @@ def _precision(amp: str, device: torch.device) -> torch.dtype | None:
     return torch.bfloat16
 
 
-def _check_finite(metrics: Mapping[str, float], step: int, last_saved: int, path: Path):
-    bad = {k: v for k, v in metrics.items() if not math.isfinite(v)}
-    if bad:
-        kept = (
-            f"the checkpoint of step {last_saved} at {path} is kept"
-            if last_saved
-            else ("no checkpoint was written")
-        )
-        detail = ", ".join(f"{k} = {v}" for k, v in bad.items())
-        raise TrainingError(f"training diverged at step {step}: {detail}; {kept}")
+class _LossOf(nn.Module):
+    """``forward(batch) = model.loss(batch)``: the module DistributedDataParallel wraps (it
+    synchronises the gradients of what runs through ``forward``)."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, batch: Batch) -> Tensor:
+        return self.model.loss(batch)
 
 
 class _Trainer:
@@ -184,43 +204,79 @@ class _Trainer:
         self.precision = precision
         self.grad_clip = grad_clip
         self.ema = ema
+        self.custom = hasattr(model, "training_step")
+        self.loss_fn: Callable[[Batch], Tensor] = model.loss
+        self.training_step = getattr(model, "training_step", None)
+        self.params = [p for o in optimizers.values() for g in o.param_groups for p in g["params"]]
+
+    def distribute(self) -> None:
+        """Data parallelism over the process group (see :mod:`gendsl.train.distributed`)."""
+        if self.custom:
+            distributed.broadcast_module_(self.model)
+            for opt in self.optimizers.values():
+                distributed.sync_optimizer_(opt)
+            return
+        ids = (
+            [self.device.index or torch.cuda.current_device()]
+            if self.device.type == "cuda"
+            else None
+        )
+        self.loss_fn = nn.parallel.DistributedDataParallel(_LossOf(self.model), device_ids=ids)
+
+    def compile(self, backend: str | None) -> None:
+        """Run the step's loss (or the model's ``training_step``) under ``torch.compile``."""
+        if backend is None:
+            return
+        if self.custom:  # the optimisers step eagerly, as in the one-optimiser step
+            for opt in self.optimizers.values():
+                opt.step = torch.compiler.disable(opt.step)
+            self.training_step = compile_step(
+                self.training_step, backend=backend, device=self.device
+            )
+        else:
+            self.loss_fn = compile_step(
+                self.loss_fn,
+                backend=backend,
+                device=self.device,
+                cuda_graphs=distributed.world_size() == 1,
+            )
 
     def autocast(self, dtype: torch.dtype | None):
         if dtype is None:
             return nullcontext()
         return torch.autocast(self.device.type, dtype=dtype)
 
-    def default_step(self, batch: Batch, step: int, on_bad: Callable) -> dict[str, float]:
+    def step(self, batch: Batch, step: int) -> dict[str, Tensor]:
+        """One training step; its metrics stay on the device."""
+        return self.custom_step(batch, step) if self.custom else self.default_step(batch)
+
+    def default_step(self, batch: Batch) -> dict[str, Tensor]:
         """zero_grad, loss, backward, clip, step (with GradScaler under fp16)."""
         (opt,) = self.optimizers.values()
         opt.zero_grad(set_to_none=True)
         with self.autocast(self.precision):
-            loss = self.model.loss(batch)
-        value = float(loss.detach())
-        on_bad({"loss": value}, step)
-        params = [p for g in opt.param_groups for p in g["params"]]
+            loss = self.loss_fn(batch)
+        limit = self.grad_clip or math.inf
         if self.scaler is not None:
             self.scaler.scale(loss).backward()
             self.scaler.unscale_(opt)
-            norm = nn.utils.clip_grad_norm_(params, self.grad_clip or math.inf)
-            self.scaler.step(opt)
+            norm = nn.utils.clip_grad_norm_(self.params, limit)
+            self.scaler.step(opt)  # skips a step with inf/NaN gradients and lowers the scale
             self.scaler.update()
-            return {"loss": value, "grad_norm": float(norm)}
+            norm = torch.where(torch.isfinite(norm), norm, torch.zeros_like(norm))
+            return {"loss": loss.detach(), "grad_norm": norm}
         loss.backward()
-        norm = float(nn.utils.clip_grad_norm_(params, self.grad_clip or math.inf))
-        on_bad({"grad_norm": norm}, step)
+        norm = nn.utils.clip_grad_norm_(self.params, limit)
         opt.step()
-        return {"loss": value, "grad_norm": norm}
+        return {"loss": loss.detach(), "grad_norm": norm}
 
-    def custom_step(self, batch: Batch, step: int, on_bad: Callable) -> dict[str, float]:
+    def custom_step(self, batch: Batch, step: int) -> dict[str, Tensor]:
         """The model's own ``training_step`` (several optimisers)."""
         with self.autocast(self.precision if self.precision == torch.bfloat16 else None):
-            out = self.model.training_step(batch, step, self.optimizers)
+            out = self.training_step(batch, step, self.optimizers)
         if "loss" not in out:
             raise InternalError(f"training_step must return a 'loss' entry, got {sorted(out)}")
-        metrics = {k: float(v) for k, v in out.items()}
-        on_bad(metrics, step)
-        return metrics
+        return dict(out)
 
     def evaluate(self, data: tuple[Tensor, ...], batch_size: int, seed: int) -> dict[str, float]:
         """Mean loss, diagnostics and eval metrics over the held-out data (EMA weights)."""
@@ -252,26 +308,38 @@ class _Trainer:
         config,
         batches: torch.Generator,
         elapsed: float,
-        window: Mapping[str, list[float]],
+        tally: Tally,
     ) -> dict[str, object]:
+        """The checkpoint (every rank takes part: the ranks' random states are gathered)."""
+        rng = capture_rng(batches)
+        ranks = distributed.world_size()
         return {
-            # the metrics of the steps since the last log line, so that a resumed run logs
+            # the rows of the steps since the last log line, so that a resumed run logs
             # exactly what an uninterrupted one does
-            "log_window": {k: [float(x) for x in v] for k, v in window.items()},
+            "log_window": tally.state_dict(),
             "format": FORMAT,
             "step": step,
             "model": self.model.state_dict(),
             "ema": None if self.ema is None else self.ema.state_dict(),
             "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
             "scaler": None if self.scaler is None else self.scaler.state_dict(),
-            "rng": capture_rng(batches),
+            "rng": rng,
+            "rng_ranks": distributed.all_gather_objects(rng) if ranks > 1 else None,
+            "world_size": ranks,
             "spec": spec_text,
-            "config": plain(config or {}),
+            "config": plain({**(config or {}), "world_size": ranks}),
             "versions": versions(),
             "elapsed": elapsed,
         }
 
     def restore(self, state: Mapping[str, object], batches: torch.Generator) -> None:
+        ranks = distributed.world_size()
+        saved = int(state.get("world_size") or 1)
+        if saved != ranks:
+            raise UsageError(
+                f"the checkpoint was trained by {saved} process(es), this run has {ranks}; "
+                f"resume with the same number of processes (--nproc {saved})"
+            )
         self.model.load_state_dict(state["model"])
         if self.ema is not None and state["ema"] is not None:
             self.ema.load_state_dict(state["ema"])
@@ -284,7 +352,20 @@ class _Trainer:
             opt.load_state_dict(state["optimizers"][name])
         if self.scaler is not None and state["scaler"] is not None:
             self.scaler.load_state_dict(state["scaler"])
-        restore_rng(state["rng"], batches)
+        rng = state["rng_ranks"][distributed.rank()] if ranks > 1 else state["rng"]
+        restore_rng(rng, batches)
+
+
+def _resume(
+    trainer: _Trainer, tally: Tally, batches: torch.Generator, path: Path, spec_text: str
+) -> tuple[int, float]:
+    """Restore a run from its checkpoint; its step and elapsed seconds."""
+    state = load_checkpoint(path)
+    if spec_text and state["spec"] and state["spec"] != spec_text:
+        raise UsageError(f"{path} was trained from a different spec; cannot resume")
+    trainer.restore(state, batches)
+    tally.load_state_dict(state.get("log_window") or {})
+    return int(state["step"]), float(state["elapsed"])
 
 
 def _check_settings(
@@ -327,6 +408,7 @@ def fit(
     grad_clip: float | None = 1.0,
     ema: float | None = 0.999,
     amp: str = "auto",
+    compile: bool | str = False,
     spec_text: str = "",
     config: Mapping[str, object] | None = None,
     log_every: int = 100,
@@ -335,34 +417,43 @@ def fit(
 ) -> TrainResult:
     """Train ``model`` for ``steps`` optimiser steps (see the module docstring for the contract).
 
-    Batches are drawn with replacement from ``train_data`` by a CPU ``torch.Generator`` seeded
-    with ``seed``; the global torch / numpy / python generators are seeded with ``seed`` too.
-    Every ``log_every`` steps a line goes to ``out_dir/metrics.jsonl``; every ``eval_every``
-    steps ``eval_data`` is evaluated; every ``checkpoint_every`` steps and at the end
+    Batches are drawn with replacement from ``train_data`` by a ``torch.Generator`` on the
+    training device seeded with ``seed``; the global torch / numpy / python generators are
+    seeded with ``seed`` (``seed + rank`` in a distributed run, see
+    :mod:`gendsl.train.distributed`, where ``batch_size`` is the global batch).  Every
+    ``log_every`` steps a line goes to ``out_dir/metrics.jsonl``; every ``eval_every`` steps
+    ``eval_data`` is evaluated; every ``checkpoint_every`` steps and at the end
     ``out_dir/checkpoint.pt`` is replaced atomically.  ``resume`` continues from that
     checkpoint bit-for-bit: weights, EMA, optimiser and scaler state, and every random state.
     ``hooks`` are called as ``hook(step, metrics)`` at the end of every step, after its
-    checkpoint.  Mixed precision (bf16 autocast, or fp16 with a GradScaler where bf16 is
-    unsupported) is used on CUDA when ``amp = "auto"``.
+    checkpoint, with the step's metrics as 0-dim device tensors (reading one waits for the
+    device).  Mixed precision (bf16 autocast, or fp16 with a GradScaler where bf16 is
+    unsupported) is used on CUDA when ``amp = "auto"``.  ``compile`` (True, or a dynamo backend
+    name) runs the step under ``torch.compile`` (:mod:`gendsl.train.compiled`).
 
-    :raises TrainingError: the loss or the gradient norm became NaN/inf; the step is named and
-        the last checkpoint is left untouched.
+    :raises TrainingError: the loss or the gradient norm became NaN/inf; the first such step is
+        named (found at the next log line, evaluation or checkpoint) and the last checkpoint is
+        left untouched.
     :raises UsageError: bad settings, or ``resume`` without a checkpoint.
     """
     _check_settings(steps, batch_size, lr, ema, grad_clip, eval_every, checkpoint_every, log_every)
     dev = resolve_device(device)
+    backend = resolve_backend(compile, dev)
+    ranks, leader = distributed.world_size(), distributed.rank() == 0
+    share = distributed.shard(batch_size) if ranks > 1 else None
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     ckpt_path, metrics_path = out / CHECKPOINT, out / METRICS
-    remove_stale_temporaries(ckpt_path)
+    if leader:
+        out.mkdir(parents=True, exist_ok=True)
+        remove_stale_temporaries(ckpt_path)
     if hasattr(model, "param_groups") and not hasattr(model, "training_step"):
         raise UsageError("a model with param_groups() must define training_step()")
 
     model.to(dev)
     data = _as_data(train_data, dev)
-    held_out = None if eval_data is None else _as_data(eval_data, dev)
-    _seed_everything(seed)
-    batches = torch.Generator().manual_seed(seed)
+    held_out = None if eval_data is None or not leader else _as_data(eval_data, dev)
+    _seed_everything(seed + distributed.rank())
+    batches = torch.Generator(device=dev).manual_seed(seed)
     precision = _precision(amp, dev)
     trainer = _Trainer(
         model,
@@ -373,23 +464,15 @@ def fit(
         grad_clip,
         None if ema is None else EMA(model, ema),
     )
-    start, elapsed0 = 0, 0.0
-    window_state: Mapping[str, list[float]] = {}
-    if resume:
-        state = load_checkpoint(ckpt_path)
-        if spec_text and state["spec"] and state["spec"] != spec_text:
-            raise UsageError(f"{ckpt_path} was trained from a different spec; cannot resume")
-        trainer.restore(state, batches)
-        start, elapsed0 = int(state["step"]), float(state["elapsed"])
-        window_state = state.get("log_window") or {}
-    log = MetricsLog(metrics_path, resume_step=start if resume else None)
-    step_fn = trainer.custom_step if hasattr(model, "training_step") else trainer.default_step
+    tally = Tally(dev, log_every, distributed.average_ if ranks > 1 else None)
+    start, elapsed0 = (
+        _resume(trainer, tally, batches, ckpt_path, spec_text) if resume else (0, 0.0)
+    )
+    if ranks > 1:
+        trainer.distribute()
+    trainer.compile(backend)
+    log = MetricsLog(metrics_path, resume_step=start if resume else None) if leader else None
     last_saved = start if resume else 0
-
-    def on_bad(metrics: Mapping[str, float], step: int) -> None:
-        _check_finite(metrics, step, last_saved, ckpt_path)
-
-    window: dict[str, list[float]] = {k: list(v) for k, v in window_state.items()}
     last: dict[str, float] = {}
     eval_metrics: dict[str, float] = {}
     t0 = time.perf_counter()
@@ -397,37 +480,41 @@ def fit(
     bar = tqdm(
         total=steps,
         initial=start,
-        disable=not progress,
+        disable=not (progress and leader),
         file=sys.stderr,
         unit="step",
         dynamic_ncols=True,
     )
     try:
         for step in range(start + 1, steps + 1):
-            metrics = step_fn(sample_batch(data, batch_size, batches), step, on_bad)
+            metrics = trainer.step(sample_batch(data, batch_size, batches, share), step)
             if trainer.ema is not None:
                 trainer.ema.update(model)
-            for k, v in metrics.items():
-                window.setdefault(k, []).append(v)
+            tally.add(step, metrics)
+            logs = step % log_every == 0 or step == steps
+            evals = eval_data is not None and (step % eval_every == 0 or step == steps)
+            saves = step % checkpoint_every == 0 or step == steps
+            if logs or evals or saves:  # a sync point: read the device's rows once
+                tally.check(last_saved, str(ckpt_path))
             record: dict[str, object] = {}
             elapsed = elapsed0 + time.perf_counter() - t0
-            if step % log_every == 0 or step == steps:
-                last = {k: sum(v) / len(v) for k, v in window.items()}
+            if logs:
+                last = tally.window_means()
                 if step % log_every == 0:  # a last, partial line keeps its window for --resume
-                    window.clear()
+                    tally.clear()
                 rate = (step - start) / max(time.perf_counter() - t0, 1e-9)
                 lr_now = next(iter(trainer.optimizers.values())).param_groups[0]["lr"]
                 record.update(step=step, **last, lr=lr_now, time=elapsed, steps_per_s=rate)
                 bar.set_postfix(loss=f"{last['loss']:.4g}")
-            if held_out is not None and (step % eval_every == 0 or step == steps):
+            if evals and held_out is not None:
                 eval_metrics = trainer.evaluate(held_out, batch_size, seed)
                 record.update(step=step, **eval_metrics)
-            if record:
-                log.write(record)
-            if step % checkpoint_every == 0 or step == steps:
-                save_checkpoint(
-                    ckpt_path, trainer.payload(step, spec_text, config, batches, elapsed, window)
-                )
+            if record and log is not None:
+                log.write({**record, "world_size": ranks})
+            if saves:
+                payload = trainer.payload(step, spec_text, config, batches, elapsed, tally)
+                if leader:
+                    save_checkpoint(ckpt_path, payload)
                 last_saved = step
             for hook in hooks:
                 hook(step, metrics)

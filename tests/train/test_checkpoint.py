@@ -76,7 +76,8 @@ def test_checkpoint_holds_everything_and_loads_with_weights_only(tmp_path):
     )
     state = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
     assert state["step"] == 6 and state["spec"] == "model toy {}"
-    assert state["config"] == {"lr": 0.01, "out": str(tmp_path), "betas": [0.9, 0.99]}
+    config = {"lr": 0.01, "out": str(tmp_path), "betas": [0.9, 0.99], "world_size": 1}
+    assert state["config"] == config and state["world_size"] == 1
     assert set(state["versions"]) == {"gendsl", "torch", "python"}
     assert set(state["rng"]) == {"torch", "cuda", "numpy", "python", "batches"}
     assert set(state["model"]) == {"net.weight", "net.bias"}

@@ -73,3 +73,55 @@ def test_networks_run_on_cuda():
     x = torch.randn(4, 1, 8, 8, device="cuda")
     out = net(x, t=0.5, y=torch.arange(4, device="cuda"))
     assert out.is_cuda and out.shape == (4, 1, 8, 8)
+
+
+def test_compiled_step_with_cuda_graphs_trains_a_stdlib_spec(tmp_path):
+    from gendsl.lower import load
+    from gendsl.resources import stdlib_dir
+
+    torch.manual_seed(0)
+    model = load(str(stdlib_dir() / "vp_sde.gen"), D=2)
+    data = torch.randn(512, 2) * torch.tensor([1.0, 0.5])
+    result = fit(
+        model,
+        data,
+        steps=30,
+        batch_size=64,
+        lr=1e-3,
+        compile=True,  # inductor, fixed batch on CUDA: CUDA graphs
+        log_every=10,
+        out_dir=tmp_path,
+        device="cuda",
+        progress=False,
+    )
+    assert result.step == 30 and torch.isfinite(torch.tensor(result.loss))
+    assert load_checkpoint(tmp_path / "checkpoint.pt")["step"] == 30
+
+
+def test_a_training_step_never_waits_for_the_device(tmp_path):
+    """Between two sync points no step reads the device back: with CUDA's sync debug mode set
+    to "error", steps 6-15 of a run that syncs only at step 20 raise nothing."""
+
+    def strict(step, metrics):
+        if step == 5:
+            torch.cuda.set_sync_debug_mode("error")
+        if step == 15:
+            torch.cuda.set_sync_debug_mode("default")
+
+    torch.manual_seed(0)
+    try:
+        fit(
+            Regression(),
+            regression_data(256, 0),
+            steps=20,
+            batch_size=32,
+            lr=0.01,
+            log_every=20,
+            checkpoint_every=20,
+            out_dir=tmp_path,
+            device="cuda",
+            progress=False,
+            hooks=[strict],
+        )
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
