@@ -221,8 +221,8 @@ def train_run(args: argparse.Namespace) -> Path:
 
 def _set_levels(model: Model, levels: int | None) -> None:
     """Tell a model that trains on dequantised data (a flow on images) the data's levels."""
-    if levels and hasattr(model, "levels"):
-        model.levels = levels
+    if levels:
+        model.set_data_levels(levels)
 
 
 def _attach(model: Model, method: str, run: str | None, flag: str, what: str) -> None:

@@ -192,6 +192,10 @@ class Model(nn.Module):
         """Named numbers describing the model on ``batch`` (for logs)."""
         return {}
 
+    def set_data_levels(self, levels: int) -> None:
+        """Tell the model that its data are quantised to ``levels`` values per dimension.
+        Only a family that dequantises its data in training (flows on images) uses it."""
+
     def objective_terms(self) -> list[str]:
         """One line per term of the training objective (for :meth:`describe`)."""
         return []

@@ -361,8 +361,7 @@ class LatentModel(Model):
         n = self._batch_size(data)
         beta = self.current_beta()
         if self.enumerate:
-            value = self.pyro_elbo().differentiable_loss(self.pyro_model, self.pyro_guide, data)
-            value = value / n
+            value = self._enumerated_loss(data) / n
         elif self.objective == "iwae":
             log_w = log_weights(*self.trace(data, particles=self.k)).reshape(self.k, n)
             value = -iwae_bound(log_w).mean()
@@ -377,6 +376,15 @@ class LatentModel(Model):
         if self.training and torch.is_grad_enabled():
             self.step.add_(1)  # in place: no Module.__setattr__ per step
         return value
+
+    def _enumerated_loss(self, data: Mapping[str, Tensor]) -> Tensor:
+        """−ELBO of the batch summed over points, enumerated sites summed out exactly
+        (Pyro's ``TraceEnum_ELBO``): differentiable when gradients are on, else Pyro's
+        gradient-free estimate (``differentiable_loss`` refuses to run without a graph)."""
+        elbo = self.pyro_elbo()
+        if torch.is_grad_enabled():
+            return elbo.differentiable_loss(self.pyro_model, self.pyro_guide, data)
+        return self.like.new_tensor(elbo.loss(self.pyro_model, self.pyro_guide, data))
 
     def elbo(self, x: Batch) -> Tensor:
         """The ELBO per data point (β = 1, no free bits; exact sum over enumerated sites)."""
