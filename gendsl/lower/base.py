@@ -61,6 +61,9 @@ class Model(nn.Module):
     """A compiled gendsl model (see the module docstring for the hooks)."""
 
     family: str = ""
+    #: The default scale of a guided model's sampler (classifier-free or classifier guidance),
+    #: which ``sample(..., scale=s)`` overrides; ``None`` for a model without guidance.
+    guidance_scale: float | None = None
 
     def __init__(self, checked: CheckedModel, bindings: Mapping[str, int]):
         super().__init__()
@@ -190,6 +193,10 @@ class Model(nn.Module):
 
     def diagnostics(self, batch: Batch) -> dict[str, float]:
         """Named numbers describing the model on ``batch`` (for logs)."""
+        return {}
+
+    def required_runs(self) -> dict[str, str]:
+        """Trained runs the model cannot train without, as ``{command-line flag: what}``."""
         return {}
 
     def set_data_levels(self, levels: int) -> None:

@@ -106,6 +106,12 @@ class ConsistencyModel(DiffusionModel):
 
     # ------------------------------------------------------------------ teacher and target
 
+    def required_runs(self) -> dict[str, str]:
+        """Distillation needs its teacher's run."""
+        if self.teacher_name is None:
+            return {}
+        return {"--teacher": f"a trained run of its teacher {self.teacher_name!r}"}
+
     def set_teacher(self, source: Model | str | Path) -> None:
         """The distillation teacher: a compiled diffusion model, or the run directory /
         checkpoint file of one (compiled from the spec text stored in the checkpoint, the model

@@ -469,14 +469,23 @@ class LatentModel(Model):
         steps: int | None = None,
         generator: torch.Generator | None = None,
         mean: bool = False,
+        y: Any = None,
         **conditions: Any,
     ) -> Tensor:
         """``n`` ancestral samples: latents from the prior, then the data site.
 
         ``mean=True`` returns the observation distribution's mean instead of a draw of it (for
-        a Bernoulli, the probabilities).  Conditions are passed by name (``y=labels``).
+        a Bernoulli, the probabilities).  Conditions are passed by name (``label=labels``) or,
+        as for the other families, as ``y``: the value of the only condition or a mapping from
+        condition names to values.
         """
-        known = {v.name for v in self.checked.condition_vars()}
+        known = [v.name for v in self.checked.condition_vars()]
+        if isinstance(y, Mapping):
+            conditions = {**conditions, **y}
+        elif y is not None:
+            if not known:
+                raise UsageError(f"model {self.checked.name} has no condition, but y was given")
+            conditions = {**conditions, known[0]: y}
         self.one_pass_sampling(
             method, steps, {k: v for k, v in conditions.items() if k not in known}
         )

@@ -11,9 +11,11 @@ A checkpoint is a dict of plain values (tensors, dicts, lists, str, int, float, 
 from __future__ import annotations
 
 import os
+import pickle
 import platform
 import random
 import tempfile
+import zipfile
 from collections.abc import Mapping
 from importlib import metadata
 from pathlib import Path
@@ -139,10 +141,39 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, object]:
     path = Path(path)
     if not path.is_file():
         raise UsageError(f"no checkpoint at {str(path)!r}")
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError):
+        # never torch's message: it advises weights_only=False, which runs code from the file
+        raise UsageError(_unreadable(path, _why_unreadable(path))) from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
-        raise UsageError(f"{str(path)!r} is not a gendsl checkpoint (format {FORMAT})")
+        raise UsageError(_unreadable(path, f"it is not a gendsl checkpoint (format {FORMAT})"))
     return state
+
+
+def _why_unreadable(path: Path) -> str:
+    """Why ``torch.load(path, weights_only=True)`` failed, in the user's terms."""
+    if path.stat().st_size == 0:
+        return "it is empty"
+    if zipfile.is_zipfile(path):
+        try:
+            with zipfile.ZipFile(path) as archive:
+                broken = archive.testzip() is not None
+        except (zipfile.BadZipFile, OSError, RuntimeError):
+            broken = True
+        if not broken:
+            return (
+                "it holds objects other than tensors and plain values, which gendsl never "
+                "loads (loading them could run code)"
+            )
+    return "it is truncated, corrupt or not a torch file"
+
+
+def _unreadable(path: Path, reason: str) -> str:
+    return (
+        f"cannot read the checkpoint {str(path)!r}: {reason}; "
+        "pass a run folder written by gendsl train (or train the run again)"
+    )
 
 
 def load_weights(path: str | os.PathLike, model: nn.Module, *, ema: bool = True) -> int:

@@ -54,7 +54,7 @@ from gendsl.train.device import resolve_device
 from gendsl.train.ema import EMA
 from gendsl.train.metrics_log import MetricsLog
 
-__all__ = ["CHECKPOINT", "METRICS", "Hook", "TrainResult", "fit", "sample_batch"]
+__all__ = ["CHECKPOINT", "METRICS", "Hook", "TrainResult", "check_settings", "fit", "sample_batch"]
 
 CHECKPOINT = "checkpoint.pt"
 METRICS = "metrics.jsonl"
@@ -287,7 +287,7 @@ class _Trainer:
         restore_rng(state["rng"], batches)
 
 
-def _check_settings(
+def check_settings(
     steps, batch_size, lr, ema, grad_clip, eval_every, checkpoint_every, log_every
 ) -> None:
     for name, value in [
@@ -349,7 +349,7 @@ def fit(
         the last checkpoint is left untouched.
     :raises UsageError: bad settings, or ``resume`` without a checkpoint.
     """
-    _check_settings(steps, batch_size, lr, ema, grad_clip, eval_every, checkpoint_every, log_every)
+    check_settings(steps, batch_size, lr, ema, grad_clip, eval_every, checkpoint_every, log_every)
     dev = resolve_device(device)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
