@@ -18,6 +18,7 @@ __all__ = [
     "RUN_FILES",
     "SAMPLE_SUFFIXES",
     "check_eval_args",
+    "check_not_replaced",
     "check_output_folder",
     "check_run_path",
     "check_sample_args",
@@ -137,6 +138,16 @@ def check_train_args(args: argparse.Namespace) -> None:
         raise UsageError(f"no such spec file: {args.spec}")
     if args.out is not None:
         check_output_folder(Path(args.out))
+        check_not_replaced(Path(args.out), resume=args.resume, overwrite=args.overwrite)
+
+
+def check_not_replaced(out: Path, *, resume: bool, overwrite: bool) -> None:
+    """A folder that holds a run is trained into only with ``--resume`` or ``--overwrite``."""
+    if holds_run(out) and not (resume or overwrite):
+        raise UsageError(
+            f"{out} holds a run already; pass --resume to continue it, --overwrite to "
+            "replace it, or --out to train into another folder"
+        )
 
 
 def check_sample_args(args: argparse.Namespace) -> None:

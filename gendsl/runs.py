@@ -19,7 +19,7 @@ import torch
 
 from gendsl.analysis import load_checked
 from gendsl.analysis.model import CheckedModel, Opt
-from gendsl.cli_checks import RUN_FILES, check_output_folder, holds_run
+from gendsl.cli_checks import RUN_FILES, check_not_replaced, check_output_folder
 from gendsl.data import BUNDLED, Dataset, check_against, load_dataset, toy
 from gendsl.errors import TrainingError, UsageError
 from gendsl.lower import compile_model
@@ -223,12 +223,8 @@ def _previous_run(out: Path, args: argparse.Namespace, bundle: SpecBundle) -> Ru
     """The configuration of the run in ``out`` that ``--resume`` continues (``{}`` without
     ``--resume``), after checking that nothing is overwritten by accident and that the spec,
     the data and the seed are the run's own."""
+    check_not_replaced(out, resume=args.resume, overwrite=getattr(args, "overwrite", False))
     if not args.resume:
-        if holds_run(out) and not getattr(args, "overwrite", False):
-            raise UsageError(
-                f"{out} holds a run already; pass --resume to continue it, --overwrite to "
-                "replace it, or --out to train into another folder"
-            )
         return {}
     path = out / CHECKPOINT
     if not path.is_file():

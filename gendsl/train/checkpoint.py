@@ -16,7 +16,7 @@ import platform
 import random
 import tempfile
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from importlib import metadata
 from pathlib import Path
 
@@ -27,6 +27,7 @@ from torch import nn
 from gendsl.errors import UsageError
 
 __all__ = [
+    "ENTRIES",
     "FORMAT",
     "capture_rng",
     "load_checkpoint",
@@ -39,6 +40,8 @@ __all__ = [
 ]
 
 FORMAT = 1
+#: The entries every checkpoint of this format has (a training run writes them all).
+ENTRIES = ("step", "model", "ema", "optimizers", "rng", "spec", "config")
 
 
 def versions() -> dict[str, str]:
@@ -133,10 +136,13 @@ def remove_stale_temporaries(path: str | os.PathLike) -> None:
         tmp.unlink(missing_ok=True)
 
 
-def load_checkpoint(path: str | os.PathLike) -> dict[str, object]:
+def load_checkpoint(
+    path: str | os.PathLike, *, entries: Sequence[str] = ENTRIES
+) -> dict[str, object]:
     """Load a checkpoint onto the CPU with ``weights_only=True``.
 
-    :raises UsageError: the file does not exist or is not a gendsl checkpoint.
+    :raises UsageError: the file does not exist, cannot be read without running code, is not a
+        gendsl checkpoint or lacks one of ``entries``; the message says which, in our words.
     """
     path = Path(path)
     if not path.is_file():
@@ -148,6 +154,9 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, object]:
         raise UsageError(_unreadable(path, _why_unreadable(path))) from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise UsageError(_unreadable(path, f"it is not a gendsl checkpoint (format {FORMAT})"))
+    missing = [key for key in entries if key not in state]
+    if missing:
+        raise UsageError(_unreadable(path, f"it lacks the entries {', '.join(missing)}"))
     return state
 
 
