@@ -198,6 +198,13 @@ class ControlNetModel(DiffusionModel):
         directory / checkpoint file), copy it into the branch, and freeze it."""
         weights = sub_state(trained_state(source), f"nets.{self.base_net}.")
         base: nn.Module = self.nets[self.base_net]
-        base.load_state_dict(weights)
+        try:
+            base.load_state_dict(weights)
+        except RuntimeError:
+            raise UsageError(
+                f"the base run's network {self.base_net} does not fit this ControlNet's (its "
+                f"weights have other shapes); pass a run of the base model "
+                f"{self.base_model!r} trained on data of the same shape"
+            ) from None
         self.branch.copy.load_state_dict(weights)
         base.requires_grad_(False)

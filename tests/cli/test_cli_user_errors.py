@@ -210,6 +210,22 @@ CASES = [
         "gendsl: error: model consistency_distillation needs a trained run of its teacher "
         "'vp_sde': pass --teacher RUN\n",
     ),
+    (
+        [
+            "train",
+            str(STDLIB / "controlnet.gen"),
+            "--data",
+            "moons",
+            "--base",
+            "{p}/run",
+            "--out",
+            "{p}/new",
+        ],
+        2,
+        "gendsl: error: the base run's network eps does not fit this ControlNet's (its weights "
+        "have other shapes); pass a run of the base model 'vp_sde' trained on data of the same "
+        "shape\n",
+    ),
 ]
 
 
