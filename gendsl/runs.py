@@ -1,10 +1,13 @@
-"""Runs: what ``gendsl train``, ``sample``, ``eval`` and ``compile`` do, as plain functions.
+"""Runs: what ``gendsl train`` and ``compile`` do, and opening a trained run, as plain functions
+(``sample`` and ``eval`` are in :mod:`gendsl.run_sampling` and :mod:`gendsl.run_eval`).
 
 A *run directory* holds ``checkpoint.pt`` (written atomically by :func:`gendsl.train.fit`; it
-carries the weights, the spec text and the run's configuration), ``metrics.jsonl`` and a copy of
-the spec.  Everything needed to rebuild the model travels inside the checkpoint, so
-``gendsl sample RUN`` works on a checkpoint file copied anywhere.  Checkpoints are read with
-``torch.load(weights_only=True)``: a run directory cannot execute code.
+carries the weights, the spec text, every file the spec imports (a
+:class:`~gendsl.spec_bundle.SpecBundle` in the configuration) and the run's configuration),
+``metrics.jsonl`` and a copy of the spec.  Everything needed to rebuild the model travels inside
+the checkpoint, so ``gendsl sample RUN`` works on a checkpoint file copied anywhere and after the
+spec's files change.  Checkpoints are read with ``torch.load(weights_only=True)``: a run
+directory cannot execute code.
 """
 
 from __future__ import annotations
