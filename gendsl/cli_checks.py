@@ -131,6 +131,11 @@ def check_train_args(args: argparse.Namespace) -> None:
     _seed(args.seed)
     if args.resume and args.overwrite:
         raise UsageError("--resume continues a run and --overwrite replaces it; pass one")
+    if not args.data and not args.resume:
+        raise UsageError(
+            "--data is required: a bundled set (moons, digits, digits_binary, ...) or a "
+            "file/folder"
+        )
     spec = Path(args.spec)
     if spec.is_dir():
         raise UsageError(f"{args.spec} is a folder; gendsl train takes a .gen spec file")

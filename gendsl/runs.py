@@ -186,6 +186,7 @@ def train_run(args: argparse.Namespace) -> Path:
             "--data is required: a bundled set (" + ", ".join(BUNDLED) + ") or a file/folder"
         )
     seed = int(config["seed"])
+    resolve_device(args.device)  # an unavailable device is refused before anything is written
     train = dataset_for(checked, config["data"], split="train", seed=seed)
     held_out = dataset_for(
         checked, config["data"], split="test", seed=seed, n=min(2000, len(train))

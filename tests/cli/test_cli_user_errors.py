@@ -191,6 +191,18 @@ CASES = [
         2,
         "gendsl: error: {p} is a folder; gendsl train takes a .gen spec file\n",
     ),
+    pytest.param(
+        ["train", "{p}/tiny.gen", "--data", "moons", "--out", "{p}/new", "--device", "mps"],
+        2,
+        "gendsl: error: device 'mps' requested but MPS is not available\n",
+        marks=pytest.mark.skipif(torch.backends.mps.is_available(), reason="MPS is available"),
+    ),
+    (
+        ["train", "{p}/tiny.gen", "--out", "{p}/new"],
+        2,
+        "gendsl: error: --data is required: a bundled set (moons, digits, digits_binary, ...) or "
+        "a file/folder\n",
+    ),
     (
         ["train", "{p}/tiny.gen", "--data", "moons", "--out", "{p}/new", "--resume"],
         2,
