@@ -182,3 +182,13 @@ def test_a_run_samples_the_same_after_its_sources_are_edited_and_deleted(project
     second.unlink()
     assert main(["sample", str(run), "-n", "16", "--seed", "4", "--out", str(second)]) == 0
     assert np.array_equal(np.load(first), np.load(second))
+
+
+def test_a_run_saved_before_sources_were_stored_still_samples(project, tmp_path):
+    _, run = project
+    state = torch.load(run / "checkpoint.pt", map_location="cpu", weights_only=True)
+    assert main(["sample", str(run), "-n", "8", "--out", str(tmp_path / "a.npy")]) == 0
+    del state["config"]["sources"]  # as written before the sources were stored
+    torch.save(state, run / "checkpoint.pt")
+    assert main(["sample", str(run), "-n", "8", "--out", str(tmp_path / "b.npy")]) == 0
+    assert np.array_equal(np.load(tmp_path / "a.npy"), np.load(tmp_path / "b.npy"))

@@ -13,6 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from cli_support import STDLIB, tiny_diffusion
@@ -281,3 +282,20 @@ def test_usage_errors_are_found_before_torch_is_imported(place, argv, cli_env):
     imported = [line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines()]
     assert "torch" not in imported and "numpy" not in imported
     assert "gendsl: error:" in result.stderr
+
+
+def test_samples_are_written_in_the_format_of_the_suffix(place, tmp_path):
+    run, arrays = place / "run", {}
+    for suffix in (".npy", ".npz", ".pt"):
+        out = tmp_path / f"s{suffix}"
+        assert main(["sample", str(run), "-n", "5", "--seed", "2", "--out", str(out)]) == 0
+        if suffix == ".npy":
+            arrays[suffix] = np.load(out)
+        elif suffix == ".npz":
+            arrays[suffix] = np.load(out)["samples"]
+        else:
+            arrays[suffix] = torch.load(out, weights_only=True).numpy()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.npy", "s.npz", "s.pt"]
+    assert arrays[".npy"].shape == (5, 2)
+    assert np.array_equal(arrays[".npy"], arrays[".npz"])
+    assert np.array_equal(arrays[".npy"], arrays[".pt"])
