@@ -66,7 +66,7 @@ def check_bundle(bundle: SpecBundle, name: str, model: str | None) -> CheckedMod
     """Check the bundle's main file (reported as ``name``) against the bundled imports only;
     the model named ``model`` (default: the last)."""
     ups = max((k.split("/").count("..") for k in bundle.files), default=0)
-    with tempfile.TemporaryDirectory(prefix="gendsl-spec-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="gendsl-stored-sources-") as tmp:
         root = Path(tmp).joinpath(*(["up"] * ups))
         for key, text in bundle.files.items():
             target = root / key
