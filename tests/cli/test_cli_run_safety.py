@@ -192,3 +192,29 @@ def test_a_run_saved_before_sources_were_stored_still_samples(project, tmp_path)
     torch.save(state, run / "checkpoint.pt")
     assert main(["sample", str(run), "-n", "8", "--out", str(tmp_path / "b.npy")]) == 0
     assert np.array_equal(np.load(tmp_path / "a.npy"), np.load(tmp_path / "b.npy"))
+
+
+def test_imports_from_a_parent_folder_and_nested_imports_are_stored(tmp_path, capsys):
+    shared, project = tmp_path / "shared", tmp_path / "project"
+    shared.mkdir()
+    project.mkdir()
+    (shared / "base.gen").write_text(BASE)
+    (shared / "middle.gen").write_text(
+        'import "base.gen"\n\nmodel middle extends base_vp {\n  sample with ddim(steps = 4)\n}\n'
+    )
+    spec = project / "top.gen"
+    spec.write_text('import "../shared/middle.gen"\n\nmodel top extends middle {\n}\n')
+    run = project / "run"
+    assert _train(spec, run, "--data", "moons", "--steps", "2") == 0
+    state = torch.load(run / "checkpoint.pt", map_location="cpu", weights_only=True)
+    assert sorted(state["config"]["sources"]["files"]) == [
+        "../shared/base.gen",
+        "../shared/middle.gen",
+        "top.gen",
+    ]
+    first = tmp_path / "a.npy"
+    assert main(["sample", str(run), "-n", "8", "--out", str(first)]) == 0
+    shutil.rmtree(shared)
+    again = tmp_path / "b.npy"
+    assert main(["sample", str(run), "-n", "8", "--out", str(again)]) == 0
+    assert np.array_equal(np.load(first), np.load(again))
