@@ -277,34 +277,34 @@ def _prepare_folder(out: Path, spec_text: str, *, overwrite: bool) -> None:
         spec_copy.write_text(spec_text)
 
 
+#: What each pretrained-run flag is for (for the message when a model takes no such run).
+_RUN_FLAGS = {
+    "--teacher": "a consistency model distilled from a teacher",
+    "--base": "a ControlNet (guidance control)",
+}
+
+
 def _attach_pretrained(model: Model, config: RunConfig) -> None:
-    """A teacher (consistency distillation) and a ControlNet base from other runs."""
-    _attach(
-        model,
-        "set_teacher",
-        config["teacher"],
-        "--teacher",
-        "a consistency model distilled from a teacher",
-    )
-    _attach(model, "set_base", config["base"], "--base", "a ControlNet (guidance control)")
-    for flag, what in model.required_runs().items():
-        if config[flag.removeprefix("--")] is None:
-            raise UsageError(f"model {model.checked.name} needs {what}: pass {flag} RUN")
+    """Give ``model`` the trained runs it takes (:meth:`Model.pretrained_runs`): a teacher
+    for consistency distillation, a ControlNet's base."""
+    takes = {p.flag: p for p in model.pretrained_runs()}
+    name = model.checked.name
+    for flag, use in _RUN_FLAGS.items():
+        run = config[flag.removeprefix("--")]
+        wanted = takes.get(flag)
+        if run is None:
+            if wanted is not None and wanted.required:
+                raise UsageError(f"model {name} needs {wanted.what}: pass {flag} RUN")
+            continue
+        if wanted is None:
+            raise UsageError(f"{flag} applies only to {use}; model {name} is not one")
+        model.attach_run(flag, _checkpoint_path(run))
 
 
 def _set_levels(model: Model, levels: int | None) -> None:
     """Tell a model that trains on dequantised data (a flow on images) the data's levels."""
     if levels:
         model.set_data_levels(levels)
-
-
-def _attach(model: Model, method: str, run: str | None, flag: str, what: str) -> None:
-    """Give ``model`` a pretrained part from another run (a teacher, a ControlNet base)."""
-    if run is None:
-        return
-    if not hasattr(model, method):
-        raise UsageError(f"{flag} applies only to {what}; model {model.checked.name} is not one")
-    getattr(model, method)(_checkpoint_path(run))
 
 
 # ----------------------------------------------------------------------------- loading runs

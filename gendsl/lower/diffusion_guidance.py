@@ -16,7 +16,7 @@ from torch import Tensor, nn
 
 from gendsl.analysis.model import CheckedModel, Opt, to_value
 from gendsl.errors import UsageError
-from gendsl.lower.base import Model
+from gendsl.lower.base import Model, PretrainedRun
 from gendsl.lower.diffusion_core import Conditions, DiffusionModel, sub_state, trained_state
 from gendsl.nn import copy_for_control
 from gendsl.objectives.dsm import perturb, sample_time
@@ -192,6 +192,17 @@ class ControlNetModel(DiffusionModel):
         if c is None:
             return out
         return out + self.call_net(self.predict_call, x_t, t, cond, self.branch, control=c)
+
+    def pretrained_runs(self) -> tuple[PretrainedRun, ...]:
+        """The base model's run (``--base``): without it base and copy train from scratch."""
+        what = f"a trained run of its base model {self.base_model!r}"
+        return (PretrainedRun("--base", what, required=False),)
+
+    def attach_run(self, flag: str, path: Path) -> None:
+        """``--base RUN``: :meth:`set_base`."""
+        if flag != "--base":
+            super().attach_run(flag, path)
+        self.set_base(path)
 
     def set_base(self, source: Model | str | Path) -> None:
         """Load the base network from a trained model of ``base`` (a compiled model, or a run

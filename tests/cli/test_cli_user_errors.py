@@ -192,6 +192,27 @@ CASES = [
         2,
         "gendsl: error: {p} is a folder; gendsl train takes a .gen spec file\n",
     ),
+    (
+        [
+            "train",
+            str(STDLIB / "consistency_training.gen"),
+            "--data",
+            "moons",
+            "--teacher",
+            "{p}/run",
+            "--out",
+            "{p}/new",
+        ],
+        2,
+        "gendsl: error: --teacher applies only to a consistency model distilled from a teacher; "
+        "model consistency_training is not one\n",
+    ),
+    (
+        ["train", "{p}/tiny.gen", "--data", "moons", "--base", "{p}/run", "--out", "{p}/new"],
+        2,
+        "gendsl: error: --base applies only to a ControlNet (guidance control); model tiny_vp "
+        "is not one\n",
+    ),
     pytest.param(
         ["train", "{p}/tiny.gen", "--data", "moons", "--out", "{p}/new", "--device", "mps"],
         2,
