@@ -170,7 +170,7 @@ def train_run(args: argparse.Namespace) -> Path:
     bundle = collect(spec_path)
     out = Path(args.out or f"runs/{checked.name}")
     check_output_folder(out)
-    previous = _previous_run(out, args, bundle)
+    previous = _previous_run(out, args, bundle, checked.name)
     config: RunConfig = {
         "spec_path": str(spec_path.resolve()),
         "sources": bundle.plain(),
@@ -223,7 +223,9 @@ def train_run(args: argparse.Namespace) -> Path:
     return out
 
 
-def _previous_run(out: Path, args: argparse.Namespace, bundle: SpecBundle) -> RunConfig:
+def _previous_run(
+    out: Path, args: argparse.Namespace, bundle: SpecBundle, model: str
+) -> RunConfig:
     """The configuration of the run in ``out`` that ``--resume`` continues (``{}`` without
     ``--resume``), after checking that nothing is overwritten by accident and that the spec,
     the data and the seed are the run's own."""
@@ -247,6 +249,11 @@ def _previous_run(out: Path, args: argparse.Namespace, bundle: SpecBundle) -> Ru
             f"cannot resume {out}: the spec differs from the one the run was trained from\n"
             f"{changes}\nundo the edit to resume, or train into a new folder (--out) or with "
             "--overwrite"
+        )
+    if previous.get("model", model) != model:
+        raise UsageError(
+            f"--resume: {out} is a run of model {previous['model']}, not {model}; pass "
+            f"--model {previous['model']} to continue it"
         )
     for flag, key in (("--data", "data"), ("--seed", "seed")):
         given = getattr(args, key)

@@ -22,9 +22,10 @@ from gendsl.cli import main
 torch.set_num_threads(1)
 
 BASE = tiny_diffusion(hidden=8, steps=4, batch=8).replace("model tiny_vp", "model base_vp")
-#: A spec whose model extends one from another file (in a subfolder).
+#: A spec whose models extend one from another file (in a subfolder); the last is trained.
 MAIN = (
-    'import "parts/base.gen"\n\nmodel child extends base_vp {\n  sample with ddim(steps = 5)\n}\n'
+    'import "parts/base.gen"\n\nmodel other extends base_vp {\n}\n\n'
+    "model child extends base_vp {\n  sample with ddim(steps = 5)\n}\n"
 )
 
 
@@ -99,6 +100,12 @@ REFUSALS = [
         2,
         "gendsl: error: --resume: {run} was trained with --seed 0, not 3; drop --seed to "
         "continue the run, or train a new one (--out)\n",
+    ),
+    (
+        ["--resume", "--model", "other"],
+        2,
+        "gendsl: error: --resume: {run} is a run of model child, not other; pass --model "
+        "child to continue it\n",
     ),
     (
         ["--resume", "--overwrite"],
