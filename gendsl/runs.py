@@ -242,8 +242,14 @@ def _previous_run(
         )
     state = load_checkpoint(path)
     previous: RunConfig = dict(state.get("config") or {})
-    trained = _trained_sources(state, previous)
-    changes = describe_changes(trained, bundle)
+    if previous.get("sources"):
+        changes = describe_changes(SpecBundle.from_plain(previous["sources"]), bundle)
+    else:  # a run of an older version kept its main file only: compare that
+        main = {bundle.main: bundle.files[bundle.main]}
+        changes = describe_changes(
+            SpecBundle(bundle.main, {bundle.main: str(state["spec"])}),
+            SpecBundle(bundle.main, main),
+        )
     if changes:
         raise TrainingError(
             f"cannot resume {out}: the spec differs from the one the run was trained from\n"
@@ -263,14 +269,6 @@ def _previous_run(
                 f"{flag} to continue the run, or train a new one (--out)"
             )
     return previous
-
-
-def _trained_sources(state: Mapping[str, Any], config: RunConfig) -> SpecBundle:
-    """The sources a run was trained from (a run of an older version kept its main file only)."""
-    if config.get("sources"):
-        return SpecBundle.from_plain(config["sources"])
-    name = Path(str(config.get("spec_path", "spec.gen"))).name
-    return SpecBundle(name, {name: str(state["spec"])})
 
 
 def _prepare_folder(out: Path, spec_text: str, *, overwrite: bool) -> None:

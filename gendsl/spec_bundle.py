@@ -81,10 +81,12 @@ def describe_changes(
     old: SpecBundle, new: SpecBundle, *, context: int = 1, limit: int = 40
 ) -> str:
     """A unified diff of the files that differ between ``old`` and ``new`` (at most ``limit``
-    lines), or ``""`` when they are the same."""
+    lines), or ``""`` when they are the same; the main files are compared whatever their
+    names."""
+    before_files = {new.main if k == old.main else k: v for k, v in old.files.items()}
     lines: list[str] = []
-    for key in sorted(set(old.files) | set(new.files)):
-        before, after = old.files.get(key), new.files.get(key)
+    for key in sorted(set(before_files) | set(new.files)):
+        before, after = before_files.get(key), new.files.get(key)
         if before == after:
             continue
         lines += difflib.unified_diff(

@@ -225,3 +225,22 @@ def test_imports_from_a_parent_folder_and_nested_imports_are_stored(tmp_path, ca
     again = tmp_path / "b.npy"
     assert main(["sample", str(run), "-n", "8", "--out", str(again)]) == 0
     assert np.array_equal(np.load(first), np.load(again))
+
+
+def test_resume_compares_content_not_the_spec_file_name(project):
+    spec, run = project
+    renamed = spec.with_name("renamed.gen")
+    spec.rename(renamed)
+    assert _train(renamed, run, "--resume", "--steps", "6") == 0
+    state = torch.load(run / "checkpoint.pt", map_location="cpu", weights_only=True)
+    assert state["step"] == 6 and state["config"]["sources"]["main"] == "renamed.gen"
+
+
+def test_a_run_saved_before_sources_were_stored_resumes_on_its_main_file(project):
+    spec, run = project
+    state = torch.load(run / "checkpoint.pt", map_location="cpu", weights_only=True)
+    del state["config"]["sources"]
+    torch.save(state, run / "checkpoint.pt")
+    assert _train(spec, run, "--resume", "--steps", "6") == 0
+    spec.write_text(MAIN.replace("ddim(steps = 5)", "ddim(steps = 6)"))
+    assert _train(spec, run, "--resume", "--steps", "8") == 1
