@@ -22,7 +22,7 @@ from torch import Tensor
 from gendsl.data import Dataset
 from gendsl.errors import UsageError
 from gendsl.lower.base import Model
-from gendsl.run_sampling import draw
+from gendsl.run_sampling import draw, set_guidance_scale
 from gendsl.runs import bind_sizes, dataset_for, open_run
 
 __all__ = ["eval_run", "evaluate"]
@@ -40,7 +40,11 @@ def evaluate(
     guidance_scale: float | None = None,
 ) -> dict[str, float]:
     """Likelihood and sample-quality metrics of ``model`` against held-out ``data`` (for a
-    conditional model: on the data's own labels, see the module docstring)."""
+    conditional model: on the data's own labels, see the module docstring).  A guided model
+    is evaluated at ``guidance_scale`` (default: its declared scale): the NLL is that of the
+    guided probability-flow ODE, the distribution its samples come from."""
+    if guidance_scale is not None:  # the likelihood of the guided PF-ODE too
+        set_guidance_scale(model, guidance_scale)
     real = data.x[:n]
     results: dict[str, float] = {"n": float(len(real))}
     conditions = _data_conditions(model, data, len(real))
@@ -56,7 +60,6 @@ def evaluate(
         steps=steps,
         schedule=schedule,
         conditions=conditions,
-        guidance_scale=guidance_scale,
     )
     results.update(_sample_metrics(fake, real, data, seed))
     if _is_digits(real, data):

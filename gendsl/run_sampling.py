@@ -23,7 +23,7 @@ from gendsl.errors import UsageError
 from gendsl.lower.base import Model
 from gendsl.runs import dataset_for, open_run
 
-__all__ = ["draw", "parse_conditions", "sample_run", "save_samples"]
+__all__ = ["draw", "parse_conditions", "sample_run", "save_samples", "set_guidance_scale"]
 
 
 def _condition_value(
@@ -130,15 +130,20 @@ def draw(
     if conditions:
         opts["y"] = dict(conditions)
     if guidance_scale is not None:
-        if model.guidance_scale is None:
-            raise UsageError(
-                f"--guidance-scale applies to guided models (classifier_free, classifier); "
-                f"model {model.checked.name} has no guidance scale"
-            )
-        opts["scale"] = guidance_scale
+        set_guidance_scale(model, guidance_scale)
     generator = torch.Generator(device=device).manual_seed(seed)
     with torch.no_grad():
         return model.sample(n, generator=generator, **opts).detach().cpu()
+
+
+def set_guidance_scale(model: Model, scale: float) -> None:
+    """Use ``scale`` instead of a guided model's declared one, in sampling and likelihood."""
+    if model.guidance_scale is None:
+        raise UsageError(
+            f"--guidance-scale applies to guided models (classifier_free, classifier); "
+            f"model {model.checked.name} has no guidance scale"
+        )
+    model.guidance_scale = float(scale)
 
 
 def save_samples(path: Path, samples: np.ndarray, conditions: Mapping[str, Tensor]) -> None:

@@ -194,3 +194,16 @@ def test_a_vector_condition_comes_from_a_npy(tmp_path):
 def test_a_bad_condition_is_a_usage_error(runs, extra, message, capsys):
     assert main(["sample", str(runs["cfg"]), "-n", "3", *extra]) == 2
     assert capsys.readouterr().err == message
+
+
+def test_eval_of_a_guided_run_uses_the_guidance_scale_for_nll_and_samples(runs, capsys):
+    results = {}
+    for scale in ("3", "0"):  # 3: the declared scale
+        capsys.readouterr()
+        argv = ["eval", str(runs["cfg"]), "-n", "8", "--json", "--guidance-scale", scale]
+        assert main(argv) == 0
+        results[scale] = json.loads(capsys.readouterr().out)
+    assert main(["eval", str(runs["cfg"]), "-n", "8", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == results["3"]
+    assert results["0"]["nll_nats"] != results["3"]["nll_nats"]
+    assert results["0"]["w2"] != results["3"]["w2"]
