@@ -17,6 +17,7 @@ import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from gendsl.cli_checks import check_eval_args, check_sample_args, check_train_args
 from gendsl.errors import (
     DataError,
     Diagnostic,
@@ -144,6 +145,7 @@ def cmd_compile(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    check_train_args(args)  # before torch is imported: a usage mistake is reported at once
     from gendsl.runs import train_run
     from gendsl.train.distributed import train_command
 
@@ -151,14 +153,16 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
-    from gendsl.runs import sample_run
+    check_sample_args(args)
+    from gendsl.run_sampling import sample_run
 
     sample_run(args)
     return EXIT_OK
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from gendsl.runs import eval_run
+    check_eval_args(args)
+    from gendsl.run_eval import eval_run
 
     eval_run(args)
     return EXIT_OK
@@ -223,10 +227,13 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--steps", type=int)
     t.add_argument("--batch-size", type=int)
     t.add_argument("--lr", type=float)
-    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--seed", type=int, help="random seed (default 0; on --resume the run's)")
     t.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
     t.add_argument("--out", metavar="DIR", help="run directory (default runs/<model>)")
     t.add_argument("--resume", action="store_true", help="continue from DIR's checkpoint")
+    t.add_argument(
+        "--overwrite", action="store_true", help="replace the run in DIR (default: refuse)"
+    )
     t.add_argument("--eval-every", type=int)
     t.add_argument("--checkpoint-every", type=int)
     t.add_argument(
@@ -259,8 +266,16 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--schedule", help="time steps of a diffusion sampler (e.g. log_snr_jump)")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
-    s.add_argument("--out", metavar="FILE.npy")
-    s.add_argument("--plot", metavar="FILE.png")
+    s.add_argument("--out", metavar="FILE", help="save the samples: .npy, .npz or .pt")
+    s.add_argument("--plot", metavar="FILE", help="plot the samples: .png, .pdf or .svg")
+    s.add_argument(
+        "--condition",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a declared condition: a class index, a number or a .npy file (repeatable)",
+    )
+    s.add_argument("--guidance-scale", type=float, help="a guided model's scale (cfg, classifier)")
     s.set_defaults(handler=cmd_sample)
 
     e = sub.add_parser("eval", help="evaluate a trained run: NLL/ELBO, W2, MMD, P/R, FD")
@@ -272,6 +287,7 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--schedule", help="time steps of a diffusion sampler (e.g. log_snr_jump)")
     e.add_argument("--seed", type=int, default=0)
     e.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
+    e.add_argument("--guidance-scale", type=float, help="a guided model's scale (cfg, classifier)")
     e.add_argument("--json", action="store_true")
     e.set_defaults(handler=cmd_eval)
     return p

@@ -1,32 +1,33 @@
-"""Runs: what ``gendsl train``, ``sample``, ``eval`` and ``compile`` do, as plain functions.
+"""Runs: what ``gendsl train`` and ``compile`` do, and opening a trained run, as plain functions
+(``sample`` and ``eval`` are in :mod:`gendsl.run_sampling` and :mod:`gendsl.run_eval`).
 
 A *run directory* holds ``checkpoint.pt`` (written atomically by :func:`gendsl.train.fit`; it
-carries the weights, the spec text and the run's configuration), ``metrics.jsonl`` and a copy of
-the spec.  Everything needed to rebuild the model travels inside the checkpoint, so
-``gendsl sample RUN`` works on a checkpoint file copied anywhere.  Checkpoints are read with
-``torch.load(weights_only=True)``: a run directory cannot execute code.
+carries the weights, the spec text, every file the spec imports (a
+:class:`~gendsl.spec_bundle.SpecBundle` in the configuration) and the run's configuration),
+``metrics.jsonl`` and a copy of the spec.  Everything needed to rebuild the model travels inside
+the checkpoint, so ``gendsl sample RUN`` works on a checkpoint file copied anywhere and after the
+spec's files change.  Checkpoints are read with ``torch.load(weights_only=True)``: a run
+directory cannot execute code.
 """
 
 from __future__ import annotations
 
 import argparse
-import functools
 import inspect
-import json
-import math
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from gendsl.analysis import load_checked
 from gendsl.analysis.model import CheckedModel, Opt
+from gendsl.cli_checks import RUN_FILES, check_not_replaced, check_output_folder
 from gendsl.data import BUNDLED, Dataset, check_against, load_dataset, toy
-from gendsl.errors import UsageError
+from gendsl.errors import TrainingError, UsageError
 from gendsl.lower import compile_model
 from gendsl.lower.base import Model
+from gendsl.spec_bundle import SpecBundle, check_bundle, collect, describe_changes
 from gendsl.train import (
     CHECKPOINT,
     distributed,
@@ -35,14 +36,14 @@ from gendsl.train import (
     load_weights,
     resolve_device,
 )
+from gendsl.train.loop import check_settings
 
 __all__ = [
     "RunConfig",
+    "bind_sizes",
     "build_model",
-    "eval_run",
-    "evaluate",
+    "dataset_for",
     "open_run",
-    "sample_run",
     "train_run",
 ]
 
@@ -63,7 +64,7 @@ def _decl(checked: CheckedModel, name: str) -> dict[str, Any]:
     return {"name": name, "type": var.type.kind, "shape": shape, "span": var.span}
 
 
-def _dataset(
+def dataset_for(
     checked: CheckedModel, data: str | Dataset, *, split: str, seed: int, n: int | None = None
 ) -> Dataset:
     """Load ``data`` shaped as the spec declares it (an ``image`` declaration gets images)."""
@@ -112,7 +113,7 @@ def build_model(
 ) -> Model:
     """Check ``spec`` (a path or text), bind sizes from ``data``/``bindings``, compile it."""
     checked = load_checked(spec, model_name)
-    dataset = None if data is None else _dataset(checked, data, split="train", seed=seed)
+    dataset = None if data is None else dataset_for(checked, data, split="train", seed=seed)
     bound = bind_sizes(checked, dataset, bindings)
     torch.manual_seed(seed)
     return compile_model(checked, bindings=bound)
@@ -151,6 +152,14 @@ def _train_settings(checked: CheckedModel, args: argparse.Namespace) -> dict[str
     return out
 
 
+def _check_settings(settings: Mapping[str, Any]) -> None:
+    """The checks :func:`fit` makes, made before anything is written (fit's defaults for the
+    settings not given)."""
+    defaults = inspect.signature(fit).parameters
+    names = inspect.signature(check_settings).parameters
+    check_settings(**{k: settings[k] if k in settings else defaults[k].default for k in names})
+
+
 def _tensors(checked: CheckedModel, dataset: Dataset) -> torch.Tensor | tuple[torch.Tensor, ...]:
     """The training tensors: ``x``, or ``(x, y)`` for a conditional model."""
     if checked.condition_vars() and dataset.y is not None:
@@ -159,20 +168,25 @@ def _tensors(checked: CheckedModel, dataset: Dataset) -> torch.Tensor | tuple[to
 
 
 def train_run(args: argparse.Namespace) -> Path:
-    """``gendsl train``: check, bind, compile, and fit; returns the run directory."""
+    """``gendsl train``: check, bind, compile, and fit; returns the run directory.
+
+    Nothing in the run folder is written before the spec, the settings, the data and (with
+    ``--resume``) the agreement with the trained run are checked; a folder that holds a run is
+    replaced only with ``--overwrite``.
+    """
     spec_path = Path(args.spec)
-    if not spec_path.is_file():
-        raise UsageError(f"no such spec file: {args.spec}")
     checked = load_checked(str(spec_path), args.model)
+    bundle = collect(spec_path)
     out = Path(args.out or f"runs/{checked.name}")
+    check_output_folder(out)
+    previous = _previous_run(out, args, bundle, checked.name)
     config: RunConfig = {
         "spec_path": str(spec_path.resolve()),
+        "sources": bundle.plain(),
         "model": checked.name,
-        "data": args.data,
-        "seed": args.seed,
+        "data": args.data or previous.get("data"),
+        "seed": args.seed if args.seed is not None else previous.get("seed", 0),
     }
-    previous = _read_config(out / CHECKPOINT) if args.resume else {}
-    config["data"] = config["data"] or previous.get("data")
     for key in ("teacher", "base"):  # pretrained parts are re-attached on --resume
         value = getattr(args, key, None) or previous.get(key)
         config[key] = str(Path(value).resolve()) if value else None
@@ -180,47 +194,38 @@ def train_run(args: argparse.Namespace) -> Path:
         raise UsageError(
             "--data is required: a bundled set (" + ", ".join(BUNDLED) + ") or a file/folder"
         )
-    train = _dataset(checked, config["data"], split="train", seed=args.seed)
-    held_out = _dataset(
-        checked, config["data"], split="test", seed=args.seed, n=min(2000, len(train))
+    seed = int(config["seed"])
+    resolve_device(args.device)  # an unavailable device is refused before anything is written
+    train = dataset_for(checked, config["data"], split="train", seed=seed)
+    held_out = dataset_for(
+        checked, config["data"], split="test", seed=seed, n=min(2000, len(train))
     )
     bindings = bind_sizes(checked, train)
     config["bindings"] = bindings
-    if args.resume and args.lr is not None:
-        raise UsageError(
-            "--lr cannot change on --resume: the optimiser state, learning rate included, "
-            "comes from the checkpoint"
-        )
-    torch.manual_seed(args.seed)  # the initial weights (fit seeds the rest of the run)
+    torch.manual_seed(seed)  # the initial weights (fit seeds the rest of the run)
     model = compile_model(checked, bindings=bindings)
-    _attach(
-        model,
-        "set_teacher",
-        config["teacher"],
-        "--teacher",
-        "a consistency model distilled from a teacher",
-    )
-    _attach(model, "set_base", config["base"], "--base", "a ControlNet (guidance control)")
+    _attach_pretrained(model, config)
     config["levels"] = train.levels
     _set_levels(model, train.levels)
     settings = _train_settings(checked, args)
+    settings["checkpoint_every"] = args.checkpoint_every or max(100, settings["steps"] // 10)
+    _check_settings(settings)
     config["settings"] = {k: (list(v) if isinstance(v, tuple) else v) for k, v in settings.items()}
+    distributed.barrier()  # every rank has checked the folder before rank 0 writes to it
     leader = distributed.rank() == 0  # only rank 0 of a distributed run writes
     if leader:
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "spec.gen").write_text(checked.source.text)
+        _prepare_folder(out, checked.source.text, overwrite=bool(args.overwrite))
     result = fit(
         model,
         _tensors(checked, train),
         eval_data=_tensors(checked, held_out),
         out_dir=out,
-        seed=args.seed,
+        seed=seed,
         device=args.device,
         resume=args.resume,
         spec_text=checked.source.text,
         config=config,
         progress=not getattr(args, "no_progress", False),
-        checkpoint_every=args.checkpoint_every or max(100, settings["steps"] // 10),
         **settings,
     )
     if leader:
@@ -231,19 +236,93 @@ def train_run(args: argparse.Namespace) -> Path:
     return out
 
 
+def _previous_run(
+    out: Path, args: argparse.Namespace, bundle: SpecBundle, model: str
+) -> RunConfig:
+    """The configuration of the run in ``out`` that ``--resume`` continues (``{}`` without
+    ``--resume``), after checking that nothing is overwritten by accident and that the spec,
+    the data and the seed are the run's own."""
+    check_not_replaced(out, resume=args.resume, overwrite=getattr(args, "overwrite", False))
+    if not args.resume:
+        return {}
+    path = out / CHECKPOINT
+    if not path.is_file():
+        raise UsageError(f"--resume: no checkpoint at {path}; train without --resume first")
+    if args.lr is not None:
+        raise UsageError(
+            "--lr cannot change on --resume: the optimiser state, learning rate included, "
+            "comes from the checkpoint"
+        )
+    state = load_checkpoint(path)
+    previous: RunConfig = dict(state.get("config") or {})
+    if previous.get("sources"):
+        changes = describe_changes(SpecBundle.from_plain(previous["sources"]), bundle)
+    else:  # a run of an older version kept its main file only: compare that
+        main = {bundle.main: bundle.files[bundle.main]}
+        changes = describe_changes(
+            SpecBundle(bundle.main, {bundle.main: str(state["spec"])}),
+            SpecBundle(bundle.main, main),
+        )
+    if changes:
+        raise TrainingError(
+            f"cannot resume {out}: the spec differs from the one the run was trained from\n"
+            f"{changes}\nundo the edit to resume, or train into a new folder (--out) or with "
+            "--overwrite"
+        )
+    if previous.get("model", model) != model:
+        raise UsageError(
+            f"--resume: {out} is a run of model {previous['model']}, not {model}; pass "
+            f"--model {previous['model']} to continue it"
+        )
+    for flag, key in (("--data", "data"), ("--seed", "seed")):
+        given = getattr(args, key)
+        if given is not None and previous.get(key) is not None and given != previous[key]:
+            raise UsageError(
+                f"--resume: {out} was trained with {flag} {previous[key]}, not {given}; drop "
+                f"{flag} to continue the run, or train a new one (--out)"
+            )
+    return previous
+
+
+def _prepare_folder(out: Path, spec_text: str, *, overwrite: bool) -> None:
+    """Make the run folder (its old run files removed with ``--overwrite``) and copy the spec."""
+    out.mkdir(parents=True, exist_ok=True)
+    if overwrite:
+        for name in RUN_FILES:
+            (out / name).unlink(missing_ok=True)
+    spec_copy = out / "spec.gen"
+    if not spec_copy.is_file() or spec_copy.read_text() != spec_text:
+        spec_copy.write_text(spec_text)
+
+
+#: What each pretrained-run flag is for (for the message when a model takes no such run).
+_RUN_FLAGS = {
+    "--teacher": "a consistency model distilled from a teacher",
+    "--base": "a ControlNet (guidance control)",
+}
+
+
+def _attach_pretrained(model: Model, config: RunConfig) -> None:
+    """Give ``model`` the trained runs it takes (:meth:`Model.pretrained_runs`): a teacher
+    for consistency distillation, a ControlNet's base."""
+    takes = {p.flag: p for p in model.pretrained_runs()}
+    name = model.checked.name
+    for flag, use in _RUN_FLAGS.items():
+        run = config[flag.removeprefix("--")]
+        wanted = takes.get(flag)
+        if run is None:
+            if wanted is not None and wanted.required:
+                raise UsageError(f"model {name} needs {wanted.what}: pass {flag} RUN")
+            continue
+        if wanted is None:
+            raise UsageError(f"{flag} applies only to {use}; model {name} is not one")
+        model.attach_run(flag, _checkpoint_path(run))
+
+
 def _set_levels(model: Model, levels: int | None) -> None:
     """Tell a model that trains on dequantised data (a flow on images) the data's levels."""
-    if levels and hasattr(model, "levels"):
-        model.levels = levels
-
-
-def _attach(model: Model, method: str, run: str | None, flag: str, what: str) -> None:
-    """Give ``model`` a pretrained part from another run (a teacher, a ControlNet base)."""
-    if run is None:
-        return
-    if not hasattr(model, method):
-        raise UsageError(f"{flag} applies only to {what}; model {model.checked.name} is not one")
-    getattr(model, method)(_checkpoint_path(run))
+    if levels:
+        model.set_data_levels(levels)
 
 
 # ----------------------------------------------------------------------------- loading runs
@@ -258,202 +337,25 @@ def _checkpoint_path(run: str | Path) -> Path:
     return path
 
 
-def _read_config(path: Path) -> RunConfig:
-    if not path.is_file():
-        raise UsageError(f"--resume: no checkpoint at {path}")
-    return dict(load_checkpoint(path).get("config") or {})
-
-
 def open_run(run: str | Path, *, device: str = "auto") -> tuple[Model, RunConfig]:
-    """Rebuild a trained model from a run directory or checkpoint (EMA weights, eval mode)."""
+    """Rebuild a trained model from a run directory or checkpoint (EMA weights, eval mode).
+
+    The spec is checked from the sources stored in the checkpoint, so the run is the same after
+    its files on disk change or disappear."""
     path = _checkpoint_path(run)
     state = load_checkpoint(path)
     config: RunConfig = dict(state.get("config") or {})
-    spec_text = str(state["spec"])
-    spec_path = Path(config.get("spec_path", path.parent / "spec.gen"))
-    from gendsl.analysis import check_text
+    name = str(config.get("spec_path", path.parent / "spec.gen"))
+    if config.get("sources"):
+        checked = check_bundle(SpecBundle.from_plain(config["sources"]), name, config.get("model"))
+    else:  # a run of an older version: its main file, imports from the disk
+        from gendsl.analysis import check_text
 
-    models = check_text(spec_text, str(spec_path), search_dir=spec_path.parent)
-    checked = next((m for m in models if m.name == config.get("model")), models[-1])
+        models = check_text(str(state["spec"]), name, search_dir=Path(name).parent)
+        checked = next((m for m in models if m.name == config.get("model")), models[-1])
     model = compile_model(checked, bindings=dict(config.get("bindings") or {}))
     load_weights(path, model, ema=True)
     _set_levels(model, config.get("levels"))
     model.to(resolve_device(device))
     model.eval()
     return model, config
-
-
-# ----------------------------------------------------------------------------- sampling
-
-
-def _generator(seed: int, device: torch.device) -> torch.Generator:
-    return torch.Generator(device=device).manual_seed(seed)
-
-
-def _draw(model: Model, n: int, args: argparse.Namespace) -> torch.Tensor:
-    device = model.like.device
-    opts: dict[str, Any] = {}
-    if args.method:
-        opts["method"] = args.method
-    if args.steps:
-        opts["steps"] = args.steps
-    if getattr(args, "schedule", None):
-        opts["schedule"] = args.schedule
-    with torch.no_grad():
-        return model.sample(n, generator=_generator(args.seed, device), **opts).detach().cpu()
-
-
-def _plot(samples: np.ndarray, data: np.ndarray | None, path: Path, title: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    flat = samples.reshape(len(samples), -1)
-    if flat.shape[1] == 2:
-        fig, ax = plt.subplots(figsize=(5, 5))
-        if data is not None:
-            d = data.reshape(len(data), -1)
-            ax.scatter(d[:, 0], d[:, 1], s=2, c="lightgray", label="data")
-        ax.scatter(flat[:, 0], flat[:, 1], s=2, c="tab:blue", label="samples")
-        ax.legend(loc="upper right", markerscale=4)
-        ax.set_aspect("equal")
-    else:
-        side = round(math.sqrt(flat.shape[1] / (samples.shape[1] if samples.ndim == 4 else 1)))
-        images = (
-            samples.reshape(len(samples), -1, side, side)[:, 0]
-            if samples.ndim == 4
-            else flat.reshape(len(flat), side, side)
-        )
-        k = min(len(images), 64)
-        cols = math.ceil(math.sqrt(k))
-        rows = math.ceil(k / cols)
-        fig, axes = plt.subplots(rows, cols, figsize=(cols, rows))
-        for i, ax in enumerate(np.atleast_1d(axes).ravel()):
-            ax.axis("off")
-            if i < k:
-                ax.imshow(images[i], cmap="gray", vmin=0, vmax=1)
-    fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-
-
-def sample_run(args: argparse.Namespace) -> np.ndarray:
-    """``gendsl sample``: draw ``-n`` samples; save ``--out`` (.npy) and/or ``--plot`` (.png)."""
-    if args.n < 1:
-        raise UsageError(f"-n must be at least 1, got {args.n}")
-    model, config = open_run(args.run, device=args.device)
-    samples = _draw(model, args.n, args).numpy()
-    if args.out:
-        np.save(args.out, samples)
-        print(f"wrote {len(samples)} samples to {args.out}")
-    if args.plot:
-        data = None
-        if config.get("data"):
-            data = _dataset(
-                model.checked, config["data"], split="test", seed=0, n=min(2000, max(args.n, 500))
-            ).x.numpy()
-        _plot(samples, data, Path(args.plot), f"{model.checked.name}: {len(samples)} samples")
-        print(f"wrote {args.plot}")
-    if not args.out and not args.plot:
-        print(
-            f"drew {len(samples)} samples of shape {list(samples.shape[1:])}; mean "
-            f"{samples.mean():.4f}, std {samples.std():.4f} (use --out or --plot to keep them)"
-        )
-    return samples
-
-
-# ----------------------------------------------------------------------------- evaluation
-
-
-def evaluate(
-    model: Model,
-    data: Dataset,
-    *,
-    n: int = 1000,
-    seed: int = 0,
-    method: str | None = None,
-    steps: int | None = None,
-    schedule: str | None = None,
-) -> dict[str, float]:
-    """Likelihood and sample-quality metrics of ``model`` against held-out ``data``."""
-    from gendsl import metrics
-
-    device = model.like.device
-    real = data.x[:n]
-    results: dict[str, float] = {"n": float(len(real))}
-    dims = int(np.prod(real.shape[1:]))
-    batch = (real, data.y[:n]) if (model.checked.condition_vars() and data.y is not None) else real
-    for name, fn in (("log_prob", "log_prob"), ("elbo", "elbo")):
-        if type(model).__dict__.get(fn) is None and not _overrides(model, fn):
-            continue
-        method_fn = getattr(model, fn)
-        if data.levels and "dequantize" in inspect.signature(method_fn).parameters:
-            # quantised data: the bound for uniformly dequantised data (Theis et al. 2016)
-            method_fn = functools.partial(method_fn, dequantize=data.levels)
-            results["dequantized_levels"] = float(data.levels)
-        with torch.no_grad():
-            torch.manual_seed(seed)
-            values = _batched(method_fn, batch, device)
-        nats = -float(values.mean())
-        key = "nll" if name == "log_prob" else "neg_elbo"
-        results[f"{key}_nats"] = nats
-        results[f"{key}_bits_per_dim"] = nats / (dims * math.log(2))
-    args = argparse.Namespace(method=method, steps=steps, seed=seed, schedule=schedule)
-    fake = _draw(model, len(real), args).reshape(len(real), -1).float()
-    flat = real.reshape(len(real), -1).float()
-    results["w2"] = metrics.w2(fake, flat)
-    results["sliced_w2"] = metrics.sliced_w2(
-        fake, flat, generator=torch.Generator().manual_seed(seed)
-    )
-    results["mmd"] = metrics.mmd(fake, flat)
-    precision, recall = metrics.precision_recall(flat, fake)
-    results["precision"], results["recall"] = precision, recall
-    if dims == 64 and data.name.startswith("digits"):
-        results["digits_fd"] = metrics.digits_fd(fake.clamp(0, 1), reference=flat)
-    nfe = getattr(model, "last_nfe", None)
-    if nfe is not None:
-        results["nfe"] = float(nfe)
-    return results
-
-
-def _overrides(model: Model, name: str) -> bool:
-    return getattr(type(model), name) is not getattr(Model, name)
-
-
-def _batched(fn, batch, device, size: int = 256) -> torch.Tensor:
-    if isinstance(batch, tuple):
-        n = len(batch[0])
-        parts = [fn(tuple(b[i : i + size].to(device) for b in batch)) for i in range(0, n, size)]
-    else:
-        parts = [fn(batch[i : i + size].to(device)) for i in range(0, len(batch), size)]
-    return torch.cat([p.detach().cpu().reshape(-1) for p in parts])
-
-
-def eval_run(args: argparse.Namespace) -> dict[str, float]:
-    """``gendsl eval``: print the metrics table (or JSON with ``--json``)."""
-    model, config = open_run(args.run, device=args.device)
-    data_name = args.data or config.get("data")
-    if not data_name:
-        raise UsageError("--data is required: the run does not record its data set")
-    data = _dataset(model.checked, data_name, split="test", seed=args.seed, n=args.n)
-    results = evaluate(
-        model,
-        data,
-        n=args.n,
-        seed=args.seed,
-        method=args.method,
-        steps=args.steps,
-        schedule=args.schedule,
-    )
-    if args.json:
-        print(json.dumps(results, indent=2, sort_keys=True))
-    else:
-        print(f"{model.checked.name} on {data.name} (test split, n = {int(results['n'])})")
-        print("| metric | value |")
-        print("|---|---:|")
-        for key, value in results.items():
-            if key != "n":
-                print(f"| {key} | {value:.5g} |")
-    return results

@@ -17,6 +17,8 @@ training-step counter buffer.  Families implement the hooks:
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -26,7 +28,7 @@ from gendsl.analysis.model import CheckedModel, NetSpec, Opt, Shape, Variable
 from gendsl.errors import UsageError
 from gendsl.nn import build_network, count_parameters
 
-__all__ = ["Batch", "Model", "resolve_shape"]
+__all__ = ["Batch", "Model", "PretrainedRun", "resolve_shape"]
 
 #: What ``loss``/``diagnostics`` accept: the data tensor, ``(x, y)`` with the condition, or a
 #: mapping from variable names to tensors.
@@ -57,10 +59,23 @@ def _plain(value: Any) -> Any:
     return value
 
 
+@dataclass(frozen=True)
+class PretrainedRun:
+    """A trained run a model takes from the command line: ``flag`` (``--teacher``), what the
+    run must be (for messages) and whether training needs it."""
+
+    flag: str
+    what: str
+    required: bool
+
+
 class Model(nn.Module):
     """A compiled gendsl model (see the module docstring for the hooks)."""
 
     family: str = ""
+    #: The default scale of a guided model's sampler (classifier-free or classifier guidance),
+    #: which ``sample(..., scale=s)`` overrides; ``None`` for a model without guidance.
+    guidance_scale: float | None = None
 
     def __init__(self, checked: CheckedModel, bindings: Mapping[str, int]):
         super().__init__()
@@ -191,6 +206,19 @@ class Model(nn.Module):
     def diagnostics(self, batch: Batch) -> dict[str, float]:
         """Named numbers describing the model on ``batch`` (for logs)."""
         return {}
+
+    def pretrained_runs(self) -> tuple[PretrainedRun, ...]:
+        """The trained runs this model takes from other runs (a teacher, a ControlNet base)."""
+        return ()
+
+    def attach_run(self, flag: str, path: Path) -> None:
+        """Load the trained run named by ``flag`` (one of :meth:`pretrained_runs`) from the
+        checkpoint at ``path``."""
+        raise UsageError(f"model {self.checked.name} takes no {flag}")
+
+    def set_data_levels(self, levels: int) -> None:
+        """Tell the model that its data are quantised to ``levels`` values per dimension.
+        Only a family that dequantises its data in training (flows on images) uses it."""
 
     def objective_terms(self) -> list[str]:
         """One line per term of the training objective (for :meth:`describe`)."""

@@ -30,7 +30,7 @@ from torch import Tensor
 from gendsl.analysis.model import CheckedModel, to_value
 from gendsl.errors import UsageError
 from gendsl.frontend import ast
-from gendsl.lower.base import Model
+from gendsl.lower.base import Model, PretrainedRun
 from gendsl.lower.diffusion_core import Conditions, DiffusionModel
 from gendsl.objectives.consistency import (
     consistency_distillation_loss,
@@ -105,6 +105,19 @@ class ConsistencyModel(DiffusionModel):
         )
 
     # ------------------------------------------------------------------ teacher and target
+
+    def pretrained_runs(self) -> tuple[PretrainedRun, ...]:
+        """Distillation needs its teacher's run (``--teacher``); training from data none."""
+        if self.teacher_name is None:
+            return ()
+        what = f"a trained run of its teacher {self.teacher_name!r}"
+        return (PretrainedRun("--teacher", what, required=True),)
+
+    def attach_run(self, flag: str, path: Path) -> None:
+        """``--teacher RUN``: :meth:`set_teacher`."""
+        if flag != "--teacher":
+            super().attach_run(flag, path)
+        self.set_teacher(path)
 
     def set_teacher(self, source: Model | str | Path) -> None:
         """The distillation teacher: a compiled diffusion model, or the run directory /

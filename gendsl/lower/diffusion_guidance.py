@@ -16,7 +16,7 @@ from torch import Tensor, nn
 
 from gendsl.analysis.model import CheckedModel, Opt, to_value
 from gendsl.errors import UsageError
-from gendsl.lower.base import Model
+from gendsl.lower.base import Model, PretrainedRun
 from gendsl.lower.diffusion_core import Conditions, DiffusionModel, sub_state, trained_state
 from gendsl.nn import copy_for_control
 from gendsl.objectives.dsm import perturb, sample_time
@@ -193,11 +193,29 @@ class ControlNetModel(DiffusionModel):
             return out
         return out + self.call_net(self.predict_call, x_t, t, cond, self.branch, control=c)
 
+    def pretrained_runs(self) -> tuple[PretrainedRun, ...]:
+        """The base model's run (``--base``): without it base and copy train from scratch."""
+        what = f"a trained run of its base model {self.base_model!r}"
+        return (PretrainedRun("--base", what, required=False),)
+
+    def attach_run(self, flag: str, path: Path) -> None:
+        """``--base RUN``: :meth:`set_base`."""
+        if flag != "--base":
+            super().attach_run(flag, path)
+        self.set_base(path)
+
     def set_base(self, source: Model | str | Path) -> None:
         """Load the base network from a trained model of ``base`` (a compiled model, or a run
         directory / checkpoint file), copy it into the branch, and freeze it."""
         weights = sub_state(trained_state(source), f"nets.{self.base_net}.")
         base: nn.Module = self.nets[self.base_net]
-        base.load_state_dict(weights)
+        try:
+            base.load_state_dict(weights)
+        except RuntimeError:
+            raise UsageError(
+                f"the base run's network {self.base_net} does not fit this ControlNet's (its "
+                f"weights have other shapes); pass a run of the base model "
+                f"{self.base_model!r} trained on data of the same shape"
+            ) from None
         self.branch.copy.load_state_dict(weights)
         base.requires_grad_(False)

@@ -262,6 +262,10 @@ class FlowModel(Model):
             lp = self.log_prob(x)
         return bits_per_dim(lp, math.prod(self.data_shape))
 
+    def set_data_levels(self, levels: int) -> None:
+        """The quantisation levels of the training images (dequantised in the loss)."""
+        self.levels = levels
+
     def loss(self, batch: Batch) -> Tensor:
         """nll: -mean log p(x), dequantised for image data (see the module docstring)."""
         if self.is_image:

@@ -382,6 +382,15 @@ class LatentModel(Model):
             self.step.add_(1)  # in place: no Module.__setattr__ per step
         return value
 
+    def _enumerated_loss(self, data: Mapping[str, Tensor]) -> Tensor:
+        """−ELBO of the batch summed over points, enumerated sites summed out exactly
+        (Pyro's ``TraceEnum_ELBO``): differentiable when gradients are on, else Pyro's
+        gradient-free estimate (``differentiable_loss`` refuses to run without a graph)."""
+        elbo = self.pyro_elbo()
+        if torch.is_grad_enabled():
+            return elbo.differentiable_loss(self.pyro_model, self.pyro_guide, data)
+        return self.like.new_tensor(elbo.loss(self.pyro_model, self.pyro_guide, data))
+
     def elbo(self, x: Batch) -> Tensor:
         """The ELBO per data point (β = 1, no free bits; exact sum over enumerated sites)."""
         data = self.as_data(x)
@@ -465,14 +474,23 @@ class LatentModel(Model):
         steps: int | None = None,
         generator: torch.Generator | None = None,
         mean: bool = False,
+        y: Any = None,
         **conditions: Any,
     ) -> Tensor:
         """``n`` ancestral samples: latents from the prior, then the data site.
 
         ``mean=True`` returns the observation distribution's mean instead of a draw of it (for
-        a Bernoulli, the probabilities).  Conditions are passed by name (``y=labels``).
+        a Bernoulli, the probabilities).  Conditions are passed by name (``label=labels``) or,
+        as for the other families, as ``y``: the value of the only condition or a mapping from
+        condition names to values.
         """
-        known = {v.name for v in self.checked.condition_vars()}
+        known = [v.name for v in self.checked.condition_vars()]
+        if isinstance(y, Mapping):
+            conditions = {**conditions, **y}
+        elif y is not None:
+            if not known:
+                raise UsageError(f"model {self.checked.name} has no condition, but y was given")
+            conditions = {**conditions, known[0]: y}
         self.one_pass_sampling(
             method, steps, {k: v for k, v in conditions.items() if k not in known}
         )

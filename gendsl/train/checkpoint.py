@@ -11,10 +11,12 @@ A checkpoint is a dict of plain values (tensors, dicts, lists, str, int, float, 
 from __future__ import annotations
 
 import os
+import pickle
 import platform
 import random
 import tempfile
-from collections.abc import Mapping
+import zipfile
+from collections.abc import Mapping, Sequence
 from importlib import metadata
 from pathlib import Path
 
@@ -25,6 +27,7 @@ from torch import nn
 from gendsl.errors import UsageError
 
 __all__ = [
+    "ENTRIES",
     "FORMAT",
     "capture_rng",
     "load_checkpoint",
@@ -37,6 +40,8 @@ __all__ = [
 ]
 
 FORMAT = 1
+#: The entries every checkpoint of this format has (a training run writes them all).
+ENTRIES = ("step", "model", "ema", "optimizers", "rng", "spec", "config")
 
 
 def versions() -> dict[str, str]:
@@ -131,18 +136,53 @@ def remove_stale_temporaries(path: str | os.PathLike) -> None:
         tmp.unlink(missing_ok=True)
 
 
-def load_checkpoint(path: str | os.PathLike) -> dict[str, object]:
+def load_checkpoint(
+    path: str | os.PathLike, *, entries: Sequence[str] = ENTRIES
+) -> dict[str, object]:
     """Load a checkpoint onto the CPU with ``weights_only=True``.
 
-    :raises UsageError: the file does not exist or is not a gendsl checkpoint.
+    :raises UsageError: the file does not exist, cannot be read without running code, is not a
+        gendsl checkpoint or lacks one of ``entries``; the message says which, in our words.
     """
     path = Path(path)
     if not path.is_file():
         raise UsageError(f"no checkpoint at {str(path)!r}")
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError):
+        # never torch's message: it advises weights_only=False, which runs code from the file
+        raise UsageError(_unreadable(path, _why_unreadable(path))) from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
-        raise UsageError(f"{str(path)!r} is not a gendsl checkpoint (format {FORMAT})")
+        raise UsageError(_unreadable(path, f"it is not a gendsl checkpoint (format {FORMAT})"))
+    missing = [key for key in entries if key not in state]
+    if missing:
+        raise UsageError(_unreadable(path, f"it lacks the entries {', '.join(missing)}"))
     return state
+
+
+def _why_unreadable(path: Path) -> str:
+    """Why ``torch.load(path, weights_only=True)`` failed, in the user's terms."""
+    if path.stat().st_size == 0:
+        return "it is empty"
+    if zipfile.is_zipfile(path):
+        try:
+            with zipfile.ZipFile(path) as archive:
+                broken = archive.testzip() is not None
+        except (zipfile.BadZipFile, OSError, RuntimeError):
+            broken = True
+        if not broken:
+            return (
+                "it holds objects other than tensors and plain values, which gendsl never "
+                "loads (loading them could run code)"
+            )
+    return "it is truncated, corrupt or not a torch file"
+
+
+def _unreadable(path: Path, reason: str) -> str:
+    return (
+        f"cannot read the checkpoint {str(path)!r}: {reason}; "
+        "pass a run folder written by gendsl train (or train the run again)"
+    )
 
 
 def load_weights(path: str | os.PathLike, model: nn.Module, *, ema: bool = True) -> int:

@@ -41,6 +41,7 @@ __all__ = [
     "all_gather_objects",
     "average_",
     "average_gradients_",
+    "barrier",
     "broadcast_module_",
     "init_from_env",
     "launch",
@@ -91,6 +92,12 @@ def init_from_env(device: str) -> bool:
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
     dist.init_process_group("nccl" if cuda else "gloo")
     return True
+
+
+def barrier() -> None:
+    """Wait until every rank reaches this point (nothing outside a distributed run)."""
+    if active():
+        dist.barrier()
 
 
 def shard(batch_size: int) -> tuple[int, int]:

@@ -64,7 +64,7 @@ from gendsl.train.ema import EMA
 from gendsl.train.metrics_log import MetricsLog
 from gendsl.train.tally import Tally
 
-__all__ = ["CHECKPOINT", "METRICS", "Hook", "TrainResult", "fit", "sample_batch"]
+__all__ = ["CHECKPOINT", "METRICS", "Hook", "TrainResult", "check_settings", "fit", "sample_batch"]
 
 CHECKPOINT = "checkpoint.pt"
 METRICS = "metrics.jsonl"
@@ -368,7 +368,7 @@ def _resume(
     return int(state["step"]), float(state["elapsed"])
 
 
-def _check_settings(
+def check_settings(
     steps, batch_size, lr, ema, grad_clip, eval_every, checkpoint_every, log_every
 ) -> None:
     for name, value in [
@@ -436,7 +436,7 @@ def fit(
         left untouched.
     :raises UsageError: bad settings, or ``resume`` without a checkpoint.
     """
-    _check_settings(steps, batch_size, lr, ema, grad_clip, eval_every, checkpoint_every, log_every)
+    check_settings(steps, batch_size, lr, ema, grad_clip, eval_every, checkpoint_every, log_every)
     dev = resolve_device(device)
     backend = resolve_backend(compile, dev)
     ranks, leader = distributed.world_size(), distributed.rank() == 0

@@ -41,3 +41,10 @@ def gendsl(cli_env: dict[str, str]) -> Gendsl:
         )
 
     return run
+
+
+@pytest.fixture(autouse=True)
+def in_process_cache(cli_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """In-process ``main(...)`` calls use the session's cache too (never the user's): the
+    digits classifier behind ``digits_fd`` and class agreement is trained there once."""
+    monkeypatch.setenv("GENDSL_CACHE", cli_env["GENDSL_CACHE"])
