@@ -23,7 +23,7 @@ import torch
 
 from gendsl.analysis import load_checked
 from gendsl.analysis.model import CheckedModel, Opt
-from gendsl.data import BUNDLED, Dataset, check_against, load_dataset, toy
+from gendsl.data import BUNDLED, Dataset, as_float, check_against, load_dataset, toy
 from gendsl.errors import UsageError
 from gendsl.lower import compile_model
 from gendsl.lower.base import Model
@@ -339,9 +339,10 @@ def sample_run(args: argparse.Namespace) -> np.ndarray:
     if args.plot:
         data = None
         if config.get("data"):
-            data = _dataset(
+            test = _dataset(
                 model.checked, config["data"], split="test", seed=0, n=min(2000, max(args.n, 500))
-            ).x.numpy()
+            )
+            data = as_float(test.x).numpy()
         _plot(samples, data, Path(args.plot), f"{model.checked.name}: {len(samples)} samples")
         print(f"wrote {args.plot}")
     if not args.out and not args.plot:
@@ -369,7 +370,7 @@ def evaluate(
     from gendsl import metrics
 
     device = model.like.device
-    real = data.x[:n]
+    real = as_float(data.x[:n])
     results: dict[str, float] = {"n": float(len(real))}
     dims = int(np.prod(real.shape[1:]))
     batch = (real, data.y[:n]) if (model.checked.condition_vars() and data.y is not None) else real

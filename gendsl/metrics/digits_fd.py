@@ -10,15 +10,13 @@ fixed seed (a few seconds on a CPU) and cached in ``$GENDSL_CACHE`` (default
 
 from __future__ import annotations
 
-import os
 import pickle
-import tempfile
-from pathlib import Path
 
 import torch
 from torch import Tensor, nn
 
 from gendsl.data import batches, load_dataset
+from gendsl.data.cache import cache_dir, write_atomic
 from gendsl.metrics.frechet import FeatureExtractor, fid
 
 __all__ = [
@@ -56,11 +54,6 @@ class DigitsClassifier(nn.Module):
         return self.head(self.features(x))
 
 
-def cache_dir() -> Path:
-    """``$GENDSL_CACHE`` if set, else ``~/.cache/gendsl``."""
-    return Path(os.environ.get("GENDSL_CACHE") or Path.home() / ".cache" / "gendsl")
-
-
 def train_digits_classifier(*, seed: int = _SEED, steps: int = _STEPS) -> DigitsClassifier:
     """Train the classifier on the digits training split (Adam, cross-entropy), reproducibly.
 
@@ -82,19 +75,6 @@ def train_digits_classifier(*, seed: int = _SEED, steps: int = _STEPS) -> Digits
     return model.eval()
 
 
-def _save_atomic(state: dict[str, Tensor], path: Path) -> None:
-    """Write to a temporary file in the same folder, then rename over ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(state, f)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def digits_classifier(*, retrain: bool = False) -> DigitsClassifier:
     """The cached classifier; trained and cached atomically on first use (or when ``retrain``).
 
@@ -109,7 +89,8 @@ def digits_classifier(*, retrain: bool = False) -> DigitsClassifier:
         except (RuntimeError, EOFError, KeyError, ValueError, pickle.UnpicklingError):
             pass
     model = train_digits_classifier()
-    _save_atomic(model.state_dict(), path)
+    state = model.state_dict()
+    write_atomic(path, lambda f: torch.save(state, f))
     return model
 
 

@@ -39,6 +39,7 @@ import torch
 from torch import Tensor, nn
 from tqdm import tqdm
 
+from gendsl.data.dataset import as_float
 from gendsl.errors import InternalError, TrainingError, UsageError
 from gendsl.train.checkpoint import (
     FORMAT,
@@ -93,15 +94,16 @@ def _as_data(data: Data, device: torch.device) -> tuple[Tensor, ...]:
 
 def sample_batch(data: tuple[Tensor, ...], batch_size: int, generator: torch.Generator) -> Batch:
     """Draw ``batch_size`` rows uniformly with replacement; indices come from ``generator`` (a
-    CPU generator, so the batch sequence is the same on every device)."""
+    CPU generator, so the batch sequence is the same on every device). 8-bit images (``uint8``)
+    become ``float32`` in ``[0, 1]`` here, on the data's device."""
     idx = torch.randint(data[0].shape[0], (batch_size,), generator=generator)
-    rows = tuple(p[idx.to(p.device)] for p in data)
+    rows = tuple(as_float(p[idx.to(p.device)]) for p in data)
     return rows[0] if len(rows) == 1 else rows
 
 
 def _chunks(data: tuple[Tensor, ...], size: int):
     for start in range(0, data[0].shape[0], size):
-        rows = tuple(p[start : start + size] for p in data)
+        rows = tuple(as_float(p[start : start + size]) for p in data)
         yield (rows[0] if len(rows) == 1 else rows), rows[0].shape[0]
 
 
