@@ -10,6 +10,7 @@ path to a ``.npy``/``.npz``/``.pt``/``.csv`` file or an image folder (:mod:`gend
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -27,8 +28,9 @@ from gendsl.data.dataset import (
     holdout_index,
 )
 from gendsl.data.digits import NUM_CLASSES, digits_split
-from gendsl.data.files import load_file
+from gendsl.data.files import load_file, load_splits
 from gendsl.data.fontdigits import fontdigits_split
+from gendsl.data.formats import concat
 from gendsl.errors import DataError, UsageError
 
 __all__ = [
@@ -114,6 +116,38 @@ def _shape_image(x: np.ndarray, as_image: bool | None, what: str) -> np.ndarray:
     return x
 
 
+def _num_classes(*labels: np.ndarray | None) -> int | None:
+    if any(y is None for y in labels):
+        return None
+    return max(int(y.max(initial=-1)) for y in labels) + 1
+
+
+def _file_split(
+    path: Path, split: str, seed: int, **options: Any
+) -> tuple[np.ndarray, np.ndarray | None, int | None]:
+    """Samples, labels and the number of classes of one split of a user file or folder.
+
+    A folder of a distributed set's standard files keeps its own train/test split; any other
+    file holds out a seeded :data:`FILE_TEST_FRACTION` as its test split.
+    """
+    standard = load_splits(path)
+    if standard is not None:
+        num_classes = _num_classes(*(y for _, y in standard.values()))
+        x, y = concat(list(standard.values())) if split == "all" else standard[split]
+        return x, y, num_classes
+    x, y = load_file(path, **options)
+    if len(x) < 2:
+        raise DataError(
+            f"{path}: has {len(x)} sample{'' if len(x) == 1 else 's'}; gendsl needs at least 2 "
+            f"to hold out a test split ({FILE_TEST_FRACTION:.0%} of the rows)"
+        )
+    if split != "all":
+        train, test = holdout_index(len(x), FILE_TEST_FRACTION, seed=seed)
+        index = train if split == "train" else test
+        return x[index], None if y is None else y[index], _num_classes(y)
+    return x, y, _num_classes(y)
+
+
 def load_dataset(
     name_or_path: str | Path,
     *,
@@ -172,22 +206,17 @@ def load_dataset(
         x, y = _subsample(*fontdigits_split(split), n, rng, f"the fontdigits {split} split")
         num_classes = NUM_CLASSES
     else:
-        x, y = load_file(
-            name,
+        x, y, num_classes = _file_split(
+            Path(name),
+            split,
+            seed,
             header=header,
             label_column=label_column,
             image_size=image_size,
             channels=channels,
         )
         name = Path(name).name
-        num_classes = None if y is None else int(y.max(initial=-1)) + 1
-        if split != "all":
-            train, test = holdout_index(len(x), FILE_TEST_FRACTION, seed=seed)
-            index = train if split == "train" else test
-            x, y = x[index], None if y is None else y[index]
         x, y = _subsample(x, y, n, rng, f"the {split} split of {name}")
     x = _shape_image(_binarize(x, binarize or False, rng, name), as_image, name)
     levels = DIGITS_LEVELS if str(name_or_path) in _DIGITS else None
-    if Path(name_or_path).is_dir() and x.dtype != np.uint8:
-        levels = IMAGE_LEVELS  # an image folder holds 8-bit pixels
     return from_arrays(x, y, name, num_classes=num_classes, levels=levels)
