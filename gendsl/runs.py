@@ -24,7 +24,7 @@ import torch
 from gendsl.analysis import load_checked
 from gendsl.analysis.model import CheckedModel, Opt
 from gendsl.data import BUNDLED, Dataset, as_float, check_against, load_dataset, toy
-from gendsl.errors import UsageError
+from gendsl.errors import DataError, UsageError
 from gendsl.lower import compile_model
 from gendsl.lower.base import Model
 from gendsl.train import CHECKPOINT, fit, load_checkpoint, load_weights, resolve_device
@@ -123,7 +123,7 @@ def _train_settings(checked: CheckedModel, args: argparse.Namespace) -> dict[str
             out["betas"] = tuple(opt.kwargs["betas"])
     elif isinstance(opt, str):
         out["optimizer"] = opt
-    for key in ("ema", "grad_clip", "eval_every", "weight_decay"):
+    for key in ("ema", "grad_clip", "eval_every", "weight_decay", "hflip"):
         if key in spec:
             out[key] = spec[key]
     if out.get("ema") == 0:
@@ -195,6 +195,11 @@ def train_run(args: argparse.Namespace) -> Path:
     config["levels"] = train.levels
     _set_levels(model, train.levels)
     settings = _train_settings(checked, args)
+    if settings.get("hflip") and train.kind != "image":
+        raise DataError(
+            f"train {{ hflip = true }} mirrors images, but {train.name} holds samples of shape "
+            f"{list(train.shape)}; declare the data as image[C, H, W] or drop hflip"
+        )
     config["settings"] = {k: (list(v) if isinstance(v, tuple) else v) for k, v in settings.items()}
     out.mkdir(parents=True, exist_ok=True)
     (out / "spec.gen").write_text(checked.source.text)

@@ -692,5 +692,6 @@ TRAIN: Mapping[str, Param] = MappingProxyType(
         "critic_steps": _int(1),
         "eval_every": _int(1000),
         "warmup": _int(0),
+        "hflip": _bool(False, doc="mirror training images left-right at random"),
     }
 )

@@ -26,6 +26,7 @@ from gendsl.data.dataset import (
     from_arrays,
     holdout,
     holdout_index,
+    random_hflip,
 )
 from gendsl.data.digits import NUM_CLASSES, digits_split
 from gendsl.data.files import load_file, load_splits
@@ -46,6 +47,7 @@ __all__ = [
     "holdout",
     "holdout_index",
     "load_dataset",
+    "random_hflip",
 ]
 
 DIGITS_LEVELS = 17

@@ -38,6 +38,7 @@ __all__ = [
     "from_arrays",
     "holdout",
     "holdout_index",
+    "random_hflip",
 ]
 
 
@@ -128,6 +129,18 @@ def batches(
         index = torch.randperm(n, generator=generator, device=device)[:batch_size]
         index = index.to(dataset.x.device)
         yield as_float(dataset.x[index]), None if dataset.y is None else dataset.y[index]
+
+
+def random_hflip(x: torch.Tensor, *, generator: torch.Generator) -> torch.Tensor:
+    """Each image of ``x`` ``[n, C, H, W]`` mirrored left-right with probability 1/2.
+
+    The data augmentation of the CIFAR-10 generative models (Ho et al. 2020, Sec. 4; Song et al.
+    2021, App. D). The ``n`` coin flips are drawn from ``generator`` (on its device), so a saved
+    generator state replays the same flips.
+    """
+    flip = torch.rand(x.shape[0], generator=generator, device=generator.device) < 0.5
+    flip = flip.to(x.device).reshape(-1, *([1] * (x.ndim - 1)))
+    return torch.where(flip, x.flip(-1), x)
 
 
 def holdout_index(n: int, fraction: float, *, seed: int) -> tuple[np.ndarray, np.ndarray]:

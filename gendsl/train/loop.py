@@ -39,7 +39,7 @@ import torch
 from torch import Tensor, nn
 from tqdm import tqdm
 
-from gendsl.data.dataset import as_float
+from gendsl.data.dataset import as_float, random_hflip
 from gendsl.errors import InternalError, TrainingError, UsageError
 from gendsl.train.checkpoint import (
     FORMAT,
@@ -92,12 +92,17 @@ def _as_data(data: Data, device: torch.device) -> tuple[Tensor, ...]:
     return tuple(p.to(device) for p in parts)
 
 
-def sample_batch(data: tuple[Tensor, ...], batch_size: int, generator: torch.Generator) -> Batch:
+def sample_batch(
+    data: tuple[Tensor, ...], batch_size: int, generator: torch.Generator, *, hflip: bool = False
+) -> Batch:
     """Draw ``batch_size`` rows uniformly with replacement; indices come from ``generator`` (a
     CPU generator, so the batch sequence is the same on every device). 8-bit images (``uint8``)
-    become ``float32`` in ``[0, 1]`` here, on the data's device."""
+    become ``float32`` in ``[0, 1]`` here, on the data's device; ``hflip`` mirrors each image
+    left-right with probability 1/2 (:func:`~gendsl.data.random_hflip`, same generator)."""
     idx = torch.randint(data[0].shape[0], (batch_size,), generator=generator)
     rows = tuple(as_float(p[idx.to(p.device)]) for p in data)
+    if hflip:  # the first tensor holds the images
+        rows = (random_hflip(rows[0], generator=generator), *rows[1:])
     return rows[0] if len(rows) == 1 else rows
 
 
@@ -332,6 +337,7 @@ def fit(
     spec_text: str = "",
     config: Mapping[str, object] | None = None,
     log_every: int = 100,
+    hflip: bool = False,
     progress: bool = True,
     hooks: Sequence[Hook] = (),
 ) -> TrainResult:
@@ -343,6 +349,7 @@ def fit(
     steps ``eval_data`` is evaluated; every ``checkpoint_every`` steps and at the end
     ``out_dir/checkpoint.pt`` is replaced atomically.  ``resume`` continues from that
     checkpoint bit-for-bit: weights, EMA, optimiser and scaler state, and every random state.
+    ``hflip`` mirrors training images left-right at random (``train { hflip = true }``).
     ``hooks`` are called as ``hook(step, metrics)`` at the end of every step, after its
     checkpoint.  Mixed precision (bf16 autocast, or fp16 with a GradScaler where bf16 is
     unsupported) is used on CUDA when ``amp = "auto"``.
@@ -406,7 +413,7 @@ def fit(
     )
     try:
         for step in range(start + 1, steps + 1):
-            metrics = step_fn(sample_batch(data, batch_size, batches), step, on_bad)
+            metrics = step_fn(sample_batch(data, batch_size, batches, hflip=hflip), step, on_bad)
             if trainer.ema is not None:
                 trainer.ema.update(model)
             for k, v in metrics.items():

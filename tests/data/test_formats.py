@@ -266,7 +266,8 @@ def test_distributed_folders_train_and_sample_through_the_cli(
     else:
         folder, shape = tmp_path / "cifar-10-batches-py", [2, 3, 32, 32]
         _cifar10_folder(folder, per_batch=2)
-    (tmp_path / "tiny.gen").write_text(TINY_UNET)
+    spec = TINY_UNET if kind == "idx" else TINY_UNET.replace("batch = 4", "batch = 4 hflip = true")
+    (tmp_path / "tiny.gen").write_text(spec)
     run, samples = tmp_path / "run", tmp_path / "s.npy"
     args = ["train", str(tmp_path / "tiny.gen"), "--data", str(folder), "--out", str(run)]
     assert main([*args, "--no-progress"]) == 0
