@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from gendsl.lower import compile_model
-from gendsl.runs import _train_settings, load_checked
+from gendsl.runs import _set_levels, _train_settings, load_checked
 from gendsl.train import fit
 
 torch.set_num_threads(1)
@@ -36,6 +36,7 @@ def test_image_example_trains_one_step_and_samples_28px_images(name, tmp_path):
     checked = load_checked(str(EXAMPLES / name), None)
     torch.manual_seed(0)
     model = compile_model(checked, bindings={})
+    _set_levels(model, 256)  # as `gendsl train --data fontdigits` does
     if hasattr(model, "set_teacher"):
         teacher = load_checked(str(EXAMPLES / "vp_sde_fontdigits_unet.gen"), None)
         model.set_teacher(compile_model(teacher, bindings={}))
