@@ -406,6 +406,8 @@ def evaluate(
     results["precision"], results["recall"] = precision, recall
     if dims == 64 and data.name.startswith("digits"):
         results["digits_fd"] = metrics.digits_fd(fake.clamp(0, 1), reference=flat)
+    if dims == 784 and data.name == "fontdigits":
+        results.update(metrics.fontdigits_scores(fake, reference=flat))
     nfe = getattr(model, "last_nfe", None)
     if nfe is not None:
         results["nfe"] = float(nfe)
