@@ -14,7 +14,7 @@ import functools
 import inspect
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -370,8 +370,10 @@ def evaluate(
     method: str | None = None,
     steps: int | None = None,
     schedule: str | None = None,
+    feature_networks: Mapping[str, torch.nn.Module] | None = None,
 ) -> dict[str, float]:
-    """Likelihood and sample-quality metrics of ``model`` against held-out ``data``."""
+    """Likelihood and sample-quality metrics of ``model`` against held-out ``data``; FID, IS and
+    LPIPS with ``feature_networks`` (:func:`gendsl.metrics.feature_networks.load_network`)."""
     from gendsl import metrics
 
     device = model.like.device
@@ -408,6 +410,11 @@ def evaluate(
         results["digits_fd"] = metrics.digits_fd(fake.clamp(0, 1), reference=flat)
     if dims == 784 and data.name == "fontdigits":
         results.update(metrics.fontdigits_scores(fake, reference=flat))
+    if feature_networks:
+        from gendsl.metrics.feature_networks import feature_metrics
+
+        images = fake.reshape(real.shape).clamp(0, 1)
+        results.update(feature_metrics(feature_networks, real.float(), images))
     nfe = getattr(model, "last_nfe", None)
     if nfe is not None:
         results["nfe"] = float(nfe)
@@ -427,8 +434,19 @@ def _batched(fn, batch, device, size: int = 256) -> torch.Tensor:
     return torch.cat([p.detach().cpu().reshape(-1) for p in parts])
 
 
+def _feature_networks(pairs: Sequence[str], device: str) -> dict[str, torch.nn.Module]:
+    """The ``--features NAME=PATH`` networks, loaded from their local weights files."""
+    from gendsl.metrics.feature_networks import load_network, parse_features
+
+    paths = parse_features(pairs)
+    return {
+        name: load_network(name, path).to(resolve_device(device)) for name, path in paths.items()
+    }
+
+
 def eval_run(args: argparse.Namespace) -> dict[str, float]:
     """``gendsl eval``: print the metrics table (or JSON with ``--json``)."""
+    networks = _feature_networks(getattr(args, "features", None) or [], args.device)
     model, config = open_run(args.run, device=args.device)
     data_name = args.data or config.get("data")
     if not data_name:
@@ -442,6 +460,7 @@ def eval_run(args: argparse.Namespace) -> dict[str, float]:
         method=args.method,
         steps=args.steps,
         schedule=args.schedule,
+        feature_networks=networks,
     )
     if args.json:
         print(json.dumps(results, indent=2, sort_keys=True))
