@@ -69,3 +69,24 @@ def test_scores_are_the_generic_formulas_on_the_classifier(quick: Path) -> None:
     assert fontdigits_scores(flat, reference=ref) == pytest.approx(
         fontdigits_scores(x, reference=ref)
     )
+
+
+def test_gendsl_eval_reports_them_on_fontdigits(quick: Path, tmp_path: Path, capsys) -> None:
+    import json
+
+    from gendsl.cli import main
+
+    spec = tmp_path / "gan.gen"
+    spec.write_text(
+        "model tiny_gan {\n  data x : image[1, 28, 28]\n  latent z : real[4]\n"
+        "  net G = ConvNet(channels = [8, 4], transpose = true)\n"
+        "  net D = ConvNet(channels = [4, 8])\n  z ~ Normal(0, 1)\n  x = G(z)\n  critic D\n"
+        "  loss gan(form = nonsaturating)\n  train {\n    steps = 2\n    batch = 4\n  }\n}\n"
+    )
+    run = str(tmp_path / "run")
+    assert main(["train", str(spec), "--data", "fontdigits", "--out", run, "--no-progress"]) == 0
+    capsys.readouterr()
+    assert main(["eval", run, "-n", "20", "--json"]) == 0
+    results = json.loads(capsys.readouterr().out)
+    keys = ("fontdigits_fd", "fontdigits_is", "fontdigits_is_stderr", "fontdigits_precision")
+    assert all(k in results for k in keys) and 1.0 <= results["fontdigits_is"] <= 10.0
