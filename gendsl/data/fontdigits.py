@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import io
 import math
+import zipfile
 from functools import cache
 from pathlib import Path
 
@@ -25,6 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from gendsl.data.cache import cache_dir, write_atomic
+from gendsl.errors import DataError
 
 __all__ = [
     "CACHE_NAME",
@@ -34,6 +36,7 @@ __all__ = [
     "SPLIT_SIZES",
     "font_files",
     "fontdigits_split",
+    "fonts_used",
     "generate",
     "glyphs",
 ]
@@ -61,6 +64,7 @@ _STROKE_STEPS = (-1, 0, 1, 2)
 """Erosions (negative) or dilations (positive) by a 3×3 window on the 56×56 canvas."""
 _CHUNK = 4096
 _SPLIT_STREAM = {"train": 0, "test": 1}
+_KEYS = {"fonts", "x_train", "y_train", "x_test", "y_test"}
 
 
 def font_files() -> list[Path]:
@@ -114,7 +118,10 @@ def glyphs() -> tuple[torch.Tensor, tuple[str, ...]]:
     """Fitted glyphs ``[fonts, 10, 56, 56]`` and the font file names."""
     files = font_files()
     if not files:
-        raise RuntimeError("matplotlib ships no font with the digits 0-9")
+        raise DataError(
+            "fontdigits cannot be generated: matplotlib's fonts folder holds no font with the "
+            "standard digits 0-9"
+        )
     stack = torch.stack([torch.stack([_fit(_render(p, d)) for d in range(10)]) for p in files])
     return stack, tuple(p.name for p in files)
 
@@ -202,9 +209,11 @@ def _cached() -> dict[str, np.ndarray]:
     if path.exists():
         try:
             with np.load(path, allow_pickle=False) as archive:
-                return {k: archive[k] for k in archive.files}
-        except (OSError, ValueError, KeyError, EOFError):
-            pass  # an unreadable cache entry is regenerated
+                arrays = {k: archive[k] for k in archive.files}
+            if set(arrays) >= _KEYS:
+                return arrays
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+            pass  # an unreadable or incomplete cache entry is regenerated
     arrays = _generate_splits()
     buffer = io.BytesIO()
     np.savez(buffer, **arrays)

@@ -78,10 +78,19 @@ def test_generation_is_deterministic_cached_and_atomic(
     np.savez(path, **arrays)
     fd._cached.cache_clear()
     assert not fd.fontdigits_split("test")[1].any()
-    # an unreadable cache entry is regenerated
-    path.write_bytes(b"not a zip")
-    fd._cached.cache_clear()
-    np.testing.assert_array_equal(fd.fontdigits_split("test")[1], test[1])
+    # an unreadable, truncated or incomplete cache entry is regenerated
+    whole = (tmp_path / "a" / fd.CACHE_NAME).read_bytes()
+    arrays.pop("fonts")
+    np.savez(tmp_path / "incomplete.npz", **arrays)
+    for broken in (
+        b"not a zip",
+        whole[: len(whole) // 2],
+        (tmp_path / "incomplete.npz").read_bytes(),
+    ):
+        path.write_bytes(broken)
+        fd._cached.cache_clear()
+        np.testing.assert_array_equal(fd.fontdigits_split("test")[1], test[1])
+        assert path.read_bytes() == whole
 
 
 def test_the_full_set() -> None:
