@@ -137,6 +137,7 @@ def load_idx(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
 def _idx_splits(folder: Path) -> dict[str, Path] | None:
     """The train and test image files of a folder holding the standard IDX files."""
     found = {p for p in folder.iterdir() if p.is_file() and _IDX_NAME.match(p.name)}
+    found -= {p for p in found if p.suffix == ".gz" and p.with_suffix("") in found}  # unpacked too
     splits = {}
     for split, words in (("train", ("train",)), ("test", ("t10k", "test"))):
         hits = [p for p in found if any(w in p.name for w in words)]

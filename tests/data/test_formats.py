@@ -71,6 +71,11 @@ def test_mnist_folder_gives_the_standard_split(tmp_path: Path) -> None:
     np.testing.assert_array_equal(test.y.numpy(), arrays["t10k"][1])
     np.testing.assert_array_equal(everything.x[12:, 0].numpy(), arrays["t10k"][0])
     assert train.num_classes == test.num_classes  # the classes of both splits
+    # a folder where the files were also unpacked beside their .gz reads the unpacked ones
+    for name in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"):
+        unpacked = gzip.decompress((tmp_path / "mnist" / f"{name}.gz").read_bytes())
+        (tmp_path / "mnist" / name).write_bytes(unpacked)
+    assert len(load_dataset(tmp_path / "mnist")) == 12
     # one file: its sibling labels are found; the file's own holdout split applies
     x, y = load_file(tmp_path / "mnist" / "train-images-idx3-ubyte.gz")
     np.testing.assert_array_equal(x[:, 0], arrays["train"][0])
