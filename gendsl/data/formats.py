@@ -219,8 +219,13 @@ def load_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
         ) from None
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, IndexError) as err:
         raise DataError(f"{path}: not a readable CIFAR batch ({err})") from None
+    except MemoryError:
+        raise DataError(
+            f"{path}: not a readable CIFAR batch (it asks for too much memory)"
+        ) from None
     if not isinstance(batch, dict):
         raise DataError(f"{path}: a CIFAR batch is a dict, got {type(batch).__name__}")
+    batch = {k.decode("latin1") if isinstance(k, bytes) else k: v for k, v in batch.items()}
     data = batch.get("data")
     labels = batch.get("labels", batch.get("fine_labels"))
     side = _CIFAR_SIDE * _CIFAR_SIDE

@@ -224,6 +224,13 @@ def test_booby_trapped_batch_is_refused_and_runs_nothing(tmp_path: Path) -> None
     assert control.exists()
 
 
+class _Huge:
+    """Pickles as ``numpy.ndarray((10**14,), "u1")``: allowed globals, an impossible size."""
+
+    def __reduce__(self):
+        return (np.ndarray, ((10**14,), "u1"))
+
+
 def test_cifar_structure_errors(tmp_path: Path) -> None:
     path = tmp_path / "data_batch_1"
     path.write_bytes(pickle.dumps({"data": np.zeros((2, 10), np.uint8), "labels": [0, 1]}))
@@ -231,6 +238,17 @@ def test_cifar_structure_errors(tmp_path: Path) -> None:
         load_file(path)
     path.write_bytes(pickle.dumps({"data": np.zeros((2, 3072), np.uint8), "labels": [0]}))
     with pytest.raises(DataError, match="expected 2 integer 'labels'"):
+        load_file(path)
+    keys_as_bytes = {b"data": np.zeros((2, 3072), np.uint8), b"labels": [3, 4]}
+    path.write_bytes(pickle.dumps(keys_as_bytes))  # re-saved after loading with encoding="bytes"
+    assert load_file(path)[1].tolist() == [3, 4]
+    # a header that does not match its data, and an array of 10^14 bytes: data errors
+    small = pickle.dumps({"data": np.zeros((1, 1), np.uint8)}, protocol=2)
+    path.write_bytes(small.replace(b"K\x01K\x01\x86", b"K\x07K\x01\x86"))
+    with pytest.raises(DataError, match=r"data_batch_1: not a readable CIFAR batch \(buffer"):
+        load_file(path)
+    path.write_bytes(pickle.dumps({"data": _Huge()}, protocol=2))
+    with pytest.raises(DataError, match=r"not a readable CIFAR batch \(it asks for too much mem"):
         load_file(path)
     path.write_bytes(pickle.dumps([1, 2]))
     with pytest.raises(DataError, match="a CIFAR batch is a dict, got list"):
