@@ -3,12 +3,11 @@ the CPU for a budgeted number of steps: a grid PNG of samples per example and on
 
 Columns: training steps and seconds; bits/dim of the dequantised test digits where the family
 has an exact likelihood (flows); the ELBO in nats per image (latent family, on the test split);
-FD and improved precision/recall (Kynkäänniemi et al. 2019, k = 3) of ``--n`` samples against
-``--n`` test images, in the 128-d penultimate features of a small CNN classifier trained here
-on the fontdigits training split (its test accuracy is printed): a stand-in until gendsl ships
-a fontdigits classifier, so the numbers compare the rows of one table only (as FID, the FD is
-the squared distance and is biased upward at small ``--n``).  The first row is real training
-images against the test images (the floor of each number).
+FD, IS and improved precision/recall (Kynkäänniemi et al. 2019) of ``--n`` samples against
+``--n`` test images, with gendsl's fontdigits classifier (:mod:`gendsl.metrics.fontdigits_metrics`:
+fontdigits-FD, fontdigits-IS with its standard error over 10 splits, precision/recall with
+k = 3).  Like FID, the FD is biased upward at small ``--n``; the first row, ``--n`` real
+training images, is what a perfect model scores at that ``--n``.
 
 The consistency-distillation example is distilled from the VP SDE example trained just before
 it (its teacher).  Samplers: each spec's own, except DDPM's 1000-step ancestral chain, which is
@@ -33,14 +32,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
 from gendsl.data import load_dataset
 from gendsl.data.dataset import as_float
 from gendsl.errors import UsageError
 from gendsl.lower import compile_model
-from gendsl.metrics import fid_from_features, precision_recall
+from gendsl.metrics import fontdigits_scores
 from gendsl.runs import _train_settings, load_checked
 from gendsl.train import fit
 
@@ -69,45 +67,6 @@ STEPS = {
 TEACHER = "vp_sde_fontdigits_unet"
 
 
-class Classifier(nn.Module):
-    """A small CNN for 1x28x28 digits; :meth:`features` is its 128-wide penultimate layer."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.body = nn.Sequential(
-            nn.Conv2d(1, 32, 3, stride=2, padding=1),
-            nn.ReLU(),
-            nn.Conv2d(32, 64, 3, stride=2, padding=1),
-            nn.ReLU(),
-            nn.Flatten(),
-            nn.Linear(64 * 7 * 7, 128),
-            nn.ReLU(),
-        )
-        self.head = nn.Linear(128, 10)
-
-    def features(self, x: Tensor) -> Tensor:
-        return self.body(x.clamp(0, 1))
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.head(self.features(x))
-
-
-def train_classifier(data, *, steps: int, seed: int) -> Classifier:
-    """The feature extractor of FD and precision/recall: trained on the fontdigits training
-    split (Adam, cross-entropy, batch 128) with a fixed seed."""
-    torch.manual_seed(seed)
-    net = Classifier()
-    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
-    g = torch.Generator().manual_seed(seed)
-    for _ in range(steps):
-        idx = torch.randint(len(data.x), (128,), generator=g)
-        loss = F.cross_entropy(net(as_float(data.x[idx])), data.y[idx])
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    return net.eval()
-
-
 def save_grid(samples: Tensor, path: Path, *, cols: int = 8, scale: int = 2) -> None:
     """Write up to cols² samples [n, 1, H, W] in [0, 1] as one grey-level PNG."""
     from PIL import Image
@@ -124,13 +83,15 @@ def save_grid(samples: Tensor, path: Path, *, cols: int = 8, scale: int = 2) -> 
     Image.fromarray(grid).resize((grid.shape[1] * scale, grid.shape[0] * scale)).save(path)
 
 
-def sample_quality(samples: Tensor, real: Tensor, clf: Classifier) -> tuple[float, float, float]:
-    """FD to ``real``'s features, and precision/recall against them."""
-    with torch.no_grad():
-        f_fake, f_real = clf.features(samples), clf.features(real)
-    fd = fid_from_features(f_real, f_fake)
-    p, r = precision_recall(f_real.numpy(), f_fake.numpy(), k=3)
-    return float(fd), p, r
+def sample_quality(samples: Tensor, test: Tensor) -> list[str]:
+    """fontdigits-FD and -IS (± standard error) and precision/recall against ``test``."""
+    q = fontdigits_scores(samples, reference=test)
+    return [
+        f"{q['fontdigits_fd']:.2f}",
+        f"{q['fontdigits_is']:.2f} ± {q['fontdigits_is_stderr']:.2f}",
+        f"{q['fontdigits_precision']:.2f}",
+        f"{q['fontdigits_recall']:.2f}",
+    ]
 
 
 def _sample(model, name: str, n: int, args: argparse.Namespace) -> Tensor:
@@ -164,9 +125,7 @@ def _likelihoods(model, test: Tensor) -> tuple[str, str]:
     return "-", "-"
 
 
-def run_example(
-    name: str, data, test: Tensor, clf: Classifier, teacher, args
-) -> tuple[list[str], object]:
+def run_example(name: str, data, test: Tensor, teacher, args) -> tuple[list[str], object]:
     """Train one example, write its PNG, and return its table row and the trained model."""
     checked = load_checked(str(EXAMPLES / f"{name}.gen"), None)
     torch.manual_seed(args.seed)
@@ -191,15 +150,14 @@ def run_example(
     samples = _sample(model, name, args.n, args)
     sample_seconds = time.perf_counter() - t1
     save_grid(samples, args.out / f"{name}.png")
-    fd, p, r = sample_quality(samples, test, clf)
     bpd, elbo = _likelihoods(model, test)
     row = [name, model.family, str(steps), f"{seconds:.0f}", f"{seconds / steps:.2f}"]
-    row += [f"{sample_seconds:.0f}", bpd, elbo, f"{fd:.2f}"]
-    return [*row, f"{p:.2f}", f"{r:.2f}"], model
+    row += [f"{sample_seconds:.0f}", bpd, elbo]
+    return [*row, *sample_quality(samples, test)], model
 
 
 HEADER = ["example", "family", "steps", "train s", "s/step", "sample s"]
-HEADER += ["bits/dim", "ELBO", "FD", "prec", "recall"]
+HEADER += ["bits/dim", "ELBO", "FD", "IS", "prec", "recall"]
 
 
 def _print_row(row: list[str]) -> None:
@@ -218,7 +176,6 @@ def main() -> None:
     parser.add_argument("--ddpm-steps", type=int, default=50)
     parser.add_argument("--sample-batch", type=int, default=250)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--classifier-steps", type=int, default=500)
     parser.add_argument("--out", type=Path, default=Path("runs/bench_images"))
     args = parser.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -232,24 +189,17 @@ def main() -> None:
         names.insert(names.index("consistency_distillation_fontdigits"), TEACHER)
     data = load_dataset("fontdigits", split="train")
     test = as_float(load_dataset("fontdigits", split="test", n=args.n, seed=args.seed).x)
-    clf = train_classifier(data, steps=args.classifier_steps, seed=args.seed)
-    full_test = load_dataset("fontdigits", split="test")
-    with torch.no_grad():
-        guess = torch.cat([clf(as_float(x)).argmax(1) for x in full_test.x.split(1000)])
-    accuracy = float((guess == full_test.y).float().mean())
     threads = torch.get_num_threads()
     print(f"fontdigits, CPU, {threads} thread(s), n = {args.n}; PNGs in {args.out}")
-    print(f"feature classifier: {args.classifier_steps} steps, test accuracy {accuracy:.4f}")
     print("| " + " | ".join(HEADER) + " |")
     print("|" + " --- |" * len(HEADER))
     pick = torch.randperm(len(data.x), generator=torch.Generator().manual_seed(args.seed))
     real = as_float(data.x[pick[: args.n]])
-    fd, p, r = sample_quality(real, test, clf)
-    _print_row(["real train vs test", *["-"] * 7, f"{fd:.2f}", f"{p:.2f}", f"{r:.2f}"])
+    _print_row(["real training images", *["-"] * 7, *sample_quality(real, test)])
     teacher = None
     t0 = time.perf_counter()
     for name in names:
-        row, model = run_example(name, data, test, clf, teacher, args)
+        row, model = run_example(name, data, test, teacher, args)
         if name == TEACHER:
             teacher = model
         _print_row(row)
