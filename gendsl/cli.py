@@ -289,6 +289,14 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
     e.add_argument("--guidance-scale", type=float, help="a guided model's scale (cfg, classifier)")
     e.add_argument("--json", action="store_true")
+    e.add_argument(
+        "--features",
+        action="append",
+        default=[],
+        metavar="NAME=PATH",
+        help="FID and IS with inception=WEIGHTS.pth, LPIPS diversity with lpips=WEIGHTS.pth "
+        "(local files, loaded with weights_only=True; repeatable)",
+    )
     e.set_defaults(handler=cmd_eval)
     return p
 

@@ -14,16 +14,18 @@ import functools
 import inspect
 import json
 import math
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from gendsl.data import Dataset
+from gendsl.data import Dataset, as_float
 from gendsl.errors import UsageError
 from gendsl.lower.base import Model
 from gendsl.run_sampling import draw, set_guidance_scale
 from gendsl.runs import bind_sizes, dataset_for, open_run
+from gendsl.train import resolve_device
 
 __all__ = ["eval_run", "evaluate"]
 
@@ -38,14 +40,16 @@ def evaluate(
     steps: int | None = None,
     schedule: str | None = None,
     guidance_scale: float | None = None,
+    feature_networks: Mapping[str, torch.nn.Module] | None = None,
 ) -> dict[str, float]:
     """Likelihood and sample-quality metrics of ``model`` against held-out ``data`` (for a
     conditional model: on the data's own labels, see the module docstring).  A guided model
     is evaluated at ``guidance_scale`` (default: its declared scale): the NLL is that of the
-    guided probability-flow ODE, the distribution its samples come from."""
+    guided probability-flow ODE, the distribution its samples come from.  FID, IS and LPIPS
+    come with ``feature_networks`` (:func:`gendsl.metrics.feature_networks.load_network`)."""
     if guidance_scale is not None:  # the likelihood of the guided PF-ODE too
         set_guidance_scale(model, guidance_scale)
-    real = data.x[:n]
+    real = as_float(data.x[:n])
     results: dict[str, float] = {"n": float(len(real))}
     conditions = _data_conditions(model, data, len(real))
     batch = (real, *conditions.values()) if conditions else real
@@ -62,6 +66,11 @@ def evaluate(
         conditions=conditions,
     )
     results.update(_sample_metrics(fake, real, data, seed))
+    if feature_networks:
+        from gendsl.metrics.feature_networks import feature_metrics
+
+        images = fake.reshape(real.shape).clamp(0, 1)
+        results.update(feature_metrics(feature_networks, real.float(), images))
     if _is_digits(real, data):
         results.update(_class_agreement(model, fake, real, conditions))
     nfe = getattr(model, "last_nfe", None)
@@ -118,6 +127,8 @@ def _sample_metrics(fake: Tensor, real: Tensor, data: Dataset, seed: int) -> dic
     results["precision"], results["recall"] = metrics.precision_recall(flat, fake)
     if _is_digits(real, data):
         results["digits_fd"] = metrics.digits_fd(fake.clamp(0, 1), reference=flat)
+    if real[0].numel() == 784 and data.name == "fontdigits":
+        results.update(metrics.fontdigits_scores(fake, reference=flat))
     return results
 
 
@@ -157,8 +168,18 @@ def _batched(fn, batch, device, size: int = 256) -> torch.Tensor:
     return torch.cat([p.detach().cpu().reshape(-1) for p in parts])
 
 
+def _feature_networks(pairs: Sequence[str], device: str) -> dict[str, torch.nn.Module]:
+    """The ``--features NAME=PATH`` networks, loaded from their local weights files."""
+    from gendsl.metrics.feature_networks import load_network, parse_features
+
+    paths = parse_features(pairs)
+    dev = resolve_device(device)
+    return {name: load_network(name, path).to(dev) for name, path in paths.items()}
+
+
 def eval_run(args: argparse.Namespace) -> dict[str, float]:
     """``gendsl eval``: print the metrics table (or JSON with ``--json``)."""
+    networks = _feature_networks(getattr(args, "features", None) or [], args.device)
     model, config = open_run(args.run, device=args.device)
     data_name = args.data or config.get("data")
     if not data_name:
@@ -174,6 +195,7 @@ def eval_run(args: argparse.Namespace) -> dict[str, float]:
         steps=args.steps,
         schedule=args.schedule,
         guidance_scale=getattr(args, "guidance_scale", None),
+        feature_networks=networks,
     )
     if args.json:
         print(json.dumps(results, indent=2, sort_keys=True))

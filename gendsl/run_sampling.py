@@ -19,6 +19,7 @@ import torch
 from torch import Tensor
 
 from gendsl.analysis.model import Variable
+from gendsl.data import as_float
 from gendsl.errors import UsageError
 from gendsl.lower.base import Model
 from gendsl.runs import dataset_for, open_run
@@ -216,9 +217,10 @@ def sample_run(args: argparse.Namespace) -> np.ndarray:
     if args.plot:
         data = None
         if config.get("data"):
-            data = dataset_for(
+            test = dataset_for(
                 model.checked, config["data"], split="test", seed=0, n=min(2000, max(args.n, 500))
-            ).x.numpy()
+            )
+            data = as_float(test.x).numpy()
         _plot(samples, data, Path(args.plot), f"{model.checked.name}: {len(samples)} samples")
         print(f"wrote {args.plot}")
     if not args.out and not args.plot:

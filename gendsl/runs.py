@@ -24,7 +24,7 @@ from gendsl.analysis import load_checked
 from gendsl.analysis.model import CheckedModel, Opt
 from gendsl.cli_checks import RUN_FILES, check_not_replaced, check_output_folder
 from gendsl.data import BUNDLED, Dataset, check_against, load_dataset, toy
-from gendsl.errors import TrainingError, UsageError
+from gendsl.errors import DataError, TrainingError, UsageError
 from gendsl.lower import compile_model
 from gendsl.lower.base import Model
 from gendsl.spec_bundle import SpecBundle, check_bundle, collect, describe_changes
@@ -131,7 +131,7 @@ def _train_settings(checked: CheckedModel, args: argparse.Namespace) -> dict[str
             out["betas"] = tuple(opt.kwargs["betas"])
     elif isinstance(opt, str):
         out["optimizer"] = opt
-    for key in ("ema", "grad_clip", "eval_every", "weight_decay", "compile"):
+    for key in ("ema", "grad_clip", "eval_every", "weight_decay", "compile", "hflip"):
         if key in spec:
             out[key] = spec[key]
     if getattr(args, "compile", False):
@@ -210,6 +210,11 @@ def train_run(args: argparse.Namespace) -> Path:
     settings = _train_settings(checked, args)
     settings["checkpoint_every"] = args.checkpoint_every or max(100, settings["steps"] // 10)
     _check_settings(settings)
+    if settings.get("hflip") and train.kind != "image":
+        raise DataError(
+            f"train {{ hflip = true }} mirrors images, but {train.name} holds samples of shape "
+            f"{list(train.shape)}; declare the data as image[C, H, W] or drop hflip"
+        )
     config["settings"] = {k: (list(v) if isinstance(v, tuple) else v) for k, v in settings.items()}
     distributed.barrier()  # every rank has checked the folder before rank 0 writes to it
     leader = distributed.rank() == 0  # only rank 0 of a distributed run writes

@@ -258,6 +258,19 @@ EXAMPLE_FAMILY = {
     "vp_sde_moons.gen": "diffusion",
     "vqvae_digits.gen": "latent",
     "wgan_gp_25gaussians.gen": "adversarial",
+    "cfg_fontdigits.gen": "diffusion",
+    "consistency_distillation_fontdigits.gen": "diffusion",
+    "dcgan_fontdigits.gen": "adversarial",
+    "ddpm_fontdigits.gen": "diffusion",
+    "ebm_fontdigits.gen": "energy",
+    "glow_fontdigits.gen": "flow",
+    "hvae_fontdigits_conv.gen": "latent",
+    "ot_cfm_fontdigits_unet.gen": "matching",
+    "sngan_fontdigits.gen": "adversarial",
+    "vae_fontdigits_conv.gen": "latent",
+    "vp_sde_fontdigits_unet.gen": "diffusion",
+    "vqvae_fontdigits.gen": "latent",
+    "wgan_gp_fontdigits.gen": "adversarial",
 }
 
 #: Models whose checked form must be conditional (they declare a condition).

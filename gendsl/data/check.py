@@ -91,6 +91,10 @@ def _check_values(kind: str, x: torch.Tensor) -> str | None:
     """Why the values of ``x`` do not fit ``kind``, or None."""
     if x.numel() == 0:
         return None
+    if x.dtype == torch.uint8:  # 8-bit intensities k/255: finite and in [0, 1] by construction
+        if kind == "binary" and not bool(((x == 0) | (x == 255)).all()):
+            return "has 8-bit grey levels that are not 0/1; binarize it first"
+        return None
     bad = int((~torch.isfinite(x)).sum())
     if bad:
         return f"has {bad} non-finite values (NaN or inf)"

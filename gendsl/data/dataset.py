@@ -1,4 +1,9 @@
-"""The :class:`Dataset` record, shuffled mini-batches, a held-out split, and binarisation."""
+"""The :class:`Dataset` record, shuffled mini-batches, a held-out split, and binarisation.
+
+8-bit images stay ``uint8`` in memory (a quarter of the float size, on the GPU too) and become
+``float32`` values ``k/255`` one batch at a time, by :func:`as_float`, on whatever device the
+batch is on.
+"""
 
 from __future__ import annotations
 
@@ -10,20 +15,39 @@ import torch
 
 from gendsl.errors import UsageError
 
+IMAGE_LEVELS = 256
+"""Quantisation levels of 8-bit images."""
+
+
+def as_float(x: torch.Tensor) -> torch.Tensor:
+    """``float32`` values ``k/255`` of 8-bit images ``k`` (``uint8``); any other tensor as is.
+
+    The conversion runs where ``x`` is, so a batch moved to the GPU as ``uint8`` is converted
+    there.
+    """
+    return x.to(torch.float32).div_(IMAGE_LEVELS - 1) if x.dtype == torch.uint8 else x
+
+
 __all__ = [
+    "IMAGE_LEVELS",
     "Dataset",
+    "as_float",
     "batches",
     "binarize_stochastic",
     "binarize_threshold",
     "from_arrays",
     "holdout",
     "holdout_index",
+    "random_hflip",
 ]
 
 
 @dataclass(frozen=True)
 class Dataset:
     """Samples ``x`` ``[n, *shape]`` with optional integer labels ``y`` ``[n]``.
+
+    ``x`` is ``float32``, or ``uint8`` for 8-bit images (values ``k`` standing for ``k/255``,
+    ``levels`` 256): convert batches with :func:`as_float`.
 
     ``kind`` is ``"image"`` when each sample is ``[C, H, W]``, else ``"binary"`` when every value
     is 0 or 1, else ``"real"``. ``num_classes`` is ``None`` without labels.  ``levels`` is the
@@ -63,12 +87,16 @@ def from_arrays(
     levels: int | None = None,
 ) -> Dataset:
     """A :class:`Dataset` of CPU tensors; ``kind`` is inferred, ``num_classes`` defaults to
-    ``max(y) + 1``."""
-    tx = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+    ``max(y) + 1``. A ``uint8`` ``x`` stays ``uint8`` (8-bit intensities, ``levels`` 256)."""
+    if x.dtype == np.uint8:
+        tx = torch.from_numpy(np.ascontiguousarray(x))
+        levels = IMAGE_LEVELS
+    else:
+        tx = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
     ty = None if y is None else torch.from_numpy(np.ascontiguousarray(y, dtype=np.int64))
     if tx.ndim == 4:
         kind = "image"
-    elif tx.numel() > 0 and bool(((tx == 0) | (tx == 1)).all()):
+    elif tx.dtype != torch.uint8 and tx.numel() > 0 and bool(((tx == 0) | (tx == 1)).all()):
         kind = "binary"
     else:
         kind = "real"
@@ -84,6 +112,8 @@ def batches(
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
     """Endless mini-batches ``(x, y)`` of ``batch_size`` distinct samples drawn at random.
 
+    ``x`` is ``float32`` (8-bit images are converted per batch by :func:`as_float`).
+
     Each batch is the first ``batch_size`` entries of a fresh ``torch.randperm`` drawn from
     ``generator`` (on the generator's device; the global RNG when ``None``). The iterator keeps no
     other state, so saving ``generator.get_state()`` and restoring it later resumes the exact
@@ -98,7 +128,19 @@ def batches(
     while True:
         index = torch.randperm(n, generator=generator, device=device)[:batch_size]
         index = index.to(dataset.x.device)
-        yield dataset.x[index], None if dataset.y is None else dataset.y[index]
+        yield as_float(dataset.x[index]), None if dataset.y is None else dataset.y[index]
+
+
+def random_hflip(x: torch.Tensor, *, generator: torch.Generator) -> torch.Tensor:
+    """Each image of ``x`` ``[n, C, H, W]`` mirrored left-right with probability 1/2.
+
+    The data augmentation of the CIFAR-10 generative models (Ho et al. 2020, Sec. 4; Song et al.
+    2021, App. D). The ``n`` coin flips are drawn from ``generator`` (on its device), so a saved
+    generator state replays the same flips.
+    """
+    flip = torch.rand(x.shape[0], generator=generator, device=generator.device) < 0.5
+    flip = flip.to(x.device).reshape(-1, *([1] * (x.ndim - 1)))
+    return torch.where(flip, x.flip(-1), x)
 
 
 def holdout_index(n: int, fraction: float, *, seed: int) -> tuple[np.ndarray, np.ndarray]:

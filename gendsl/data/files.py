@@ -1,36 +1,53 @@
-"""Loaders for user data: ``.npy``, ``.npz``, ``.pt``, ``.csv`` and folders of images.
+"""Loaders for user data: ``.npy``, ``.npz``, ``.pt``, ``.csv``, IDX, CIFAR and image folders.
 
-Every loader returns ``(x, y)``: ``x`` a ``float32`` array ``[n, ...]`` (one row per sample; a
-1-D file becomes ``[n, 1]``) and ``y`` an ``int64`` label array ``[n]`` or ``None``. Arrays
-stored as ``uint8`` are taken to be 8-bit intensities and divided by 255, so images land in
-``[0, 1]`` like the image folders do.
+Every loader returns ``(x, y)``: ``x`` an array ``[n, ...]`` (one row per sample; a 1-D file
+becomes ``[n, 1]``) and ``y`` an ``int64`` label array ``[n]`` or ``None``. ``x`` is ``float32``,
+or ``uint8`` for arrays stored as ``uint8``, which are taken to be 8-bit intensities (k stands for
+k/255, as in image folders, IDX and CIFAR files). A file that cannot be read safely — pickled
+objects, a truncated or corrupt file — is a :class:`~gendsl.errors.DataError` saying so; no
+loader ever runs code from a file.
 """
 
 from __future__ import annotations
 
 import csv
+import pickle
+import re
+import zipfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 
+from gendsl.data.formats import (
+    concat,
+    is_cifar_batch,
+    is_idx,
+    load_cifar_batch,
+    load_idx,
+    standard_splits,
+)
 from gendsl.errors import DataError, UsageError
 
-__all__ = ["IMAGE_SUFFIXES", "load_file"]
+__all__ = ["IMAGE_SUFFIXES", "load_file", "load_splits"]
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 _ARRAY_KEYS = ("x", "data")
 _LABEL_KEY = "y"
+_NUMERIC_ONLY = (
+    "gendsl reads only numeric arrays and never unpickles a data file; save it with a numeric "
+    "dtype (e.g. np.save(path, x.astype(np.float32)))"
+)
 
 
 def _as_samples(x: np.ndarray, where: str) -> np.ndarray:
-    """``float32 [n, ...]`` from an array; uint8 is scaled by 1/255, 1-D becomes ``[n, 1]``."""
+    """``float32 [n, ...]`` (``uint8`` kept as is) from an array; 1-D becomes ``[n, 1]``."""
     if x.dtype.kind not in "biuf":
         raise DataError(f"{where}: expected a numeric array, got dtype {x.dtype}")
-    scaled = x.astype(np.float32) / 255.0 if x.dtype == np.uint8 else x.astype(np.float32)
-    if scaled.ndim == 0:
+    if x.ndim == 0:
         raise DataError(f"{where}: expected an array of samples, got a scalar")
-    return scaled[:, None] if scaled.ndim == 1 else scaled
+    samples = x if x.dtype == np.uint8 else x.astype(np.float32)
+    return samples[:, None] if samples.ndim == 1 else samples
 
 
 def _as_labels(y: np.ndarray, n: int, where: str) -> np.ndarray:
@@ -57,21 +74,59 @@ def _pick(arrays: Mapping[str, object], where: str) -> tuple[object, object | No
     return arrays[key], arrays.get(_LABEL_KEY)
 
 
+def _numpy_error(path: Path, err: Exception) -> DataError:
+    """Our message for an array file numpy cannot load safely."""
+    if "Object arrays cannot be loaded" in str(err):
+        return DataError(f"{path}: holds Python objects (dtype object); {_NUMERIC_ONLY}")
+    reason = "not a zip archive" if isinstance(err, zipfile.BadZipFile) else err
+    return DataError(f"{path}: cannot be read ({reason}); the file is truncated or corrupt")
+
+
 def _load_npy(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
-    return _as_samples(np.load(path, allow_pickle=False), str(path)), None
+    try:
+        x = np.load(path, allow_pickle=False)
+    except (ValueError, EOFError, OSError) as err:
+        raise _numpy_error(path, err) from None
+    if not isinstance(x, np.ndarray):  # an .npz archive under an .npy name
+        x.close()
+        raise DataError(f"{path}: is an .npz archive; rename it to .npz")
+    return _as_samples(x, str(path)), None
 
 
 def _load_npz(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
-    with np.load(path, allow_pickle=False) as archive:
-        x, y = _pick({k: archive[k] for k in archive.files}, str(path))
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            x, y = _pick({k: archive[k] for k in archive.files}, str(path))
+    except (ValueError, EOFError, OSError, zipfile.BadZipFile) as err:
+        raise _numpy_error(path, err) from None
     x = _as_samples(np.asarray(x), str(path))
     return x, None if y is None else _as_labels(np.asarray(y), len(x), str(path))
+
+
+def _torch_load(path: Path) -> object:
+    """``torch.load(weights_only=True)``, with a message of ours when it refuses or fails."""
+    import torch
+
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError) as err:
+        found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(err))
+        if found:
+            raise DataError(
+                f"{path}: holds a pickled {found[1]}, which a safe load refuses; gendsl loads "
+                ".pt data with torch.load(weights_only=True) and runs no code from it: save "
+                "plain tensors (torch.save(x) or torch.save({'x': x, 'y': y}))"
+            ) from None
+        raise DataError(
+            f"{path}: not a file written by torch.save, or truncated; save plain tensors with "
+            "torch.save(x) or torch.save({'x': x, 'y': y})"
+        ) from None
 
 
 def _load_pt(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
     import torch
 
-    obj = torch.load(path, map_location="cpu", weights_only=True)
+    obj = _torch_load(path)
     if isinstance(obj, torch.Tensor):
         x, y = obj, None
     elif isinstance(obj, Mapping):
@@ -149,19 +204,34 @@ def _image_files(folder: Path) -> list[Path]:
     return sorted(found)
 
 
-def _image_mode(path: Path) -> str:
+def _open_image(path: Path):  # -> PIL.Image.Image
+    """``PIL.Image.open`` with its pixels loaded; a file PIL cannot decode is a DataError."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            im.load()
+            return im
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as err:
+        raise DataError(
+            f"{path}: not a readable image ({err}); the file is corrupt or not an image: "
+            "replace or remove it"
+        ) from None
+
+
+def _read_image(path: Path, channels: int, image_size: tuple[int, int] | None) -> np.ndarray:
+    """One image ``uint8 [C, H, W]``, converted to ``channels`` and resized if asked."""
     from PIL import Image
 
-    with Image.open(path) as im:
-        return im.mode
+    im = _open_image(path).convert("L" if channels == 1 else "RGB")
+    if image_size is not None:
+        im = im.resize((image_size[1], image_size[0]), Image.Resampling.BILINEAR)
+    a = np.asarray(im, dtype=np.uint8)
+    return a[None] if channels == 1 else a.transpose(2, 0, 1)
 
 
-def _load_folder(
-    folder: Path, *, image_size: tuple[int, int] | None, channels: int | None
-) -> tuple[np.ndarray, np.ndarray | None]:
-    """Images ``[n, C, H, W]`` in ``[0, 1]``; class sub-folders (sorted by name) give labels."""
-    from PIL import Image
-
+def _folder_files(folder: Path) -> tuple[list[tuple[Path, int]], bool]:
+    """``(image, class index)`` pairs (class -1 without class folders) and whether classed."""
     classes = sorted(d for d in folder.iterdir() if d.is_dir() and _image_files(d))
     top = _image_files(folder)
     if classes and top:
@@ -174,26 +244,30 @@ def _load_folder(
     ]
     if not files:
         raise DataError(f"{folder}: no .png/.jpg/.jpeg images found")
+    return files, bool(classes)
+
+
+def _load_folder(
+    folder: Path, *, image_size: tuple[int, int] | None, channels: int | None
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Images ``uint8 [n, C, H, W]``; class sub-folders (sorted by name) give labels, as
+    torchvision's ``ImageFolder``."""
+    files, classed = _folder_files(folder)
     if channels not in (None, 1, 3):
         raise UsageError(f"channels must be 1 or 3, got {channels}")
     if channels is None:
         gray = ("1", "L", "I", "I;16", "F")
-        channels = 1 if all(_image_mode(p) in gray for p, _ in files) else 3
+        channels = 1 if all(_open_image(p).mode in gray for p, _ in files) else 3
     arrays = []
     for p, _ in files:
-        with Image.open(p) as raw:
-            im = raw.convert("L" if channels == 1 else "RGB")
-        if image_size is not None:
-            im = im.resize((image_size[1], image_size[0]), Image.Resampling.BILINEAR)
-        a = np.asarray(im, dtype=np.float32) / 255.0
-        arrays.append(a[None] if channels == 1 else a.transpose(2, 0, 1))
+        arrays.append(_read_image(p, channels, image_size))
         if arrays[-1].shape != arrays[0].shape:
             raise DataError(
                 f"{folder}: images differ in size: {files[0][0].name} is "
                 f"{arrays[0].shape[2]}x{arrays[0].shape[1]} but {p.name} is "
                 f"{arrays[-1].shape[2]}x{arrays[-1].shape[1]}; pass image_size to resize"
             )
-    y = np.array([k for _, k in files], dtype=np.int64) if classes else None
+    y = np.array([k for _, k in files], dtype=np.int64) if classed else None
     return np.stack(arrays), y
 
 
@@ -213,6 +287,9 @@ def load_file(
       ``torch.load(weights_only=True)``, so no code in the file is run.
     * ``.csv`` — numbers; ``header=None`` detects a header row; ``label_column`` (an index or a
       header name) is split off as integer labels.
+    * an IDX file ``*-idx3-ubyte[.gz]`` with its sibling labels, a CIFAR batch, or a folder of
+      the standard IDX files or CIFAR batches (train then test here; :func:`load_splits` keeps
+      them apart), see :mod:`gendsl.data.formats`.
     * a folder of ``.png``/``.jpg`` images, or of class sub-folders of images (labels are the
       sub-folder indices in sorted order); ``channels`` 1 (grayscale) or 3 (RGB), by default 1
       when every image is grayscale; images are resized to ``image_size`` (``H`` or ``(H, W)``)
@@ -222,8 +299,15 @@ def load_file(
     if not path.exists():
         raise UsageError(f"data file not found: {path}")
     if path.is_dir():
+        splits = standard_splits(path)
+        if splits is not None:
+            return concat(list(splits.values()))
         size = (image_size, image_size) if isinstance(image_size, int) else image_size
         return _load_folder(path, image_size=size, channels=channels)
+    if is_idx(path):
+        return load_idx(path)
+    if is_cifar_batch(path):
+        return load_cifar_batch(path)
     suffix = path.suffix.lower()
     if suffix == ".npy":
         return _load_npy(path)
@@ -234,5 +318,13 @@ def load_file(
     if suffix == ".csv":
         return _load_csv(path, header=header, label_column=label_column)
     raise UsageError(
-        f"unsupported data file {path}: expected .npy, .npz, .pt, .csv or a folder of images"
+        f"unsupported data file {path}: expected .npy, .npz, .pt, .csv, an IDX file "
+        "(*-idx3-ubyte[.gz]), a CIFAR batch, or a folder of images, IDX files or CIFAR batches"
     )
+
+
+def load_splits(path: str | Path) -> dict[str, tuple[np.ndarray, np.ndarray | None]] | None:
+    """The standard ``train``/``test`` splits of a folder of IDX files or CIFAR batches;
+    ``None`` for any other path."""
+    path = Path(path).expanduser()
+    return standard_splits(path) if path.is_dir() else None

@@ -181,7 +181,7 @@ class ConsistencyModel(DiffusionModel):
             self.f_theta, f_target, x0, self.sigmas(), metric=self.metric
         )
 
-    def levels(self, steps: int) -> Tensor:
+    def sampling_sigmas(self, steps: int) -> Tensor:
         """σ_max and the next ``steps - 1`` levels of a ``steps + 1``-point Karras grid."""
         if steps < 1:
             raise UsageError(f"consistency sampling needs steps >= 1, got {steps}")
@@ -225,7 +225,7 @@ class ConsistencyModel(DiffusionModel):
         x = consistency_sample(
             self.f_theta,
             (n, *self.data_shape),
-            self.levels(count),
+            self.sampling_sigmas(count),
             sigma_min=self.sigma_min,
             generator=generator,
             device=self.like.device,

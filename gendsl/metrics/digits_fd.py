@@ -10,19 +10,19 @@ fixed seed (a few seconds on a CPU) and cached in ``$GENDSL_CACHE`` (default
 
 from __future__ import annotations
 
-import os
-import pickle
-import tempfile
-from pathlib import Path
+from dataclasses import replace
 
 import torch
 from torch import Tensor, nn
 
-from gendsl.data import batches, load_dataset
+from gendsl.data import load_dataset
+from gendsl.data.cache import cache_dir
+from gendsl.metrics.classifier import ClassifierRecipe, cached_classifier, train_classifier
 from gendsl.metrics.frechet import FeatureExtractor, fid
 
 __all__ = [
     "CACHE_NAME",
+    "RECIPE",
     "DigitsClassifier",
     "cache_dir",
     "digits_classifier",
@@ -32,11 +32,6 @@ __all__ = [
 
 CACHE_NAME = "digits_classifier_v1.pt"
 """File name of the cached classifier (bump the version when the recipe changes)."""
-
-_SEED = 0
-_STEPS = 1500
-_BATCH = 128
-_LR = 1e-3
 
 
 class DigitsClassifier(nn.Module):
@@ -56,61 +51,21 @@ class DigitsClassifier(nn.Module):
         return self.head(self.features(x))
 
 
-def cache_dir() -> Path:
-    """``$GENDSL_CACHE`` if set, else ``~/.cache/gendsl``."""
-    return Path(os.environ.get("GENDSL_CACHE") or Path.home() / ".cache" / "gendsl")
+RECIPE = ClassifierRecipe(CACHE_NAME, "digits", DigitsClassifier, steps=1500)
+"""Adam (lr 1e-3), batches of 128, 1500 steps, seed 0 (a few seconds on a CPU)."""
 
 
-def train_digits_classifier(*, seed: int = _SEED, steps: int = _STEPS) -> DigitsClassifier:
-    """Train the classifier on the digits training split (Adam, cross-entropy), reproducibly.
-
-    Initialisation and batches come from ``seed`` without touching the global RNG.
-    """
-    train = load_dataset("digits")
-    with torch.enable_grad(), torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        model = DigitsClassifier()
-        generator = torch.Generator().manual_seed(seed)
-        optimiser = torch.optim.Adam(model.parameters(), lr=_LR)
-        stream = batches(train, _BATCH, generator=generator)
-        for _ in range(steps):  # may be called under no_grad (from digits_fd on a cache miss)
-            x, y = next(stream)
-            loss = nn.functional.cross_entropy(model(x), y)
-            optimiser.zero_grad()
-            loss.backward()
-            optimiser.step()
-    return model.eval()
+def train_digits_classifier(*, seed: int = RECIPE.seed, steps: int = RECIPE.steps) -> nn.Module:
+    """Train the classifier on the digits training split (Adam, cross-entropy), reproducibly."""
+    return train_classifier(replace(RECIPE, seed=seed, steps=steps))
 
 
-def _save_atomic(state: dict[str, Tensor], path: Path) -> None:
-    """Write to a temporary file in the same folder, then rename over ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(state, f)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def digits_classifier(*, retrain: bool = False) -> DigitsClassifier:
+def digits_classifier(*, retrain: bool = False) -> nn.Module:
     """The cached classifier; trained and cached atomically on first use (or when ``retrain``).
 
     A cache file that cannot be read is replaced by a freshly trained classifier.
     """
-    path = cache_dir() / CACHE_NAME
-    model = DigitsClassifier()
-    if path.exists() and not retrain:
-        try:
-            model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
-            return model.eval()
-        except (RuntimeError, EOFError, KeyError, ValueError, pickle.UnpicklingError):
-            pass
-    model = train_digits_classifier()
-    _save_atomic(model.state_dict(), path)
-    return model
+    return cached_classifier(RECIPE, retrain=retrain)
 
 
 @torch.no_grad()

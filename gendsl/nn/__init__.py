@@ -4,7 +4,7 @@ time and label embeddings, spectral normalisation and ControlNet branches."""
 from gendsl.nn.base import ShapedNet
 from gendsl.nn.builder import NETWORKS, build_network
 from gendsl.nn.control import ControlBranch, copy_for_control
-from gendsl.nn.conv import ConvNet, UNet
+from gendsl.nn.conv import ConvNet
 from gendsl.nn.embeddings import (
     FourierEmbedding,
     LabelEmbedding,
@@ -15,6 +15,7 @@ from gendsl.nn.embeddings import (
 from gendsl.nn.layers import count_parameters, zero_module
 from gendsl.nn.mlp import MLP, ResNet
 from gendsl.nn.tables import Embedding, TimeFeatures
+from gendsl.nn.unet import UNet
 
 __all__ = [
     "MLP",

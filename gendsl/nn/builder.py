@@ -6,9 +6,10 @@ import inspect
 from collections.abc import Mapping, Sequence
 
 from gendsl.nn.base import ShapedNet
-from gendsl.nn.conv import ConvNet, UNet
+from gendsl.nn.conv import ConvNet
 from gendsl.nn.mlp import MLP, ResNet
 from gendsl.nn.tables import Embedding, TimeFeatures
+from gendsl.nn.unet import UNet
 
 __all__ = ["NETWORKS", "build_network"]
 

@@ -1,4 +1,4 @@
-"""Convolutional networks for small images [C, H, W]: a plain (transposed) ConvNet and a UNet."""
+"""A plain convolutional encoder / (transposed) decoder for small images [C, H, W]."""
 
 from __future__ import annotations
 
@@ -9,18 +9,24 @@ from torch import Tensor, nn
 
 from gendsl.nn.base import ShapedNet
 from gendsl.nn.layers import activation as make_activation
-from gendsl.nn.layers import check_positive_ints, group_norm, maybe_spectral_norm, numel
+from gendsl.nn.layers import (
+    check_positive_ints,
+    group_norm,
+    maybe_spectral_norm,
+    numel,
+    zero_module,
+)
 
-__all__ = ["ConvNet", "UNet"]
+__all__ = ["NORMS", "ConvNet", "common_size", "split_inputs"]
 
 
-def _split_inputs(shapes: Sequence[tuple[int, ...]]) -> tuple[list[int], list[int]]:
+def split_inputs(shapes: Sequence[tuple[int, ...]]) -> tuple[list[int], list[int]]:
     """Indices of the image inputs (3-D) and of the other inputs (flattened into the context)."""
     images = [i for i, s in enumerate(shapes) if len(s) == 3]
     return images, [i for i in range(len(shapes)) if i not in images]
 
 
-def _common_size(shapes: Sequence[tuple[int, ...]], images: list[int]) -> tuple[int, int]:
+def common_size(shapes: Sequence[tuple[int, ...]], images: list[int]) -> tuple[int, int]:
     sizes = {shapes[i][1:] for i in images}
     if len(sizes) != 1:
         raise ValueError(f"image inputs must share height and width, got {sorted(sizes)}")
@@ -45,16 +51,39 @@ def _max_halvings(size: tuple[int, int], limit: int) -> int:
     return k
 
 
+NORMS = ("none", "batch", "group")
+
+
+def _norm(kind: str, channels: int) -> nn.Module:
+    """The normalisation after a convolution: none, BatchNorm (Ioffe & Szegedy 2015; the DCGAN
+    generator, Radford et al. 2016) or GroupNorm with up to 8 groups (Wu & He 2018)."""
+    if kind == "batch":
+        return nn.BatchNorm2d(channels)
+    if kind == "group":
+        return group_norm(channels, 8)
+    if kind == "none":
+        return nn.Identity()
+    raise ValueError(f"norm must be one of {', '.join(NORMS)}, got {kind!r}")
+
+
 class ConvNet(ShapedNet):
-    """Convolution stages of widths ``channels``, each a conv, a per-channel context shift and an
-    activation.
+    """Convolution stages of widths ``channels``, each a conv, a per-channel context shift, an
+    optional normalisation and an activation, then a head.
 
     Encoder (``transpose = False``): image inputs are stacked along channels; the first stages
     halve the resolution (stride 2) until the output size is reached; a vector output is read
     by a linear layer from the flattened last feature map.  Decoder (``transpose = True``): an
     image input, or a linear map of the vector inputs onto a coarse grid, is doubled by
-    transposed convolutions (kernel 4, stride 2) until the output size is reached.  Vector
-    inputs other than the main one, t and y form a context added per channel after every conv.
+    transposed convolutions (kernel 4, stride 2) until the output size is reached (the DCGAN
+    generator of Radford et al. 2016).  Vector inputs other than the main one, t and y form a
+    context added per channel after every conv.  An output [..., H, W] of more than three axes
+    (a coupling's (2, C, H, W), a packed Normal's loc and scale) is produced as prod(...)
+    channels and reshaped.
+
+    :param norm: ``none``, ``batch`` or ``group`` after every stage's conv.
+    :param spectral_norm: W / σ(W) on every conv and linear layer (Miyato et al. 2018).
+    :param zero_out: start the head at zero, so that a coupling layer starts as the identity
+        (Kingma & Dhariwal 2018, Sec. 3.3).
     """
 
     def __init__(
@@ -65,71 +94,85 @@ class ConvNet(ShapedNet):
         kernel: int = 3,
         activation: str = "silu",
         spectral_norm: bool = False,
+        norm: str = "none",
+        zero_out: bool = False,
         **shapes,
     ):
         super().__init__(**shapes)
         widths = check_positive_ints("channels", channels)
         if not isinstance(kernel, int) or kernel < 1 or kernel % 2 == 0:
             raise ValueError(f"kernel must be an odd positive integer, got {kernel!r}")
+        _norm(norm, 1)
         self.transpose = bool(transpose)
-        self.images, self.vectors = _split_inputs(self.in_shapes)
+        self.images, self.vectors = split_inputs(self.in_shapes)
         self.from_vector = self.transpose and not self.images
+        self.out_image = len(self.out_shape) >= 3
+        self._check_kinds()
+        sn = bool(spectral_norm)
+        c_prev, steps = self._entry(widths, sn)
         ctx_dim = self.context_dim
         if not self.from_vector:
             ctx_dim += sum(numel(self.in_shapes[i]) for i in self.vectors)
-        if not self.images and not self.transpose:
-            raise ValueError(
-                f"a ConvNet encoder needs an image input [C, H, W], got {self.in_shapes}"
-            )
-        out_image = len(self.out_shape) == 3
-        if self.transpose and not out_image:
-            raise ValueError(
-                f"a transposed ConvNet outputs an image [C, H, W], got {self.out_shape}"
-            )
-        sn = bool(spectral_norm)
-        pad = kernel // 2
-
-        if self.from_vector:
-            k = _max_halvings(self.out_shape[1:], len(widths))
-            self.grid = (widths[0], self.out_shape[1] // 2**k, self.out_shape[2] // 2**k)
-            d_vec = sum(numel(s) for s in self.in_shapes)
-            self.project = maybe_spectral_norm(nn.Linear(d_vec, numel(self.grid)), sn)
-            c_prev, steps = widths[0], k
-        else:
-            size = _common_size(self.in_shapes, self.images)
-            c_prev = sum(self.in_shapes[i][0] for i in self.images)
-            if self.transpose:
-                steps = _halvings(self.out_shape[1:], size, len(widths))
-            elif out_image:
-                if self.out_shape[1] > size[0] or self.out_shape[2] > size[1]:
-                    raise ValueError(
-                        f"an encoder cannot enlarge {size} to {self.out_shape[1:]}; "
-                        "use transpose = true"
-                    )
-                steps = _halvings(size, self.out_shape[1:], len(widths))
-            else:
-                steps = _max_halvings(size, len(widths))
-            self.grid = (c_prev, *size)
-
         self.convs = nn.ModuleList()
         self.shifts = nn.ModuleList()
+        self.norms = nn.ModuleList()
         for i, c in enumerate(widths):
             if i < steps and self.transpose:
                 conv = nn.ConvTranspose2d(c_prev, c, 4, stride=2, padding=1)
             else:
-                conv = nn.Conv2d(c_prev, c, kernel, stride=2 if i < steps else 1, padding=pad)
+                conv = nn.Conv2d(
+                    c_prev, c, kernel, stride=2 if i < steps else 1, padding=kernel // 2
+                )
             self.convs.append(maybe_spectral_norm(conv, sn))
             self.shifts.append(nn.Linear(ctx_dim, c) if ctx_dim else nn.Identity())
+            self.norms.append(_norm(norm, c))
             c_prev = c
         self.act = make_activation(activation)
-        if out_image:
-            head = nn.Conv2d(c_prev, self.out_shape[0], kernel, padding=pad)
-            self.head = maybe_spectral_norm(head, sn)
-        else:
-            h, w = self.grid[1] // 2**steps, self.grid[2] // 2**steps
-            head = maybe_spectral_norm(nn.Linear(c_prev * h * w, self.out_numel), sn)
-            self.head = nn.Sequential(nn.Flatten(), head)
+        self.head = self._head(c_prev, steps, kernel, sn)
+        if zero_out:
+            zero_module(self.head)
         self.has_context = ctx_dim > 0
+
+    def _check_kinds(self) -> None:
+        if not self.images and not self.transpose:
+            raise ValueError(
+                f"a ConvNet encoder needs an image input [C, H, W], got {self.in_shapes}"
+            )
+        if self.transpose and not self.out_image:
+            raise ValueError(
+                f"a transposed ConvNet outputs an image [C, H, W], got {self.out_shape}"
+            )
+
+    def _entry(self, widths: list[int], sn: bool) -> tuple[int, int]:
+        """Set :attr:`grid` (the first feature map) and return its channels and the number of
+        resolution-changing stages."""
+        out_size, n_stages = self.out_shape[-2:], len(widths)
+        if self.from_vector:
+            k = _max_halvings(out_size, n_stages)
+            self.grid = (widths[0], out_size[0] // 2**k, out_size[1] // 2**k)
+            d_vec = sum(numel(s) for s in self.in_shapes)
+            self.project = maybe_spectral_norm(nn.Linear(d_vec, numel(self.grid)), sn)
+            return self.grid[0], k
+        size = common_size(self.in_shapes, self.images)
+        self.grid = (sum(self.in_shapes[i][0] for i in self.images), *size)
+        if self.transpose:
+            return self.grid[0], _halvings(out_size, size, n_stages)
+        if not self.out_image:
+            return self.grid[0], _max_halvings(size, n_stages)
+        if out_size[0] > size[0] or out_size[1] > size[1]:
+            raise ValueError(
+                f"an encoder cannot enlarge {size} to {out_size}; use transpose = true"
+            )
+        return self.grid[0], _halvings(size, out_size, n_stages)
+
+    def _head(self, c_prev: int, steps: int, kernel: int, sn: bool) -> nn.Module:
+        if self.out_image:
+            c_out = numel(self.out_shape[:-2])
+            return maybe_spectral_norm(nn.Conv2d(c_prev, c_out, kernel, padding=kernel // 2), sn)
+        grow = 2**steps if self.transpose else 2**-steps
+        h, w = int(self.grid[1] * grow), int(self.grid[2] * grow)
+        head = maybe_spectral_norm(nn.Linear(c_prev * h * w, self.out_numel), sn)
+        return nn.Sequential(nn.Flatten(), head)
 
     def forward(self, *inputs: Tensor, t: Tensor | float | None = None, y: Tensor | None = None):
         self.check_inputs(inputs)
@@ -143,138 +186,9 @@ class ConvNet(ShapedNet):
             h = torch.cat([inputs[i] for i in self.images], dim=1)
             parts = flat + ([] if ctx is None else [ctx])
         c = torch.cat(parts, dim=1) if parts else None
-        for conv, shift in zip(self.convs, self.shifts, strict=True):
+        for conv, shift, norm in zip(self.convs, self.shifts, self.norms, strict=True):
             h = conv(h)
             if self.has_context:
                 h = h + shift(c)[:, :, None, None]
-            h = self.act(h)
+            h = self.act(norm(h))
         return self.to_output(self.head(h))
-
-
-class _ResBlock(nn.Module):
-    """GroupNorm-act-conv twice with the embedding added in between (Ho et al. 2020, app. B)."""
-
-    def __init__(self, c_in: int, c_out: int, emb_dim: int, groups: int, act: str):
-        super().__init__()
-        self.norm1 = group_norm(c_in, groups)
-        self.conv1 = nn.Conv2d(c_in, c_out, 3, padding=1)
-        self.emb = nn.Linear(emb_dim, c_out) if emb_dim else None
-        self.norm2 = group_norm(c_out, groups)
-        self.conv2 = nn.Conv2d(c_out, c_out, 3, padding=1)
-        self.act = make_activation(act)
-        self.skip = nn.Conv2d(c_in, c_out, 1) if c_in != c_out else nn.Identity()
-
-    def forward(self, x: Tensor, emb: Tensor | None) -> Tensor:
-        h = self.conv1(self.act(self.norm1(x)))
-        if self.emb is not None:
-            h = h + self.emb(self.act(emb))[:, :, None, None]
-        h = self.conv2(self.act(self.norm2(h)))
-        return h + self.skip(x)
-
-
-class UNet(ShapedNet):
-    """A small UNet (Ronneberger et al. 2015) in the DDPM form (Ho et al. 2020): residual blocks
-    with GroupNorm, the t / y embedding added in every block, factor-2 down- and up-sampling
-    between ``channels`` levels, and skip connections joined by concatenation.
-
-    Image inputs are stacked along channels; other inputs join the embedding.  The output has
-    the inputs' height and width, which must be divisible by 2**(len(channels) - 1).
-    """
-
-    def __init__(
-        self,
-        *,
-        channels: Sequence[int] = (32, 64),
-        blocks: int = 1,
-        groups: int = 8,
-        activation: str = "silu",
-        **shapes,
-    ):
-        super().__init__(**shapes)
-        widths = check_positive_ints("channels", channels)
-        (n_blocks,) = check_positive_ints(
-            "blocks", [blocks] if isinstance(blocks, int) else blocks
-        )
-        (groups,) = check_positive_ints("groups", [groups] if isinstance(groups, int) else groups)
-        self.images, self.vectors = _split_inputs(self.in_shapes)
-        if not self.images:
-            raise ValueError(f"a UNet needs an image input [C, H, W], got {self.in_shapes}")
-        size = _common_size(self.in_shapes, self.images)
-        if len(self.out_shape) != 3 or self.out_shape[1:] != size:
-            raise ValueError(
-                f"a UNet outputs an image of its input size [C, {size[0]}, {size[1]}], "
-                f"got {self.out_shape}"
-            )
-        levels = len(widths)
-        if size[0] % 2 ** (levels - 1) or size[1] % 2 ** (levels - 1):
-            raise ValueError(
-                f"image size {size} must be divisible by 2**{levels - 1} for {levels} levels"
-            )
-        ctx_dim = self.context_dim + sum(numel(self.in_shapes[i]) for i in self.vectors)
-        emb_dim = 4 * widths[0] if ctx_dim else 0
-        self.embed = (
-            nn.Sequential(
-                nn.Linear(ctx_dim, emb_dim),
-                make_activation(activation),
-                nn.Linear(emb_dim, emb_dim),
-            )
-            if ctx_dim
-            else None
-        )
-
-        def block(c_in: int, c_out: int) -> _ResBlock:
-            return _ResBlock(c_in, c_out, emb_dim, groups, activation)
-
-        c_in = sum(self.in_shapes[i][0] for i in self.images)
-        self.conv_in = nn.Conv2d(c_in, widths[0], 3, padding=1)
-        self.down = nn.ModuleList()
-        self.downsample = nn.ModuleList()
-        c_prev = widths[0]
-        for i, c in enumerate(widths):
-            self.down.append(
-                nn.ModuleList(block(c_prev if j == 0 else c, c) for j in range(n_blocks))
-            )
-            c_prev = c
-            if i < levels - 1:
-                self.downsample.append(nn.Conv2d(c, c, 3, stride=2, padding=1))
-        self.mid = block(c_prev, c_prev)
-        self.up = nn.ModuleList()
-        self.upsample = nn.ModuleList()
-        for i in reversed(range(levels)):
-            c = widths[i]
-            self.up.append(
-                nn.ModuleList(block((c_prev + c) if j == 0 else c, c) for j in range(n_blocks))
-            )
-            c_prev = c
-            if i > 0:
-                self.upsample.append(
-                    nn.Sequential(
-                        nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(c, c, 3, padding=1)
-                    )
-                )
-        self.norm_out = group_norm(c_prev, groups)
-        self.act = make_activation(activation)
-        self.conv_out = nn.Conv2d(c_prev, self.out_shape[0], 3, padding=1)
-
-    def forward(self, *inputs: Tensor, t: Tensor | float | None = None, y: Tensor | None = None):
-        self.check_inputs(inputs)
-        parts = [inputs[i].reshape(inputs[i].shape[0], -1) for i in self.vectors]
-        ctx = self.context(t, y, inputs[0])
-        parts += [] if ctx is None else [ctx]
-        emb = self.embed(torch.cat(parts, dim=1)) if self.embed is not None else None
-        h = self.conv_in(torch.cat([inputs[i] for i in self.images], dim=1))
-        skips = []
-        for i, level in enumerate(self.down):
-            for blk in level:
-                h = blk(h, emb)
-            skips.append(h)
-            if i < len(self.downsample):
-                h = self.downsample[i](h)
-        h = self.mid(h, emb)
-        for j, level in enumerate(self.up):
-            h = torch.cat([h, skips.pop()], dim=1)
-            for blk in level:
-                h = blk(h, emb)
-            if j < len(self.upsample):
-                h = self.upsample[j](h)
-        return self.conv_out(self.act(self.norm_out(h)))

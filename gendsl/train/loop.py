@@ -46,6 +46,7 @@ import torch
 from torch import Tensor, nn
 from tqdm import tqdm
 
+from gendsl.data.dataset import as_float, random_hflip
 from gendsl.errors import InternalError, UsageError
 from gendsl.train import distributed
 from gendsl.train.checkpoint import (
@@ -106,22 +107,29 @@ def sample_batch(
     batch_size: int,
     generator: torch.Generator,
     share: tuple[int, int] | None = None,
+    *,
+    hflip: bool = False,
 ) -> Batch:
     """Draw ``batch_size`` rows uniformly with replacement; the indices are drawn by
-    ``generator`` on its device (the data's), so no step waits for the host.  ``share``
-    ``(start, stop)`` keeps that slice of the global batch (one rank's share)."""
+    ``generator`` on its device (the data's), so no step waits for the host.  8-bit images
+    (``uint8``) become ``float32`` in ``[0, 1]`` here; ``hflip`` mirrors each image left-right
+    with probability 1/2 (:func:`~gendsl.data.random_hflip`, same generator).  ``share``
+    ``(start, stop)`` keeps that slice of the global batch (one rank's share); every rank draws
+    the whole global batch's indices and flips, so the ranks' generators stay in step."""
     idx = torch.randint(
         data[0].shape[0], (batch_size,), generator=generator, device=generator.device
     )
+    rows = tuple(as_float(p[idx]) for p in data)
+    if hflip:  # the first tensor holds the images
+        rows = (random_hflip(rows[0], generator=generator), *rows[1:])
     if share is not None:
-        idx = idx[share[0] : share[1]]
-    rows = tuple(p[idx] for p in data)
+        rows = tuple(r[share[0] : share[1]] for r in rows)
     return rows[0] if len(rows) == 1 else rows
 
 
 def _chunks(data: tuple[Tensor, ...], size: int):
     for start in range(0, data[0].shape[0], size):
-        rows = tuple(p[start : start + size] for p in data)
+        rows = tuple(as_float(p[start : start + size]) for p in data)
         yield (rows[0] if len(rows) == 1 else rows), rows[0].shape[0]
 
 
@@ -412,6 +420,7 @@ def fit(
     spec_text: str = "",
     config: Mapping[str, object] | None = None,
     log_every: int = 100,
+    hflip: bool = False,
     progress: bool = True,
     hooks: Sequence[Hook] = (),
 ) -> TrainResult:
@@ -425,6 +434,7 @@ def fit(
     ``eval_data`` is evaluated; every ``checkpoint_every`` steps and at the end
     ``out_dir/checkpoint.pt`` is replaced atomically.  ``resume`` continues from that
     checkpoint bit-for-bit: weights, EMA, optimiser and scaler state, and every random state.
+    ``hflip`` mirrors training images left-right at random (``train { hflip = true }``).
     ``hooks`` are called as ``hook(step, metrics)`` at the end of every step, after its
     checkpoint, with the step's metrics as 0-dim device tensors (reading one waits for the
     device).  Mixed precision (bf16 autocast, or fp16 with a GradScaler where bf16 is
@@ -487,7 +497,9 @@ def fit(
     )
     try:
         for step in range(start + 1, steps + 1):
-            metrics = trainer.step(sample_batch(data, batch_size, batches, share), step)
+            metrics = trainer.step(
+                sample_batch(data, batch_size, batches, share, hflip=hflip), step
+            )
             if trainer.ema is not None:
                 trainer.ema.update(model)
             tally.add(step, metrics)

@@ -9,7 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
-from gendsl.data import FILE_TEST_FRACTION, load_dataset
+from gendsl.data import FILE_TEST_FRACTION, as_float, load_dataset
 from gendsl.data.files import load_file
 from gendsl.errors import DataError, UsageError
 
@@ -26,9 +26,11 @@ def test_npy_uint8_and_vectors(tmp_path: Path) -> None:
     pixels = RNG.integers(0, 256, size=(5, 4, 4)).astype(np.uint8)
     np.save(tmp_path / "u.npy", pixels)
     x, _ = load_file(tmp_path / "u.npy")
-    np.testing.assert_allclose(x, pixels / 255.0, rtol=1e-6)
+    assert x.dtype == np.uint8  # 8-bit intensities stay 8-bit in memory
+    np.testing.assert_array_equal(x, pixels)
     image = load_dataset(tmp_path / "u.npy", split="all", as_image=True)
-    assert image.kind == "image" and image.shape == (1, 4, 4)
+    assert image.kind == "image" and image.shape == (1, 4, 4) and image.levels == 256
+    np.testing.assert_allclose(as_float(image.x)[:, 0].numpy(), pixels / 255.0, rtol=1e-6)
     np.save(tmp_path / "v.npy", np.arange(7.0))
     assert load_file(tmp_path / "v.npy")[0].shape == (7, 1)
 
@@ -105,14 +107,15 @@ def test_image_folders(tmp_path: Path) -> None:
     assert d.kind == "image" and d.shape == (1, 6, 5) and d.num_classes == 3
     # sorted class folders: ant=0, bee=1, cat=2; files sorted inside each
     assert d.y.tolist() == [0, 1, 2, 2]
-    np.testing.assert_allclose(d.x[0, 0].numpy(), gray[1] / 255.0, rtol=1e-6)
-    np.testing.assert_allclose(d.x[3, 0].numpy(), gray[2] / 255.0, rtol=1e-6)
+    assert d.x.dtype == torch.uint8 and d.levels == 256
+    np.testing.assert_array_equal(d.x[0, 0].numpy(), gray[1])
+    np.testing.assert_array_equal(d.x[3, 0].numpy(), gray[2])
     rgb = RNG.integers(0, 256, size=(2, 4, 4, 3), dtype=np.uint8)
     _save(tmp_path / "c" / "a.png", rgb[0])
     _save(tmp_path / "c" / "b.jpg", rgb[1])
     x, y = load_file(tmp_path / "c")
     assert x.shape == (2, 3, 4, 4) and y is None
-    np.testing.assert_allclose(x[0], rgb[0].transpose(2, 0, 1) / 255.0, rtol=1e-6)
+    np.testing.assert_array_equal(x[0], rgb[0].transpose(2, 0, 1))
     x, _ = load_file(tmp_path / "c", channels=1, image_size=(2, 3))
     assert x.shape == (2, 1, 2, 3)
     _save(tmp_path / "m" / "a.png", gray[0])
