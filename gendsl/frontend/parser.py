@@ -25,11 +25,14 @@ from gendsl.frontend import ast
 from gendsl.resources import grammar_text
 from gendsl.source import Source, Span
 
-__all__ = ["MAX_DEPTH", "parse", "parse_expr"]
+__all__ = ["MAX_CHAIN", "MAX_DEPTH", "parse", "parse_expr"]
 
 #: The deepest expression or block nesting accepted.  Deeper input is reported, not parsed,
 #: so that every later phase may recurse freely.
 MAX_DEPTH = 200
+
+#: The most terms of one flat sum or product (``a + b + ...``): later phases recurse along it.
+MAX_CHAIN = 500
 
 
 def _tok_span(file: str, tok: Token) -> Span:
@@ -501,19 +504,39 @@ def _check_nesting(source: Source) -> None:
             col += 1
 
 
+_CHAINS = ({"+", "-"}, {"*", "/"})
+
+
+def _chain_step(node: ast.Node, child: ast.Node) -> int:
+    """How much deeper ``child`` nests than ``node``: 0 for the left operand of a left-associative
+    chain of one precedence level (``a + b - c + ...`` is a list, not nesting), else 1."""
+    if isinstance(node, ast.BinOp) and isinstance(child, ast.BinOp) and child is node.left:
+        return 0 if any(node.op in c and child.op in c for c in _CHAINS) else 1
+    return 1
+
+
 def _check_depth(tree: ast.Node, source: Source) -> None:
-    """Reject ASTs deeper than :data:`MAX_DEPTH` (long operator chains nest as deeply)."""
-    stack = [(tree, 0)]
+    """Reject ASTs nested deeper than :data:`MAX_DEPTH` and chains longer than
+    :data:`MAX_CHAIN` terms."""
+    stack = [(tree, 0, 0)]
     while stack:
-        node, depth = stack.pop()
+        node, depth, chain = stack.pop()
         if depth > MAX_DEPTH + 20:
-            span = getattr(node, "span", None)
             raise SpecSyntaxError(
                 f"expression too deeply nested: more than {MAX_DEPTH} levels",
-                span,
+                getattr(node, "span", None),
                 source,
             )
-        stack.extend((child, depth + 1) for child in node.children())
+        if chain + 2 > MAX_CHAIN:  # the binary node at link `chain` joins chain + 2 terms
+            raise SpecSyntaxError(
+                f"expression too long: more than {MAX_CHAIN} terms in one sum or product; "
+                "split it over several let statements",
+                getattr(node, "span", None),
+                source,
+            )
+        for child in node.children():
+            step = _chain_step(node, child)
+            stack.append((child, depth + step, chain + 1 if step == 0 else 0))
 
 
 # --------------------------------------------------------------------------- statement spans
