@@ -21,6 +21,7 @@ from gendsl.errors import SpecError
 from gendsl.frontend import ast
 from gendsl.frontend.printer import format_expr
 from gendsl.symbolic.expr import VectorAccess, is_zero, lambdify_np, symbol, to_sympy, to_text
+from gendsl.symbolic.tidy import tidy
 
 __all__ = ["ChainKernel", "chain_kernel"]
 
@@ -132,5 +133,5 @@ def chain_kernel(
             f"mean coefficient^2 + scale^2 = {c_k[i] ** 2 + betas[i]:g} at k = {i + 1}",
             chain.dist.span,
         )
-    beta = sp.simplify(scale**2) if simplify else scale**2
+    beta = tidy(scale**2) if simplify else scale**2
     return ChainKernel(chain.var, k, hi, beta, betas, np.cumprod(1 - betas))

@@ -22,6 +22,8 @@ import sympy as sp
 from gendsl.errors import SpecError
 from gendsl.frontend import ast
 from gendsl.symbolic.expr import is_zero, lambdify_np, symbol, to_sympy, to_text
+from gendsl.symbolic.store import remembered
+from gendsl.symbolic.tidy import tidy
 
 __all__ = [
     "Kernel",
@@ -194,7 +196,7 @@ def integrate_a(f: sp.Expr, t: sp.Symbol) -> sp.Expr | None:
         A = sp.integrate(f.subs(t, u), (u, 0, t), meijerg=False, risch=False)
     except (NotImplementedError, ValueError, TypeError):
         return None
-    A = sp.simplify(A)
+    A = tidy(A, time=str(t))
     return A if _usable(A, t) else None
 
 
@@ -218,7 +220,7 @@ def integrate_s2(A: sp.Expr, g: sp.Expr, t: sp.Symbol) -> sp.Expr | None:
             closed = sp.integrate((g**2).subs(t, u), (u, 0, t), meijerg=False, risch=False)
         except (NotImplementedError, ValueError, TypeError):
             return None
-        closed = sp.simplify(closed)
+        closed = tidy(closed, time=str(t))
         return closed if _usable(closed, t) else None
     return None
 
@@ -250,7 +252,7 @@ def _fit(integrand: sp.Expr, basis: list[sp.Expr], t: sp.Symbol) -> sp.Expr | No
     if not np.all(np.abs(np.asarray(approx, float) - truth) <= 1e-9 * np.abs(truth) + 1e-300):
         return None
     closed = sum(c * (b - b.subs(t, 0)) for c, b in zip(exact, basis, strict=True))
-    return sp.simplify(closed)
+    return tidy(closed, time=str(t))
 
 
 # --------------------------------------------------------------------------- recognition
@@ -322,23 +324,27 @@ def sde_kernel(sde: ast.SDE, lets: Mapping[str, ast.Let]) -> Kernel:
     from scipy.integrate import cumulative_trapezoid  # slow to import: only when needed
 
     x, t, f, g = coefficients(sde, lets)
-    f, g = sp.simplify(f), sp.simplify(g)
+    f, g = tidy(f, time=str(t)), tidy(g, time=str(t))
     T = _time_range(sde, lets)
     f_fn, g_fn = lambdify_np(f, t), lambdify_np(g, t)
-    A = integrate_a(f, t)
-    s2 = integrate_s2(A, g, t) if A is not None else None
+    A = remembered("log_a", (f,), lambda: integrate_a(f, t), time=str(t))
+    s2 = (
+        remembered("s2_inner", (A, g), lambda: integrate_s2(A, g, t), time=str(t))
+        if A is not None
+        else None
+    )
     grid = np.linspace(0.0, T, GRID_SIZE)
     if A is not None:
-        a = sp.simplify(sp.exp(A))
+        a = tidy(sp.exp(A), time=str(t))
         a_fn = lambdify_np(a, t)
     else:
         a = None
         log_a = cumulative_trapezoid(f_fn(grid), grid, initial=0.0)
         a_fn = _interpolant(grid, np.exp(log_a))
     if s2 is not None:
-        s2 = sp.simplify(sp.exp(2 * A) * s2)
+        s2 = tidy(sp.exp(2 * A) * s2, time=str(t))
         s_fn = lambdify_np(sp.sqrt(s2), t)
-        log_snr = sp.simplify(2 * A - sp.log(s2))
+        log_snr = tidy(2 * A - sp.log(s2), time=str(t))
     else:
         log_a = np.log(a_fn(grid))
         inner = cumulative_trapezoid(g_fn(grid) ** 2 * np.exp(-2 * log_a), grid, initial=0.0)
