@@ -12,14 +12,13 @@ from __future__ import annotations
 import dataclasses
 import functools
 import hashlib
-import os
 import re
-from pathlib import Path
 
 from lark import Lark, Token, Transformer, v_args
 from lark import __version__ as lark_version
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
+from gendsl.cache import cache_folder
 from gendsl.errors import SpecSyntaxError
 from gendsl.frontend import ast
 from gendsl.resources import grammar_text
@@ -324,7 +323,7 @@ def _parser() -> tuple[Lark, _Build]:
 def _grammar_cache(text: str) -> str | bool:
     """Where lark keeps the analysed LALR tables between runs (a file in gendsl's own cache
     folder, named by the grammar's hash); ``False`` when that folder cannot be made."""
-    folder = Path(os.environ.get("GENDSL_CACHE") or Path.home() / ".cache" / "gendsl")
+    folder = cache_folder()
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError:

@@ -11,12 +11,10 @@ re-derived with fresh locations).
 from __future__ import annotations
 
 import hashlib
-import json
-import os
-import tempfile
 from pathlib import Path
 
 from gendsl.analysis.model import CheckedModel
+from gendsl.cache import read_json, write_json
 from gendsl.errors import SpecError
 from gendsl.frontend import ast
 from gendsl.frontend.printer import format_statement
@@ -53,10 +51,6 @@ _CACHE_FILE = "symbolic-checks.json"
 _CACHE_SIZE = 4096
 
 
-def _cache_path() -> Path:
-    return Path(os.environ.get("GENDSL_CACHE") or Path.home() / ".cache" / "gendsl") / _CACHE_FILE
-
-
 def fingerprint(model: CheckedModel) -> str:
     """A hash of everything the checks read: the process/path statements and every let."""
     parts = [CHECKS_VERSION]
@@ -66,25 +60,14 @@ def fingerprint(model: CheckedModel) -> str:
 
 
 def _passed() -> list[str]:
-    try:
-        value = json.loads(_cache_path().read_text())
-        return [str(v) for v in value] if isinstance(value, list) else []
-    except (OSError, ValueError):
-        return []
+    value = read_json(_CACHE_FILE)
+    return [str(v) for v in value] if isinstance(value, list) else []
 
 
 def _remember(digest: str) -> None:
-    """Add ``digest`` to the on-disk list of processes that passed (atomically; best effort)."""
-    path = _cache_path()
+    """Add ``digest`` to the on-disk list of processes that passed."""
     entries = [*[d for d in _passed() if d != digest][-(_CACHE_SIZE - 1) :], digest]
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-        with os.fdopen(fd, "w") as f:
-            json.dump(entries, f)
-        os.replace(tmp, path)
-    except OSError:
-        pass  # a read-only home only costs speed
+    write_json(_CACHE_FILE, entries)
 
 
 def validate(model: CheckedModel) -> list[SpecError]:

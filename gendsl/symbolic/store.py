@@ -15,17 +15,14 @@ from __future__ import annotations
 
 import ast
 import hashlib
-import json
-import os
-import tempfile
 from collections.abc import Callable
-from pathlib import Path
 
 import sympy as sp
 
+from gendsl.cache import read_json, write_json
 from gendsl.symbolic.expr import symbol
 
-__all__ = ["STORE_VERSION", "cache_folder", "remembered"]
+__all__ = ["STORE_VERSION", "remembered"]
 
 #: Bump when a cached computation changes, so that old entries stop counting.
 STORE_VERSION = "1"
@@ -36,37 +33,20 @@ _NONE = "none"
 _loaded: dict[str, str] | None = None
 
 
-def cache_folder() -> Path:
-    """``$GENDSL_CACHE``, else ``~/.cache/gendsl``."""
-    return Path(os.environ.get("GENDSL_CACHE") or Path.home() / ".cache" / "gendsl")
-
-
 def _entries() -> dict[str, str]:
     global _loaded
     if _loaded is None:
-        try:
-            value = json.loads((cache_folder() / _FILE).read_text())
-            _loaded = {str(k): str(v) for k, v in value.items()} if isinstance(value, dict) else {}
-        except (OSError, ValueError, AttributeError):
-            _loaded = {}
+        value = read_json(_FILE)
+        _loaded = {str(k): str(v) for k, v in value.items()} if isinstance(value, dict) else {}
     return _loaded
 
 
 def _save(key: str, text: str) -> None:
-    """Add one entry (atomically; best effort: a read-only home only costs speed)."""
     entries = _entries()
     entries[key] = text
     while len(entries) > _SIZE:
         entries.pop(next(iter(entries)))
-    path = cache_folder() / _FILE
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-        with os.fdopen(fd, "w") as f:
-            json.dump(entries, f)
-        os.replace(tmp, path)
-    except OSError:
-        pass
+    write_json(_FILE, entries)
 
 
 #: The constructors a stored tree may use (``srepr`` names) and whether they take ``evaluate``.
