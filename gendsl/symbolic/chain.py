@@ -118,8 +118,8 @@ def chain_kernel(
         raise SpecError(f"the scale of a chain step must not depend on {chain.var}", scale_e.span)
     ks = np.arange(1, hi + 1, dtype=np.float64)
     _check_accesses(accesses, k, ks)
-    c_k, sigma_k = lambdify_np(c, k)(ks), lambdify_np(scale, k)(ks)
-    betas = sigma_k**2
+    c_k = lambdify_np(c, k)(ks)
+    betas = lambdify_np(sp.expand(scale**2), k)(ks)  # sqrt(b)^2 = b: a negative b shows as such
     if not (np.all(np.isfinite(betas)) and np.all((betas > 0) & (betas < 1))):
         i = int(np.argmax(~((betas > 0) & (betas < 1))))
         raise SpecError(

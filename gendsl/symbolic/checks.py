@@ -46,7 +46,7 @@ def _key(model: CheckedModel) -> tuple:
 
 
 #: Bump when the checks change, so that old cache entries stop counting.
-CHECKS_VERSION = "1"
+CHECKS_VERSION = "2"
 _CACHE_FILE = "symbolic-checks.json"
 _CACHE_SIZE = 4096
 
@@ -92,16 +92,19 @@ def _validate(model: CheckedModel) -> list[SpecError]:
     try:
         if isinstance(model.process, ast.SDE):
             from gendsl.symbolic.kernel import check_sde
+            from gendsl.symbolic.positivity import check_sde_diffusion
 
-            check_sde(model.process, model.lets)
+            check_sde_diffusion(model.process, *check_sde(model.process, model.lets))
         elif isinstance(model.process, ast.Chain):
             from gendsl.symbolic.chain import chain_kernel
 
             chain_kernel(model.process, model.lets, simplify=False)
         if model.path is not None:
-            from gendsl.symbolic.path import path_velocity
+            from gendsl.symbolic.path import NOISE, path_velocity
+            from gendsl.symbolic.positivity import check_path_noise
 
-            path_velocity(model.path, model.lets, simplify=False)
+            kernel = path_velocity(model.path, model.lets, simplify=False)
+            check_path_noise(model.path, kernel.t, kernel.gamma, NOISE)
     except SpecError as err:
         err.source = err.source or _source_of(err, model)
         errors.append(err)

@@ -88,14 +88,18 @@ class Kernel:
 
 def split_terms(e: ast.Expr) -> list[tuple[int, ast.Expr]]:
     """The top-level terms of a sum, each with its sign: ``a - b + c`` → [(+a), (-b), (+c)]."""
-    if isinstance(e, ast.BinOp) and e.op in "+-":
-        right = split_terms(e.right)
-        if e.op == "-":
-            right = [(-sign, term) for sign, term in right]
-        return split_terms(e.left) + right
-    if isinstance(e, ast.Neg):
-        return [(-sign, term) for sign, term in split_terms(e.operand)]
-    return [(1, e)]
+    terms: list[tuple[int, ast.Expr]] = []
+    stack = [(1, e)]
+    while stack:  # a loop, not a recursion: a flat sum may have hundreds of terms
+        sign, node = stack.pop()
+        if isinstance(node, ast.BinOp) and node.op in "+-":
+            stack.append((-sign if node.op == "-" else sign, node.right))
+            stack.append((sign, node.left))
+        elif isinstance(node, ast.Neg):
+            stack.append((-sign, node.operand))
+        else:
+            terms.append((sign, node))
+    return terms
 
 
 def _differentials(term: ast.Expr, allowed: set[str]) -> None:
@@ -313,10 +317,11 @@ def _interpolant(grid: np.ndarray, values: np.ndarray) -> NumFn:
     return call
 
 
-def check_sde(sde: ast.SDE, lets: Mapping[str, ast.Let]) -> None:
-    """The checks of :func:`sde_kernel` without its integrals (fast, for ``gendsl check``)."""
-    coefficients(sde, lets)
-    _time_range(sde, lets)
+def check_sde(sde: ast.SDE, lets: Mapping[str, ast.Let]) -> tuple[sp.Symbol, sp.Expr, float]:
+    """The checks of :func:`sde_kernel` without its integrals (fast, for ``gendsl check``);
+    returns (t, g(t), T) for the checks that follow."""
+    _, t, _, g = coefficients(sde, lets)
+    return t, g, _time_range(sde, lets)
 
 
 def sde_kernel(sde: ast.SDE, lets: Mapping[str, ast.Let]) -> Kernel:
