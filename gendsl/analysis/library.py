@@ -30,6 +30,7 @@ from types import MappingProxyType
 from typing import Any
 
 __all__ = [
+    "ACTIVATIONS",
     "CONSTANTS",
     "CONSTRUCTORS",
     "COUPLINGS",
@@ -689,3 +690,7 @@ TRAIN: Mapping[str, Param] = MappingProxyType(
         "warmup": _int(0),
     }
 )
+
+#: The activations a network's ``activation =`` may name: the one table the checker and the
+#: network library (:func:`gendsl.nn.layers.activation`) both read.
+ACTIVATIONS: tuple[str, ...] = _ACTIVATIONS
