@@ -641,7 +641,12 @@ class _ModelChecker:
             )
             return Opt(opt.name, (), {}, opt.span)
         return self.opts.check(
-            info.samplers[opt.name], opt.args, opt.kwargs, opt.span, f"sampler {opt.name}"
+            info.samplers[opt.name],
+            opt.args,
+            opt.kwargs,
+            opt.span,
+            f"sampler {opt.name}",
+            family=family,
         )
 
     def train(self) -> dict[str, Any]:
@@ -658,6 +663,9 @@ class _ModelChecker:
                     )
                     continue
                 values[kw.name] = self.opts.value(param, kw.value, f"train {kw.name}")
+                self.opts.in_range(
+                    "train", kw.name, values[kw.name], kw.value, f"train {kw.name}", None
+                )
         return values
 
     def family_rules(self, family: str, loss: Opt | None) -> None:
