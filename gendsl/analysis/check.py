@@ -19,6 +19,7 @@ from gendsl.analysis.graph import ROLE_KIND, find_cycle, topological
 from gendsl.analysis.model import CheckedModel, NetSpec, Opt, Shape, Site, Variable, VarType
 from gendsl.analysis.options import OptionChecker, describe
 from gendsl.analysis.resolve import Scope, closest, load, merged_model, unknown
+from gendsl.analysis.usage import one_data_variable, unused_latents
 from gendsl.errors import Diagnostic, SpecError, SpecErrors, UsageError
 from gendsl.frontend import ast
 from gendsl.source import Span
@@ -1075,6 +1076,9 @@ class _ModelChecker:
             self.family_rules(family, loss)
         self.infer_nets()
         graph = self.graph()
+        unused_latents(self.variables, self.sampled, graph, self.error)
+        if family is not None:
+            one_data_variable(self.variables, family, _FAMILY_WORDS[family], self.error)
         cycle = find_cycle(graph)
         if cycle is not None:
             names, span = cycle
