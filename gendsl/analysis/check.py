@@ -19,6 +19,7 @@ from gendsl.analysis.graph import ROLE_KIND, find_cycle, topological
 from gendsl.analysis.model import CheckedModel, NetSpec, Opt, Shape, Site, Variable, VarType
 from gendsl.analysis.options import OptionChecker, describe
 from gendsl.analysis.resolve import Scope, closest, load, merged_model, unknown
+from gendsl.analysis.supported import unsupported
 from gendsl.analysis.usage import one_data_variable, unused_latents
 from gendsl.errors import Diagnostic, SpecError, SpecErrors, UsageError
 from gendsl.frontend import ast
@@ -1166,6 +1167,17 @@ def _validate(model: CheckedModel) -> list[Diagnostic]:
     return list(validate(model))
 
 
+def _unsupported(model: CheckedModel, scope: Scope) -> list[Diagnostic]:
+    """What the model's back end refuses (:mod:`~gendsl.analysis.supported`), located."""
+    found: list[Diagnostic] = []
+
+    def report(message: str, span: Span) -> None:
+        found.append(SpecError(message, span, scope.sources.get(span.file)))
+
+    unsupported(model, report)
+    return found
+
+
 def _check_scope(scope: Scope) -> list[CheckedModel]:
     errors = list(scope.errors)
     if not scope.program.models:
@@ -1188,7 +1200,7 @@ def _check_scope(scope: Scope) -> list[CheckedModel]:
         errors.extend(e for e in scope.errors if e not in errors)
         errors.extend(checker.errors)
         if result is not None:
-            problems = _validate(result)
+            problems = _unsupported(result, scope) or _validate(result)
             errors.extend(problems)
             if not problems:
                 checked.append(result)

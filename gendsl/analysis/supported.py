@@ -1,0 +1,100 @@
+"""What the back ends do not support, refused by the checker, located.
+
+Each rule here is one the compiler (``gendsl.lower``) enforces when it builds a model; checking
+it on the :class:`~gendsl.analysis.model.CheckedModel` reports it from ``gendsl check``, at the
+statement to change, together with every other error of the spec:
+
+- ``loss elbo(enumerate = [...])`` with ``free_bits`` (``lower/latent.py``): the free-bits KL
+  is per guide site, enumerated sites have none;
+- ``free_bits`` with ``kl = mc`` (``lower/latent.py``): free bits clamp the analytic KL;
+- a condition in an energy or adversarial model (``lower/energy.py``, ``lower/adversarial.py``);
+- a packed ``Uniform(net(...))`` (``lower/dists.py``): its two ends cannot be split from one
+  output;
+- a packed site in the adversarial family (``lower/adversarial.py``), which evaluates explicit
+  parameters only;
+- a ``reflow`` coupling in a conditional model (``lower/matching.py``): reflow pairs carry no
+  conditions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from gendsl.analysis import library as lib
+from gendsl.analysis.model import CheckedModel
+from gendsl.frontend import ast
+from gendsl.source import Span
+
+__all__ = ["unsupported"]
+
+Report = Callable[[str, Span], None]
+
+_UNCONDITIONAL = {"energy": "energy-based", "adversarial": "adversarial"}
+
+
+def _written(model: CheckedModel, name: str) -> Span:
+    """Where the loss statement writes its option ``name`` (the loss itself if defaulted)."""
+    stmt = next((s for s in model.ast.body if isinstance(s, ast.Loss)), None)
+    if stmt is None:
+        return model.loss.span or model.ast.name_span
+    kw = stmt.option.kwarg(name)
+    return kw.span if kw is not None else stmt.option.span
+
+
+def _loss_options(model: CheckedModel, report: Report) -> None:
+    loss = model.loss
+    if loss.name != "elbo" or not loss.kwargs.get("free_bits"):
+        return
+    if loss.kwargs.get("enumerate"):
+        report(
+            "loss elbo: free_bits cannot be combined with enumerate (free bits clamp the KL "
+            "of each guide site; an enumerated latent has none); remove one of them",
+            _written(model, "free_bits"),
+        )
+    if loss.kwargs.get("kl") == "mc":
+        report("loss elbo: free_bits needs the analytic KL; remove kl = mc", _written(model, "kl"))
+
+
+def _conditions(model: CheckedModel, report: Report) -> None:
+    conditions = model.condition_vars()
+    if not conditions:
+        return
+    first = conditions[0]
+    if model.family in _UNCONDITIONAL:
+        report(
+            f"conditional {_UNCONDITIONAL[model.family]} models are not supported yet; remove "
+            f"'condition {first.name}'",
+            first.span,
+        )
+    couple = model.couple
+    if couple is not None and couple.coupling.name == "reflow":
+        report(
+            f"reflow pairs carry no conditions; remove 'condition {first.name}' or couple by "
+            "another coupling",
+            first.span,
+        )
+
+
+def _packed_sites(model: CheckedModel, report: Report) -> None:
+    for site in model.sites:
+        if site.packed is None:
+            continue
+        if site.dist == "Uniform":
+            report(
+                "Uniform cannot take its parameters from one network; write Uniform(low, high)",
+                site.packed.span,
+            )
+        elif model.family == "adversarial":
+            params = ", ".join(lib.DISTRIBUTIONS[site.dist].params)
+            report(
+                f"the adversarial family takes explicit distribution parameters: write "
+                f"{site.dist}({params}) instead of one network {site.packed.func}(...)",
+                site.packed.span,
+            )
+
+
+def unsupported(model: CheckedModel, report: Report) -> None:
+    """Report every construct of ``model`` that its back end refuses (module docstring)."""
+    _loss_options(model, report)
+    _conditions(model, report)
+    _packed_sites(model, report)
