@@ -317,6 +317,14 @@ def _interpolant(grid: np.ndarray, values: np.ndarray) -> NumFn:
     return call
 
 
+def _cumulative(values: np.ndarray, grid: np.ndarray, *, initial: float) -> np.ndarray:
+    """∫ values on ``grid`` from its start, by the trapezoid rule (scipy, imported only when an
+    integral has no closed form: it costs a second)."""
+    from scipy.integrate import cumulative_trapezoid
+
+    return cumulative_trapezoid(values, grid, initial=initial)
+
+
 def check_sde(sde: ast.SDE, lets: Mapping[str, ast.Let]) -> tuple[sp.Symbol, sp.Expr, float]:
     """The checks of :func:`sde_kernel` without its integrals (fast, for ``gendsl check``);
     returns (t, g(t), T) for the checks that follow."""
@@ -326,8 +334,6 @@ def check_sde(sde: ast.SDE, lets: Mapping[str, ast.Let]) -> tuple[sp.Symbol, sp.
 
 def sde_kernel(sde: ast.SDE, lets: Mapping[str, ast.Let]) -> Kernel:
     """The kernel of ``sde`` (see the module docstring); a located SpecError if it has none."""
-    from scipy.integrate import cumulative_trapezoid  # slow to import: only when needed
-
     x, t, f, g = coefficients(sde, lets)
     f, g = tidy(f, time=str(t)), tidy(g, time=str(t))
     T = _time_range(sde, lets)
@@ -344,7 +350,7 @@ def sde_kernel(sde: ast.SDE, lets: Mapping[str, ast.Let]) -> Kernel:
         a_fn = lambdify_np(a, t)
     else:
         a = None
-        log_a = cumulative_trapezoid(f_fn(grid), grid, initial=0.0)
+        log_a = _cumulative(f_fn(grid), grid, initial=0.0)
         a_fn = _interpolant(grid, np.exp(log_a))
     if s2 is not None:
         s2 = tidy(sp.exp(2 * A) * s2, time=str(t))
@@ -352,7 +358,7 @@ def sde_kernel(sde: ast.SDE, lets: Mapping[str, ast.Let]) -> Kernel:
         log_snr = tidy(2 * A - sp.log(s2), time=str(t))
     else:
         log_a = np.log(a_fn(grid))
-        inner = cumulative_trapezoid(g_fn(grid) ** 2 * np.exp(-2 * log_a), grid, initial=0.0)
+        inner = _cumulative(g_fn(grid) ** 2 * np.exp(-2 * log_a), grid, initial=0.0)
         s_fn = _interpolant(grid, np.sqrt(np.exp(2 * log_a) * inner))
         log_snr = None
     kind, params = recognise(f_fn, g_fn, T)

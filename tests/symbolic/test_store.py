@@ -87,3 +87,46 @@ def test_a_damaged_entry_is_computed_again(counted, tmp_path, monkeypatch):
     counted["shortest"] = 0
     assert tidy.tidy(e) == first_value
     assert counted["shortest"] == 1
+
+
+_PROBE = """
+import sys
+from gendsl.cli import main
+code = main(["derive", sys.argv[1]])
+print(code, "sympy" in sys.modules, "scipy" in sys.modules)
+"""
+
+
+def test_a_second_derive_imports_no_sympy(tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    spec = tmp_path / "cosine.gen"
+    spec.write_text(
+        "model m {\n  data x : real[2]\n"
+        + COSINE
+        + "  net eps = MLP(hidden = [8], time = fourier)\n"
+        "  predict eps = eps(x_t, t)\n  loss dsm\n}\n"
+    )
+    env = {**os.environ, "GENDSL_CACHE": str(tmp_path / "cache"), "PYTHONPATH": str(root)}
+
+    def run() -> tuple[str, str]:
+        done = subprocess.run(
+            [sys.executable, "-c", _PROBE, str(spec)],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=tmp_path,
+            check=True,
+        )
+        out = done.stdout.splitlines()
+        return "\n".join(out[:-1]), out[-1]
+
+    cold_text, cold = run()
+    warm_text, warm = run()
+    assert cold == "0 True False"  # derived by sympy; closed forms: no quadrature (scipy)
+    assert warm == "0 False False"  # remembered: neither is imported
+    assert warm_text == cold_text and "g(t) = sqrt(" in warm_text
