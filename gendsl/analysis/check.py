@@ -1167,17 +1167,6 @@ def _validate(model: CheckedModel) -> list[Diagnostic]:
     return list(validate(model))
 
 
-def _unsupported(model: CheckedModel, scope: Scope) -> list[Diagnostic]:
-    """What the model's back end refuses (:mod:`~gendsl.analysis.supported`), located."""
-    found: list[Diagnostic] = []
-
-    def report(message: str, span: Span) -> None:
-        found.append(SpecError(message, span, scope.sources.get(span.file)))
-
-    unsupported(model, report)
-    return found
-
-
 def _check_scope(scope: Scope) -> list[CheckedModel]:
     errors = list(scope.errors)
     if not scope.program.models:
@@ -1200,7 +1189,7 @@ def _check_scope(scope: Scope) -> list[CheckedModel]:
         errors.extend(e for e in scope.errors if e not in errors)
         errors.extend(checker.errors)
         if result is not None:
-            problems = _unsupported(result, scope) or _validate(result)
+            problems = unsupported(result, scope.sources) or _validate(result)
             errors.extend(problems)
             if not problems:
                 checked.append(result)

@@ -18,12 +18,13 @@ statement to change, together with every other error of the spec:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from gendsl.analysis import library as lib
 from gendsl.analysis.model import CheckedModel
+from gendsl.errors import SpecError
 from gendsl.frontend import ast
-from gendsl.source import Span
+from gendsl.source import Source, Span
 
 __all__ = ["unsupported"]
 
@@ -93,8 +94,15 @@ def _packed_sites(model: CheckedModel, report: Report) -> None:
             )
 
 
-def unsupported(model: CheckedModel, report: Report) -> None:
-    """Report every construct of ``model`` that its back end refuses (module docstring)."""
+def unsupported(model: CheckedModel, sources: Mapping[str, Source]) -> list[SpecError]:
+    """Every construct of ``model`` that its back end refuses (module docstring), located in
+    ``sources`` (by file name)."""
+    found: list[SpecError] = []
+
+    def report(message: str, span: Span) -> None:
+        found.append(SpecError(message, span, sources.get(span.file)))
+
     _loss_options(model, report)
     _conditions(model, report)
     _packed_sites(model, report)
+    return found
