@@ -19,6 +19,7 @@ from gendsl.analysis.graph import ROLE_KIND, find_cycle, topological
 from gendsl.analysis.model import CheckedModel, NetSpec, Opt, Shape, Site, Variable, VarType
 from gendsl.analysis.options import OptionChecker, describe
 from gendsl.analysis.resolve import Scope, closest, load, merged_model, unknown
+from gendsl.analysis.supported import family_of as _family_of
 from gendsl.analysis.supported import unsupported
 from gendsl.analysis.usage import one_data_variable, unused_latents
 from gendsl.errors import Diagnostic, SpecError, SpecErrors, UsageError
@@ -43,20 +44,6 @@ _PREDICT_EXAMPLE = {
     "diffusion": "predict eps = eps(x_t, t)",
     "matching": "predict velocity = v(x_t, t)",
 }
-
-
-def _family_of(stmt: ast.Stmt) -> str | None:
-    if isinstance(stmt, ast.SDE | ast.Chain):
-        return "diffusion"
-    if isinstance(stmt, ast.Path):
-        return "matching"
-    if isinstance(stmt, ast.Flow):
-        return "flow"
-    if isinstance(stmt, ast.Critic):
-        return "adversarial"
-    if isinstance(stmt, ast.Energy):
-        return "energy"
-    return None
 
 
 def _keyword(stmt: ast.Stmt) -> str:
@@ -1189,7 +1176,7 @@ def _check_scope(scope: Scope) -> list[CheckedModel]:
         errors.extend(e for e in scope.errors if e not in errors)
         errors.extend(checker.errors)
         if result is not None:
-            problems = unsupported(result, scope.sources) or _validate(result)
+            problems = unsupported(result, scope) or _validate(result)
             errors.extend(problems)
             if not problems:
                 checked.append(result)

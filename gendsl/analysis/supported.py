@@ -13,24 +13,57 @@ statement to change, together with every other error of the spec:
 - a packed site in the adversarial family (``lower/adversarial.py``), which evaluates explicit
   parameters only;
 - a ``reflow`` coupling in a conditional model (``lower/matching.py``): reflow pairs carry no
-  conditions.
+  conditions;
+- a consistency ``teacher`` that is not a diffusion model (``lower/diffusion_consistency.py``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 
 from gendsl.analysis import library as lib
 from gendsl.analysis.model import CheckedModel
+from gendsl.analysis.resolve import Scope, merged_model
 from gendsl.errors import SpecError
 from gendsl.frontend import ast
-from gendsl.source import Source, Span
+from gendsl.source import Span
 
-__all__ = ["unsupported"]
+__all__ = ["family_of", "unsupported"]
 
 Report = Callable[[str, Span], None]
 
 _UNCONDITIONAL = {"energy": "energy-based", "adversarial": "adversarial"}
+
+
+def family_of(stmt: ast.Stmt) -> str | None:
+    """The family a statement puts its model in (``None``: it does not decide it)."""
+    if isinstance(stmt, ast.SDE | ast.Chain):
+        return "diffusion"
+    if isinstance(stmt, ast.Path):
+        return "matching"
+    if isinstance(stmt, ast.Flow):
+        return "flow"
+    if isinstance(stmt, ast.Critic):
+        return "adversarial"
+    if isinstance(stmt, ast.Energy):
+        return "energy"
+    return None
+
+
+def _teacher(model: CheckedModel, scope: Scope, report: Report) -> None:
+    name = model.loss.kwargs.get("teacher") if model.loss.name == "consistency" else None
+    teacher = scope.models.get(name) if isinstance(name, str) else None
+    merged = merged_model(scope, teacher) if teacher is not None else None
+    if merged is None:
+        return
+    families = {family_of(s) for s in merged.body} - {None}
+    family = families.pop() if len(families) == 1 else None if families else "latent"
+    if family not in (None, "diffusion"):
+        report(
+            f"the teacher of consistency distillation must be a diffusion model; '{name}' is "
+            f"a {family}-family model",
+            _written(model, "teacher"),
+        )
 
 
 def _written(model: CheckedModel, name: str) -> Span:
@@ -94,15 +127,16 @@ def _packed_sites(model: CheckedModel, report: Report) -> None:
             )
 
 
-def unsupported(model: CheckedModel, sources: Mapping[str, Source]) -> list[SpecError]:
+def unsupported(model: CheckedModel, scope: Scope) -> list[SpecError]:
     """Every construct of ``model`` that its back end refuses (module docstring), located in
-    ``sources`` (by file name)."""
+    the files of ``scope``."""
     found: list[SpecError] = []
 
     def report(message: str, span: Span) -> None:
-        found.append(SpecError(message, span, sources.get(span.file)))
+        found.append(SpecError(message, span, scope.sources.get(span.file)))
 
     _loss_options(model, report)
+    _teacher(model, scope, report)
     _conditions(model, report)
     _packed_sites(model, report)
     return found
