@@ -14,7 +14,9 @@ statement to change, together with every other error of the spec:
   parameters only;
 - a ``reflow`` coupling in a conditional model (``lower/matching.py``): reflow pairs carry no
   conditions;
-- a consistency ``teacher`` that is not a diffusion model (``lower/diffusion_consistency.py``).
+- a consistency ``teacher`` that is not a diffusion model (``lower/diffusion_consistency.py``);
+- a flow-matching model whose data is not the path's end ``x1``, or whose source ``x0`` is not
+  drawn from a fixed distribution (``lower/matching.py``).
 """
 
 from __future__ import annotations
@@ -127,6 +129,28 @@ def _packed_sites(model: CheckedModel, report: Report) -> None:
             )
 
 
+def _path_ends(model: CheckedModel, report: Report) -> None:
+    path = model.path
+    if model.family != "matching" or path is None or not path.target.endswith("_t"):
+        return
+    base = path.target[:-2]
+    source, end = base + "0", base + "1"
+    for v in model.data_vars():
+        if v.name != end:
+            report(
+                f"a flow-matching model's data must be the path's end {end}; '{v.name}' is not "
+                f"(declare 'data {end} : ...' and let the path run from {source} to {end})",
+                v.span,
+            )
+    site = next((s for s in model.sites if s.name == source), None)
+    if site is not None and (site.given or site.packed is not None):
+        report(
+            f"the source {source} must be drawn from a fixed distribution, e.g. "
+            f"{source} ~ Normal(0, 1)",
+            site.span,
+        )
+
+
 def unsupported(model: CheckedModel, scope: Scope) -> list[SpecError]:
     """Every construct of ``model`` that its back end refuses (module docstring), located in
     the files of ``scope``."""
@@ -139,4 +163,5 @@ def unsupported(model: CheckedModel, scope: Scope) -> list[SpecError]:
     _teacher(model, scope, report)
     _conditions(model, report)
     _packed_sites(model, report)
+    _path_ends(model, report)
     return found
