@@ -37,10 +37,11 @@ def number(value: int | float) -> sp.Expr:
 
 
 def is_zero(e: sp.Expr) -> bool:
-    """Whether ``e`` is identically zero: ``expand`` settles most cases; ``simplify`` (slow) is
-    only tried on what ``expand`` leaves."""
-    expanded = sp.expand(e)
-    return expanded == 0 or sp.simplify(expanded) == 0
+    """Whether ``e`` is identically zero, in bounded time
+    (:func:`gendsl.symbolic.tidy.vanishes`)."""
+    from gendsl.symbolic.tidy import vanishes  # tidy -> store -> this module
+
+    return vanishes(e)
 
 
 def to_text(e: sp.Expr) -> str:

@@ -130,3 +130,12 @@ def test_a_second_derive_imports_no_sympy(tmp_path):
     assert cold == "0 True False"  # derived by sympy; closed forms: no quadrature (scipy)
     assert warm == "0 False False"  # remembered: neither is imported
     assert warm_text == cold_text and "g(t) = sqrt(" in warm_text
+
+
+def test_zero_tests_stay_bounded_and_right(counted):
+    t, x = sp.Symbol("t", nonnegative=True), sp.Symbol("x", real=True)
+    assert tidy.vanishes(sp.sin(t) ** 2 + sp.cos(t) ** 2 - 1)  # trigonometric: by evaluation
+    assert tidy.vanishes(sp.tan(t) * sp.cos(t) - sp.sin(t))
+    assert not tidy.vanishes(sp.sin(t) - t + t**3 / 6)  # zero to third order only
+    assert counted["simplify"] == 0
+    assert tidy.vanishes(sp.sqrt(t) ** 2 * x - t * x) and not tidy.vanishes(sp.exp(t) - 1 - t)
