@@ -3,10 +3,10 @@
 A derivation depends only on the checked model and on the code that derives it, so
 :func:`derive` keeps each one (its sections of text and LaTeX lines) in the cache folder
 (``$GENDSL_CACHE``, file ``derivations.json``), keyed by a hash of the model's canonical text
-(every statement, printed canonically, and its resolved loss and sampler) and of the deriving
-modules' source.  A spec's second ``gendsl derive`` then imports no sympy at all; the kernel
-object behind a cached derivation is recomputed (through the symbolic store) only when asked
-for.  This module imports no sympy.
+(every statement and ``let``, printed canonically, its sizes and its resolved loss and sampler)
+and of the deriving modules' source.  A spec's second ``gendsl derive`` then imports no sympy
+at all; the kernel object behind a cached derivation is recomputed (through the symbolic store)
+only when asked for.  This module imports no sympy.
 """
 
 from __future__ import annotations
@@ -88,6 +88,8 @@ def fingerprint(model: CheckedModel) -> str:
     parts = [(here / f"{name}.py").read_text(encoding="utf-8") for name in _CODE]
     parts += [model.name, model.family, repr(model.loss), repr(model.sampler)]
     parts += [format_statement(s) for s in model.ast.body]
+    parts += sorted(format_statement(let) for let in model.lets.values())
+    parts += [repr(sorted(model.sizes.items()))]
     return hashlib.sha256("\n\x00".join(parts).encode()).hexdigest()
 
 
