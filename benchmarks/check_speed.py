@@ -150,6 +150,7 @@ def main() -> None:
     scaling(args.repeat)
     if args.skip_stdlib:
         return
+    sys.path.insert(0, str(ROOT))  # run as a script from anywhere: gendsl is not installed
 
     from gendsl.analysis import check_text
     from gendsl.frontend.parser import parse
