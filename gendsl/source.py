@@ -11,6 +11,7 @@ start and end.  :func:`render` turns a span and a message into the diagnostic us
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 __all__ = ["Source", "Span", "render"]
 
@@ -22,9 +23,17 @@ class Source:
     name: str
     text: str
 
+    @cached_property
+    def _lines(self) -> list[str]:
+        return self.text.splitlines()
+
     def line(self, lineno: int) -> str:
-        """Line ``lineno`` (1-based) without its newline; ``""`` past the end."""
-        lines = self.text.splitlines()
+        """Line ``lineno`` (1-based) without its newline; ``""`` past the end.
+
+        The file is split once (on first use) and cached, so locating every statement of a
+        file costs time linear in its length.
+        """
+        lines = self._lines
         return lines[lineno - 1] if 1 <= lineno <= len(lines) else ""
 
 

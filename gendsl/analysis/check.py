@@ -19,6 +19,9 @@ from gendsl.analysis.graph import ROLE_KIND, find_cycle, topological
 from gendsl.analysis.model import CheckedModel, NetSpec, Opt, Shape, Site, Variable, VarType
 from gendsl.analysis.options import OptionChecker, describe
 from gendsl.analysis.resolve import Scope, closest, load, merged_model, unknown
+from gendsl.analysis.supported import family_of as _family_of
+from gendsl.analysis.supported import unsupported
+from gendsl.analysis.usage import one_data_variable, unused_latents
 from gendsl.errors import Diagnostic, SpecError, SpecErrors, UsageError
 from gendsl.frontend import ast
 from gendsl.source import Span
@@ -41,20 +44,6 @@ _PREDICT_EXAMPLE = {
     "diffusion": "predict eps = eps(x_t, t)",
     "matching": "predict velocity = v(x_t, t)",
 }
-
-
-def _family_of(stmt: ast.Stmt) -> str | None:
-    if isinstance(stmt, ast.SDE | ast.Chain):
-        return "diffusion"
-    if isinstance(stmt, ast.Path):
-        return "matching"
-    if isinstance(stmt, ast.Flow):
-        return "flow"
-    if isinstance(stmt, ast.Critic):
-        return "adversarial"
-    if isinstance(stmt, ast.Energy):
-        return "energy"
-    return None
 
 
 def _keyword(stmt: ast.Stmt) -> str:
@@ -641,7 +630,12 @@ class _ModelChecker:
             )
             return Opt(opt.name, (), {}, opt.span)
         return self.opts.check(
-            info.samplers[opt.name], opt.args, opt.kwargs, opt.span, f"sampler {opt.name}"
+            info.samplers[opt.name],
+            opt.args,
+            opt.kwargs,
+            opt.span,
+            f"sampler {opt.name}",
+            family=family,
         )
 
     def train(self) -> dict[str, Any]:
@@ -658,6 +652,9 @@ class _ModelChecker:
                     )
                     continue
                 values[kw.name] = self.opts.value(param, kw.value, f"train {kw.name}")
+                self.opts.in_range(
+                    "train", kw.name, values[kw.name], kw.value, f"train {kw.name}", None
+                )
         return values
 
     def family_rules(self, family: str, loss: Opt | None) -> None:
@@ -1067,6 +1064,9 @@ class _ModelChecker:
             self.family_rules(family, loss)
         self.infer_nets()
         graph = self.graph()
+        unused_latents(self.variables, self.sampled, graph, self.error)
+        if family is not None:
+            one_data_variable(self.variables, family, _FAMILY_WORDS[family], self.error)
         cycle = find_cycle(graph)
         if cycle is not None:
             names, span = cycle
@@ -1176,7 +1176,7 @@ def _check_scope(scope: Scope) -> list[CheckedModel]:
         errors.extend(e for e in scope.errors if e not in errors)
         errors.extend(checker.errors)
         if result is not None:
-            problems = _validate(result)
+            problems = unsupported(result, scope) or _validate(result)
             errors.extend(problems)
             if not problems:
                 checked.append(result)

@@ -30,6 +30,7 @@ from types import MappingProxyType
 from typing import Any
 
 __all__ = [
+    "ACTIVATIONS",
     "CONSTANTS",
     "CONSTRUCTORS",
     "COUPLINGS",
@@ -696,3 +697,7 @@ TRAIN: Mapping[str, Param] = MappingProxyType(
         "hflip": _bool(False, doc="mirror training images left-right at random"),
     }
 )
+
+#: The activations a network's ``activation =`` may name: the one table the checker and the
+#: network library (:func:`gendsl.nn.layers.activation`) both read.
+ACTIVATIONS: tuple[str, ...] = _ACTIVATIONS

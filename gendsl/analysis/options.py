@@ -12,6 +12,7 @@ from typing import Any
 
 from gendsl.analysis.library import NETWORKS, OptionSpec, Param
 from gendsl.analysis.model import Opt, to_value
+from gendsl.analysis.ranges import out_of_range
 from gendsl.analysis.resolve import closest, unknown
 from gendsl.frontend import ast
 from gendsl.source import Span
@@ -77,8 +78,11 @@ class OptionChecker:
         kwargs: tuple[ast.KwArg, ...],
         span: Span,
         what: str,
+        *,
+        family: str | None = None,
     ) -> Opt:
-        """Bind and check ``spec(args..., kwargs...)``; ``what`` names it in messages."""
+        """Bind and check ``spec(args..., kwargs...)``; ``what`` names it in messages; the
+        ranges of its numbers are those of ``family`` (:mod:`~gendsl.analysis.ranges`)."""
         values = spec.defaults()
         names = list(spec.params)
         if len(args) > spec.positional:
@@ -98,6 +102,7 @@ class OptionChecker:
                 )
         for name, arg in zip(names, args[: spec.positional], strict=False):
             values[name] = self.value(spec.params[name], arg, f"{what}: {name}")
+            self.in_range(spec.name, name, values[name], arg, f"{what}: {name}", family)
         for kw in kwargs:
             param = spec.params.get(kw.name)
             if param is None:
@@ -109,7 +114,22 @@ class OptionChecker:
                 self.report(message, kw.span)
                 continue
             values[kw.name] = self.value(param, kw.value, f"{what}: {kw.name}")
+            self.in_range(
+                spec.name, kw.name, values[kw.name], kw.value, f"{what}: {kw.name}", family
+            )
         return Opt(spec.name, (), values, span)
+
+    def in_range(
+        self, option: str, param: str, value: Any, e: ast.Expr, what: str, family: str | None
+    ) -> None:
+        """Report a number of ``option``'s ``param`` outside its range, at the number."""
+        bad = out_of_range(option, param, value, family=family)
+        if bad is None:
+            return
+        allowed, number = bad
+        if isinstance(e, ast.List):
+            e = next((i for i in e.items if to_value(i) == number), e)
+        self.report(f"{what} must be {allowed.text()}; found {describe(e)}", e.span)
 
     @staticmethod
     def _expected(spec: OptionSpec) -> str:

@@ -12,24 +12,26 @@ from __future__ import annotations
 import dataclasses
 import functools
 import hashlib
-import os
 import re
-from pathlib import Path
 
 from lark import Lark, Token, Transformer, v_args
 from lark import __version__ as lark_version
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
+from gendsl.cache import cache_folder
 from gendsl.errors import SpecSyntaxError
 from gendsl.frontend import ast
 from gendsl.resources import grammar_text
 from gendsl.source import Source, Span
 
-__all__ = ["MAX_DEPTH", "parse", "parse_expr"]
+__all__ = ["MAX_CHAIN", "MAX_DEPTH", "parse", "parse_expr"]
 
 #: The deepest expression or block nesting accepted.  Deeper input is reported, not parsed,
 #: so that every later phase may recurse freely.
 MAX_DEPTH = 200
+
+#: The most terms of one flat sum or product (``a + b + ...``): later phases recurse along it.
+MAX_CHAIN = 500
 
 
 def _tok_span(file: str, tok: Token) -> Span:
@@ -321,7 +323,7 @@ def _parser() -> tuple[Lark, _Build]:
 def _grammar_cache(text: str) -> str | bool:
     """Where lark keeps the analysed LALR tables between runs (a file in gendsl's own cache
     folder, named by the grammar's hash); ``False`` when that folder cannot be made."""
-    folder = Path(os.environ.get("GENDSL_CACHE") or Path.home() / ".cache" / "gendsl")
+    folder = cache_folder()
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError:
@@ -501,19 +503,39 @@ def _check_nesting(source: Source) -> None:
             col += 1
 
 
+_CHAINS = ({"+", "-"}, {"*", "/"})
+
+
+def _chain_step(node: ast.Node, child: ast.Node) -> int:
+    """How much deeper ``child`` nests than ``node``: 0 for the left operand of a left-associative
+    chain of one precedence level (``a + b - c + ...`` is a list, not nesting), else 1."""
+    if isinstance(node, ast.BinOp) and isinstance(child, ast.BinOp) and child is node.left:
+        return 0 if any(node.op in c and child.op in c for c in _CHAINS) else 1
+    return 1
+
+
 def _check_depth(tree: ast.Node, source: Source) -> None:
-    """Reject ASTs deeper than :data:`MAX_DEPTH` (long operator chains nest as deeply)."""
-    stack = [(tree, 0)]
+    """Reject ASTs nested deeper than :data:`MAX_DEPTH` and chains longer than
+    :data:`MAX_CHAIN` terms."""
+    stack = [(tree, 0, 0)]
     while stack:
-        node, depth = stack.pop()
+        node, depth, chain = stack.pop()
         if depth > MAX_DEPTH + 20:
-            span = getattr(node, "span", None)
             raise SpecSyntaxError(
                 f"expression too deeply nested: more than {MAX_DEPTH} levels",
-                span,
+                getattr(node, "span", None),
                 source,
             )
-        stack.extend((child, depth + 1) for child in node.children())
+        if chain + 2 > MAX_CHAIN:  # the binary node at link `chain` joins chain + 2 terms
+            raise SpecSyntaxError(
+                f"expression too long: more than {MAX_CHAIN} terms in one sum or product; "
+                "split it over several let statements",
+                getattr(node, "span", None),
+                source,
+            )
+        for child in node.children():
+            step = _chain_step(node, child)
+            stack.append((child, depth + step, chain + 1 if step == 0 else 0))
 
 
 # --------------------------------------------------------------------------- statement spans

@@ -74,11 +74,20 @@ def format_expr(e: ast.Expr) -> str:
         if e.op == "^":  # right-associative: base must bind tighter, exponent may be unary
             left = _wrap(format_expr(e.left), _power(e.left) <= p)
             right = _wrap(format_expr(e.right), _power(e.right) < _POWER["neg"])
-        else:
-            left = _wrap(format_expr(e.left), _power(e.left) < p)
-            right = _wrap(format_expr(e.right), _power(e.right) <= p)
-        return f"{left}^{right}" if e.op == "^" else f"{left} {e.op} {right}"
+            return f"{left}^{right}"
+        return _format_chain(e, p)
     raise TypeError(f"not an expression: {e!r}")
+
+
+def _format_chain(e: ast.BinOp, p: int) -> str:
+    """A left-associative chain ``a + b - c + ...`` (one precedence level), printed by a loop
+    along its left spine: a flat sum of thousands of terms is a list, not a recursion."""
+    tail: list[str] = []
+    node: ast.Expr = e
+    while isinstance(node, ast.BinOp) and node.op != "^" and _POWER[node.op] == p:
+        tail.append(f" {node.op} {_wrap(format_expr(node.right), _power(node.right) <= p)}")
+        node = node.left
+    return _wrap(format_expr(node), _power(node) < p) + "".join(reversed(tail))
 
 
 def _option(o: ast.Option) -> str:

@@ -8,6 +8,8 @@ from collections.abc import Sequence
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm as _spectral_norm
 
+from gendsl.analysis.library import ACTIVATIONS
+
 __all__ = [
     "ACTIVATIONS",
     "activation",
@@ -19,11 +21,11 @@ __all__ = [
     "zero_module",
 ]
 
-ACTIVATIONS = ("silu", "relu", "tanh", "leaky_relu", "gelu", "elu")
-
 
 def activation(name: str) -> nn.Module:
-    """The activation named ``name``; ``leaky_relu`` uses slope 0.2 (Radford et al. 2016)."""
+    """The activation named ``name``, one of the library's
+    :data:`~gendsl.analysis.library.ACTIVATIONS` (the table the checker reads too);
+    ``leaky_relu`` uses slope 0.2 (Radford et al. 2016)."""
     table = {
         "silu": nn.SiLU,
         "relu": nn.ReLU,
@@ -31,8 +33,10 @@ def activation(name: str) -> nn.Module:
         "leaky_relu": lambda: nn.LeakyReLU(0.2),
         "gelu": nn.GELU,
         "elu": nn.ELU,
+        "softplus": nn.Softplus,
+        "sigmoid": nn.Sigmoid,
     }
-    if name not in table:
+    if name not in ACTIVATIONS:
         raise ValueError(f"activation must be one of {', '.join(ACTIVATIONS)}, got {name!r}")
     return table[name]()
 

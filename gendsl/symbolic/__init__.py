@@ -28,9 +28,9 @@ __all__ = [
 _WHERE = {
     "ChainKernel": "chain",
     "chain_kernel": "chain",
-    "Derivation": "derivation",
-    "derive": "derivation",
-    "render": "derivation",
+    "Derivation": "derived",
+    "derive": "derived",
+    "render": "derived",
     "Kernel": "kernel",
     "sde_kernel": "kernel",
     "PathKernel": "path",

@@ -21,6 +21,7 @@ from gendsl.errors import SpecError
 from gendsl.frontend import ast
 from gendsl.frontend.printer import format_expr
 from gendsl.symbolic.expr import VectorAccess, is_zero, lambdify_np, symbol, to_sympy, to_text
+from gendsl.symbolic.tidy import tidy
 
 __all__ = ["ChainKernel", "chain_kernel"]
 
@@ -117,8 +118,8 @@ def chain_kernel(
         raise SpecError(f"the scale of a chain step must not depend on {chain.var}", scale_e.span)
     ks = np.arange(1, hi + 1, dtype=np.float64)
     _check_accesses(accesses, k, ks)
-    c_k, sigma_k = lambdify_np(c, k)(ks), lambdify_np(scale, k)(ks)
-    betas = sigma_k**2
+    c_k = lambdify_np(c, k)(ks)
+    betas = lambdify_np(sp.expand(scale**2), k)(ks)  # sqrt(b)^2 = b: a negative b shows as such
     if not (np.all(np.isfinite(betas)) and np.all((betas > 0) & (betas < 1))):
         i = int(np.argmax(~((betas > 0) & (betas < 1))))
         raise SpecError(
@@ -132,5 +133,5 @@ def chain_kernel(
             f"mean coefficient^2 + scale^2 = {c_k[i] ** 2 + betas[i]:g} at k = {i + 1}",
             chain.dist.span,
         )
-    beta = sp.simplify(scale**2) if simplify else scale**2
+    beta = tidy(scale**2) if simplify else scale**2
     return ChainKernel(chain.var, k, hi, beta, betas, np.cumprod(1 - betas))

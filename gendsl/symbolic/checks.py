@@ -11,12 +11,10 @@ re-derived with fresh locations).
 from __future__ import annotations
 
 import hashlib
-import json
-import os
-import tempfile
 from pathlib import Path
 
 from gendsl.analysis.model import CheckedModel
+from gendsl.cache import read_json, write_json
 from gendsl.errors import SpecError
 from gendsl.frontend import ast
 from gendsl.frontend.printer import format_statement
@@ -35,27 +33,22 @@ def _source_of(err: SpecError, model: CheckedModel) -> Source | None:
         return None
 
 
-#: validate() results by the statements they depend on (spans included, so that an error found
-#: once is reported at the same place): models that extend one base share its process.
+#: validate() results by the statements they depend on (canonical text and spans, so that an
+#: error found once is reported at the same place): models that extend one base share its process.
 _CACHE: dict[tuple, list[SpecError]] = {}
 
 
 def _key(model: CheckedModel) -> tuple:
-    def located(node: ast.Node | None) -> tuple:
-        return (node, getattr(node, "span", None))
-
-    lets = tuple(sorted((name, located(let)) for name, let in model.lets.items()))
-    return located(model.process), located(model.path), lets
+    """The canonical text of the checked statements and where they are (hashing the text, not
+    the tree, so that a long flat sum does not recurse)."""
+    nodes = [model.process, model.path, *(model.lets[n] for n in sorted(model.lets))]
+    return fingerprint(model), tuple(getattr(n, "span", None) for n in nodes)
 
 
 #: Bump when the checks change, so that old cache entries stop counting.
-CHECKS_VERSION = "1"
+CHECKS_VERSION = "2"
 _CACHE_FILE = "symbolic-checks.json"
 _CACHE_SIZE = 4096
-
-
-def _cache_path() -> Path:
-    return Path(os.environ.get("GENDSL_CACHE") or Path.home() / ".cache" / "gendsl") / _CACHE_FILE
 
 
 def fingerprint(model: CheckedModel) -> str:
@@ -67,25 +60,14 @@ def fingerprint(model: CheckedModel) -> str:
 
 
 def _passed() -> list[str]:
-    try:
-        value = json.loads(_cache_path().read_text())
-        return [str(v) for v in value] if isinstance(value, list) else []
-    except (OSError, ValueError):
-        return []
+    value = read_json(_CACHE_FILE)
+    return [str(v) for v in value] if isinstance(value, list) else []
 
 
 def _remember(digest: str) -> None:
-    """Add ``digest`` to the on-disk list of processes that passed (atomically; best effort)."""
-    path = _cache_path()
+    """Add ``digest`` to the on-disk list of processes that passed."""
     entries = [*[d for d in _passed() if d != digest][-(_CACHE_SIZE - 1) :], digest]
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-        with os.fdopen(fd, "w") as f:
-            json.dump(entries, f)
-        os.replace(tmp, path)
-    except OSError:
-        pass  # a read-only home only costs speed
+    write_json(_CACHE_FILE, entries)
 
 
 def validate(model: CheckedModel) -> list[SpecError]:
@@ -95,7 +77,7 @@ def validate(model: CheckedModel) -> list[SpecError]:
         return []
     key = _key(model)
     if key not in _CACHE:
-        digest = fingerprint(model)
+        digest = key[0]
         if digest in _passed():
             _CACHE[key] = []
         else:
@@ -110,16 +92,19 @@ def _validate(model: CheckedModel) -> list[SpecError]:
     try:
         if isinstance(model.process, ast.SDE):
             from gendsl.symbolic.kernel import check_sde
+            from gendsl.symbolic.positivity import check_sde_diffusion
 
-            check_sde(model.process, model.lets)
+            check_sde_diffusion(model.process, *check_sde(model.process, model.lets))
         elif isinstance(model.process, ast.Chain):
             from gendsl.symbolic.chain import chain_kernel
 
             chain_kernel(model.process, model.lets, simplify=False)
         if model.path is not None:
-            from gendsl.symbolic.path import path_velocity
+            from gendsl.symbolic.path import NOISE, path_velocity
+            from gendsl.symbolic.positivity import check_path_noise
 
-            path_velocity(model.path, model.lets, simplify=False)
+            kernel = path_velocity(model.path, model.lets, simplify=False)
+            check_path_noise(model.path, kernel.t, kernel.gamma, NOISE)
     except SpecError as err:
         err.source = err.source or _source_of(err, model)
         errors.append(err)

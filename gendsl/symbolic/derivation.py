@@ -2,64 +2,26 @@
 
 Each family gets the equations of the papers it follows, with the spec's own names and, where
 the spec fixes them, closed forms derived by sympy (SDE kernels, chain products, path
-velocities).  :func:`render` prints a :class:`Derivation` as text, markdown or LaTeX.
+velocities).  The text types, :func:`~gendsl.symbolic.derived.render` and the cache of
+finished derivations live in :mod:`gendsl.symbolic.derived`, which imports no sympy.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
 import sympy as sp
 
 from gendsl.analysis.model import CheckedModel, Opt, Site
-from gendsl.errors import UsageError
 from gendsl.frontend import ast
 from gendsl.frontend.printer import format_expr
 from gendsl.symbolic.chain import ChainKernel, chain_kernel
+from gendsl.symbolic.derived import Derivation, Section
 from gendsl.symbolic.expr import to_text
 from gendsl.symbolic.kernel import Kernel, sde_kernel
 from gendsl.symbolic.path import PathKernel, path_velocity
 
-__all__ = ["Derivation", "Line", "Section", "derive", "render"]
-
-FORMATS = ("text", "markdown", "latex")
-
-
-@dataclass(frozen=True)
-class Line:
-    """One derived statement: a label, its plain-text form and its LaTeX form."""
-
-    label: str
-    text: str
-    latex: str
-
-
-@dataclass
-class Section:
-    """A titled group of lines."""
-
-    title: str
-    lines: list[Line] = field(default_factory=list)
-
-    def add(self, label: str, text: str, latex: str | None = None) -> None:
-        """Append a line (LaTeX defaults to the text in ``\\text{}``)."""
-        plain = text.replace("_", r"\_")
-        self.lines.append(Line(label, text, latex if latex is not None else rf"\text{{{plain}}}"))
-
-    def expr(self, label: str, lhs: str, e: sp.Expr, lhs_latex: str | None = None) -> None:
-        """Append ``lhs = e`` from a sympy expression."""
-        self.add(label, f"{lhs} = {to_text(e)}", f"{lhs_latex or lhs} = {sp.latex(e)}")
-
-
-@dataclass
-class Derivation:
-    """What :func:`derive` found: sections of equations and the kernel object they came from."""
-
-    model: str
-    family: str
-    sections: list[Section]
-    kernel: Kernel | ChainKernel | PathKernel | None = None
+__all__ = ["derive_fresh"]
 
 
 def _opt_text(o: Any) -> str:
@@ -388,8 +350,9 @@ def _energy(model: CheckedModel, sec: Section) -> None:
         sec.add("loss", _opt_text(model.loss))
 
 
-def derive(model: CheckedModel) -> Derivation:
-    """The derivation of ``model`` (see the module docstring)."""
+def derive_fresh(model: CheckedModel) -> Derivation:
+    """The derivation of ``model`` (see the module docstring), computed: what
+    :func:`gendsl.symbolic.derived.derive` returns when its cache has no entry."""
     sec = Section(f"{model.name}: {model.family} model")
     kernel: Kernel | ChainKernel | PathKernel | None = None
     if model.family == "diffusion":
@@ -407,35 +370,3 @@ def derive(model: CheckedModel) -> Derivation:
     if model.sampler is not None:
         sec.add("sampler", _opt_text(model.sampler))
     return Derivation(model.name, model.family, [sec], kernel)
-
-
-def render(derivation: Derivation, format: str = "text") -> str:
-    """The derivation as ``text``, ``markdown`` or ``latex``."""
-    if format not in FORMATS:
-        raise UsageError(f"format must be one of {', '.join(FORMATS)}, got {format!r}")
-    out: list[str] = []
-    for sec in derivation.sections:
-        if format == "text":
-            out += [sec.title, "=" * len(sec.title)]
-            label = ""
-            for line in sec.lines:  # an unlabelled line continues the one above
-                label = line.label or label
-                head = f"{line.label}: " if line.label else " " * (len(label) + 2)
-                out.append(head + line.text)
-        elif format == "markdown":
-            out += [f"## {sec.title}", ""]
-            out += [
-                f"- **{line.label}**: ${line.latex}$" if line.label else f"  ${line.latex}$"
-                for line in sec.lines
-            ]
-        else:
-            out += [rf"\section*{{{sec.title}}}", r"\begin{align*}"]
-            out += [
-                rf"&\text{{{line.label}:}} && {line.latex} \\"
-                if line.label
-                else rf"& && {line.latex} \\"
-                for line in sec.lines
-            ]
-            out += [r"\end{align*}"]
-        out.append("")
-    return "\n".join(out)

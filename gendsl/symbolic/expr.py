@@ -37,10 +37,11 @@ def number(value: int | float) -> sp.Expr:
 
 
 def is_zero(e: sp.Expr) -> bool:
-    """Whether ``e`` is identically zero: ``expand`` settles most cases; ``simplify`` (slow) is
-    only tried on what ``expand`` leaves."""
-    expanded = sp.expand(e)
-    return expanded == 0 or sp.simplify(expanded) == 0
+    """Whether ``e`` is identically zero, in bounded time
+    (:func:`gendsl.symbolic.tidy.vanishes`)."""
+    from gendsl.symbolic.tidy import vanishes  # tidy -> store -> this module
+
+    return vanishes(e)
 
 
 def to_text(e: sp.Expr) -> str:
@@ -59,6 +60,11 @@ def lambdify_np(e: sp.Expr, var: sp.Symbol) -> Callable[[np.ndarray], np.ndarray
         return np.broadcast_to(out, x.shape).copy()
 
     return call
+
+
+def _is_derivative(e: ast.BinOp) -> bool:
+    """Whether ``e`` is ``d(E) / ...`` (a time derivative, not a quotient)."""
+    return e.op == "/" and isinstance(e.left, ast.Call) and e.left.func == "d"
 
 
 @dataclass(frozen=True)
@@ -149,20 +155,28 @@ class _Translator:
         derivative = self.derivative(e)
         if derivative is not None:
             return derivative
-        left, right = self(e.left), self(e.right)
-        if e.op == "+":
-            return left + right
-        if e.op == "-":
-            return left - right
-        if e.op == "*":
-            return left * right
-        if e.op == "/":
-            return left / right
-        return left**right
+        if e.op == "^":
+            return self(e.left) ** self(e.right)
+        return self.chain(e)
+
+    def chain(self, e: ast.BinOp) -> sp.Expr:
+        """A left-associative chain ``a + b - c ...`` or ``a * b / c ...`` as one sympy Add or
+        Mul, by a loop along its left spine (no recursion, no quadratic re-flattening)."""
+        level = ("+", "-") if e.op in ("+", "-") else ("*", "/")
+        rights: list[ast.BinOp] = []
+        node: ast.Expr = e
+        while isinstance(node, ast.BinOp) and node.op in level and not _is_derivative(node):
+            rights.append(node)
+            node = node.left
+        terms = [self(node)]
+        for n in reversed(rights):
+            value = self(n.right)
+            terms.append(value if n.op in ("+", "*") else (-value if n.op == "-" else 1 / value))
+        return sp.Add(*terms) if level[0] == "+" else sp.Mul(*terms)
 
     def derivative(self, e: ast.BinOp) -> sp.Expr | None:
         """``d(E)/dt``: the derivative of E in time."""
-        if not (e.op == "/" and isinstance(e.left, ast.Call) and e.left.func == "d"):
+        if not _is_derivative(e):
             return None
         if not (isinstance(e.right, ast.Name) and e.right.id == "d" + self.time):
             raise SpecError(

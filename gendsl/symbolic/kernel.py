@@ -22,6 +22,8 @@ import sympy as sp
 from gendsl.errors import SpecError
 from gendsl.frontend import ast
 from gendsl.symbolic.expr import is_zero, lambdify_np, symbol, to_sympy, to_text
+from gendsl.symbolic.store import remembered
+from gendsl.symbolic.tidy import tidy
 
 __all__ = [
     "Kernel",
@@ -86,14 +88,18 @@ class Kernel:
 
 def split_terms(e: ast.Expr) -> list[tuple[int, ast.Expr]]:
     """The top-level terms of a sum, each with its sign: ``a - b + c`` → [(+a), (-b), (+c)]."""
-    if isinstance(e, ast.BinOp) and e.op in "+-":
-        right = split_terms(e.right)
-        if e.op == "-":
-            right = [(-sign, term) for sign, term in right]
-        return split_terms(e.left) + right
-    if isinstance(e, ast.Neg):
-        return [(-sign, term) for sign, term in split_terms(e.operand)]
-    return [(1, e)]
+    terms: list[tuple[int, ast.Expr]] = []
+    stack = [(1, e)]
+    while stack:  # a loop, not a recursion: a flat sum may have hundreds of terms
+        sign, node = stack.pop()
+        if isinstance(node, ast.BinOp) and node.op in "+-":
+            stack.append((-sign if node.op == "-" else sign, node.right))
+            stack.append((sign, node.left))
+        elif isinstance(node, ast.Neg):
+            stack.append((-sign, node.operand))
+        else:
+            terms.append((sign, node))
+    return terms
 
 
 def _differentials(term: ast.Expr, allowed: set[str]) -> None:
@@ -194,7 +200,7 @@ def integrate_a(f: sp.Expr, t: sp.Symbol) -> sp.Expr | None:
         A = sp.integrate(f.subs(t, u), (u, 0, t), meijerg=False, risch=False)
     except (NotImplementedError, ValueError, TypeError):
         return None
-    A = sp.simplify(A)
+    A = tidy(A, time=str(t))
     return A if _usable(A, t) else None
 
 
@@ -218,7 +224,7 @@ def integrate_s2(A: sp.Expr, g: sp.Expr, t: sp.Symbol) -> sp.Expr | None:
             closed = sp.integrate((g**2).subs(t, u), (u, 0, t), meijerg=False, risch=False)
         except (NotImplementedError, ValueError, TypeError):
             return None
-        closed = sp.simplify(closed)
+        closed = tidy(closed, time=str(t))
         return closed if _usable(closed, t) else None
     return None
 
@@ -250,7 +256,7 @@ def _fit(integrand: sp.Expr, basis: list[sp.Expr], t: sp.Symbol) -> sp.Expr | No
     if not np.all(np.abs(np.asarray(approx, float) - truth) <= 1e-9 * np.abs(truth) + 1e-300):
         return None
     closed = sum(c * (b - b.subs(t, 0)) for c, b in zip(exact, basis, strict=True))
-    return sp.simplify(closed)
+    return tidy(closed, time=str(t))
 
 
 # --------------------------------------------------------------------------- recognition
@@ -311,37 +317,48 @@ def _interpolant(grid: np.ndarray, values: np.ndarray) -> NumFn:
     return call
 
 
-def check_sde(sde: ast.SDE, lets: Mapping[str, ast.Let]) -> None:
-    """The checks of :func:`sde_kernel` without its integrals (fast, for ``gendsl check``)."""
-    coefficients(sde, lets)
-    _time_range(sde, lets)
+def _cumulative(values: np.ndarray, grid: np.ndarray, *, initial: float) -> np.ndarray:
+    """∫ values on ``grid`` from its start, by the trapezoid rule (scipy, imported only when an
+    integral has no closed form: it costs a second)."""
+    from scipy.integrate import cumulative_trapezoid
+
+    return cumulative_trapezoid(values, grid, initial=initial)
+
+
+def check_sde(sde: ast.SDE, lets: Mapping[str, ast.Let]) -> tuple[sp.Symbol, sp.Expr, float]:
+    """The checks of :func:`sde_kernel` without its integrals (fast, for ``gendsl check``);
+    returns (t, g(t), T) for the checks that follow."""
+    _, t, _, g = coefficients(sde, lets)
+    return t, g, _time_range(sde, lets)
 
 
 def sde_kernel(sde: ast.SDE, lets: Mapping[str, ast.Let]) -> Kernel:
     """The kernel of ``sde`` (see the module docstring); a located SpecError if it has none."""
-    from scipy.integrate import cumulative_trapezoid  # slow to import: only when needed
-
     x, t, f, g = coefficients(sde, lets)
-    f, g = sp.simplify(f), sp.simplify(g)
+    f, g = tidy(f, time=str(t)), tidy(g, time=str(t))
     T = _time_range(sde, lets)
     f_fn, g_fn = lambdify_np(f, t), lambdify_np(g, t)
-    A = integrate_a(f, t)
-    s2 = integrate_s2(A, g, t) if A is not None else None
+    A = remembered("log_a", (f,), lambda: integrate_a(f, t), time=str(t))
+    s2 = (
+        remembered("s2_inner", (A, g), lambda: integrate_s2(A, g, t), time=str(t))
+        if A is not None
+        else None
+    )
     grid = np.linspace(0.0, T, GRID_SIZE)
     if A is not None:
-        a = sp.simplify(sp.exp(A))
+        a = tidy(sp.exp(A), time=str(t))
         a_fn = lambdify_np(a, t)
     else:
         a = None
-        log_a = cumulative_trapezoid(f_fn(grid), grid, initial=0.0)
+        log_a = _cumulative(f_fn(grid), grid, initial=0.0)
         a_fn = _interpolant(grid, np.exp(log_a))
     if s2 is not None:
-        s2 = sp.simplify(sp.exp(2 * A) * s2)
+        s2 = tidy(sp.exp(2 * A) * s2, time=str(t))
         s_fn = lambdify_np(sp.sqrt(s2), t)
-        log_snr = sp.simplify(2 * A - sp.log(s2))
+        log_snr = tidy(2 * A - sp.log(s2), time=str(t))
     else:
         log_a = np.log(a_fn(grid))
-        inner = cumulative_trapezoid(g_fn(grid) ** 2 * np.exp(-2 * log_a), grid, initial=0.0)
+        inner = _cumulative(g_fn(grid) ** 2 * np.exp(-2 * log_a), grid, initial=0.0)
         s_fn = _interpolant(grid, np.sqrt(np.exp(2 * log_a) * inner))
         log_snr = None
     kind, params = recognise(f_fn, g_fn, T)

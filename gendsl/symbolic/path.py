@@ -24,6 +24,7 @@ from gendsl.errors import SpecError
 from gendsl.frontend import ast
 from gendsl.symbolic.expr import is_zero, lambdify_np, symbol, to_sympy, to_text
 from gendsl.symbolic.kernel import split_terms
+from gendsl.symbolic.tidy import tidy
 
 __all__ = ["PathKernel", "path_velocity"]
 
@@ -81,7 +82,7 @@ def path_velocity(
 
     ``simplify = False`` skips sympy's (slow) simplification of the coefficients, for checking.
     """
-    tidy = sp.simplify if simplify else (lambda e: e)
+    shorten = (lambda e: tidy(e, time=time)) if simplify else (lambda e: e)
     x0n, x1n = _endpoints(path)
     t = symbol(time, time=time)
     syms = {n: sp.Symbol(n, real=True) for n in (x0n, x1n, NOISE)}
@@ -99,7 +100,7 @@ def path_velocity(
                 term.span,
             )
         coef[used[0]] += parts[used[0]]
-    alpha, beta, gamma = (tidy(coef[n]) for n in (x0n, x1n, NOISE))
+    alpha, beta, gamma = (shorten(coef[n]) for n in (x0n, x1n, NOISE))
     _check_end(path, alpha, beta, t, 0, x0n, x1n)
     _check_end(path, beta, alpha, t, 1, x1n, x0n)
     return PathKernel(
@@ -110,7 +111,7 @@ def path_velocity(
         alpha,
         beta,
         gamma,
-        *(tidy(sp.diff(c, t)) for c in (alpha, beta, gamma)),
+        *(shorten(sp.diff(c, t)) for c in (alpha, beta, gamma)),
     )
 
 
@@ -130,7 +131,7 @@ def _check_end(
     """
     c_own, c_other = own.subs(t, at), other.subs(t, at)
     if not (c_own.is_number and c_other.is_number):
-        c_own, c_other = sp.simplify(c_own), sp.simplify(c_other)
+        c_own, c_other = tidy(c_own, time=str(t)), tidy(c_other, time=str(t))
     if not (c_own.is_number and c_other.is_number):
         raise SpecError(f"the path's coefficients must be functions of {t} only", path.span)
     other_ok = abs(float(c_other)) < 1 if at == 1 else abs(float(c_other)) <= 1e-9

@@ -34,6 +34,10 @@ CUSTOM = """
   let beta(t) = 0.1 + 19.9 * t^2
   sde dx = -0.5 * beta(t) * x * dt + sqrt(beta(t)) * dw, t in [0, 1]
 """
+COSINE = """
+  let beta(t) = 0.1 + 19.9 * (1 - cos(pi * t)) / 2
+  sde dx = -0.5 * beta(t) * x * dt + sqrt(beta(t)) * dw, t in [0, 1]
+"""
 QUADRATURE = """
   let beta(t) = 1 + 3 * sqrt(1 + t^3)
   sde dx = -0.5 * beta(t) * x * dt + sqrt(2 + sin(3 * t)) * dw, t in [0, 1]
@@ -46,6 +50,15 @@ def _vp_beta(t: torch.Tensor) -> torch.Tensor:
 
 def _vp_B(t: torch.Tensor) -> torch.Tensor:
     return 0.1 * t + 0.5 * 19.9 * t**2
+
+
+def _cos_beta(t: torch.Tensor) -> torch.Tensor:
+    return 0.1 + 19.9 * (1 - torch.cos(torch.pi * t)) / 2
+
+
+def _cos_B(t: torch.Tensor) -> torch.Tensor:
+    """∫₀ᵗ β = 10.05 t − 9.95 sin(πt)/π."""
+    return 10.05 * t - 9.95 * torch.sin(torch.pi * t) / torch.pi
 
 
 _LOG_R = math.log(5000.0)
@@ -79,6 +92,13 @@ CASES = {
         lambda t: (0.1 + 19.9 * t**2).sqrt(),
         lambda t: torch.exp(-0.5 * (0.1 * t + 19.9 * t**3 / 3)),
         lambda t: 1 - torch.exp(-(0.1 * t + 19.9 * t**3 / 3)),
+    ),
+    "cosine": (
+        COSINE,
+        lambda t: -0.5 * _cos_beta(t),
+        lambda t: _cos_beta(t).sqrt(),
+        lambda t: torch.exp(-0.5 * _cos_B(t)),
+        lambda t: 1 - torch.exp(-_cos_B(t)),
     ),
 }
 

@@ -1,0 +1,167 @@
+"""What the back ends do not support, refused by the checker, located.
+
+Each rule here is one the compiler (``gendsl.lower``) enforces when it builds a model; checking
+it on the :class:`~gendsl.analysis.model.CheckedModel` reports it from ``gendsl check``, at the
+statement to change, together with every other error of the spec:
+
+- ``loss elbo(enumerate = [...])`` with ``free_bits`` (``lower/latent.py``): the free-bits KL
+  is per guide site, enumerated sites have none;
+- ``free_bits`` with ``kl = mc`` (``lower/latent.py``): free bits clamp the analytic KL;
+- a condition in an energy or adversarial model (``lower/energy.py``, ``lower/adversarial.py``);
+- a packed ``Uniform(net(...))`` (``lower/dists.py``): its two ends cannot be split from one
+  output;
+- a packed site in the adversarial family (``lower/adversarial.py``), which evaluates explicit
+  parameters only;
+- a ``reflow`` coupling in a conditional model (``lower/matching.py``): reflow pairs carry no
+  conditions;
+- a consistency ``teacher`` that is not a diffusion model (``lower/diffusion_consistency.py``);
+- a flow-matching model whose data is not the path's end ``x1``, or whose source ``x0`` is not
+  drawn from a fixed distribution (``lower/matching.py``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from gendsl.analysis import library as lib
+from gendsl.analysis.model import CheckedModel
+from gendsl.analysis.resolve import Scope, merged_model
+from gendsl.errors import SpecError
+from gendsl.frontend import ast
+from gendsl.source import Span
+
+__all__ = ["family_of", "unsupported"]
+
+Report = Callable[[str, Span], None]
+
+_UNCONDITIONAL = {"energy": "energy-based", "adversarial": "adversarial"}
+
+
+def family_of(stmt: ast.Stmt) -> str | None:
+    """The family a statement puts its model in (``None``: it does not decide it)."""
+    if isinstance(stmt, ast.SDE | ast.Chain):
+        return "diffusion"
+    if isinstance(stmt, ast.Path):
+        return "matching"
+    if isinstance(stmt, ast.Flow):
+        return "flow"
+    if isinstance(stmt, ast.Critic):
+        return "adversarial"
+    if isinstance(stmt, ast.Energy):
+        return "energy"
+    return None
+
+
+def _teacher(model: CheckedModel, scope: Scope, report: Report) -> None:
+    name = model.loss.kwargs.get("teacher") if model.loss.name == "consistency" else None
+    teacher = scope.models.get(name) if isinstance(name, str) else None
+    merged = merged_model(scope, teacher) if teacher is not None else None
+    if merged is None:
+        return
+    families = {family_of(s) for s in merged.body} - {None}
+    family = families.pop() if len(families) == 1 else None if families else "latent"
+    if family not in (None, "diffusion"):
+        report(
+            f"the teacher of consistency distillation must be a diffusion model; '{name}' is "
+            f"a {family}-family model",
+            _written(model, "teacher"),
+        )
+
+
+def _written(model: CheckedModel, name: str) -> Span:
+    """Where the loss statement writes its option ``name`` (the loss itself if defaulted)."""
+    stmt = next((s for s in model.ast.body if isinstance(s, ast.Loss)), None)
+    if stmt is None:
+        return model.loss.span or model.ast.name_span
+    kw = stmt.option.kwarg(name)
+    return kw.span if kw is not None else stmt.option.span
+
+
+def _loss_options(model: CheckedModel, report: Report) -> None:
+    loss = model.loss
+    if loss.name != "elbo" or not loss.kwargs.get("free_bits"):
+        return
+    if loss.kwargs.get("enumerate"):
+        report(
+            "loss elbo: free_bits cannot be combined with enumerate (free bits clamp the KL "
+            "of each guide site; an enumerated latent has none); remove one of them",
+            _written(model, "free_bits"),
+        )
+    if loss.kwargs.get("kl") == "mc":
+        report("loss elbo: free_bits needs the analytic KL; remove kl = mc", _written(model, "kl"))
+
+
+def _conditions(model: CheckedModel, report: Report) -> None:
+    conditions = model.condition_vars()
+    if not conditions:
+        return
+    first = conditions[0]
+    if model.family in _UNCONDITIONAL:
+        report(
+            f"conditional {_UNCONDITIONAL[model.family]} models are not supported yet; remove "
+            f"'condition {first.name}'",
+            first.span,
+        )
+    couple = model.couple
+    if couple is not None and couple.coupling.name == "reflow":
+        report(
+            f"reflow pairs carry no conditions; remove 'condition {first.name}' or couple by "
+            "another coupling",
+            first.span,
+        )
+
+
+def _packed_sites(model: CheckedModel, report: Report) -> None:
+    for site in model.sites:
+        if site.packed is None:
+            continue
+        if site.dist == "Uniform":
+            report(
+                "Uniform cannot take its parameters from one network; write Uniform(low, high)",
+                site.packed.span,
+            )
+        elif model.family == "adversarial":
+            params = ", ".join(lib.DISTRIBUTIONS[site.dist].params)
+            report(
+                f"the adversarial family takes explicit distribution parameters: write "
+                f"{site.dist}({params}) instead of one network {site.packed.func}(...)",
+                site.packed.span,
+            )
+
+
+def _path_ends(model: CheckedModel, report: Report) -> None:
+    path = model.path
+    if model.family != "matching" or path is None or not path.target.endswith("_t"):
+        return
+    base = path.target[:-2]
+    source, end = base + "0", base + "1"
+    for v in model.data_vars():
+        if v.name != end:
+            report(
+                f"a flow-matching model's data must be the path's end {end}; '{v.name}' is not "
+                f"(declare 'data {end} : ...' and let the path run from {source} to {end})",
+                v.span,
+            )
+    site = next((s for s in model.sites if s.name == source), None)
+    if site is not None and (site.given or site.packed is not None):
+        report(
+            f"the source {source} must be drawn from a fixed distribution, e.g. "
+            f"{source} ~ Normal(0, 1)",
+            site.span,
+        )
+
+
+def unsupported(model: CheckedModel, scope: Scope) -> list[SpecError]:
+    """Every construct of ``model`` that its back end refuses (module docstring), located in
+    the files of ``scope``."""
+    found: list[SpecError] = []
+
+    def report(message: str, span: Span) -> None:
+        found.append(SpecError(message, span, scope.sources.get(span.file)))
+
+    _loss_options(model, report)
+    _teacher(model, scope, report)
+    _conditions(model, report)
+    _packed_sites(model, report)
+    _path_ends(model, report)
+    return found

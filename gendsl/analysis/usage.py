@@ -1,0 +1,64 @@
+"""Checks of how a model uses its variables, run on the model graph once it is built.
+
+- A latent that is sampled but that nothing in the model depends on is a mistake (a typo in a
+  ``given``, a forgotten argument of the decoder): it would be trained through the guide and the
+  KL alone, and never shape the data.
+- Every family but the latent-variable one generates exactly one ``data`` variable; the back end
+  would refuse a second one only when training starts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+import networkx as nx
+
+from gendsl.analysis.model import Variable
+from gendsl.source import Span
+
+__all__ = ["one_data_variable", "unused_latents"]
+
+Report = Callable[[str, Span], None]
+
+
+def _generated(graph: nx.DiGraph, name: str) -> bool:
+    return any(not d.get("guide") for _, _, d in graph.in_edges(name, data=True))
+
+
+def unused_latents(
+    variables: Mapping[str, Variable],
+    sampled: Mapping[str, Span],
+    graph: nx.DiGraph,
+    report: Report,
+) -> None:
+    """Report each sampled latent with no generative edge out of it (guide edges do not count),
+    at its sampling statement.  Nothing is reported while a data variable is not generated at
+    all: that error (reported elsewhere) says it already."""
+    data = [v.name for v in variables.values() if v.role == "data" and v.name in graph]
+    if not data or not all(_generated(graph, d) for d in data):
+        return
+    for v in variables.values():
+        if v.role != "latent" or v.name not in sampled or v.name not in graph:
+            continue
+        if any(not d.get("guide") for _, _, d in graph.out_edges(v.name, data=True)):
+            continue
+        report(
+            f"latent '{v.name}' is sampled but never used: nothing in the model depends on it; "
+            f"give it to what it generates (e.g. '{data[0]} | {v.name} ~ ...' or a network "
+            f"call such as 'dec({v.name})') or remove it",
+            sampled[v.name],
+        )
+
+
+def one_data_variable(variables: Mapping[str, Variable], family: str, words: str, report: Report):
+    """Report every ``data`` variable after the first in a family that generates one."""
+    if family == "latent":
+        return
+    data = [v for v in variables.values() if v.role == "data"]
+    for extra in data[1:]:
+        report(
+            f"{words} generates exactly one data variable, but '{extra.name}' is a second one "
+            f"(the first is '{data[0].name}' on line {data[0].span.line}); make it a condition "
+            f"('condition {extra.name} : ...') or remove it",
+            extra.span,
+        )
