@@ -29,6 +29,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
+from gendsl.activations import ACTIVATIONS  # the one table; the network library reads it too
+
 __all__ = [
     "ACTIVATIONS",
     "CONSTANTS",
@@ -271,7 +273,6 @@ SPECIAL_FUNCTIONS: Mapping[str, OptionSpec] = MappingProxyType(
 
 # ---------------------------------------------------------------------------------- networks
 
-_ACTIVATIONS = ("silu", "relu", "tanh", "gelu", "softplus", "elu", "leaky_relu", "sigmoid")
 _TIME = _choice(
     "concat",
     "concat",
@@ -293,7 +294,7 @@ NETWORKS: Mapping[str, OptionSpec] = MappingProxyType(
             "MLP",
             "fully connected network; inputs flattened and concatenated",
             hidden=Param("ints", [64, 64]),
-            activation=_choice("silu", *_ACTIVATIONS),
+            activation=_choice("silu", *ACTIVATIONS),
             spectral_norm=_bool(False),
             **_NET_SHARED,
         ),
@@ -302,7 +303,7 @@ NETWORKS: Mapping[str, OptionSpec] = MappingProxyType(
             "residual MLP blocks",
             hidden=_int(128),
             blocks=_int(2),
-            activation=_choice("silu", *_ACTIVATIONS),
+            activation=_choice("silu", *ACTIVATIONS),
             **_NET_SHARED,
         ),
         "ConvNet": _spec(
@@ -311,7 +312,7 @@ NETWORKS: Mapping[str, OptionSpec] = MappingProxyType(
             channels=Param("ints", [32, 64]),
             transpose=_bool(False),
             kernel=_int(3),
-            activation=_choice("silu", *_ACTIVATIONS),
+            activation=_choice("silu", *ACTIVATIONS),
             spectral_norm=_bool(False),
             norm=_choice("none", "none", "batch", "group", doc="normalisation after each conv"),
             zero_out=_bool(False, "start the output layer at zero (Glow couplings)"),
@@ -326,7 +327,7 @@ NETWORKS: Mapping[str, OptionSpec] = MappingProxyType(
             heads=_int(1, "attention heads"),
             dropout=_num(0.0, "dropout in the residual blocks"),
             groups=_int(8, "GroupNorm groups"),
-            activation=_choice("silu", *_ACTIVATIONS),
+            activation=_choice("silu", *ACTIVATIONS),
             **_NET_SHARED,
         ),
         "Embedding": _spec("Embedding", "a learned table indexed by a label", classes=_int(None)),
@@ -698,6 +699,3 @@ TRAIN: Mapping[str, Param] = MappingProxyType(
     }
 )
 
-#: The activations a network's ``activation =`` may name: the one table the checker and the
-#: network library (:func:`gendsl.nn.layers.activation`) both read.
-ACTIVATIONS: tuple[str, ...] = _ACTIVATIONS

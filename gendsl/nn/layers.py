@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm as _spectral_norm
 
-from gendsl.analysis.library import ACTIVATIONS
+from gendsl.activations import ACTIVATIONS
 
 __all__ = [
     "ACTIVATIONS",
@@ -24,7 +24,7 @@ __all__ = [
 
 def activation(name: str) -> nn.Module:
     """The activation named ``name``, one of the library's
-    :data:`~gendsl.analysis.library.ACTIVATIONS` (the table the checker reads too);
+    :data:`~gendsl.activations.ACTIVATIONS` (the table the checker reads too);
     ``leaky_relu`` uses slope 0.2 (Radford et al. 2016)."""
     table = {
         "silu": nn.SiLU,
