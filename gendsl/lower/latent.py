@@ -350,11 +350,6 @@ class LatentModel(Model):
     def _terms(self, data: Mapping[str, Tensor], *, per_dim: bool = False) -> ElboTerms:
         return elbo_terms(*self.trace(data), analytic=self.analytic, per_dim=per_dim)
 
-    @torch.compiler.disable  # Pyro's TraceEnum_ELBO (opt_einsum) runs eagerly under compile
-    def _enumerated_loss(self, data: Mapping[str, Tensor]) -> Tensor:
-        """Pyro's ``TraceEnum_ELBO`` loss of the batch (summed over data points)."""
-        return self.pyro_elbo().differentiable_loss(self.pyro_model, self.pyro_guide, data)
-
     def loss(self, batch: Batch) -> Tensor:
         """−(bound) per data point, averaged over the batch.
 
@@ -382,6 +377,7 @@ class LatentModel(Model):
             self.step.add_(1)  # in place: no Module.__setattr__ per step
         return value
 
+    @torch.compiler.disable  # Pyro's TraceEnum_ELBO (opt_einsum) runs eagerly under compile
     def _enumerated_loss(self, data: Mapping[str, Tensor]) -> Tensor:
         """−ELBO of the batch summed over points, enumerated sites summed out exactly
         (Pyro's ``TraceEnum_ELBO``): differentiable when gradients are on, else Pyro's
