@@ -104,7 +104,7 @@ FLOAT32_RATIO = 70.0
 SINKHORN_TOL = 1e-5
 
 #: Iterations between two checks of the marginal violation (each one a host read on a GPU).
-CHECK_EVERY = 10
+CHECK_EVERY = 5
 
 
 def sinkhorn_scalings(
