@@ -171,17 +171,19 @@ class PotCoupling(Coupling):
     """The reference pairing of the method, gendsl's before the torch Sinkhorn: POT's plan
     (float64 ``ot.emd`` or ``ot.sinkhorn`` on numpy) and n pairs drawn with replacement from
     the flattened plan by ``torch.multinomial``, as torchcfm's ``OTPlanSampler`` does (for the
-    exact plan: the permutation itself)."""
+    exact plan: the permutation itself, or with ``replace`` pairs drawn from it like the
+    entropic ones, as torchcfm does)."""
 
-    def __init__(self, reg: float | None):
-        self.reg = reg
+    def __init__(self, reg: float | None, *, replace: bool = False):
+        self.reg, self.replace = reg, replace
 
     def pair(self, x0, x1, *, generator=None):
         n = x0.shape[0]
         a, c = np.full(n, 1 / n), squared_cost(x0, x1).double().numpy()
-        if self.reg is None:
+        if self.reg is None and not self.replace:
             return torch.arange(n), torch.as_tensor(ot.emd(a, a, c)).argmax(1)
-        plan = torch.as_tensor(ot.sinkhorn(a, a, c, self.reg)).reshape(-1)
+        plan = ot.emd(a, a, c) if self.reg is None else ot.sinkhorn(a, a, c, self.reg)
+        plan = torch.as_tensor(plan).reshape(-1)
         k = torch.multinomial(plan / plan.sum(), n, replacement=True, generator=generator)
         return k // n, k % n
 
@@ -189,7 +191,8 @@ class PotCoupling(Coupling):
 def train_reference(method, source, target, args, rng) -> tuple[VelocityFn, float]:
     """gendsl with :class:`PotCoupling` in place of its own coupling."""
     reg = getattr(gendsl_model(method).coupling, "reg", None)
-    return train_gendsl(method, source, target, args, rng, coupling=PotCoupling(reg))
+    coupling = PotCoupling(reg, replace=args.replace)
+    return train_gendsl(method, source, target, args, rng, coupling=coupling)
 
 
 def train_torchcfm(method, source, target, args, rng) -> tuple[VelocityFn, float]:
@@ -251,6 +254,12 @@ def main(argv: list[str] | None = None) -> None:
         action="store_true",
         help="compare gendsl's coupling with POT's reference pairing instead of torchcfm",
     )
+    parser.add_argument("--impls", default="all", help="all, or the one column to run")
+    parser.add_argument(
+        "--replace",
+        action="store_true",
+        help="the reference pairing draws pairs with replacement from the exact plan too",
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     import torchcfm
@@ -263,6 +272,7 @@ def main(argv: list[str] | None = None) -> None:
     trainers = {"gendsl": train_gendsl, "torchcfm": train_torchcfm}
     if args.reference:
         trainers = {"gendsl": train_gendsl, "gendsl + POT coupling": train_reference}
+    trainers = {k: v for k, v in trainers.items() if args.impls in ("all", k)}
     for pair in args.pairs.split(","):
         source, target = (SAMPLERS[k] for k in pair.split(":"))
         for method in args.methods.split(","):
