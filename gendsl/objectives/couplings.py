@@ -93,8 +93,9 @@ def exact_ot_plan(cost: Tensor) -> Tensor:
 LOG_DOMAIN_RATIO = 600.0
 
 #: Up to this max C/ε Sinkhorn runs in float32: the kernel's smallest entry e^−70 ≈ 4e−31 stays
-#: above float32's smallest normal 1.2e−38 and the scalings, at most B·e^70 ≈ 1e34 for batches
-#: up to 4096, below its largest 3.4e38; above it in float64.
+#: above float32's smallest normal 1.2e−38, and the first iteration's scalings, at most B·e^70 ≈
+#: 1e34 for batches up to 4096 (u ≤ a e^{min_j C_ij/ε}, v ≤ B e^{max C/ε}), below its largest
+#: 3.4e38; above it in float64.
 FLOAT32_RATIO = 70.0
 
 #: Sinkhorn stops when the ℓ2 norm of the column-marginal violation ‖πᵀ1 − b‖₂ is below this
