@@ -254,7 +254,10 @@ class DiffusionModel(Model):
         return call
 
     def network_input(self, x_t: Tensor, t: Tensor) -> Tensor:
-        """c_in(t) x_t, the noised data as every network sees it (see :func:`c_in`)."""
+        """c_in(t) x_t, the noised data as every network sees it (see :func:`c_in`); x_t itself
+        for a variance-preserving process (a_t² + s_t² = 1) with σ_data = 1, where c_in ≡ 1."""
+        if self.sigma_data == 1.0 and isinstance(self.process, (DiscreteChain, VPSDE)):
+            return x_t
         a_t, s_t = self.process.marginal(t)
         return expand_like(c_in(a_t, s_t, self.sigma_data), x_t) * x_t
 
@@ -276,7 +279,8 @@ class DiffusionModel(Model):
         is ``x_t``, ``t`` the time, a ``label`` condition the class input ``y``, any other
         condition an extra tensor input; ``net`` replaces the named network and ``extra`` are
         further keyword inputs (a ControlNet branch's ``control``).  The call is preconditioned:
-        c_out(t) net(c_in(t) x_t, t, ...) (:func:`c_in`, :func:`c_out`)."""
+        c_out(t) net(c_in(t) x_t, t, ...) (:func:`c_in`, :func:`c_out`; c_out ≡ 1 for eps is not
+        multiplied)."""
         net = self.nets[call.func] if net is None else net
         x_in = self.network_input(x_t, t)
         inputs, kw = [], dict(extra)
@@ -294,7 +298,7 @@ class DiffusionModel(Model):
             else:
                 inputs.append(x_in)
         out = net(*inputs, **kw)
-        return self.output_scale(t, out) * out
+        return out if self.predict_kind == "eps" else self.output_scale(t, out) * out
 
     def net_output(self, x_t: Tensor, t: Tensor, cond: Conditions) -> Tensor:
         """The network's prediction (eps, x0, v or score, as declared) at (x_t, t)."""

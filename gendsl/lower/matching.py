@@ -50,12 +50,14 @@ from gendsl.objectives.flow_matching import (
     sample_time,
     straightness,
 )
+from gendsl.processes import expand_like
 
 __all__ = [
     "DEFAULT_STEPS",
     "EXACT_TRACE_MAX_DIM",
     "SOLVERS",
     "MatchingModel",
+    "NoiselessPath",
     "ReflowModel",
     "build",
     "build_coupling",
@@ -175,6 +177,17 @@ def _in_dtype(v_fn: VelocityFn, dtype: torch.dtype) -> VelocityFn:
     return wrapped
 
 
+class NoiselessPath(AffinePath):
+    """A path whose γ is identically 0: x_t = α(t) x0 + β(t) x1, u_t = α'(t) x0 + β'(t) x1,
+    without drawing or adding a noise term (``w`` is ignored)."""
+
+    def sample_xt(self, x0: Tensor, x1: Tensor, t: Tensor, w: Tensor) -> Tensor:
+        return self.mu_t(x0, x1, t)
+
+    def target(self, x0: Tensor, x1: Tensor, t: Tensor, w: Tensor) -> Tensor:
+        return expand_like(self.d_alpha(t), x0) * x0 + expand_like(self.d_beta(t), x1) * x1
+
+
 # ------------------------------------------------------------------------------ couplings
 
 
@@ -223,7 +236,8 @@ class MatchingModel(Model):
         if checked.path is None or checked.predict is None:
             raise UsageError(f"model {checked.name} needs a path and 'predict velocity = ...'")
         self.kernel = path_velocity(checked.path, checked.lets)
-        self.path = AffinePath(**torch_fns(self.kernel))
+        self.noiseless = self.kernel.gamma == 0 and self.kernel.d_gamma == 0
+        self.path = (NoiselessPath if self.noiseless else AffinePath)(**torch_fns(self.kernel))
         self.source_name, self.data_name = self.kernel.x0, self.kernel.x1
         self.noised_name = self.kernel.target
         data = [v.name for v in checked.data_vars()]
@@ -241,6 +255,7 @@ class MatchingModel(Model):
             )
         self.coupling_opt = coupling_option(checked)
         self.coupling = build_coupling(self.coupling_opt)
+        self.normal_source = self._normal_source()
         self.predict_call = checked.predict.value
         if not isinstance(self.predict_call, ast.Call) or self.predict_call.func not in (
             checked.nets
@@ -271,9 +286,31 @@ class MatchingModel(Model):
             like=self.like,
         )
 
+    def _normal_source(self) -> tuple[float, float] | None:
+        """(μ, σ) when the source is ``Normal(μ, σ)`` with constant scalar parameters, else
+        None (the lets are constants, so this is evaluated once)."""
+        site, scope = self.source_site, self._scope()
+        params = {k: evaluate(e, scope) for k, e in site.params.items()}
+        values = [params.get(k) for k in ("loc", "scale")]
+        scalar = all(
+            isinstance(v, (int, float)) or (isinstance(v, Tensor) and v.numel() == 1)
+            for v in values
+        )
+        if site.dist != "Normal" or len(params) != 2 or not scalar:
+            return None
+        return float(values[0]), float(values[1])
+
     def draw_source(self, n: int, *, generator: torch.Generator | None = None) -> Tensor:
-        """``n`` draws x0 ~ p0."""
-        return draw(self.source(n), generator=generator)
+        """``n`` draws x0 ~ p0.  In training (no ``generator``) a constant scalar Normal source
+        is μ + σ ε with ε from :func:`torch.randn`, without building the distribution."""
+        normal = self.normal_source if generator is None else None
+        if normal is None:
+            return draw(self.source(n), generator=generator)
+        like = self.like
+        shape = (n, *self.shape_of(self.source_name))
+        eps = torch.randn(shape, device=like.device, dtype=like.dtype)
+        loc, scale = normal
+        return eps if (loc, scale) == (0.0, 1.0) else loc + scale * eps
 
     def velocity(self, x_t: Tensor, t: Tensor, cond: Conditions) -> Tensor:
         """v(x_t, t) of the ``predict velocity = v(x_t, t[, y])`` call: ``t`` is the time, a
@@ -320,6 +357,8 @@ class MatchingModel(Model):
         self, x0: Tensor, x1: Tensor, cond: Conditions
     ) -> tuple[Tensor, Tensor, Conditions]:
         """The training pairs (x0, x1) and the conditions that go with x1."""
+        if isinstance(self.coupling, Independent) and x0.shape[0] == x1.shape[0]:
+            return x0, x1, cond
         i, j = self.coupling.pair(x0, x1)
         return x0[i], x1[j], {k: v[j] for k, v in cond.items()}
 
@@ -328,7 +367,8 @@ class MatchingModel(Model):
         flow_matching_loss`)."""
         x1 = data[self.data_name]
         x0, x1, cond = self.couple(self.draw_source(x1.shape[0]), x1, self.conditions(data))
-        return flow_matching_loss(lambda x, t: self.velocity(x, t, cond), self.path, x0, x1)
+        w = x1.new_zeros(()) if self.noiseless else None  # no noise to draw
+        return flow_matching_loss(lambda x, t: self.velocity(x, t, cond), self.path, x0, x1, w=w)
 
     def loss(self, batch: Batch) -> Tensor:
         """The mean of :meth:`per_sample_loss` over the batch."""

@@ -4,15 +4,17 @@ minibatch of data x1 before the conditional path between them is drawn.
 A coupling is an object with one hook, :meth:`Coupling.pair`, which returns index tensors
 ``(i, j)``: the training pairs are ``(x0[i], x1[j])`` (and any condition of x1 travels with
 ``j``).  The plans are computed on the squared Euclidean cost C_ij = ‖x0_i − x1_j‖² of the
-flattened points, in float64 on the CPU with POT (Flamary et al. 2021, "POT: Python Optimal
-Transport", JMLR), then moved to the batch's device.
+flattened points with POT (Flamary et al. 2021, "POT: Python Optimal Transport", JMLR): the exact
+plan by POT's network simplex in float64 on the CPU, then moved to the batch's device; the
+entropic plans by Sinkhorn's iterations in torch on the batch's device (POT's log-domain solver
+where the kernel would underflow), and their pairs by inverse-CDF sampling there too.
 
 * ``independent``: π = p0 ⊗ p1, the pairs as drawn (Lipman et al. 2023).
 * ``ot(exact)``: the exact minibatch OT plan; with equal batch sizes and uniform weights it is a
   permutation, which is used as it is (Pooladian et al. 2023, "Multisample Flow Matching",
   Sec. 3.2; Tong et al. 2024, "Improving and Generalizing Flow-Based Generative Models with
   Minibatch Optimal Transport", Alg. 3).
-* ``ot(sinkhorn, reg = ε)``: the entropic plan of ``ot.sinkhorn``, pairs drawn from it.
+* ``ot(sinkhorn, reg = ε)``: the entropic plan by Sinkhorn's iterations, pairs drawn from it.
 * ``schrodinger(sigma = σ)``: the entropic plan with ε = 2σ², the static Schrödinger bridge
   between the minibatches for Brownian motion of variance σ² (Tong et al. 2024, "Simulation-Free
   Schrödinger Bridges via Score and Flow Matching", AISTATS, Sec. 3.2).
@@ -29,25 +31,49 @@ import torch
 from torch import Tensor
 
 __all__ = [
+    "CHECK_EVERY",
+    "FLOAT32_RATIO",
     "LOG_DOMAIN_RATIO",
+    "SINKHORN_TOL",
     "Coupling",
     "EntropicOT",
     "ExactOT",
     "Independent",
     "SchrodingerBridge",
+    "cost_bound",
     "draw_pairs",
+    "draw_rows",
     "exact_ot_plan",
+    "gibbs_kernel",
     "plan_cost",
     "schrodinger_reg",
     "sinkhorn_plan",
+    "sinkhorn_scalings",
     "squared_cost",
 ]
 
 
 def squared_cost(x0: Tensor, x1: Tensor) -> Tensor:
-    """C_ij = ‖x0_i − x1_j‖² for the flattened points: [B0, B1]."""
+    """C_ij = ‖x0_i − x1_j‖² = ‖x0_i‖² + ‖x1_j‖² − 2 x0_i·x1_j for the flattened points, by one
+    matrix product (clamped at 0 against rounding): [B0, B1]."""
     a, b = x0.reshape(x0.shape[0], -1), x1.reshape(x1.shape[0], -1)
-    return torch.cdist(a, b) ** 2
+    cost = torch.addmm(b.pow(2).sum(1)[None, :], a, b.T, alpha=-2.0)
+    return cost.add_(a.pow(2).sum(1)[:, None]).clamp_min_(0.0)
+
+
+def cost_bound(x0: Tensor, x1: Tensor) -> float:
+    """(max_i ‖x0_i‖ + max_j ‖x1_j‖)² ≥ max_ij C_ij (triangle inequality), in O(B0 + B1)."""
+    a, b = x0.reshape(x0.shape[0], -1), x1.reshape(x1.shape[0], -1)
+    return float(a.norm(dim=1).max() + b.norm(dim=1).max()) ** 2
+
+
+def gibbs_kernel(x0: Tensor, x1: Tensor, *, reg: float, dtype: torch.dtype) -> Tensor:
+    """K_ij = exp(−C_ij / ε) = exp((2 x0_i·x1_j − ‖x0_i‖² − ‖x1_j‖²) / ε) in ``dtype``, by one
+    matrix product and one in-place exponential (no cost matrix is formed)."""
+    a = x0.detach().reshape(x0.shape[0], -1).to(dtype)
+    b = x1.detach().reshape(x1.shape[0], -1).to(dtype)
+    k = torch.addmm(b.pow(2).sum(1)[None, :], a, b.T, beta=-1.0 / reg, alpha=2.0 / reg)
+    return k.sub_(a.pow(2).sum(1)[:, None] / reg).clamp_max_(0.0).exp_()
 
 
 def _uniform(n: int) -> np.ndarray:
@@ -66,19 +92,58 @@ def exact_ot_plan(cost: Tensor) -> Tensor:
 #: Sinkhorn runs in the log domain (about 20x slower).
 LOG_DOMAIN_RATIO = 600.0
 
+#: Up to this max C/ε Sinkhorn runs in float32: the kernel's smallest entry e^−70 ≈ 4e−31 stays
+#: above float32's smallest normal 1.2e−38, and the first iteration's scalings, at most B·e^70 ≈
+#: 1e34 for batches up to 4096 (u ≤ a e^{min_j C_ij/ε}, v ≤ B e^{max C/ε}), below its largest
+#: 3.4e38; above it in float64.
+FLOAT32_RATIO = 70.0
 
-def sinkhorn_plan(cost: Tensor, *, reg: float) -> Tensor:
-    """π_ε = argmin_{π ∈ Π(a, b)} ⟨π, C⟩ − ε H(π) with uniform marginals, by Sinkhorn's
-    matrix scaling (Cuturi 2013, "Sinkhorn Distances"), in the log domain when C/ε is too large
-    for exp(−C/ε) (Peyré & Cuturi 2019, "Computational Optimal Transport", Sec. 4.4)."""
+#: Sinkhorn stops when the ℓ2 norm of the column-marginal violation ‖πᵀ1 − b‖₂ is below this
+#: (checked every :data:`CHECK_EVERY` iterations; the rows are exact), POT's ``stopThr``; the
+#: plan is then within about 1e−4 in ℓ1 of POT's float64 plan at its default 1e−9 at batch 512
+#: (tests/objectives/test_couplings.py).
+SINKHORN_TOL = 1e-5
+
+#: Iterations between two checks of the marginal violation (each one a host read on a GPU).
+CHECK_EVERY = 5
+
+
+def sinkhorn_scalings(
+    kernel: Tensor, *, tol: float = SINKHORN_TOL, max_iter: int = 1000
+) -> tuple[Tensor, Tensor]:
+    """Scalings (u, v) with diag(u) K diag(v) ∈ Π(a, b) for uniform a, b: the Sinkhorn–Knopp
+    iterations u ← a / Kv, v ← b / Kᵀu (Cuturi 2013, "Sinkhorn Distances", Alg. 1), stopped
+    when ‖v ⊙ Kᵀu − b‖₂ < ``tol`` (the column marginal; the rows are exact)."""
+    n, m = kernel.shape
+    v = torch.ones(m, device=kernel.device, dtype=kernel.dtype)
+    for it in range(max_iter):
+        u = (1.0 / n) / (kernel @ v)
+        ktu = kernel.T @ u
+        if it % CHECK_EVERY == 0 and float((v * ktu - 1.0 / m).norm()) < tol:
+            break
+        v = (1.0 / m) / ktu
+    return u, v
+
+
+def sinkhorn_plan(cost: Tensor, *, reg: float, tol: float = SINKHORN_TOL) -> Tensor:
+    """π_ε = argmin_{π ∈ Π(a, b)} ⟨π, C⟩ − ε H(π) with uniform marginals: diag(u) K diag(v)
+    with the Gibbs kernel K = exp(−C/ε) and :func:`sinkhorn_scalings`, on ``cost``'s device, in
+    float32 while max C/ε ≤ :data:`FLOAT32_RATIO` and in float64 above; when C/ε is too large
+    for exp(−C/ε) in float64, POT's log-domain Sinkhorn on its torch backend (Peyré & Cuturi
+    2019, "Computational Optimal Transport", Sec. 4.4).  Stops when ‖πᵀ1 − b‖₂ < ``tol``."""
     if reg <= 0:
         raise ValueError(f"reg must be > 0, got {reg}")
-    c = cost.detach().to("cpu", torch.float64).numpy()
-    method = "sinkhorn_log" if c.max() / reg > LOG_DOMAIN_RATIO else "sinkhorn"
-    plan = ot.sinkhorn(
-        _uniform(c.shape[0]), _uniform(c.shape[1]), c, reg, method=method, warn=False
-    )
-    return torch.as_tensor(plan, device=cost.device, dtype=cost.dtype)
+    ratio = float(cost.max()) / reg
+    dtype = torch.float32 if ratio <= FLOAT32_RATIO else torch.float64
+    if ratio > LOG_DOMAIN_RATIO:
+        c = cost.detach().to(dtype)
+        a = torch.full((c.shape[0],), 1.0 / c.shape[0], device=c.device, dtype=dtype)
+        b = torch.full((c.shape[1],), 1.0 / c.shape[1], device=c.device, dtype=dtype)
+        plan = ot.sinkhorn(a, b, c, reg, method="sinkhorn_log", stopThr=tol, warn=False)
+        return plan.to(cost.dtype)
+    kernel = cost.detach().to(dtype).mul(-1.0 / reg).exp_()
+    u, v = sinkhorn_scalings(kernel, tol=tol)
+    return kernel.mul_(u[:, None]).mul_(v[None, :]).to(cost.dtype)
 
 
 def schrodinger_reg(sigma: float) -> float:
@@ -98,10 +163,23 @@ def draw_pairs(
     plan: Tensor, n: int, *, generator: torch.Generator | None = None
 ) -> tuple[Tensor, Tensor]:
     """``n`` index pairs (i, j) ~ π drawn with replacement from the (normalised) plan
-    (Tong et al. 2024, TMLR, Alg. 3, "(x0, x1) ~ π")."""
-    flat = plan.reshape(-1).clamp_min(0)
-    k = torch.multinomial(flat / flat.sum(), n, replacement=True, generator=generator)
+    (Tong et al. 2024, TMLR, Alg. 3, "(x0, x1) ~ π"), by inverse-CDF sampling: k is the first
+    flat index whose float64 cumulative mass exceeds u ~ U[0, Σπ), so an entry of zero mass is
+    never drawn."""
+    cdf = plan.detach().reshape(-1).clamp_min(0).to(torch.float64).cumsum(0)
+    u = torch.rand(n, generator=generator, device=plan.device, dtype=torch.float64) * cdf[-1]
+    k = torch.searchsorted(cdf, u, right=True).clamp_max(cdf.shape[0] - 1)
     return k // plan.shape[1], k % plan.shape[1]
+
+
+def draw_rows(plan: Tensor, *, generator: torch.Generator | None = None) -> Tensor:
+    """One column j_i ~ π(· | i) = π_i· / Σ_j π_ij for every row i, by inverse-CDF sampling on
+    the row's cumulative mass: with a uniform row marginal, the pairs (i, j_i) are each
+    distributed as π, and every x0 is used once."""
+    cdf = plan.detach().clamp_min(0).cumsum(1)
+    u = torch.rand(plan.shape[0], 1, generator=generator, device=plan.device, dtype=cdf.dtype)
+    j = torch.searchsorted(cdf, u * cdf[:, -1:], right=True)
+    return j.squeeze(1).clamp_max(plan.shape[1] - 1)
 
 
 class Coupling:
@@ -154,7 +232,8 @@ class ExactOT(Coupling):
 
 
 class EntropicOT(Coupling):
-    """Pairs drawn from the Sinkhorn plan with regularisation ``reg``."""
+    """Pairs drawn from the Sinkhorn plan with regularisation ``reg``: for equal batches each
+    x0_i with one x1_j, j ~ π(· | i) (:func:`draw_rows`), else pairs ~ π (:func:`draw_pairs`)."""
 
     name = "ot(sinkhorn)"
 
@@ -166,8 +245,17 @@ class EntropicOT(Coupling):
     def pair(
         self, x0: Tensor, x1: Tensor, *, generator: torch.Generator | None = None
     ) -> tuple[Tensor, Tensor]:
-        plan = sinkhorn_plan(squared_cost(x0, x1), reg=self.reg)
-        return draw_pairs(plan, x1.shape[0], generator=generator)
+        ratio = cost_bound(x0, x1) / self.reg
+        if x0.shape[0] != x1.shape[0] or ratio > LOG_DOMAIN_RATIO:
+            plan = sinkhorn_plan(squared_cost(x0, x1), reg=self.reg)
+            if x0.shape[0] != x1.shape[0]:
+                return draw_pairs(plan, x1.shape[0], generator=generator)
+        else:  # π(j | i) ∝ K_ij v_j: the row scaling u_i cancels, the plan is never formed
+            dtype = torch.float32 if ratio <= FLOAT32_RATIO else torch.float64
+            kernel = gibbs_kernel(x0, x1, reg=self.reg, dtype=dtype)
+            plan = kernel.mul_(sinkhorn_scalings(kernel)[1][None, :])
+        idx = torch.arange(x0.shape[0], device=x0.device)
+        return idx, draw_rows(plan, generator=generator)
 
     def describe(self) -> str:
         return f"ot(sinkhorn, reg = {self.reg:g}): entropic minibatch OT (Cuturi 2013)"

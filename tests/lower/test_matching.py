@@ -197,3 +197,37 @@ def test_reflow_opens_the_previous_run(tmp_path):
     missing = load(spec("(1 - t) * x0 + t * x1", "reflow"), D=2)
     with pytest.raises(UsageError, match="reflow needs previous"):
         missing.loss(torch.zeros(4, 2))
+
+
+@pytest.mark.parametrize(
+    ("source", "mean", "sd"),
+    [("Normal(2, 3)", 2.0, 3.0), ("Uniform(-1, 3)", 1.0, 4 / 12**0.5)],
+)
+def test_training_source_draws_have_the_declared_moments(source, mean, sd):
+    """The training draw (no generator: μ + σ ε for a scalar Normal, the distribution's sampler
+    otherwise) and the seeded draw both have the source's mean and standard deviation, within 5
+    standard errors of 20000 draws (the sample sd's standard error is about σ/√(2n) or less)."""
+    model = load(spec("(1 - t) * x0 + t * x1").replace("x0 ~ Normal(0, 1)", f"x0 ~ {source}"), D=2)
+    assert (model.normal_source is not None) == source.startswith("Normal")
+    torch.manual_seed(0)
+    for x in (model.draw_source(20000), model.draw_source(20000, generator=torch.Generator())):
+        assert x.shape == (20000, 2)
+        x = x[:, 0]
+        assert abs(float(x.mean()) - mean) < 5 * sd / 20000**0.5
+        assert abs(float(x.std()) - sd) < 5 * sd / (2 * 20000) ** 0.5
+
+
+def test_a_path_without_noise_skips_the_noise_term_exactly():
+    """For flow_matching (γ ≡ 0) the noiseless path gives the same x_t and u_t as the general
+    affine path for any w; a path with noise keeps the general one."""
+    from gendsl.objectives.flow_matching import AffinePath
+    from gendsl.symbolic import torch_fns
+
+    model = load(str(stdlib_dir() / "flow_matching.gen"), D=2)
+    assert model.noiseless and not load(str(stdlib_dir() / "ot_cfm.gen"), D=2).noiseless
+    general = AffinePath(**torch_fns(model.kernel))
+    g = torch.Generator().manual_seed(0)
+    x0, x1, w = (torch.randn(64, 2, generator=g) for _ in range(3))
+    t = torch.rand(64, generator=g)
+    torch.testing.assert_close(model.path.sample_xt(x0, x1, t, w), general.sample_xt(x0, x1, t, w))
+    torch.testing.assert_close(model.path.target(x0, x1, t, w), general.target(x0, x1, t, w))
