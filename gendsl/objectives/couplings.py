@@ -30,6 +30,8 @@ import ot
 import torch
 from torch import Tensor
 
+from gendsl.objectives import draws
+
 __all__ = [
     "CHECK_EVERY",
     "FLOAT32_RATIO",
@@ -167,7 +169,7 @@ def draw_pairs(
     flat index whose float64 cumulative mass exceeds u ~ U[0, Σπ), so an entry of zero mass is
     never drawn."""
     cdf = plan.detach().reshape(-1).clamp_min(0).to(torch.float64).cumsum(0)
-    u = torch.rand(n, generator=generator, device=plan.device, dtype=torch.float64) * cdf[-1]
+    u = draws.rand(n, generator=generator, device=plan.device, dtype=torch.float64) * cdf[-1]
     k = torch.searchsorted(cdf, u, right=True).clamp_max(cdf.shape[0] - 1)
     return k // plan.shape[1], k % plan.shape[1]
 
@@ -177,7 +179,7 @@ def draw_rows(plan: Tensor, *, generator: torch.Generator | None = None) -> Tens
     the row's cumulative mass: with a uniform row marginal, the pairs (i, j_i) are each
     distributed as π, and every x0 is used once."""
     cdf = plan.detach().clamp_min(0).cumsum(1)
-    u = torch.rand(plan.shape[0], 1, generator=generator, device=plan.device, dtype=cdf.dtype)
+    u = draws.rand(plan.shape[0], 1, generator=generator, device=plan.device, dtype=cdf.dtype)
     j = torch.searchsorted(cdf, u * cdf[:, -1:], right=True)
     return j.squeeze(1).clamp_max(plan.shape[1] - 1)
 
