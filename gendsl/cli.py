@@ -10,13 +10,13 @@ Exit codes: 0 success, 1 a spec, data or training error (a located diagnostic), 
 from __future__ import annotations
 
 import argparse
-import os
+import functools
 import sys
-import tempfile
 import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from gendsl.cache import write_atomic
 from gendsl.cli_checks import check_eval_args, check_sample_args, check_train_args
 from gendsl.errors import (
     DataError,
@@ -44,18 +44,8 @@ def _read(path: str) -> bytes:
         raise UsageError(f"cannot read {path}: {err.strerror}") from None
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and a rename (never half-written)."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+def _write_bytes(data: bytes, f) -> None:
+    f.write(data)
 
 
 # ------------------------------------------------------------------------------ front end
@@ -96,7 +86,7 @@ def cmd_fmt(args: argparse.Namespace) -> int:
         elif formatted != text:
             changed.append(path)
             if not args.check:
-                _write_atomic(Path(path), formatted)
+                write_atomic(Path(path), functools.partial(_write_bytes, formatted.encode()))
     for path in changed:
         print(f"{'would reformat' if args.check else 'reformatted'} {path}", file=sys.stderr)
     return EXIT_SPEC if (args.check and changed) else EXIT_OK

@@ -698,4 +698,3 @@ TRAIN: Mapping[str, Param] = MappingProxyType(
         "hflip": _bool(False, doc="mirror training images left-right at random"),
     }
 )
-

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from gendsl.data.cache import cache_dir, write_atomic
+from gendsl.cache import cache_folder, write_atomic
 from gendsl.errors import DataError
 
 __all__ = [
@@ -205,7 +205,7 @@ def _generate_splits() -> dict[str, np.ndarray]:
 
 @cache
 def _cached() -> dict[str, np.ndarray]:
-    path = cache_dir() / CACHE_NAME
+    path = cache_folder() / CACHE_NAME
     if path.exists():
         try:
             with np.load(path, allow_pickle=False) as archive:

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from gendsl.cache import cache_folder, write_atomic
 from gendsl.data import batches, load_dataset
-from gendsl.data.cache import cache_dir, write_atomic
 
 __all__ = ["ClassifierRecipe", "cached_classifier", "train_classifier"]
 
@@ -63,7 +63,7 @@ def train_classifier(recipe: ClassifierRecipe) -> nn.Module:
 def cached_classifier(recipe: ClassifierRecipe, *, retrain: bool = False) -> nn.Module:
     """The cached classifier of ``recipe``; trained and cached atomically on first use (or when
     ``retrain``). A cache file that cannot be read is replaced by a freshly trained classifier."""
-    path = cache_dir() / recipe.cache_name
+    path = cache_folder() / recipe.cache_name
     model = recipe.build()
     if path.exists() and not retrain:
         try:

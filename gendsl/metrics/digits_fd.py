@@ -15,8 +15,8 @@ from dataclasses import replace
 import torch
 from torch import Tensor, nn
 
+from gendsl.cache import cache_folder
 from gendsl.data import load_dataset
-from gendsl.data.cache import cache_dir
 from gendsl.metrics.classifier import ClassifierRecipe, cached_classifier, train_classifier
 from gendsl.metrics.frechet import FeatureExtractor, fid
 
@@ -24,7 +24,7 @@ __all__ = [
     "CACHE_NAME",
     "RECIPE",
     "DigitsClassifier",
-    "cache_dir",
+    "cache_folder",
     "digits_classifier",
     "digits_fd",
     "train_digits_classifier",

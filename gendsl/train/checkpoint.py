@@ -14,7 +14,6 @@ import os
 import pickle
 import platform
 import random
-import tempfile
 import zipfile
 from collections.abc import Mapping, Sequence
 from importlib import metadata
@@ -24,6 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from gendsl.cache import write_atomic
 from gendsl.errors import UsageError
 
 __all__ = [
@@ -109,17 +109,7 @@ def save_checkpoint(path: str | os.PathLike, payload: Mapping[str, object]) -> P
     """Write ``payload`` to ``path`` atomically: a temporary file in the same folder, flushed and
     fsync'ed, then ``os.replace``; a crash leaves either the old file or the new one."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(dict(payload), f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomic(path, lambda f: torch.save(dict(payload), f))
     if hasattr(os, "O_DIRECTORY"):  # make the rename itself durable (POSIX)
         dir_fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
         try:

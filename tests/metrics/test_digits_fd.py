@@ -10,7 +10,7 @@ import torch
 
 from gendsl.data import load_dataset
 from gendsl.metrics import digits_classifier, digits_fd, fid_from_features
-from gendsl.metrics.digits_fd import CACHE_NAME, DigitsClassifier, cache_dir
+from gendsl.metrics.digits_fd import CACHE_NAME, DigitsClassifier, cache_folder
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +25,7 @@ def cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 
 def test_cache_location_and_atomic_write(cache: Path) -> None:
-    assert cache_dir() == cache
+    assert cache_folder() == cache
     assert sorted(p.name for p in cache.iterdir()) == [CACHE_NAME]
     state = torch.load(cache / CACHE_NAME, weights_only=True)
     assert set(state) == set(DigitsClassifier().state_dict())
