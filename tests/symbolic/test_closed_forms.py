@@ -190,3 +190,24 @@ def test_the_code_of_the_derivation_is_part_of_the_key(monkeypatch):
     sde_forms(sde, lets)
     monkeypatch.setattr(closed_forms, "_VERSION", "changed")
     assert _derived(sde_forms(sde, lets))
+
+
+CHAIN = """
+  let beta(k) = 0.3 * sin(pi * k / 100)^2 + 0.001
+  chain x[k] ~ Normal(sqrt(1 - beta(k)) * x[k-1], sqrt(beta(k))), k in 1..50
+"""
+
+
+def test_chain_betas_are_remembered_exactly(fresh_cache, monkeypatch):
+    from gendsl.symbolic import chain
+
+    model = model_of(CHAIN)
+    statement, lets = first(model, ast.Chain), lets_of(model)
+    expected = [float(b) for b in chain.chain_kernel(statement, lets).betas]
+    assert closed_forms.chain_betas(statement, lets) == expected
+    monkeypatch.setattr(chain, "chain_kernel", None)  # a warm cache derives nothing
+    assert closed_forms.chain_betas(statement, lets) == expected
+    _tamper(fresh_cache, lambda e: e.update(betas=[2.0]))
+    monkeypatch.undo()
+    monkeypatch.setenv("GENDSL_CACHE", str(fresh_cache))
+    assert closed_forms.chain_betas(statement, lets) == expected
