@@ -24,6 +24,7 @@ from torchdiffeq import odeint
 
 from gendsl.lower.flow_layers import Transform
 from gendsl.objectives import draws
+from gendsl.objectives.eager import eager
 
 __all__ = ["CNF", "FIXED_STEPS", "divergence_exact", "divergence_hutchinson", "rademacher"]
 
@@ -103,7 +104,7 @@ class CNF(Transform):
         self.nfe += 1
         return self.net(x, t=t.expand(x.shape[0]))
 
-    @torch.compiler.disable  # differentiated twice: eager under torch.compile
+    @eager  # differentiated twice: eager under torch.compile
     def call_and_ladj(self, x: Tensor) -> tuple[Tensor, Tensor]:
         graph = torch.is_grad_enabled()
         eps = rademacher(x) if self.training and self.trace == "hutchinson" else None

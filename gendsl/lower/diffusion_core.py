@@ -123,19 +123,20 @@ def ve_t_min(sigma_min: float, sigma_max: float) -> float:
 
 
 def build_process(checked: CheckedModel) -> tuple[Process, Any]:
-    """The forward process of the model's ``sde`` or ``chain``, and the symbolic kernel of an
-    sde (``None`` for a chain)."""
+    """The forward process of the model's ``sde`` or ``chain``, and the closed forms of an sde's
+    kernel (:class:`~gendsl.symbolic.closed_forms.SDEForms`; ``None`` for a chain).  On a warm
+    cache neither needs sympy."""
     proc = checked.process
     if isinstance(proc, ast.SDE):
-        from gendsl.symbolic import sde_kernel, to_process
+        from gendsl.symbolic import sde_forms, to_process
 
-        kernel = sde_kernel(proc, checked.lets)
-        t_min = ve_t_min(**kernel.params) if kernel.kind == "ve" else None
-        return to_process(kernel, t_min=t_min), kernel
+        forms = sde_forms(proc, checked.lets)
+        t_min = ve_t_min(**forms.params) if forms.kind == "ve" else None
+        return to_process(forms, t_min=t_min), forms
     if isinstance(proc, ast.Chain):
-        from gendsl.symbolic import chain_kernel
+        from gendsl.symbolic import chain_betas
 
-        return DiscreteChain(torch.as_tensor(chain_kernel(proc, checked.lets).betas)), None
+        return DiscreteChain(torch.as_tensor(chain_betas(proc, checked.lets))), None
     raise UsageError(f"model {checked.name} declares no sde or chain")
 
 
@@ -152,11 +153,10 @@ def describe_process(process: Process, kernel: Any) -> list[str]:
         names = {VPSDE: "VP SDE", SubVPSDE: "sub-VP SDE", VESDE: "VE SDE"}
         head = f"{names.get(type(process), 'affine SDE')} {process!r}"
         if kernel is not None:
-            from gendsl.symbolic.expr import to_text
-
-            head += f"; dx = ({to_text(kernel.f)}) x dt + ({to_text(kernel.g)}) dw"
-            if kernel.a is not None and kernel.s2 is not None:
-                head += f"; a(t) = {to_text(kernel.a)}, s(t)^2 = {to_text(kernel.s2)}"
+            text = kernel.texts
+            head += f"; dx = ({text['f']}) x dt + ({text['g']}) dw"
+            if text["a"] is not None and text["s2"] is not None:
+                head += f"; a(t) = {text['a']}, s(t)^2 = {text['s2']}"
             else:
                 head += "; a(t), s(t) integrated numerically"
     return [f"process: {head}", f"  T = {process.T:g}, t_min = {process.t_min:g}"]

@@ -34,6 +34,7 @@ __all__ = [
     "DistInfo",
     "base_of",
     "bernoulli_logits_log_prob",
+    "broadcast_shape",
     "draw",
     "kl_normal_normal",
     "kl_normal_std_normal",
@@ -140,6 +141,12 @@ def unpack_params(name: str, out: Tensor, event_shape: tuple[int, ...]) -> dict[
     return unpacker(name, event_shape)(out)
 
 
+def broadcast_shape(*shapes: tuple[int, ...] | torch.Size) -> torch.Size:
+    """The broadcast of ``shapes`` (as ``torch.broadcast_shapes``, whose first call imports
+    ``torch._refs`` and with it sympy: a second of CPU in every ``gendsl sample``)."""
+    return torch.broadcast_tensors(*(torch.empty(s, device="meta") for s in shapes))[0].shape
+
+
 def make_dist(
     name: str,
     params: Mapping[str, Tensor | float],
@@ -164,7 +171,7 @@ def make_dist(
     for key, value in params.items():
         t = torch.as_tensor(value, device=like.device)
         t = t.to(like.dtype) if t.is_floating_point() or t.dim() == 0 else t
-        tensors[key] = t if t.shape == full else t.expand(torch.broadcast_shapes(t.shape, full))
+        tensors[key] = t if t.shape == full else t.expand(broadcast_shape(t.shape, full))
     d = info.build(**tensors, validate_args=validate)
     return d.to_event(len(event_shape)) if event_shape else d
 
@@ -313,7 +320,7 @@ class Density:
             for p in self.params.values()
             if isinstance(p, Tensor) and p.shape[: p.dim() - drop] != full
         ]
-        return tuple(torch.broadcast_shapes(full, *wider)) if wider else full
+        return tuple(broadcast_shape(full, *wider)) if wider else full
 
     def _full(self, t: Tensor | float) -> Tensor:
         """``t`` broadcast to :attr:`shape` (numbers become tensors like ``like``)."""

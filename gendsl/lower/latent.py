@@ -39,6 +39,7 @@ from gendsl.lower.base import Batch, Model, resolve_shape
 from gendsl.lower.dists import Density, draw, unpacker
 from gendsl.lower.expr import Compiled, Scope, compile_expr, evaluate, let_function
 from gendsl.lower.registry import register
+from gendsl.objectives.eager import eager
 from gendsl.objectives.elbo import (
     ElboTerms,
     SiteRecord,
@@ -377,7 +378,7 @@ class LatentModel(Model):
             self.step.add_(1)  # in place: no Module.__setattr__ per step
         return value
 
-    @torch.compiler.disable  # Pyro's TraceEnum_ELBO (opt_einsum) runs eagerly under compile
+    @eager  # Pyro's TraceEnum_ELBO (opt_einsum) runs eagerly under compile
     def _enumerated_loss(self, data: Mapping[str, Tensor]) -> Tensor:
         """−ELBO of the batch summed over points, enumerated sites summed out exactly
         (Pyro's ``TraceEnum_ELBO``): differentiable when gradients are on, else Pyro's

@@ -231,12 +231,12 @@ class MatchingModel(Model):
 
     def __init__(self, checked: CheckedModel, bindings: Mapping[str, int]):
         super().__init__(checked, bindings)
-        from gendsl.symbolic import path_velocity, torch_fns
+        from gendsl.symbolic import path_forms, torch_fns
 
         if checked.path is None or checked.predict is None:
             raise UsageError(f"model {checked.name} needs a path and 'predict velocity = ...'")
-        self.kernel = path_velocity(checked.path, checked.lets)
-        self.noiseless = self.kernel.gamma == 0 and self.kernel.d_gamma == 0
+        self.kernel = path_forms(checked.path, checked.lets)
+        self.noiseless = self.kernel.noiseless
         self.path = (NoiselessPath if self.noiseless else AffinePath)(**torch_fns(self.kernel))
         self.source_name, self.data_name = self.kernel.x0, self.kernel.x1
         self.noised_name = self.kernel.target
@@ -511,17 +511,13 @@ class MatchingModel(Model):
         return self.coupling.describe()
 
     def objective_terms(self) -> list[str]:
-        from gendsl.symbolic.expr import to_text
-
-        k, s, d = self.kernel, self.source_name, self.data_name
+        k, s, d = self.kernel.texts, self.source_name, self.data_name
         v = self.predict_call.func
         return [
             f"flow_matching = E_t,({s},{d}),w || {v}({self.noised_name}, t) - u_t ||^2, "
             f"t ~ U[0, 1], w ~ N(0, I) (Lipman et al. 2023; Tong et al. 2024)",
-            f"  {self.noised_name} = ({to_text(k.alpha)}) {s} + ({to_text(k.beta)}) {d} + "
-            f"({to_text(k.gamma)}) w",
-            f"  u_t = ({to_text(k.d_alpha)}) {s} + ({to_text(k.d_beta)}) {d} + "
-            f"({to_text(k.d_gamma)}) w",
+            f"  {self.noised_name} = ({k['alpha']}) {s} + ({k['beta']}) {d} + ({k['gamma']}) w",
+            f"  u_t = ({k['d_alpha']}) {s} + ({k['d_beta']}) {d} + ({k['d_gamma']}) w",
             f"  coupling: {self.coupling_text()}",
         ]
 

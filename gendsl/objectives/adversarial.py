@@ -26,6 +26,7 @@ from torch import Tensor, nn
 
 from gendsl.errors import UsageError
 from gendsl.objectives import draws
+from gendsl.objectives.eager import eager
 
 __all__ = [
     "GAN_FORMS",
@@ -89,7 +90,7 @@ def _per_sample_norm(g: Tensor) -> Tensor:
     return g.reshape(g.shape[0], -1).norm(dim=1)
 
 
-@torch.compiler.disable  # differentiated twice: eager under torch.compile
+@eager  # differentiated twice: eager under torch.compile
 def gradient_norm_penalty(critic: Critic, x_hat: Tensor) -> Tensor:
     """E (‖∇ D(x̂)‖₂ - 1)², the two-sided gradient-norm penalty at the points ``x_hat``
     (Gulrajani et al. 2017, eq. 3).  Differentiable in the critic's parameters (the gradient is

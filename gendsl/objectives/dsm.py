@@ -32,6 +32,7 @@ from torch import Tensor
 
 from gendsl.errors import UsageError
 from gendsl.objectives import draws
+from gendsl.objectives.eager import eager
 from gendsl.processes import (
     Process,
     ScoreFn,
@@ -278,7 +279,7 @@ def dsm_fixed_sigma(
     return 0.5 * _sum_per_sample((score_fn(x + sigma * z) + z / sigma) ** 2)
 
 
-@torch.compiler.disable  # differentiated twice: eager under torch.compile
+@eager  # differentiated twice: eager under torch.compile
 def sliced_score_matching(
     score_fn: Callable[[Tensor], Tensor],
     x: Tensor,

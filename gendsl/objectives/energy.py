@@ -19,6 +19,7 @@ from torch import Tensor
 
 from gendsl.errors import UsageError
 from gendsl.objectives import draws
+from gendsl.objectives.eager import eager
 
 __all__ = [
     "EnergyFn",
@@ -33,7 +34,7 @@ __all__ = [
 EnergyFn = Callable[[Tensor], Tensor]
 
 
-@torch.compiler.disable  # differentiated twice: eager under torch.compile
+@eager  # differentiated twice: eager under torch.compile
 def energy_score(energy_fn: EnergyFn, x: Tensor, *, create_graph: bool = True) -> Tensor:
     """s(x) = -∇ₓE(x), the score of p ∝ exp(-E) (Hyvärinen 2005, Sec. 2).
 

@@ -14,10 +14,13 @@ __all__ = [
     "Derivation",
     "Kernel",
     "PathKernel",
+    "chain_betas",
     "chain_kernel",
     "derive",
+    "path_forms",
     "path_velocity",
     "render",
+    "sde_forms",
     "sde_kernel",
     "to_process",
     "to_sympy",
@@ -26,6 +29,9 @@ __all__ = [
 ]
 
 _WHERE = {
+    "chain_betas": "closed_forms",
+    "path_forms": "closed_forms",
+    "sde_forms": "closed_forms",
     "ChainKernel": "chain",
     "chain_kernel": "chain",
     "Derivation": "derived",

@@ -2,47 +2,84 @@
 
 This is the only module of :mod:`gendsl.symbolic` that imports torch; the front end never loads
 it.  Every callable is vectorised over a tensor ``t`` and returns a tensor of ``t``'s shape,
-device and dtype.
+device and dtype.  The closed forms come either from the stored text of
+:mod:`gendsl.symbolic.closed_forms` (read by :mod:`gendsl.symbolic.safe_expr`, no sympy) or from
+a sympy kernel (``sympy.lambdify``); a stored text that does not read back is derived again.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
-import sympy as sp
 import torch
 from torch import Tensor
 
 from gendsl.processes import VESDE, VPSDE, AffineSDE, SubVPSDE
 from gendsl.processes.base import Process
-from gendsl.symbolic.kernel import Kernel
-from gendsl.symbolic.path import PathKernel
+from gendsl.symbolic.closed_forms import PATH_NAMES, PathForms, SDEForms
+from gendsl.symbolic.safe_expr import Unreadable, compile_expr
 
-__all__ = ["to_process", "torch_fn", "torch_fns"]
+__all__ = ["TORCH_FUNCTIONS", "stored_fn", "to_process", "torch_fn", "torch_fns"]
 
 TorchFn = Callable[[Tensor], Tensor]
 
+#: :data:`gendsl.symbolic.safe_expr.FUNCTIONS` in torch.
+TORCH_FUNCTIONS: dict[str, Callable[[Tensor], Tensor]] = {
+    "sqrt": torch.sqrt,
+    "exp": torch.exp,
+    "log": torch.log,
+    "sin": torch.sin,
+    "cos": torch.cos,
+    "tan": torch.tan,
+    "tanh": torch.tanh,
+    "sinh": torch.sinh,
+    "cosh": torch.cosh,
+    "atan": torch.atan,
+    "asin": torch.asin,
+    "acos": torch.acos,
+    "asinh": torch.asinh,
+    "acosh": torch.acosh,
+    "atanh": torch.atanh,
+    "Abs": torch.abs,
+    "erf": torch.erf,
+    "erfc": torch.erfc,
+}
 
-def torch_fn(e: sp.Expr, t: sp.Symbol) -> TorchFn:
-    """``e(t)`` as a torch function (constants broadcast to ``t``'s shape, device and dtype)."""
-    fn = sp.lambdify(t, sp.N(e, 17), modules="torch")  # numbers as floats: no torch.sqrt(2)
 
+def _lift(value: Any, t: Tensor) -> Tensor:
+    return (
+        value
+        if isinstance(value, Tensor)
+        else torch.as_tensor(value, dtype=t.dtype, device=t.device)
+    )
+
+
+def _broadcast(fn: Callable[[Tensor], Any]) -> TorchFn:
     def call(time: Tensor) -> Tensor:
         return torch.as_tensor(fn(time), dtype=time.dtype, device=time.device).expand_as(time)
 
     return call
 
 
-def torch_fns(kernel: Kernel | PathKernel) -> dict[str, TorchFn]:
-    """The kernel's closed forms as torch functions of ``t``.
+def stored_fn(text: str) -> TorchFn:
+    """A stored closed form (:mod:`gendsl.symbolic.safe_expr`) as a torch function of ``t``;
+    :class:`~gendsl.symbolic.safe_expr.Unreadable` when the text is outside that language."""
+    return _broadcast(compile_expr(text, TORCH_FUNCTIONS, lift=_lift))
 
-    For an SDE kernel: ``f``, ``g`` and, when closed form, ``a`` and ``s`` (without them
-    :class:`~gendsl.processes.AffineSDE` integrates the kernel itself).  For a path: ``alpha``,
-    ``beta``, ``gamma`` and their time derivatives ``d_alpha``, ``d_beta``, ``d_gamma``.
-    """
-    if isinstance(kernel, PathKernel):
-        names = ("alpha", "beta", "gamma", "d_alpha", "d_beta", "d_gamma")
-        return {n: torch_fn(getattr(kernel, n), kernel.t) for n in names}
+
+def torch_fn(e: Any, t: Any) -> TorchFn:
+    """The sympy expression ``e(t)`` as a torch function (``sympy.lambdify``)."""
+    import sympy as sp
+
+    return _broadcast(sp.lambdify(t, sp.N(e, 17), modules="torch"))  # numbers as floats
+
+
+def _lambdified(kernel: Any) -> dict[str, TorchFn]:
+    import sympy as sp
+
+    if hasattr(kernel, "d_alpha"):
+        return {n: torch_fn(getattr(kernel, n), kernel.t) for n in PATH_NAMES}
     out = {"f": torch_fn(kernel.f, kernel.t), "g": torch_fn(kernel.g, kernel.t)}
     if kernel.a is not None and kernel.s2 is not None:
         out["a"] = torch_fn(kernel.a, kernel.t)
@@ -50,8 +87,24 @@ def torch_fns(kernel: Kernel | PathKernel) -> dict[str, TorchFn]:
     return out
 
 
-def to_process(kernel: Kernel, *, t_min: float | None = None) -> Process:
-    """The process of ``kernel``: VPSDE, SubVPSDE or VESDE when recognised, else AffineSDE.
+def torch_fns(kernel: SDEForms | PathForms | Any) -> dict[str, TorchFn]:
+    """The closed forms as torch functions of ``t``, from stored forms or a sympy kernel.
+
+    For an SDE kernel: ``f``, ``g`` and, when closed form, ``a`` and ``s`` (without them
+    :class:`~gendsl.processes.AffineSDE` integrates the kernel itself).  For a path: ``alpha``,
+    ``beta``, ``gamma`` and their time derivatives ``d_alpha``, ``d_beta``, ``d_gamma``.
+    """
+    if not isinstance(kernel, SDEForms | PathForms):
+        return _lambdified(kernel)
+    try:
+        return {n: stored_fn(e) for n, e in kernel.exprs.items() if e is not None}
+    except Unreadable:
+        return _lambdified(kernel.kernel)
+
+
+def to_process(kernel: SDEForms | Any, *, t_min: float | None = None) -> Process:
+    """The process of ``kernel`` (stored forms or a sympy kernel): VPSDE, SubVPSDE or VESDE
+    when recognised, else AffineSDE.
 
     ``t_min`` (the smallest time trained and sampled) defaults to each class's own default,
     and to 1e-3 T for an AffineSDE.

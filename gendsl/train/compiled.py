@@ -22,6 +22,7 @@ import torch
 import torch._functorch.config as functorch_config
 
 from gendsl.errors import UsageError
+from gendsl.objectives.eager import arm
 
 __all__ = ["BACKENDS", "compile_step", "resolve_backend"]
 
@@ -67,6 +68,7 @@ def compile_step(
     donated buffers forbid; they are switched off for the process (a small memory cost).
     """
     functorch_config.donated_buffer = False
+    arm()
     if device.type == "cuda" and cuda_graphs and backend == "inductor":
         return torch.compile(fn, backend=backend, mode="reduce-overhead", dynamic=False)
     return torch.compile(fn, backend=backend, dynamic=True)
