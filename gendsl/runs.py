@@ -131,7 +131,7 @@ def _train_settings(checked: CheckedModel, args: argparse.Namespace) -> dict[str
             out["betas"] = tuple(opt.kwargs["betas"])
     elif isinstance(opt, str):
         out["optimizer"] = opt
-    for key in ("ema", "grad_clip", "eval_every", "weight_decay", "compile", "hflip"):
+    for key in ("ema", "grad_clip", "eval_every", "weight_decay", "warmup", "compile", "hflip"):
         if key in spec:
             out[key] = spec[key]
     if getattr(args, "compile", False):

@@ -118,6 +118,7 @@ _BY_PARAM: Mapping[str, Range | None] = MappingProxyType(
         "grad_clip": POSITIVE,
         "critic_steps": AT_LEAST_ONE,
         "eval_every": AT_LEAST_ONE,
+        "warmup": NON_NEGATIVE,
         "corrector_steps": NON_NEGATIVE,
     }
 )

@@ -377,7 +377,7 @@ def _resume(
 
 
 def check_settings(
-    steps, batch_size, lr, ema, grad_clip, eval_every, checkpoint_every, log_every
+    steps, batch_size, lr, ema, grad_clip, eval_every, checkpoint_every, log_every, warmup=0
 ) -> None:
     for name, value in [
         ("steps", steps),
@@ -394,6 +394,23 @@ def check_settings(
         raise UsageError(f"grad_clip must be > 0 or None, got {grad_clip}")
     if ema is not None and not 0 < ema < 1:
         raise UsageError(f"ema must lie in (0, 1) or be None, got {ema}")
+    if not isinstance(warmup, int) or isinstance(warmup, bool) or warmup < 0:
+        raise UsageError(f"warmup must be a non-negative integer, got {warmup!r}")
+
+
+def warmup_factor(step: int, warmup: int) -> float:
+    """The learning-rate multiplier of step ``step`` (1-based) under a linear warm-up of
+    ``warmup`` steps: ``min(1, step / warmup)``, 1 without warm-up (Goyal et al. 2017, "Accurate,
+    Large Minibatch SGD", Sec. 2.2; Ho et al. 2020 warm their DDPM models up over 5000 steps)."""
+    return 1.0 if warmup <= 0 else min(1.0, step / warmup)
+
+
+def _set_warmup_lr(optimizers: Mapping[str, torch.optim.Optimizer], factor: float) -> None:
+    """Every parameter group's ``lr`` = its base rate × ``factor``; the base rate is kept in the
+    group (``base_lr``), so it travels with the optimiser's state dict and ``--resume``."""
+    for opt in optimizers.values():
+        for group in opt.param_groups:
+            group["lr"] = group.setdefault("base_lr", group["lr"]) * factor
 
 
 def fit(
@@ -420,6 +437,7 @@ def fit(
     spec_text: str = "",
     config: Mapping[str, object] | None = None,
     log_every: int = 100,
+    warmup: int = 0,
     hflip: bool = False,
     progress: bool = True,
     hooks: Sequence[Hook] = (),
@@ -434,19 +452,23 @@ def fit(
     ``eval_data`` is evaluated; every ``checkpoint_every`` steps and at the end
     ``out_dir/checkpoint.pt`` is replaced atomically.  ``resume`` continues from that
     checkpoint bit-for-bit: weights, EMA, optimiser and scaler state, and every random state.
-    ``hflip`` mirrors training images left-right at random (``train { hflip = true }``).
-    ``hooks`` are called as ``hook(step, metrics)`` at the end of every step, after its
-    checkpoint, with the step's metrics as 0-dim device tensors (reading one waits for the
-    device).  Mixed precision (bf16 autocast, or fp16 with a GradScaler where bf16 is
-    unsupported) is used on CUDA when ``amp = "auto"``.  ``compile`` (True, or a dynamo backend
-    name) runs the step under ``torch.compile`` (:mod:`gendsl.train.compiled`).
+    ``warmup`` raises the learning rate linearly from ``lr / warmup`` to ``lr`` over the first
+    ``warmup`` steps (:func:`warmup_factor`; ``train { warmup = N }``). ``hflip`` mirrors training
+    images left-right at random (``train { hflip = true }``). ``hooks`` are called as ``hook(step,
+    metrics)`` at the end of every step, after its checkpoint, with the step's metrics as 0-dim
+    device tensors (reading one waits for the device). Mixed precision (bf16 autocast, or fp16 with
+    a GradScaler where bf16 is unsupported) is used on CUDA when ``amp = "auto"``.  ``compile``
+    (True, or a dynamo backend name) runs the step under ``torch.compile``
+    (:mod:`gendsl.train.compiled`).
 
     :raises TrainingError: the loss or the gradient norm became NaN/inf; the first such step is
         named (found at the next log line, evaluation or checkpoint) and the last checkpoint is
         left untouched.
     :raises UsageError: bad settings, or ``resume`` without a checkpoint.
     """
-    check_settings(steps, batch_size, lr, ema, grad_clip, eval_every, checkpoint_every, log_every)
+    check_settings(
+        steps, batch_size, lr, ema, grad_clip, eval_every, checkpoint_every, log_every, warmup
+    )
     dev = resolve_device(device)
     backend = resolve_backend(compile, dev)
     ranks, leader = distributed.world_size(), distributed.rank() == 0
@@ -497,6 +519,8 @@ def fit(
     )
     try:
         for step in range(start + 1, steps + 1):
+            if warmup:
+                _set_warmup_lr(trainer.optimizers, warmup_factor(step, warmup))
             metrics = trainer.step(
                 sample_batch(data, batch_size, batches, share, hflip=hflip), step
             )

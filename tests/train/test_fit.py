@@ -313,3 +313,37 @@ def test_param_groups_without_training_step_is_refused(tmp_path):
         fit(
             Half(), regression_data(8, 0), steps=2, batch_size=4, lr=0.1, out_dir=tmp_path, **QUIET
         )
+
+
+def test_warmup_raises_the_learning_rate_linearly_and_resumes_on_it(tmp_path):
+    """``warmup = 4``: steps 1..4 run at lr/4, 2lr/4, 3lr/4, lr; later steps at lr — logged
+    rates and a resumed run agree with :func:`warmup_factor` (the base rate travels with the
+    optimiser's state dict)."""
+    lr = 0.08
+    _train(tmp_path / "full", 12, warmup=4, lr=lr, log_every=1, checkpoint_every=3)
+    rates = [row["lr"] for row in read_metrics(tmp_path / "full" / "metrics.jsonl") if "lr" in row]
+    assert rates == pytest.approx([lr * min(1, s / 4) for s in range(1, 13)], rel=1e-12)
+    _train(tmp_path / "part", 3, warmup=4, lr=lr, log_every=1, checkpoint_every=3)
+    _train(tmp_path / "part", 12, resume=True, warmup=4, lr=lr, log_every=1, checkpoint_every=3)
+    full, part = (load_checkpoint(tmp_path / d / "checkpoint.pt") for d in ("full", "part"))
+    _assert_same_state(full["model"], part["model"])
+    _assert_same_state(full["optimizers"], part["optimizers"])
+
+
+def test_a_negative_warmup_is_refused(tmp_path):
+    with pytest.raises(UsageError, match="warmup must be a non-negative integer, got -1"):
+        _train(tmp_path, 5, warmup=-1)
+
+
+def test_a_spec_train_block_warmup_reaches_fit():
+    """``train { warmup = N }`` is a setting of the run, not a key that is checked and dropped."""
+    import argparse
+
+    from gendsl.analysis import check_text
+    from gendsl.resources import stdlib_path
+    from gendsl.runs import _train_settings
+
+    spec = stdlib_path("vae").read_text()
+    (checked,) = check_text(spec.replace("loss elbo", "loss elbo\n  train { warmup = 25 }"))
+    args = argparse.Namespace(steps=None, batch_size=None, lr=None, eval_every=None)
+    assert _train_settings(checked, args)["warmup"] == 25
