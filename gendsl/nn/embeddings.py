@@ -152,9 +152,21 @@ class LabelEmbedding(nn.Module):
                 raise ValueError("a null label needs the batch size")
             y = torch.full((batch,), self.null_index, device=self.table.weight.device)
         y = y.long().reshape(-1)
-        if y.numel() and (int(y.min()) < 0 or int(y.max()) > self.num_classes):
+        if (
+            _checks_on_host(y)
+            and y.numel()
+            and (int(y.min()) < 0 or int(y.max()) > self.num_classes)
+        ):
             raise ValueError(
                 f"labels must lie in 0..{self.num_classes} ({self.num_classes} = null), "
                 f"got values in {int(y.min())}..{int(y.max())}"
             )
         return self.table(y)
+
+
+def _checks_on_host(y: Tensor) -> bool:
+    """Whether a value check of ``y`` may read it back: only for CPU tensors outside
+    ``torch.compile`` — on a GPU the read would stall every step (the labels were checked
+    against their declaration when the data were loaded), and under compile it would break the
+    graph."""
+    return y.device.type == "cpu" and not torch.compiler.is_compiling()
