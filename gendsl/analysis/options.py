@@ -21,6 +21,7 @@ __all__ = ["OptionChecker", "describe"]
 
 Report = Callable[[str, Span], None]
 
+_ITEM_KIND = {"ints": "int", "numbers": "number", "names": "name"}
 _KIND_WORDS = {
     "number": "a number",
     "int": "a whole number",
@@ -29,6 +30,7 @@ _KIND_WORDS = {
     "ints": "a list of whole numbers",
     "numbers": "a list of numbers",
     "names": "a list of variable names",
+    "name": "a variable name",
     "model": "the name of a model",
     "net": "the name of a network",
     "network": "a network such as MLP(hidden = [64])",
@@ -154,51 +156,49 @@ class OptionChecker:
     def value(self, param: Param, e: ast.Expr, what: str) -> Any:
         """Check one value against ``param``; return it as plain Python."""
         kind = param.kind
-        bad = None
+        if kind in _ITEM_KIND and isinstance(e, ast.List):
+            return [self.value(Param(_ITEM_KIND[kind]), i, what) for i in e.items]
+        if kind == "bool" and isinstance(e, ast.Name) and e.id in ("true", "false"):
+            return e.id == "true"
+        if kind == "network" and isinstance(e, ast.Call) and e.func in NETWORKS:
+            return self.check(NETWORKS[e.func], e.args, e.kwargs, e.span, e.func)
+        if kind == "choice":
+            return self._choice(param, e, what)
+        if self._bad(kind, e, what):
+            self.report(f"{what} expects {_KIND_WORDS[kind]}; found {describe(e)}", e.span)
+            return None
+        return to_value(e)
+
+    def _bad(self, kind: str, e: ast.Expr, what: str) -> bool:
+        """Whether ``e`` is not of ``kind`` (a name of the wrong table is reported here)."""
         if kind == "number":
-            bad = _number(e) is None
-        elif kind == "int":
+            return _number(e) is None
+        if kind == "int":
             n = _number(e)
-            bad = not isinstance(n, int) or n < 0
-        elif kind == "bool":
-            bad = not (isinstance(e, ast.Name) and e.id in ("true", "false"))
-            if not bad:
-                return e.id == "true"
-        elif kind == "string":
-            bad = not isinstance(e, ast.Str)
-        elif kind in ("ints", "numbers", "names"):
-            if not isinstance(e, ast.List):
-                bad = True
-            else:
-                item = {"ints": "int", "numbers": "number", "names": "name"}[kind]
-                return [self.value(Param(item), i, what) for i in e.items]
-        elif kind == "name":
-            bad = not isinstance(e, ast.Name)
-            if not bad and e.id not in self.variables:
+            return not isinstance(n, int) or n < 0
+        if kind == "string":
+            return not isinstance(e, ast.Str)
+        if kind in ("name", "model", "net"):
+            if not isinstance(e, ast.Name):
+                return True
+            self._reference(kind, e, what)
+            return False
+        return kind in ("bool", "network", *_ITEM_KIND)
+
+    def _reference(self, kind: str, e: ast.Name, what: str) -> None:
+        """A name that must be a variable, a model in scope or a network."""
+        if kind == "name":
+            if e.id not in self.variables:
                 self.report(
                     f"{what}: '{e.id}' is not a variable of this model"
                     + closest(e.id, self.variables),
                     e.span,
                 )
-        elif kind in ("model", "net"):
-            table = self.models if kind == "model" else self.nets
-            bad = not isinstance(e, ast.Name)
-            if not bad and e.id not in table:
-                noun = "model in scope" if kind == "model" else "network"
-                self.report(
-                    f"{what}: '{e.id}' is not a {noun}{closest(e.id, table)}",
-                    e.span,
-                )
-        elif kind == "network":
-            if isinstance(e, ast.Call) and e.func in NETWORKS:
-                return self.check(NETWORKS[e.func], e.args, e.kwargs, e.span, e.func)
-            bad = True
-        elif kind == "choice":
-            return self._choice(param, e, what)
-        if bad:
-            self.report(f"{what} expects {_KIND_WORDS[kind]}; found {describe(e)}", e.span)
-            return None
-        return to_value(e)
+            return
+        table = self.models if kind == "model" else self.nets
+        if e.id not in table:
+            noun = "model in scope" if kind == "model" else "network"
+            self.report(f"{what}: '{e.id}' is not a {noun}{closest(e.id, table)}", e.span)
 
     def _choice(self, param: Param, e: ast.Expr, what: str) -> Any:
         options = [*param.choices, *(c for c in param.calls if c not in param.choices)]
