@@ -8,6 +8,9 @@ stays at the end of that statement's line.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from gendsl.frontend import ast
 from gendsl.frontend.parser import parse
 
@@ -112,57 +115,74 @@ def _flow_items(items: tuple[ast.FlowItem, ...], depth: int) -> list[str]:
     return lines
 
 
+def _given(s: ast.Sample) -> str:
+    return f" | {', '.join(g.id for g in s.given)}" if s.given else ""
+
+
+def _value(s: ast.Critic | ast.Energy) -> str:
+    return f" = {format_expr(s.value)}" if s.value is not None else ""
+
+
+def _let(s: ast.Let) -> str:
+    params = f"({', '.join(s.params)})" if s.params else ""
+    return f"let {s.name}{params} = {format_expr(s.value)}"
+
+
+def _sde(s: ast.SDE) -> str:
+    return (
+        f"sde {s.differential} = {format_expr(s.rhs)}, {s.time} in "
+        f"[{format_expr(s.t0)}, {format_expr(s.t1)}]"
+    )
+
+
+def _chain(s: ast.Chain) -> str:
+    return (
+        f"chain {s.var}[{s.index}] ~ {format_expr(s.dist)}, {s.range_var} in "
+        f"{format_expr(s.lo)}..{format_expr(s.hi)}"
+    )
+
+
+#: One-line statements: the statement's text without indentation.
+_LINES: dict[type, Callable[[Any], str]] = {
+    ast.Decl: lambda s: f"{s.role} {s.name} : {_type(s.type)}",
+    ast.Let: _let,
+    ast.Net: lambda s: f"net {s.name} = {format_expr(s.constructor)}",
+    ast.Sample: lambda s: f"{s.target}{_given(s)} ~ {format_expr(s.dist)}",
+    ast.Assign: lambda s: f"{s.target} = {format_expr(s.value)}",
+    ast.SDE: _sde,
+    ast.Chain: _chain,
+    ast.Path: lambda s: f"path {s.target} = {format_expr(s.value)}",
+    ast.Couple: lambda s: f"couple {s.left}, {s.right} by {_option(s.coupling)}",
+    ast.Predict: lambda s: f"predict {s.kind} = {format_expr(s.value)}",
+    ast.Critic: lambda s: f"critic {s.name}{_value(s)}",
+    ast.Energy: lambda s: f"energy {s.name}({', '.join(s.params)}){_value(s)}",
+    ast.Guidance: lambda s: f"guidance {_option(s.option)}",
+    ast.Loss: lambda s: f"loss {_option(s.option)}",
+    ast.SamplerDecl: lambda s: f"sample with {_option(s.option)}",
+}
+
+#: Block statements: the head before ``{`` and the lines inside (at the given depth).
+_BLOCKS: dict[type, Callable[[Any, int], tuple[str, list[str]]]] = {
+    ast.Guide: lambda s, depth: ("guide", _body(s.body, depth)),
+    ast.Flow: lambda s, depth: (f"flow {s.name}", _flow_items(s.body, depth)),
+    ast.Train: lambda s, depth: (
+        "train",
+        [f"{INDENT * depth}{k.name} = {format_expr(k.value)}" for k in s.items],
+    ),
+}
+
+
 def _statement(s: ast.Stmt, depth: int) -> list[str]:
     """A statement as lines (most statements are one line)."""
     pad = INDENT * depth
-    if isinstance(s, ast.Decl):
-        return [f"{pad}{s.role} {s.name} : {_type(s.type)}"]
-    if isinstance(s, ast.Let):
-        params = f"({', '.join(s.params)})" if s.params else ""
-        return [f"{pad}let {s.name}{params} = {format_expr(s.value)}"]
-    if isinstance(s, ast.Net):
-        return [f"{pad}net {s.name} = {format_expr(s.constructor)}"]
-    if isinstance(s, ast.Sample):
-        given = f" | {', '.join(g.id for g in s.given)}" if s.given else ""
-        return [f"{pad}{s.target}{given} ~ {format_expr(s.dist)}"]
-    if isinstance(s, ast.Assign):
-        return [f"{pad}{s.target} = {format_expr(s.value)}"]
-    if isinstance(s, ast.Guide):
-        return [f"{pad}guide {{", *_body(s.body, depth + 1), f"{pad}}}"]
-    if isinstance(s, ast.Flow):
-        return [f"{pad}flow {s.name} {{", *_flow_items(s.body, depth + 1), f"{pad}}}"]
-    if isinstance(s, ast.SDE):
-        return [
-            f"{pad}sde {s.differential} = {format_expr(s.rhs)}, {s.time} in "
-            f"[{format_expr(s.t0)}, {format_expr(s.t1)}]"
-        ]
-    if isinstance(s, ast.Chain):
-        return [
-            f"{pad}chain {s.var}[{s.index}] ~ {format_expr(s.dist)}, {s.range_var} in "
-            f"{format_expr(s.lo)}..{format_expr(s.hi)}"
-        ]
-    if isinstance(s, ast.Path):
-        return [f"{pad}path {s.target} = {format_expr(s.value)}"]
-    if isinstance(s, ast.Couple):
-        return [f"{pad}couple {s.left}, {s.right} by {_option(s.coupling)}"]
-    if isinstance(s, ast.Predict):
-        return [f"{pad}predict {s.kind} = {format_expr(s.value)}"]
-    if isinstance(s, ast.Critic):
-        value = f" = {format_expr(s.value)}" if s.value is not None else ""
-        return [f"{pad}critic {s.name}{value}"]
-    if isinstance(s, ast.Energy):
-        value = f" = {format_expr(s.value)}" if s.value is not None else ""
-        return [f"{pad}energy {s.name}({', '.join(s.params)}){value}"]
-    if isinstance(s, ast.Guidance):
-        return [f"{pad}guidance {_option(s.option)}"]
-    if isinstance(s, ast.Loss):
-        return [f"{pad}loss {_option(s.option)}"]
-    if isinstance(s, ast.SamplerDecl):
-        return [f"{pad}sample with {_option(s.option)}"]
-    if isinstance(s, ast.Train):
-        items = [f"{pad}{INDENT}{k.name} = {format_expr(k.value)}" for k in s.items]
-        return [f"{pad}train {{", *items, f"{pad}}}"]
-    raise TypeError(f"not a statement: {s!r}")
+    line = _LINES.get(type(s))
+    if line is not None:
+        return [f"{pad}{line(s)}"]
+    block = _BLOCKS.get(type(s))
+    if block is None:
+        raise TypeError(f"not a statement: {s!r}")
+    head, inner = block(s, depth + 1)
+    return [f"{pad}{head} {{", *inner, f"{pad}}}"]
 
 
 def format_statement(s: ast.Stmt) -> str:
