@@ -1,10 +1,13 @@
 """The checker: from a parsed file to one :class:`~gendsl.analysis.model.CheckedModel` per model.
 
-It resolves imports and ``extends``, then checks each model: names and scopes, duplicate
-definitions, types, distributions and their arguments, network shapes (from how each network is
-used), the model family and whether the loss, sampler, predict, coupling and guidance fit it,
-every option against :mod:`gendsl.analysis.library`, and the model graph (no cycles, evaluation
-order).  It collects every error of a file before raising :class:`~gendsl.errors.SpecErrors`.
+It resolves imports and ``extends``, then :func:`check_model` runs the checker's passes on each
+merged model, sharing one :class:`~gendsl.analysis.context.Context`: :mod:`~.scope` (names and
+the types of variables), :mod:`~.types` (expressions, statements, distributions and their
+arguments), :mod:`~.family_rules` (the family; whether the loss, sampler, predict, coupling and
+guidance fit it), :mod:`~.shapes` (network shapes, from how each network is used) and
+:mod:`~.graph` (the model graph: no cycles, evaluation order).  Options are checked against
+:mod:`gendsl.analysis.library` throughout.  It collects every error of a file before raising
+:class:`~gendsl.errors.SpecErrors`.  ``docs/checker.md`` describes the passes.
 """
 
 from __future__ import annotations
