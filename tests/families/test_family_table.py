@@ -86,21 +86,40 @@ def test_the_checker_names_two_families_in_the_words_of_their_plugins():
     )
 
 
+def _own_model(name: str, stmt: type):
+    """A stdlib/example model of family ``name`` that writes its ``stmt`` in its own file."""
+    return next(
+        (s, m, st)
+        for s, m in MODELS
+        for st in m.ast.body
+        if m.family == name and m.base is None and m.guidance is None and isinstance(st, stmt)
+    )
+
+
+def _without_line(spec: Path, line: int, instead: str | None = None) -> str:
+    lines = spec.read_text().splitlines()
+    return "\n".join(lines[: line - 1] + ([instead] if instead else []) + lines[line:])
+
+
+@pytest.mark.parametrize("name", FAMILIES)
+def test_a_foreign_loss_is_refused_in_the_words_of_the_plugin(name):
+    spec, _, loss = _own_model(name, ast.Loss)
+    foreign = "gan" if name == "flow" else "nll"
+    with pytest.raises(SpecErrors) as info:
+        check_text(_without_line(spec, loss.span.line, f"loss {foreign}"), spec.as_posix())
+    expected = ", ".join(lib.FAMILY_INFO[name].losses)
+    assert [e.message for e in info.value.errors] == [
+        f"loss {foreign} does not fit {TABLE[name].words}; expected one of {expected}"
+    ]
+
+
 @pytest.mark.parametrize("name", [f for f in FAMILIES if TABLE[f].predict_example])
 def test_a_missing_predict_gets_the_plugins_example(name):
-    spec, model = next(
-        (s, m)
-        for s, m in MODELS
-        if m.family == name and m.guidance is None and m.base is None and m.predict is not None
-    )
-    line = model.predict.span.line
-    lines = spec.read_text().splitlines()
-    text = "\n".join(lines[: line - 1] + lines[line:])
+    spec, _, predict = _own_model(name, ast.Predict)
     with pytest.raises(SpecErrors) as info:
-        check_text(text, spec.as_posix())
-    messages = [e.message for e in info.value.errors]
+        check_text(_without_line(spec, predict.span.line), spec.as_posix())
     plugin = TABLE[name]
-    assert messages == [
+    assert [e.message for e in info.value.errors] == [
         f"{plugin.words} needs a predict statement, e.g. '{plugin.predict_example}'"
     ]
 
