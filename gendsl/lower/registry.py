@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from gendsl.errors import UsageError
-from gendsl.families import TABLE, resolve
+from gendsl.families import TABLE, Family, resolve
 
 if TYPE_CHECKING:
     from gendsl.analysis.model import CheckedModel
@@ -40,7 +40,7 @@ def register(family: str) -> Callable[[Builder], Builder]:
     return add
 
 
-def _plugin(family: str):
+def _plugin(family: str) -> Family:
     if family not in TABLE:
         raise UsageError(f"the {family} family has no back end yet")
     return TABLE[family]
