@@ -90,15 +90,16 @@ def _draw(model: CheckedModel, path: Path) -> None:
 
     g = model.graph
     layer = _layers(g)
-    for node, depth in layer.items():
-        g.nodes[node]["_layer"] = depth
-    pos = nx.multipartite_layout(g, subset_key="_layer", align="horizontal", scale=1.0)
+    rows: dict[float, list[str]] = {}  # each layer's nodes in graph order: a reproducible picture
+    for node in g.nodes:
+        rows.setdefault(layer[node], []).append(node)
+    pos = nx.multipartite_layout(g, subset_key=rows, align="horizontal", scale=1.0)
     pos = {n: (x, -y) for n, (x, y) in pos.items()}  # parents above children
     widest = max(list(layer.values()).count(d) for d in set(layer.values()))
     width = max(4.0, 1.6 * widest)
     height = 1.4 * (max(layer.values(), default=0) - min(layer.values(), default=0) + 2)
     fig, ax = plt.subplots(figsize=(width, height))
-    for kind in {_kind(g, n) for n in g.nodes}:
+    for kind in dict.fromkeys(_kind(g, n) for n in g.nodes):  # in node order: reproducible
         style = _STYLE.get(kind, _DEFAULT)
         nodes = [n for n in g.nodes if _kind(g, n) == kind]
         nx.draw_networkx_nodes(
