@@ -13,23 +13,22 @@ import networkx as nx
 
 from gendsl.analysis.model import CheckedModel
 from gendsl.errors import UsageError
+from gendsl.families import NodeStyle, node_styles
 
 __all__ = ["to_dot", "write_graph"]
 
-# node kind -> (DOT attributes, matplotlib shape, face colour, line style)
+#: node kind -> style, for the kinds every model may have; the kinds a family's statements add
+#: (``process``, ``noised``, ``flow``, ...) are drawn as its plugin says (:mod:`gendsl.families`).
 _STYLE = {
-    "observed": ('shape=circle style=filled fillcolor="#c8c8c8"', "o", "#c8c8c8", "solid"),
-    "latent": ("shape=circle", "o", "white", "solid"),
-    "condition": ('shape=circle style=filled fillcolor="#e8e0c8"', "o", "#e8e0c8", "solid"),
-    "derived": ("shape=circle style=dashed", "o", "white", "dashed"),
-    "noised": ('shape=circle style=filled fillcolor="#dde8f4"', "o", "#dde8f4", "solid"),
-    "noise": ("shape=circle style=dotted", "o", "white", "dotted"),
-    "net": ('shape=box style=filled fillcolor="#f4f4f4"', "s", "#f4f4f4", "solid"),
-    "flow": ('shape=box style="filled,rounded" fillcolor="#f4f4f4"', "s", "#f4f4f4", "solid"),
-    "process": ("shape=box style=rounded", "D", "white", "solid"),
-    "loss": ("shape=note", "h", "#fff4d8", "solid"),
+    "observed": NodeStyle('shape=circle style=filled fillcolor="#c8c8c8"', "o", "#c8c8c8"),
+    "latent": NodeStyle("shape=circle", "o", "white"),
+    "condition": NodeStyle('shape=circle style=filled fillcolor="#e8e0c8"', "o", "#e8e0c8"),
+    "derived": NodeStyle("shape=circle style=dashed", "o", "white", "dashed"),
+    "net": NodeStyle('shape=box style=filled fillcolor="#f4f4f4"', "s", "#f4f4f4"),
+    "loss": NodeStyle("shape=note", "h", "#fff4d8"),
+    **node_styles(),
 }
-_DEFAULT = ("shape=ellipse", "o", "white", "solid")
+_DEFAULT = NodeStyle("shape=ellipse", "o", "white")
 
 
 def _kind(graph: nx.DiGraph, node: str) -> str:
@@ -48,14 +47,14 @@ def to_dot(model: CheckedModel) -> str:
     for node in g.nodes:
         if node in observed:
             continue
-        attrs = _STYLE.get(_kind(g, node), _DEFAULT)[0]
+        attrs = _STYLE.get(_kind(g, node), _DEFAULT).dot
         lines.append(
             f"  {_quote(node)} [{attrs} label={_quote(g.nodes[node].get('label', node))}];"
         )
     if observed:
         lines.append('  subgraph cluster_data { label="N"; style=rounded;')
         for node in observed:
-            attrs = _STYLE["observed"][0]
+            attrs = _STYLE["observed"].dot
             lines.append(f"    {_quote(node)} [{attrs}];")
         lines.append("  }")
     for u, v, data in g.edges(data=True):
@@ -91,30 +90,31 @@ def _draw(model: CheckedModel, path: Path) -> None:
 
     g = model.graph
     layer = _layers(g)
-    for node, depth in layer.items():
-        g.nodes[node]["_layer"] = depth
-    pos = nx.multipartite_layout(g, subset_key="_layer", align="horizontal", scale=1.0)
+    rows: dict[float, list[str]] = {}  # each layer's nodes in graph order: a reproducible picture
+    for node in g.nodes:
+        rows.setdefault(layer[node], []).append(node)
+    pos = nx.multipartite_layout(g, subset_key=rows, align="horizontal", scale=1.0)
     pos = {n: (x, -y) for n, (x, y) in pos.items()}  # parents above children
     widest = max(list(layer.values()).count(d) for d in set(layer.values()))
     width = max(4.0, 1.6 * widest)
     height = 1.4 * (max(layer.values(), default=0) - min(layer.values(), default=0) + 2)
     fig, ax = plt.subplots(figsize=(width, height))
-    for kind in {_kind(g, n) for n in g.nodes}:
-        _, marker, face, style = _STYLE.get(kind, _DEFAULT)
+    for kind in dict.fromkeys(_kind(g, n) for n in g.nodes):  # in node order: reproducible
+        style = _STYLE.get(kind, _DEFAULT)
         nodes = [n for n in g.nodes if _kind(g, n) == kind]
         nx.draw_networkx_nodes(
             g,
             pos,
             nodelist=nodes,
-            node_shape=marker,
-            node_color=face,
+            node_shape=style.marker,
+            node_color=style.face,
             edgecolors="black",
             linewidths=1.2,
             node_size=1400,
             ax=ax,
         )
-        if style != "solid":
-            ax.collections[-1].set_linestyle(style)
+        if style.line != "solid":
+            ax.collections[-1].set_linestyle(style.line)
     gen_edges = [(u, v) for u, v, d in g.edges(data=True) if not d.get("guide")]
     guide_edges = [(u, v) for u, v, d in g.edges(data=True) if d.get("guide")]
     nx.draw_networkx_edges(g, pos, edgelist=gen_edges, node_size=1400, arrowsize=14, ax=ax)

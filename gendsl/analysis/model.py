@@ -22,7 +22,6 @@ from gendsl.frontend import ast
 from gendsl.source import Source, Span
 
 __all__ = [
-    "FAMILIES",
     "CheckedModel",
     "NetSpec",
     "Opt",
@@ -32,9 +31,6 @@ __all__ = [
     "Variable",
     "to_value",
 ]
-
-#: The model families the checker recognises.
-FAMILIES = ("latent", "flow", "diffusion", "matching", "adversarial", "energy")
 
 #: A per-sample shape; a ``str`` entry is a symbolic size (``D``) bound from the data.
 Shape = tuple[int | str, ...]
@@ -48,6 +44,16 @@ class Opt:
     args: tuple[Any, ...] = ()
     kwargs: dict[str, Any] = field(default_factory=dict)
     span: Span | None = field(default=None, compare=False, repr=False)
+
+
+def __getattr__(name: str) -> Any:
+    """``FAMILIES``: the names of the model families, from :data:`gendsl.families.TABLE`
+    (looked up on first use: the families' modules import this one)."""
+    if name == "FAMILIES":
+        from gendsl.families import FAMILIES
+
+        return FAMILIES
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def to_value(e: ast.Expr | ast.Option) -> Any:

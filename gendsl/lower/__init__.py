@@ -1,40 +1,26 @@
 """Lowering: from a checked model to a trainable :class:`~gendsl.lower.base.Model`.
 
-:func:`compile_model` picks the family's back end from :data:`~gendsl.lower.registry.BACKENDS`,
-importing ``gendsl.lower.<family>`` on first use; :func:`load` parses, checks, binds sizes and
-compiles in one call.
+:func:`compile_model` picks the family's back end through :func:`~gendsl.lower.registry.builder`
+(the builder its plugin in :mod:`gendsl.families` names, imported on first use); :func:`load`
+parses, checks, binds sizes and compiles in one call.
 """
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from gendsl.analysis.model import CheckedModel
-from gendsl.errors import UsageError
 from gendsl.lower.base import Model
-from gendsl.lower.registry import BACKENDS, register
+from gendsl.lower.registry import BACKENDS, builder, register
 
 __all__ = ["BACKENDS", "Model", "bind_sizes", "compile_model", "load", "register"]
 
 
-def _backend(family: str):
-    if family not in BACKENDS:
-        try:
-            importlib.import_module(f"gendsl.lower.{family}")
-        except ModuleNotFoundError as err:
-            if err.name != f"gendsl.lower.{family}":
-                raise
-    if family not in BACKENDS:
-        raise UsageError(f"the {family} family has no back end yet")
-    return BACKENDS[family]
-
-
 def compile_model(checked: CheckedModel, *, bindings: Mapping[str, int] | None = None) -> Model:
     """The compiled model of ``checked``, with symbolic sizes bound by ``bindings``."""
-    return _backend(checked.family)(checked, dict(bindings or {}))
+    return builder(checked.family)(checked, dict(bindings or {}))
 
 
 def bind_sizes(checked: CheckedModel, data: Any, bindings: Mapping[str, int]) -> dict[str, int]:

@@ -1,10 +1,13 @@
-"""The back-end registry: one builder per model family.
+"""The back-end registry: each family's builder, named by its plugin in :mod:`gendsl.families`.
 
-A family's module registers its builder with :func:`register`; :func:`gendsl.lower.compile_model`
-imports ``gendsl.lower.<family>`` on first use, so a new back end needs no edit elsewhere::
+A family's :class:`~gendsl.families.Family` names its builder by a lazy reference
+(``lower = "gendsl.lower.diffusion:build"``); :func:`builder` imports that module on first use,
+so checking and deriving a spec never import torch, and a new back end needs no edit here::
 
-    @register("diffusion")
     def build(checked: CheckedModel, bindings: dict[str, int]) -> Model: ...
+
+:func:`register` and :data:`BACKENDS` remain while the back-end modules still decorate their
+builders; a test checks that each registered builder is the one its plugin names.
 """
 
 from __future__ import annotations
@@ -12,23 +15,46 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from gendsl.errors import UsageError
+from gendsl.families import TABLE, Family, resolve
+
 if TYPE_CHECKING:
     from gendsl.analysis.model import CheckedModel
     from gendsl.lower.base import Model
 
-__all__ = ["BACKENDS", "Builder", "register"]
+__all__ = ["BACKENDS", "Builder", "builder", "model_class", "register"]
 
 Builder = Callable[["CheckedModel", dict[str, int]], "Model"]
 
-#: family name -> builder of its compiled :class:`~gendsl.lower.base.Model`.
+#: family name -> builder, filled by :func:`register` as the back-end modules are imported.
 BACKENDS: dict[str, Builder] = {}
 
 
 def register(family: str) -> Callable[[Builder], Builder]:
-    """Decorator: make ``builder`` the back end of ``family``."""
+    """Decorator: record ``builder`` as the back end of ``family`` in :data:`BACKENDS`."""
 
     def add(builder: Builder) -> Builder:
         BACKENDS[family] = builder
         return builder
 
     return add
+
+
+def _plugin(family: str) -> Family:
+    if family not in TABLE:
+        raise UsageError(f"the {family} family has no back end yet")
+    return TABLE[family]
+
+
+def builder(family: str) -> Builder:
+    """The builder of ``family``'s compiled models, imported from its plugin's ``lower``.
+
+    :raises UsageError: no family of that name.
+    """
+    return resolve(_plugin(family).lower)
+
+
+def model_class(family: str) -> type[Model]:
+    """The :class:`~gendsl.lower.base.Model` subclass every model of ``family`` is an instance
+    of, imported from its plugin's ``model_class``."""
+    return resolve(_plugin(family).model_class)

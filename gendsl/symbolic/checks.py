@@ -1,8 +1,9 @@
 """The symbolic checks the checker runs on a model's sde, chain or path.
 
-This module imports sympy only when the model has a process or a path, so checking a latent,
-flow, adversarial or energy model stays fast.  Importing sympy and running its algebra costs most
-of a second, so a process that passed the checks once is remembered on disk (in
+The checks are the ``symbolic_check`` hook of the model's family (:mod:`gendsl.families`); they
+import sympy when they run, and only the diffusion and matching families have any, so checking
+a latent, flow, adversarial or energy model stays fast.  Importing sympy and running its
+algebra costs most of a second, so a process that passed the checks once is remembered on disk (in
 ``$GENDSL_CACHE`` or ``~/.cache/gendsl``) by a hash of its canonical text and of every ``let``:
 checking it again imports no sympy at all.  Failures are never cached (their diagnostics are
 re-derived with fresh locations).
@@ -16,7 +17,8 @@ from pathlib import Path
 from gendsl.analysis.model import CheckedModel
 from gendsl.cache import read_json, write_json
 from gendsl.errors import SpecError
-from gendsl.frontend import ast
+from gendsl.families import family
+from gendsl.families.base import SymbolicCheck
 from gendsl.frontend.printer import format_statement
 from gendsl.source import Source
 
@@ -71,9 +73,11 @@ def _remember(digest: str) -> None:
 
 
 def validate(model: CheckedModel) -> list[SpecError]:
-    """Errors of the model's sde (affine drift, x-free diffusion, dt/dw terms, time range),
-    chain (variance-preserving Gaussian AR(1) step) or path (linear, right ends); [] if none."""
-    if model.process is None and model.path is None:
+    """Errors of the symbolic checks of the model's family (its plugin's ``symbolic_check``):
+    the sde (affine drift, x-free diffusion, dt/dw terms, time range), chain
+    (variance-preserving Gaussian AR(1) step) or path (linear, right ends); [] if none."""
+    check = family(model.family).symbolic_check
+    if check is None:
         return []
     key = _key(model)
     if key not in _CACHE:
@@ -81,31 +85,16 @@ def validate(model: CheckedModel) -> list[SpecError]:
         if digest in _passed():
             _CACHE[key] = []
         else:
-            _CACHE[key] = _validate(model)
+            _CACHE[key] = _validate(model, check)
             if not _CACHE[key]:
                 _remember(digest)
     return list(_CACHE[key])
 
 
-def _validate(model: CheckedModel) -> list[SpecError]:
-    errors: list[SpecError] = []
+def _validate(model: CheckedModel, check: SymbolicCheck) -> list[SpecError]:
     try:
-        if isinstance(model.process, ast.SDE):
-            from gendsl.symbolic.kernel import check_sde
-            from gendsl.symbolic.positivity import check_sde_diffusion
-
-            check_sde_diffusion(model.process, *check_sde(model.process, model.lets))
-        elif isinstance(model.process, ast.Chain):
-            from gendsl.symbolic.chain import chain_kernel
-
-            chain_kernel(model.process, model.lets, simplify=False)
-        if model.path is not None:
-            from gendsl.symbolic.path import NOISE, path_velocity
-            from gendsl.symbolic.positivity import check_path_noise
-
-            kernel = path_velocity(model.path, model.lets, simplify=False)
-            check_path_noise(model.path, kernel.t, kernel.gamma, NOISE)
+        check(model)
     except SpecError as err:
         err.source = err.source or _source_of(err, model)
-        errors.append(err)
-    return errors
+        return [err]
+    return []

@@ -4,9 +4,10 @@ A derivation depends only on the checked model and on the code that derives it, 
 :func:`derive` keeps each one (its sections of text and LaTeX lines) in the cache folder
 (``$GENDSL_CACHE``, file ``derivations.json``), keyed by a hash of the model's canonical text
 (every statement and ``let``, printed canonically, its sizes and its resolved loss and sampler)
-and of the deriving modules' source.  A spec's second ``gendsl derive`` then imports no sympy
-at all; the kernel object behind a cached derivation is recomputed (through the symbolic store)
-only when asked for.  This module imports no sympy.
+and of the deriving modules' source (the family plugins of :mod:`gendsl.families` included).
+A spec's second ``gendsl derive`` then imports no sympy at all; the kernel object behind a
+cached derivation is recomputed (through the symbolic store) only when asked for.  This module
+imports no sympy.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ FORMATS = ("text", "markdown", "latex")
 
 _FILE = "derivations.json"
 _SIZE = 512
-#: The modules whose code decides what a derivation says.
+#: The modules whose code decides what a derivation says (and every family plugin's).
 _CODE = ("derivation", "derived", "kernel", "chain", "path", "expr", "tidy", "store")
 
 
@@ -85,7 +86,9 @@ class Derivation:
 def fingerprint(model: CheckedModel) -> str:
     """A hash of what a derivation of ``model`` depends on (module docstring)."""
     here = Path(__file__).parent
-    parts = [(here / f"{name}.py").read_text(encoding="utf-8") for name in _CODE]
+    code = [here / f"{name}.py" for name in _CODE]
+    code += sorted((here.parent / "families").glob("*.py"))
+    parts = [path.read_text(encoding="utf-8") for path in code]
     parts += [model.name, model.family, repr(model.loss), repr(model.sampler)]
     parts += [format_statement(s) for s in model.ast.body]
     parts += sorted(format_statement(let) for let in model.lets.values())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import zipfile
@@ -39,3 +40,15 @@ def test_wheel_ships_grammar_and_every_stdlib_spec(tmp_path):
     assert len(shipped) >= 31
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
     assert "gendsl = gendsl.cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
+
+
+def test_every_subpackage_is_listed_for_the_wheel():
+    text = (ROOT / "pyproject.toml").read_text()
+    block = re.search(r"^packages = \[(.*?)\]", text, re.S | re.M).group(1)
+    listed = set(re.findall(r'"([\w.]+)"', block))
+    found = {
+        ".".join(("gendsl", *p.parent.relative_to(ROOT / "gendsl").parts))
+        for p in (ROOT / "gendsl").glob("*/**/__init__.py")
+    }
+    assert "gendsl.families" in found
+    assert found <= listed

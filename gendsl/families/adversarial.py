@@ -1,0 +1,52 @@
+"""The adversarial family: an implicit generator ``x = G(z)`` trained against a ``critic``."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from gendsl.families.base import Family
+from gendsl.families.text import opt_text, option
+
+if TYPE_CHECKING:
+    from gendsl.analysis.model import CheckedModel
+    from gendsl.symbolic.derived import Section
+
+__all__ = ["ADVERSARIAL", "derive"]
+
+
+def derive(model: CheckedModel, sec: Section) -> None:
+    """The minimax objective (Goodfellow et al. 2014) or its Kantorovich dual (Arjovsky et al.
+    2017), and the optimal critic."""
+    loss = model.loss
+    if loss.name == "wasserstein":
+        sec.add(
+            "objective",
+            "min_G max_{||D||_L <= 1} E_data D(x) - E_z D(G(z))  (Kantorovich "
+            "dual; Arjovsky et al. 2017)",
+            r"\min_G\max_{\|D\|_L\le1}\mathbb E D(x) - \mathbb E D(G(z))",
+        )
+        sec.add("critic", f"1-Lipschitz via {opt_text(option(loss, 'penalty', None))}")
+    else:
+        sec.add(
+            "objective",
+            "min_G max_D E_data log D(x) + E_z log(1 - D(G(z)))  (Goodfellow et al. 2014)",
+            r"\min_G\max_D\mathbb E\log D(x) + \mathbb E\log(1-D(G(z)))",
+        )
+        sec.add(
+            "optimal critic",
+            "D*(x) = p_data(x) / (p_data(x) + p_g(x))",
+            r"D^*(x) = \frac{p_{data}(x)}{p_{data}(x)+p_g(x)}",
+        )
+        sec.add("loss", opt_text(loss))
+
+
+ADVERSARIAL = Family(
+    name="adversarial",
+    words="an adversarial model",
+    summary="an implicit generator trained against a critic",
+    recognise=("critic",),
+    derive=derive,
+    lower="gendsl.lower.adversarial:build",
+    model_class="gendsl.lower.adversarial:AdversarialModel",
+    samplers=("ancestral",),
+)

@@ -1,0 +1,40 @@
+"""The energy family: unnormalised densities p(x) ∝ exp(-E(x)) (``energy E(x) = ...``)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from gendsl.families.base import Family
+from gendsl.families.text import opt_text
+
+if TYPE_CHECKING:
+    from gendsl.analysis.model import CheckedModel
+    from gendsl.symbolic.derived import Section
+
+__all__ = ["ENERGY", "derive"]
+
+
+def derive(model: CheckedModel, sec: Section) -> None:
+    """The density, its score and the contrastive-divergence gradient (Hinton 2002)."""
+    sec.add("density", "p(x) = exp(-E(x)) / Z", r"p(x) = e^{-E(x)}/Z")
+    sec.add("score", "grad_x log p(x) = -grad_x E(x)", r"\nabla_x\log p = -\nabla_x E")
+    if model.loss.name == "contrastive_divergence":
+        sec.add(
+            "CD gradient",
+            "grad_theta NLL = E_data grad E(x) - E_model grad E(x)  (Hinton 2002)",
+            r"\nabla_\theta\mathcal L = \mathbb E_{data}\nabla E - \mathbb E_{p}\nabla E",
+        )
+    else:
+        sec.add("loss", opt_text(model.loss))
+
+
+ENERGY = Family(
+    name="energy",
+    words="an energy-based model",
+    summary="an unnormalised density exp(-E(x))",
+    recognise=("energy",),
+    derive=derive,
+    lower="gendsl.lower.energy:build",
+    model_class="gendsl.lower.energy:EnergyModel",
+    samplers=("langevin",),
+)

@@ -1,0 +1,191 @@
+"""The family table (gendsl/families) agrees with the checker, the library and the graphs it
+draws, for every stdlib and example spec; importing it loads neither torch nor sympy."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from gendsl.analysis import library as lib
+from gendsl.analysis.check import check_file, check_text
+from gendsl.analysis.model import FAMILIES as MODEL_FAMILIES
+from gendsl.errors import SpecErrors
+from gendsl.families import (
+    DEFAULT,
+    FAMILIES,
+    KEYWORDS,
+    TABLE,
+    family_of_keyword,
+    node_styles,
+    recognise,
+    resolve,
+)
+from gendsl.frontend import ast
+from gendsl.frontend.printer import format_statement
+
+ROOT = Path(__file__).resolve().parents[2]
+SPECS = sorted(ROOT.glob("stdlib/*.gen")) + sorted(ROOT.glob("examples/*.gen"))
+MODELS = [(spec, m) for spec in SPECS for m in check_file(spec)]
+IDS = [f"{spec.parent.name}/{spec.stem}:{m.name}" for spec, m in MODELS]
+#: Graph node kinds every model may have (drawn by gendsl.analysis.draw itself).
+COMMON_NODES = {"observed", "latent", "condition", "derived", "net", "loss", "predict", "time"}
+
+
+def _keywords(model) -> list[str]:
+    """The leading keyword of each top-level statement, as the spec writes it."""
+    return [format_statement(s).split()[0] for s in model.ast.body]
+
+
+def test_the_table_covers_every_family_the_checker_produces():
+    assert len(SPECS) >= 50
+    produced = {m.family for _, m in MODELS}
+    assert produced == set(FAMILIES) == set(lib.FAMILY_INFO)
+    assert MODEL_FAMILIES == FAMILIES == tuple(TABLE)
+    assert all(TABLE[name].name == name for name in FAMILIES)
+
+
+@pytest.mark.parametrize(("spec", "model"), MODELS, ids=IDS)
+def test_recognition_agrees_with_the_checker(spec, model):
+    assert recognise(_keywords(model)) == model.family
+
+
+def test_recognition_is_decided_by_one_keyword_per_statement():
+    assert DEFAULT == "latent" and recognise([]) == "latent"
+    assert recognise(["data", "latent", "net", "loss"]) == "latent"
+    assert recognise(["sde", "predict"]) == recognise(["chain"]) == "diffusion"
+    assert recognise(["path", "couple"]) == "matching"
+    assert recognise(["sde", "path"]) is None
+    assert family_of_keyword("critic") == "adversarial" and family_of_keyword("guide") is None
+    assert sorted(KEYWORDS) == ["chain", "critic", "energy", "flow", "path", "sde"]
+
+
+_TWO_FAMILIES = """model m {
+  data x : real[2]
+  latent z : real[2]
+  net G = MLP(hidden = [8])
+  net D = MLP(hidden = [8])
+  z ~ Normal(0, 1)
+  x = G(z)
+  critic D
+  energy E(x) = D(x)
+  loss gan
+}
+"""
+
+
+def test_the_checker_names_two_families_in_the_words_of_their_plugins():
+    with pytest.raises(SpecErrors) as info:
+        check_text(_TWO_FAMILIES)
+    message = info.value.errors[0].message
+    assert message == (
+        f"a model has one family: this energy makes it {TABLE['energy'].words}, but the "
+        f"critic on line 8 makes it {TABLE['adversarial'].words}"
+    )
+
+
+def _own_model(name: str, stmt: type):
+    """A stdlib/example model of family ``name`` that writes its ``stmt`` in its own file."""
+    return next(
+        (s, m, st)
+        for s, m in MODELS
+        for st in m.ast.body
+        if m.family == name and m.base is None and m.guidance is None and isinstance(st, stmt)
+    )
+
+
+def _without_line(spec: Path, line: int, instead: str | None = None) -> str:
+    lines = spec.read_text().splitlines()
+    return "\n".join(lines[: line - 1] + ([instead] if instead else []) + lines[line:])
+
+
+@pytest.mark.parametrize("name", FAMILIES)
+def test_a_foreign_loss_is_refused_in_the_words_of_the_plugin(name):
+    spec, _, loss = _own_model(name, ast.Loss)
+    foreign = "gan" if name == "flow" else "nll"
+    with pytest.raises(SpecErrors) as info:
+        check_text(_without_line(spec, loss.span.line, f"loss {foreign}"), spec.as_posix())
+    expected = ", ".join(lib.FAMILY_INFO[name].losses)
+    assert [e.message for e in info.value.errors] == [
+        f"loss {foreign} does not fit {TABLE[name].words}; expected one of {expected}"
+    ]
+
+
+@pytest.mark.parametrize("name", [f for f in FAMILIES if TABLE[f].predict_example])
+def test_a_missing_predict_gets_the_plugins_example(name):
+    spec, _, predict = _own_model(name, ast.Predict)
+    with pytest.raises(SpecErrors) as info:
+        check_text(_without_line(spec, predict.span.line), spec.as_posix())
+    plugin = TABLE[name]
+    assert [e.message for e in info.value.errors] == [
+        f"{plugin.words} needs a predict statement, e.g. '{plugin.predict_example}'"
+    ]
+
+
+@pytest.mark.parametrize("name", FAMILIES)
+def test_samplers_and_summary_are_the_librarys(name):
+    info = lib.FAMILY_INFO[name]
+    plugin = TABLE[name]
+    assert plugin.samplers == tuple(info.samplers)
+    assert plugin.default_sampler == info.default_sampler
+    assert plugin.summary == info.doc
+
+
+@pytest.mark.parametrize(("spec", "model"), MODELS, ids=IDS)
+def test_a_model_without_a_sampler_gets_the_plugins_default(spec, model):
+    if any(isinstance(s, ast.SamplerDecl) for s in model.ast.body):
+        assert model.sampler.name in TABLE[model.family].samplers
+    else:
+        assert model.sampler.name == TABLE[model.family].default_sampler
+
+
+@pytest.mark.parametrize(("spec", "model"), MODELS, ids=IDS)
+def test_a_family_declares_the_graph_nodes_its_statements_add(spec, model):
+    kinds = {str(model.graph.nodes[n].get("kind")) for n in model.graph.nodes}
+    assert kinds - COMMON_NODES <= set(TABLE[model.family].nodes)
+
+
+def test_node_styles_of_different_families_agree():
+    styles = node_styles()
+    assert set(styles) == {"process", "noised", "noise", "flow"}
+    assert TABLE["diffusion"].nodes["process"] == TABLE["matching"].nodes["process"]
+    assert not set(styles) & (COMMON_NODES - {"predict", "time"})
+
+
+@pytest.mark.parametrize("name", FAMILIES)
+def test_every_hook_is_callable_or_a_reference(name):
+    plugin = TABLE[name]
+    assert callable(plugin.derive)
+    assert plugin.symbolic_check is None or callable(plugin.symbolic_check)
+    for ref in (plugin.lower, plugin.model_class):
+        module, sep, attr = ref.partition(":")
+        assert sep and module.startswith("gendsl.lower.") and attr.isidentifier()
+
+
+def test_resolve_names_an_object_and_refuses_a_bare_module():
+    assert resolve("gendsl.families.table:recognise") is recognise
+    with pytest.raises(ValueError) as info:
+        resolve("gendsl.families")
+    assert str(info.value) == "expected 'module:attribute', got 'gendsl.families'"
+
+
+def test_symbolic_checks_belong_to_the_families_with_a_process_or_path():
+    with_check = {name for name in FAMILIES if TABLE[name].symbolic_check is not None}
+    assert with_check == {"diffusion", "matching"}
+    for _, model in MODELS:
+        has_statement = model.process is not None or model.path is not None
+        assert has_statement == (model.family in with_check)
+
+
+def test_importing_the_table_and_the_drawing_loads_no_torch_nor_sympy():
+    code = (
+        "import sys, gendsl.families, gendsl.analysis.draw, gendsl.symbolic.checks\n"
+        "heavy = ('torch', 'pyro', 'torchsde', 'torchdiffeq', 'ot', 'sympy')\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in heavy))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip() == "[]"
