@@ -8,12 +8,12 @@ A model is an ``nn.Module`` satisfying :class:`gendsl.protocol.Trainable`: it de
 * ``loss(batch) -> Tensor``: a scalar to minimise.  ``batch`` is a tensor, or a tuple
   ``(x, y)`` when the data is a pair.
 * with ``capabilities.diagnostics``, ``diagnostics(batch) -> dict[str, float]``
-  (:class:`~gendsl.protocol.Diagnosed`): evaluated on
-  the held-out data every ``eval_every`` steps, with the EMA weights, in eval mode, under
-  ``torch.no_grad()`` (use ``torch.enable_grad()`` inside if a diagnostic needs autograd) and
-  with random state forked and seeded, so evaluation never changes the training stream.  Values
-  are averaged over batches weighted by batch size and logged as ``eval_<name>``;
-  ``eval_loss`` is the mean of ``loss``.
+  (:class:`~gendsl.protocol.Diagnosed`): evaluated on the held-out data every ``eval_every``
+  steps, with the EMA weights, in eval mode, under ``torch.no_grad()`` (use
+  ``torch.enable_grad()`` inside if a diagnostic needs autograd) and with random state forked
+  and seeded, so evaluation never changes the training stream.  Values are averaged over
+  batches weighted by batch size and logged as ``eval_<name>``; ``eval_loss`` is the mean of
+  ``loss``.
 * with ``capabilities.param_groups``, for models with several players (GANs),
   ``param_groups() -> dict[str, params]``, and with ``capabilities.training_step``,
   ``training_step(batch, step, optimizers) -> dict[str, float]``
