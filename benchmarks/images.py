@@ -39,7 +39,7 @@ from gendsl.data.dataset import as_float
 from gendsl.errors import UsageError
 from gendsl.lower import compile_model
 from gendsl.metrics import fontdigits_scores
-from gendsl.runs import _train_settings, load_checked
+from gendsl.runs import load_checked, train_settings
 from gendsl.train import fit
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
@@ -130,13 +130,13 @@ def run_example(name: str, data, test: Tensor, teacher, args) -> tuple[list[str]
     checked = load_checked(str(EXAMPLES / f"{name}.gen"), None)
     torch.manual_seed(args.seed)
     model = compile_model(checked, bindings={})
-    if hasattr(model, "levels"):
-        model.levels = data.levels
-    if hasattr(model, "set_teacher"):
+    if data.levels:
+        model.set_data_levels(data.levels)
+    if model.capabilities.takes("--teacher"):
         model.set_teacher(teacher)
     steps = args.steps or max(1, round(args.fraction * STEPS[name]))
     flags = argparse.Namespace(steps=steps, batch_size=args.batch, lr=None, eval_every=None)
-    settings = _train_settings(checked, flags)
+    settings = train_settings(checked, flags)
     settings["eval_every"] = settings["log_every"] = settings["checkpoint_every"] = steps
     train = (data.x, data.y) if checked.condition_vars() else data.x
     t0 = time.perf_counter()

@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import argparse
 import functools
-import inspect
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -73,9 +72,8 @@ def evaluate(
         results.update(feature_metrics(feature_networks, real.float(), images))
     if _is_digits(real, data):
         results.update(_class_agreement(model, fake, real, conditions))
-    nfe = getattr(model, "last_nfe", None)
-    if nfe is not None:
-        results["nfe"] = float(nfe)
+    if model.capabilities.steps and model.last_nfe is not None:
+        results["nfe"] = float(model.last_nfe)
     return results
 
 
@@ -95,19 +93,22 @@ def _likelihoods(model: Model, data: Dataset, batch, seed: int) -> dict[str, flo
     """NLL (exact families) and negative ELBO (latent ones), nats and bits per dimension."""
     results: dict[str, float] = {}
     dims = int(np.prod(data.x.shape[1:]))
-    for name in ("log_prob", "elbo"):
-        if not _overrides(model, name):
-            continue
-        method_fn = getattr(model, name)
-        if data.levels and "dequantize" in inspect.signature(method_fn).parameters:
+    can = model.capabilities
+    bounds: list[tuple[str, Callable[..., Tensor]]] = []
+    if can.likelihood:
+        log_prob: Callable[..., Tensor] = model.log_prob
+        if data.levels and can.dequantized_likelihood:
             # quantised data: the bound for uniformly dequantised data (Theis et al. 2016)
-            method_fn = functools.partial(method_fn, dequantize=data.levels)
+            log_prob = functools.partial(model.log_prob, dequantize=data.levels)
             results["dequantized_levels"] = float(data.levels)
+        bounds.append(("nll", log_prob))
+    if can.elbo:
+        bounds.append(("neg_elbo", model.elbo))
+    for key, method_fn in bounds:
         with torch.no_grad():
             torch.manual_seed(seed)
             values = _batched(method_fn, batch, model.like.device)
         nats = -float(values.mean())
-        key = "nll" if name == "log_prob" else "neg_elbo"
         results[f"{key}_nats"] = nats
         results[f"{key}_bits_per_dim"] = nats / (dims * math.log(2))
     return results
@@ -153,10 +154,6 @@ def _class_agreement(
         "class_agreement": float((said_fake == labels).float().mean()),
         "class_agreement_data": float((said_real == labels).float().mean()),
     }
-
-
-def _overrides(model: Model, name: str) -> bool:
-    return getattr(type(model), name) is not getattr(Model, name)
 
 
 def _batched(fn, batch, device, size: int = 256) -> torch.Tensor:

@@ -6,8 +6,8 @@ carries the weights, the spec text, every file the spec imports (a
 :class:`~gendsl.spec_bundle.SpecBundle` in the configuration) and the run's configuration),
 ``metrics.jsonl`` and a copy of the spec.  Everything needed to rebuild the model travels inside
 the checkpoint, so ``gendsl sample RUN`` works on a checkpoint file copied anywhere and after the
-spec's files change.  Checkpoints are read with ``torch.load(weights_only=True)``: a run
-directory cannot execute code.
+spec's files change.  Runs are opened by :mod:`gendsl.trained`, which reads checkpoints with
+``torch.load(weights_only=True)``: a run directory cannot execute code.
 """
 
 from __future__ import annotations
@@ -27,16 +27,11 @@ from gendsl.data import BUNDLED, Dataset, check_against, load_dataset, toy
 from gendsl.errors import DataError, TrainingError, UsageError
 from gendsl.lower import compile_model
 from gendsl.lower.base import Model
-from gendsl.spec_bundle import SpecBundle, check_bundle, collect, describe_changes
-from gendsl.train import (
-    CHECKPOINT,
-    distributed,
-    fit,
-    load_checkpoint,
-    load_weights,
-    resolve_device,
-)
+from gendsl.lower.trained import compile_run
+from gendsl.spec_bundle import SpecBundle, collect, describe_changes
+from gendsl.train import CHECKPOINT, distributed, fit, resolve_device
 from gendsl.train.loop import check_settings
+from gendsl.trained import RunConfig, checkpoint_path, open_trained
 
 __all__ = [
     "RunConfig",
@@ -45,9 +40,8 @@ __all__ = [
     "dataset_for",
     "open_run",
     "train_run",
+    "train_settings",
 ]
-
-RunConfig = dict[str, Any]
 
 # train { } keys -> fit() keywords (those spelled differently)
 _TRAIN_DEFAULTS = {"steps": 2000, "batch": 128, "lr": 1e-3}
@@ -119,7 +113,7 @@ def build_model(
     return compile_model(checked, bindings=bound)
 
 
-def _train_settings(checked: CheckedModel, args: argparse.Namespace) -> dict[str, Any]:
+def train_settings(checked: CheckedModel, args: argparse.Namespace) -> dict[str, Any]:
     """``fit`` keywords from the spec's ``train { }`` block, overridden by command-line flags."""
     spec = dict(checked.train)
     out: dict[str, Any] = {k: spec.get(k, v) for k, v in _TRAIN_DEFAULTS.items()}
@@ -206,8 +200,9 @@ def train_run(args: argparse.Namespace) -> Path:
     model = compile_model(checked, bindings=bindings)
     _attach_pretrained(model, config)
     config["levels"] = train.levels
-    _set_levels(model, train.levels)
-    settings = _train_settings(checked, args)
+    if train.levels:
+        model.set_data_levels(train.levels)
+    settings = train_settings(checked, args)
     settings["checkpoint_every"] = args.checkpoint_every or max(100, settings["steps"] // 10)
     _check_settings(settings)
     if settings.get("hflip") and train.kind != "image":
@@ -258,8 +253,8 @@ def _previous_run(
             "--lr cannot change on --resume: the optimiser state, learning rate included, "
             "comes from the checkpoint"
         )
-    state = load_checkpoint(path)
-    previous: RunConfig = dict(state.get("config") or {})
+    trained = open_trained(path)
+    state, previous = trained.state, trained.config
     if previous.get("sources"):
         changes = describe_changes(SpecBundle.from_plain(previous["sources"]), bundle)
     else:  # a run of an older version kept its main file only: compare that
@@ -308,10 +303,14 @@ _RUN_FLAGS = {
 
 
 def _attach_pretrained(model: Model, config: RunConfig) -> None:
-    """Give ``model`` the trained runs it takes (:meth:`Model.pretrained_runs`): a teacher
-    for consistency distillation, a ControlNet's base."""
-    takes = {p.flag: p for p in model.pretrained_runs()}
+    """Give ``model`` the trained runs it takes (``capabilities.runs``): a teacher for
+    consistency distillation, a ControlNet's base (both from the command line), reflow's
+    previous flow (named in the spec); each is opened before anything is written."""
+    takes = {p.flag: p for p in model.capabilities.runs}
     name = model.checked.name
+    for run in takes.values():
+        if run.path is not None:
+            model.attach_run(run.flag, checkpoint_path(run.path))
     for flag, use in _RUN_FLAGS.items():
         run = config[flag.removeprefix("--")]
         wanted = takes.get(flag)
@@ -321,46 +320,16 @@ def _attach_pretrained(model: Model, config: RunConfig) -> None:
             continue
         if wanted is None:
             raise UsageError(f"{flag} applies only to {use}; model {name} is not one")
-        model.attach_run(flag, _checkpoint_path(run))
-
-
-def _set_levels(model: Model, levels: int | None) -> None:
-    """Tell a model that trains on dequantised data (a flow on images) the data's levels."""
-    if levels:
-        model.set_data_levels(levels)
-
-
-# ----------------------------------------------------------------------------- loading runs
-
-
-def _checkpoint_path(run: str | Path) -> Path:
-    path = Path(run)
-    if path.is_dir():
-        path = path / CHECKPOINT
-    if not path.is_file():
-        raise UsageError(f"no checkpoint at {path}; train first with gendsl train")
-    return path
+        model.attach_run(flag, checkpoint_path(run))
 
 
 def open_run(run: str | Path, *, device: str = "auto") -> tuple[Model, RunConfig]:
-    """Rebuild a trained model from a run directory or checkpoint (EMA weights, eval mode).
+    """Rebuild a trained model from a run directory or checkpoint (EMA weights, eval mode),
+    with :func:`gendsl.trained.open_trained` and :func:`gendsl.lower.trained.compile_run`.
 
     The spec is checked from the sources stored in the checkpoint, so the run is the same after
     its files on disk change or disappear."""
-    path = _checkpoint_path(run)
-    state = load_checkpoint(path)
-    config: RunConfig = dict(state.get("config") or {})
-    name = str(config.get("spec_path", path.parent / "spec.gen"))
-    if config.get("sources"):
-        checked = check_bundle(SpecBundle.from_plain(config["sources"]), name, config.get("model"))
-    else:  # a run of an older version: its main file, imports from the disk
-        from gendsl.analysis import check_text
-
-        models = check_text(str(state["spec"]), name, search_dir=Path(name).parent)
-        checked = next((m for m in models if m.name == config.get("model")), models[-1])
-    model = compile_model(checked, bindings=dict(config.get("bindings") or {}))
-    load_weights(path, model, ema=True)
-    _set_levels(model, config.get("levels"))
+    trained = open_trained(run)
+    model = compile_run(trained)
     model.to(resolve_device(device))
-    model.eval()
-    return model, config
+    return model, trained.config

@@ -26,7 +26,7 @@ from torch import Tensor, nn
 from gendsl.analysis.model import CheckedModel, Opt
 from gendsl.errors import UsageError
 from gendsl.frontend import ast
-from gendsl.lower.base import Batch, Model
+from gendsl.lower.base import Batch, Capabilities, Model
 from gendsl.lower.dists import Density, draw
 from gendsl.lower.expr import Compiled, Scope, compile_expr, let_function
 from gendsl.lower.registry import register
@@ -126,6 +126,7 @@ class AdversarialModel(Model):
     """A compiled GAN (see the module docstring)."""
 
     family = "adversarial"
+    capabilities = Capabilities(training_step=True, param_groups=True, diagnostics=True)
 
     def __init__(self, checked: CheckedModel, bindings: Mapping[str, int]):
         super().__init__(checked, bindings)

@@ -2,22 +2,24 @@
 
 A compiled model holds the checked spec (``.checked``, ``.spec_text``), the networks as
 submodules (so ``parameters()`` is what an optimiser trains and ``state_dict()`` is plain), and a
-training-step counter buffer.  Families implement the hooks:
+training-step counter buffer.  It declares what it can do in ``capabilities``
+(:class:`gendsl.protocol.Capabilities`), which callers ask instead of probing for methods.
+Families implement the hooks:
 
-=============  ==========================================================================
-``loss``       the training objective for one batch, a differentiable scalar
-``sample``     ``n`` draws of the data variable
-``log_prob``   the exact log-likelihood per data point, where the family has one
-``elbo``       a lower bound on it per data point, where it has one (latent family)
-``diagnostics`` named floats for logs
-``describe``   the text ``gendsl compile`` prints
-=============  ==========================================================================
+===============  ==========================================================================
+``loss``         the training objective for one batch, a differentiable scalar
+``sample``       ``n`` draws of the data variable
+``log_prob``     the exact log-likelihood per data point (``capabilities.likelihood``)
+``elbo``         a lower bound on it per data point (``capabilities.elbo``)
+``diagnostics``  named floats for logs (``capabilities.diagnostics``)
+``attach_run``   load a trained run the model takes (``capabilities.runs``)
+``describe``     the text ``gendsl compile`` prints
+===============  ==========================================================================
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,12 +29,9 @@ from torch import Tensor, nn
 from gendsl.analysis.model import CheckedModel, NetSpec, Opt, Shape, Variable
 from gendsl.errors import UsageError
 from gendsl.nn import build_network, count_parameters
+from gendsl.protocol import Batch, Capabilities, PretrainedRun
 
-__all__ = ["Batch", "Model", "PretrainedRun", "resolve_shape"]
-
-#: What ``loss``/``diagnostics`` accept: the data tensor, ``(x, y)`` with the condition, or a
-#: mapping from variable names to tensors.
-Batch = Tensor | Sequence[Tensor] | Mapping[str, Tensor]
+__all__ = ["Batch", "Capabilities", "Model", "PretrainedRun", "resolve_shape"]
 
 
 def resolve_shape(shape: Shape, sizes: Mapping[str, int]) -> tuple[int, ...]:
@@ -59,20 +58,16 @@ def _plain(value: Any) -> Any:
     return value
 
 
-@dataclass(frozen=True)
-class PretrainedRun:
-    """A trained run a model takes from the command line: ``flag`` (``--teacher``), what the
-    run must be (for messages) and whether training needs it."""
-
-    flag: str
-    what: str
-    required: bool
-
-
 class Model(nn.Module):
     """A compiled gendsl model (see the module docstring for the hooks)."""
 
     family: str = ""
+    #: What the model can do (a family's class declares it; a model whose capabilities depend
+    #: on its spec sets its own in ``__init__``).
+    capabilities: Capabilities = Capabilities()
+    #: Network evaluations of the last ``sample`` or ``log_prob`` of a model that samples in
+    #: steps (``capabilities.steps``); ``None`` before the first.
+    last_nfe: int | None = None
     #: The default scale of a guided model's sampler (classifier-free or classifier guidance),
     #: which ``sample(..., scale=s)`` overrides; ``None`` for a model without guidance.
     guidance_scale: float | None = None
@@ -207,13 +202,9 @@ class Model(nn.Module):
         """Named numbers describing the model on ``batch`` (for logs)."""
         return {}
 
-    def pretrained_runs(self) -> tuple[PretrainedRun, ...]:
-        """The trained runs this model takes from other runs (a teacher, a ControlNet base)."""
-        return ()
-
     def attach_run(self, flag: str, path: Path) -> None:
-        """Load the trained run named by ``flag`` (one of :meth:`pretrained_runs`) from the
-        checkpoint at ``path``."""
+        """Load the trained run named by ``flag`` (one of ``capabilities.runs``) from the
+        checkpoint at ``path`` (opened with :func:`gendsl.trained.open_trained`)."""
         raise UsageError(f"model {self.checked.name} takes no {flag}")
 
     def set_data_levels(self, levels: int) -> None:

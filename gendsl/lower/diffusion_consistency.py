@@ -20,6 +20,7 @@ sampler and the PF-ODE likelihood work on a consistency model too.
 from __future__ import annotations
 
 import copy
+import dataclasses
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -66,6 +67,10 @@ class ConsistencyModel(DiffusionModel):
         self.sigma_min, self.sigma_max = process_sigma_range(self.process)
         opts = self.loss_opt.kwargs
         self.teacher_name: str | None = opts.get("teacher")
+        if self.teacher_name is not None:  # distillation needs its teacher's run
+            what = f"a trained run of its teacher {self.teacher_name!r}"
+            teacher = PretrainedRun("--teacher", what, required=True)
+            self.capabilities = dataclasses.replace(self.capabilities, runs=(teacher,))
         self.solver = str(opts.get("solver", "heun"))
         self.metric = str(opts.get("metric", "l2"))
         self.N = int(opts.get("steps", 18))
@@ -106,13 +111,6 @@ class ConsistencyModel(DiffusionModel):
 
     # ------------------------------------------------------------------ teacher and target
 
-    def pretrained_runs(self) -> tuple[PretrainedRun, ...]:
-        """Distillation needs its teacher's run (``--teacher``); training from data none."""
-        if self.teacher_name is None:
-            return ()
-        what = f"a trained run of its teacher {self.teacher_name!r}"
-        return (PretrainedRun("--teacher", what, required=True),)
-
     def attach_run(self, flag: str, path: Path) -> None:
         """``--teacher RUN``: :meth:`set_teacher`."""
         if flag != "--teacher":
@@ -121,18 +119,16 @@ class ConsistencyModel(DiffusionModel):
 
     def set_teacher(self, source: Model | str | Path) -> None:
         """The distillation teacher: a compiled diffusion model, or the run directory /
-        checkpoint file of one (compiled from the spec text stored in the checkpoint, the model
-        named by the loss's ``teacher``, with this model's sizes, and its EMA weights)."""
+        checkpoint file of one (the model named by the loss's ``teacher``, compiled from the
+        sources stored in the checkpoint with this model's sizes, and its EMA weights)."""
         if isinstance(source, Model):
             teacher = source
         else:
-            from gendsl import load
-            from gendsl.train import CHECKPOINT, load_checkpoint, load_weights
+            from gendsl.lower.trained import compile_run
+            from gendsl.trained import open_trained
 
-            path = Path(source)
-            path = path / CHECKPOINT if path.is_dir() else path
-            teacher = load(load_checkpoint(path)["spec"], model=self.teacher_name, **self.sizes)
-            load_weights(path, teacher)
+            run = open_trained(source)
+            teacher = compile_run(run, model=self.teacher_name, bindings=self.sizes)
         if not isinstance(teacher, DiffusionModel):
             raise UsageError(f"the teacher must be a diffusion model, got the {teacher.family}")
         teacher.eval().requires_grad_(False)

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -35,7 +34,7 @@ from torch import Tensor, nn
 from gendsl.analysis.model import CheckedModel, Opt
 from gendsl.errors import UsageError
 from gendsl.frontend import ast
-from gendsl.lower.base import Batch, Model
+from gendsl.lower.base import Batch, Capabilities, Model
 from gendsl.metrics import pf_ode
 from gendsl.objectives.dsm import (
     ddpm_simple_loss,
@@ -65,7 +64,6 @@ __all__ = [
     "describe_process",
     "score_in_dtype",
     "sub_state",
-    "trained_state",
     "ve_t_min",
 ]
 
@@ -165,22 +163,6 @@ def describe_process(process: Process, kernel: Any) -> list[str]:
 # ------------------------------------------------------------------------------ helpers
 
 
-def trained_state(source: Model | str | Path) -> dict[str, Tensor]:
-    """The weights of a trained model: a compiled model's ``state_dict``, or a run directory /
-    ``checkpoint.pt`` file's model weights with its EMA weights laid over them (the weights
-    :func:`gendsl.train.load_weights` would sample with)."""
-    if isinstance(source, nn.Module):
-        return dict(source.state_dict())
-    from gendsl.train import CHECKPOINT, load_checkpoint
-
-    path = Path(source)
-    state = load_checkpoint(path / CHECKPOINT if path.is_dir() else path)
-    weights = dict(state["model"])
-    if state.get("ema") is not None:
-        weights.update(state["ema"]["shadow"])
-    return weights
-
-
 def sub_state(state: Mapping[str, Tensor], prefix: str) -> dict[str, Tensor]:
     """The entries of ``state`` under ``prefix`` (``nets.eps.``), with the prefix removed."""
     out = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
@@ -225,6 +207,9 @@ class DiffusionModel(Model):
     """
 
     family = "diffusion"
+    capabilities = Capabilities(
+        likelihood=True, dequantized_likelihood=True, steps=True, diagnostics=True
+    )
 
     def __init__(self, checked: CheckedModel, bindings: Mapping[str, int]):
         super().__init__(checked, bindings)

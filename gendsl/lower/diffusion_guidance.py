@@ -7,6 +7,7 @@ guided score in :meth:`sampling_score_fn`, or a control branch in :meth:`net_out
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -17,7 +18,7 @@ from torch import Tensor, nn
 from gendsl.analysis.model import CheckedModel, Opt, to_value
 from gendsl.errors import UsageError
 from gendsl.lower.base import Model, PretrainedRun
-from gendsl.lower.diffusion_core import Conditions, DiffusionModel, sub_state, trained_state
+from gendsl.lower.diffusion_core import Conditions, DiffusionModel, sub_state
 from gendsl.nn import copy_for_control
 from gendsl.objectives.dsm import perturb, sample_time
 from gendsl.processes import ScoreFn
@@ -161,6 +162,10 @@ class ControlNetModel(DiffusionModel):
         opt = _guidance(checked)
         branch = opt.kwargs.get("branch", "copy")
         self.base_model = str(opt.kwargs.get("base"))
+        # the base model's run (--base): without it base and copy train from scratch
+        what = f"a trained run of its base model {self.base_model!r}"
+        base = PretrainedRun("--base", what, required=False)
+        self.capabilities = dataclasses.replace(self.capabilities, runs=(base,))
         self.base_net = (
             str(branch.args[0])
             if isinstance(branch, Opt) and branch.args
@@ -193,11 +198,6 @@ class ControlNetModel(DiffusionModel):
             return out
         return out + self.call_net(self.predict_call, x_t, t, cond, self.branch, control=c)
 
-    def pretrained_runs(self) -> tuple[PretrainedRun, ...]:
-        """The base model's run (``--base``): without it base and copy train from scratch."""
-        what = f"a trained run of its base model {self.base_model!r}"
-        return (PretrainedRun("--base", what, required=False),)
-
     def attach_run(self, flag: str, path: Path) -> None:
         """``--base RUN``: :meth:`set_base`."""
         if flag != "--base":
@@ -207,7 +207,9 @@ class ControlNetModel(DiffusionModel):
     def set_base(self, source: Model | str | Path) -> None:
         """Load the base network from a trained model of ``base`` (a compiled model, or a run
         directory / checkpoint file), copy it into the branch, and freeze it."""
-        weights = sub_state(trained_state(source), f"nets.{self.base_net}.")
+        from gendsl.lower.trained import trained_weights
+
+        weights = sub_state(trained_weights(source), f"nets.{self.base_net}.")
         base: nn.Module = self.nets[self.base_net]
         try:
             base.load_state_dict(weights)

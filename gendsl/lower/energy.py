@@ -28,7 +28,7 @@ from torch import Tensor, nn
 from gendsl.analysis.model import CheckedModel, Opt
 from gendsl.errors import UsageError
 from gendsl.lower.adversarial import SpecProgram
-from gendsl.lower.base import Batch, Model
+from gendsl.lower.base import Batch, Capabilities, Model
 from gendsl.lower.expr import compile_expr
 from gendsl.lower.registry import register
 from gendsl.objectives import draws
@@ -54,6 +54,7 @@ class EnergyModel(Model):
     """A compiled energy-based model (see the module docstring)."""
 
     family = "energy"
+    capabilities = Capabilities(diagnostics=True)
     #: Half-width of the uniform box that chains of real-valued data start from.
     noise_box: float = 3.0
     #: α of the energy-magnitude regulariser α E(E(x⁺)² + E(x⁻)²) in contrastive divergence

@@ -36,7 +36,7 @@ from gendsl.analysis.library import FLOW_LAYERS
 from gendsl.analysis.model import CheckedModel, NetSpec, Opt, Site, to_value
 from gendsl.errors import SpecError
 from gendsl.frontend import ast
-from gendsl.lower.base import Batch, Model
+from gendsl.lower.base import Batch, Capabilities, Model
 from gendsl.lower.cnf import CNF
 from gendsl.lower.dists import Density, draw
 from gendsl.lower.expr import Scope, compile_expr, evaluate, let_function
@@ -116,6 +116,11 @@ class FlowModel(Model):
         self._permutes = 0
         flow_ast = checked.flows[call.func]
         self.flow = self._build(expand_layers(flow_ast.body), self.data_shape, call.func)
+        self.capabilities = Capabilities(
+            likelihood=True,
+            dequantized_likelihood=True,
+            steps=any(isinstance(m, CNF) for m in self.flow.modules()),
+        )
         self.base_shape = self.flow.out_shape(self.data_shape)
         if math.prod(self.base_shape) != math.prod(self.latent_shape):
             raise SpecError(

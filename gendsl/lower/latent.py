@@ -35,7 +35,7 @@ from torch import Tensor, nn
 from gendsl.analysis.model import CheckedModel, NetSpec, Opt, Site
 from gendsl.errors import UsageError
 from gendsl.frontend import ast
-from gendsl.lower.base import Batch, Model, resolve_shape
+from gendsl.lower.base import Batch, Capabilities, Model, resolve_shape
 from gendsl.lower.dists import Density, draw, unpacker
 from gendsl.lower.expr import Compiled, Scope, compile_expr, evaluate, let_function
 from gendsl.lower.registry import register
@@ -176,6 +176,7 @@ class LatentModel(Model):
     docstring).  ``log_prob`` is not available; ``elbo(x)`` and ``iwae(x, k)`` are bounds."""
 
     family = "latent"
+    capabilities = Capabilities(elbo=True, diagnostics=True)
 
     def __init__(self, checked: CheckedModel, bindings: Mapping[str, int]):
         super().__init__(checked, bindings)

@@ -16,6 +16,7 @@ on pairs (x0, Φ(x0)) of a previous run's flow Φ (Liu, Gong & Liu 2023, Alg. 1)
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -30,7 +31,7 @@ from gendsl.analysis.model import CheckedModel, Opt
 from gendsl.analysis.options import OptionChecker
 from gendsl.errors import InternalError, UsageError
 from gendsl.frontend import ast
-from gendsl.lower.base import Batch, Model
+from gendsl.lower.base import Batch, Capabilities, Model, PretrainedRun
 from gendsl.lower.dists import draw, make_dist
 from gendsl.lower.expr import Scope, evaluate, let_function
 from gendsl.lower.registry import register
@@ -228,6 +229,7 @@ class MatchingModel(Model):
     """
 
     family = "matching"
+    capabilities = Capabilities(likelihood=True, steps=True, diagnostics=True)
 
     def __init__(self, checked: CheckedModel, bindings: Mapping[str, int]):
         super().__init__(checked, bindings)
@@ -536,8 +538,9 @@ class ReflowModel(MatchingModel):
     """Rectified flow's reflow: training pairs (x0, Φ(x0)) with x0 ~ p0 and Φ the flow of a
     previous run (Liu, Gong & Liu 2023, Alg. 1); the data batch only sets the batch size.
 
-    The previous model is opened from ``reflow(previous = "runs/...")`` on first use, or given
-    with :meth:`set_previous`; it is not a submodule (neither trained nor saved).
+    The previous model is the run ``reflow(previous = "runs/...")`` names (declared in
+    ``capabilities.runs``, attached before training starts), opened on first use otherwise, or
+    given with :meth:`set_previous`; it is not a submodule (neither trained nor saved).
     """
 
     def __init__(self, checked: CheckedModel, bindings: Mapping[str, int]):
@@ -546,13 +549,24 @@ class ReflowModel(MatchingModel):
             raise UsageError("reflow pairs carry no conditions; remove the condition")
         self.previous_run = self.coupling_opt.kwargs.get("previous")
         self._previous: list[MatchingModel] = []
+        if self.previous_run:
+            what = "a trained flow-matching run (reflow's previous)"
+            previous = PretrainedRun("previous", what, required=True, path=self.previous_run)
+            self.capabilities = dataclasses.replace(self.capabilities, runs=(previous,))
+
+    def attach_run(self, flag: str, path: Path) -> None:
+        """``previous``: :meth:`set_previous`."""
+        if flag != "previous":
+            super().attach_run(flag, path)
+        self.set_previous(path)
 
     def set_previous(self, previous: MatchingModel | str | Path) -> None:
         """Use ``previous`` (a compiled matching model, or a run directory / checkpoint) as Φ."""
         if not isinstance(previous, MatchingModel):
-            from gendsl.runs import open_run
+            from gendsl.lower.trained import compile_run
+            from gendsl.trained import open_trained
 
-            previous, _ = open_run(previous, device=str(self.like.device))
+            previous = compile_run(open_trained(previous)).to(self.like.device)
             if not isinstance(previous, MatchingModel):
                 raise UsageError(
                     f"reflow needs a previous flow-matching run; {previous.checked.name} is a "

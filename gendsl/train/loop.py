@@ -2,26 +2,30 @@
 
 The model contract
 ------------------
-A model is an ``nn.Module`` with
+A model is an ``nn.Module`` satisfying :class:`gendsl.protocol.Trainable`: it declares its
+:class:`~gendsl.protocol.Capabilities` and has
 
 * ``loss(batch) -> Tensor``: a scalar to minimise.  ``batch`` is a tensor, or a tuple
   ``(x, y)`` when the data is a pair.
-* optionally ``diagnostics(batch) -> dict[str, float]`` and ``eval_metric(batch) -> dict[str,
-  float]``: evaluated on the held-out data every ``eval_every`` steps, with the EMA weights,
-  in eval mode, under ``torch.no_grad()`` (use ``torch.enable_grad()`` inside if a diagnostic
-  needs autograd) and with random state forked and seeded, so evaluation never changes the
-  training stream.  Values are averaged over batches weighted by batch size and logged as
-  ``eval_<name>``; ``eval_loss`` is the mean of ``loss``.
-* optionally, for models with several players (GANs), ``param_groups() -> dict[str, params]``
-  and ``training_step(batch, step, optimizers) -> dict[str, float]``.  ``fit`` builds one
-  optimiser per group (a group is an iterable of parameters, or a dict with ``params`` and
-  overrides of ``lr``, ``betas``, ``weight_decay``) and calls ``training_step`` instead of the
-  default step.  ``training_step`` owns ``zero_grad``, ``backward``, clipping and ``step`` of
-  every optimiser (e.g. ``critic_steps`` critic updates, then one generator update); it must
-  return a dict with a ``"loss"`` entry (plus any others), 0-dim tensors (or floats), all of
-  which are checked for NaN/inf and logged.  bf16 autocast applies to it; fp16 (GradScaler)
-  does not.  Under ``torch.distributed`` each optimiser averages its gradients over the ranks
-  just before ``step()``, so clipping inside ``training_step`` sees the rank's own gradients.
+* with ``capabilities.diagnostics``, ``diagnostics(batch) -> dict[str, float]``
+  (:class:`~gendsl.protocol.Diagnosed`): evaluated on the held-out data every ``eval_every``
+  steps, with the EMA weights, in eval mode, under ``torch.no_grad()`` (use
+  ``torch.enable_grad()`` inside if a diagnostic needs autograd) and with random state forked
+  and seeded, so evaluation never changes the training stream.  Values are averaged over
+  batches weighted by batch size and logged as ``eval_<name>``; ``eval_loss`` is the mean of
+  ``loss``.
+* with ``capabilities.param_groups``, for models with several players (GANs),
+  ``param_groups() -> dict[str, params]``, and with ``capabilities.training_step``,
+  ``training_step(batch, step, optimizers) -> dict[str, float]``
+  (:class:`~gendsl.protocol.SeveralPlayers`).  ``fit`` builds one optimiser per group (a group
+  is an iterable of parameters, or a dict with ``params`` and overrides of ``lr``, ``betas``,
+  ``weight_decay``) and calls ``training_step`` instead of the default step.  ``training_step``
+  owns ``zero_grad``, ``backward``, clipping and ``step`` of every optimiser (e.g.
+  ``critic_steps`` critic updates, then one generator update); it must return a dict with a
+  ``"loss"`` entry (plus any others), 0-dim tensors (or floats), all of which are checked for
+  NaN/inf and logged.  bf16 autocast applies to it; fp16 (GradScaler) does not.  Under
+  ``torch.distributed`` each optimiser averages its gradients over the ranks just before
+  ``step()``, so clipping inside ``training_step`` sees the rank's own gradients.
 
 The loop keeps the device busy: a step reads nothing back to the host.  Its metrics go to a
 device buffer (:class:`~gendsl.train.tally.Tally`), read at the sync points (log lines,
@@ -40,6 +44,7 @@ from collections.abc import Callable, Mapping, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import torch
@@ -48,6 +53,7 @@ from tqdm import tqdm
 
 from gendsl.data.dataset import as_float, random_hflip
 from gendsl.errors import InternalError, UsageError
+from gendsl.protocol import Diagnosed, SeveralPlayers, Trainable
 from gendsl.train import distributed
 from gendsl.train.checkpoint import (
     FORMAT,
@@ -151,11 +157,11 @@ def _make_optimizer(
     raise UsageError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {name!r}")
 
 
-def _build_optimizers(model: nn.Module, name: str, **defaults) -> dict[str, torch.optim.Optimizer]:
-    if not hasattr(model, "param_groups"):
+def _build_optimizers(model: Trainable, name: str, **defaults) -> dict[str, torch.optim.Optimizer]:
+    if not model.capabilities.param_groups:
         return {"model": _make_optimizer(name, model.parameters(), **defaults)}
     optimizers = {}
-    for group, spec in model.param_groups().items():
+    for group, spec in cast(SeveralPlayers, model).param_groups().items():
         if isinstance(spec, Mapping):
             spec = dict(spec)
             params = spec.pop("params")
@@ -184,7 +190,7 @@ class _LossOf(nn.Module):
     """``forward(batch) = model.loss(batch)``: the module DistributedDataParallel wraps (it
     synchronises the gradients of what runs through ``forward``)."""
 
-    def __init__(self, model: nn.Module):
+    def __init__(self, model: Trainable):
         super().__init__()
         self.model = model
 
@@ -197,7 +203,7 @@ class _Trainer:
 
     def __init__(
         self,
-        model: nn.Module,
+        model: Trainable,
         device: torch.device,
         optimizers,
         scaler,
@@ -212,9 +218,9 @@ class _Trainer:
         self.precision = precision
         self.grad_clip = grad_clip
         self.ema = ema
-        self.custom = hasattr(model, "training_step")
+        self.custom = model.capabilities.training_step
         self.loss_fn: Callable[[Batch], Tensor] = model.loss
-        self.training_step = getattr(model, "training_step", None)
+        self.training_step = cast(SeveralPlayers, model).training_step if self.custom else None
         self.params = [p for o in optimizers.values() for g in o.param_groups for p in g["params"]]
 
     def distribute(self) -> None:
@@ -298,11 +304,9 @@ class _Trainer:
             model.eval()
             for batch, n in _chunks(data, batch_size):
                 values = {"loss": float(model.loss(batch))}
-                for hook in ("diagnostics", "eval_metric"):
-                    if hasattr(model, hook):
-                        values.update(
-                            {k: float(v) for k, v in getattr(model, hook)(batch).items()}
-                        )
+                if model.capabilities.diagnostics:
+                    diagnostics = cast(Diagnosed, model).diagnostics(batch)
+                    values.update({k: float(v) for k, v in diagnostics.items()})
                 for k, v in values.items():
                     totals[k] = totals.get(k, 0.0) + n * v
                 count += n
@@ -414,7 +418,7 @@ def _set_warmup_lr(optimizers: Mapping[str, torch.optim.Optimizer], factor: floa
 
 
 def fit(
-    model: nn.Module,
+    model: Trainable,
     train_data: Data,
     *,
     steps: int,
@@ -466,6 +470,11 @@ def fit(
         left untouched.
     :raises UsageError: bad settings, or ``resume`` without a checkpoint.
     """
+    if not isinstance(model, Trainable):
+        raise InternalError(
+            f"fit trains a model with loss() and declared capabilities (gendsl.protocol."
+            f"Trainable); {type(model).__name__} is not one"
+        )
     check_settings(
         steps, batch_size, lr, ema, grad_clip, eval_every, checkpoint_every, log_every, warmup
     )
@@ -478,8 +487,6 @@ def fit(
     if leader:
         out.mkdir(parents=True, exist_ok=True)
         remove_stale_temporaries(ckpt_path)
-    if hasattr(model, "param_groups") and not hasattr(model, "training_step"):
-        raise UsageError("a model with param_groups() must define training_step()")
 
     model.to(dev)
     data = _as_data(train_data, dev)

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from gendsl.lower import compile_model
-from gendsl.runs import _set_levels, _train_settings, load_checked
+from gendsl.runs import load_checked, train_settings
 from gendsl.train import fit
 
 torch.set_num_threads(1)
@@ -36,8 +36,8 @@ def test_image_example_trains_one_step_and_samples_28px_images(name, tmp_path):
     checked = load_checked(str(EXAMPLES / name), None)
     torch.manual_seed(0)
     model = compile_model(checked, bindings={})
-    _set_levels(model, 256)  # as `gendsl train --data fontdigits` does
-    if hasattr(model, "set_teacher"):
+    model.set_data_levels(256)  # as `gendsl train --data fontdigits` does
+    if model.capabilities.takes("--teacher"):
         teacher = load_checked(str(EXAMPLES / "vp_sde_fontdigits_unet.gen"), None)
         model.set_teacher(compile_model(teacher, bindings={}))
     g = torch.Generator().manual_seed(0)
@@ -52,7 +52,7 @@ def test_image_example_trains_one_step_and_samples_28px_images(name, tmp_path):
         out_dir=tmp_path,
         progress=False,
         device="cpu",
-        **_train_settings(checked, args),
+        **train_settings(checked, args),
     )
     assert result.step == 1
     moved = [k for k, v in model.state_dict().items() if not torch.equal(v, before[k])]

@@ -19,6 +19,7 @@ import torch
 from torch import nn
 from train_toys import Regression, regression_data
 
+from gendsl.protocol import Capabilities
 from gendsl.train import fit
 from gendsl.train.distributed import init_from_env, rank
 
@@ -28,6 +29,8 @@ torch.set_num_threads(1)
 class Players(nn.Module):
     """Two players on deterministic losses: a critic a·x fitted to 1, and a shift μ pulled to
     the batch mean; one SGD update each per step."""
+
+    capabilities = Capabilities(training_step=True, param_groups=True)
 
     def __init__(self):
         super().__init__()

@@ -10,7 +10,8 @@ import torch
 from torch import nn
 from train_toys import B_TRUE, NOISE, W_TRUE, Regression, regression_data
 
-from gendsl.errors import TrainingError, UsageError
+from gendsl.errors import InternalError, TrainingError, UsageError
+from gendsl.protocol import Capabilities
 from gendsl.train import fit, load_checkpoint, load_weights, read_metrics
 
 torch.set_num_threads(1)
@@ -245,6 +246,7 @@ class MeanMatcher(nn.Module):
     shifts noise by μ.  The critic's optimum is a = (m − μ)/(2λ), the generator then moves
     μ toward the data mean m."""
 
+    capabilities = Capabilities(training_step=True, param_groups=True)
     critic_steps = 5
     lam = 0.5
 
@@ -304,15 +306,35 @@ def test_two_player_training_step_contract(tmp_path):
     assert "loss_generator" in read_metrics(tmp_path / "metrics.jsonl")[-1]
 
 
-def test_param_groups_without_training_step_is_refused(tmp_path):
-    class Half(Regression):
-        def param_groups(self):
-            return {"all": self.parameters()}
+def test_param_groups_without_training_step_is_refused():
+    with pytest.raises(ValueError, match=r"param_groups\(\) must define training_step\(\)"):
+        Capabilities(param_groups=True)
 
-    with pytest.raises(UsageError, match="training_step"):
-        fit(
-            Half(), regression_data(8, 0), steps=2, batch_size=4, lr=0.1, out_dir=tmp_path, **QUIET
-        )
+
+def test_a_model_without_declared_capabilities_is_refused(tmp_path):
+    class Bare(nn.Module):
+        def loss(self, batch):
+            return torch.zeros(())
+
+    with pytest.raises(InternalError, match="Bare is not one"):
+        kw = {"steps": 2, "batch_size": 4, "lr": 0.1, **QUIET}
+        fit(Bare(), regression_data(8, 0), out_dir=tmp_path, **kw)
+
+
+def test_diagnostics_are_logged_only_when_declared(tmp_path):
+    """``capabilities.diagnostics`` decides: the same model without it logs no ``eval_mae``."""
+
+    class Quiet(Regression):
+        capabilities = Capabilities()
+
+    logged = {}
+    for name, model in (("declared", Regression()), ("undeclared", Quiet())):
+        data = regression_data(16, 0)
+        kw = {"steps": 2, "batch_size": 8, "lr": 0.1, "eval_every": 2, **QUIET}
+        fit(model, data, eval_data=data, out_dir=tmp_path / name, **kw)
+        logged[name] = read_metrics(tmp_path / name / "metrics.jsonl")[-1]
+    assert "eval_mae" in logged["declared"] and "eval_mae" not in logged["undeclared"]
+    assert "eval_loss" in logged["undeclared"]
 
 
 def test_warmup_raises_the_learning_rate_linearly_and_resumes_on_it(tmp_path):
@@ -341,9 +363,9 @@ def test_a_spec_train_block_warmup_reaches_fit():
 
     from gendsl.analysis import check_text
     from gendsl.resources import stdlib_path
-    from gendsl.runs import _train_settings
+    from gendsl.runs import train_settings
 
     spec = stdlib_path("vae").read_text()
     (checked,) = check_text(spec.replace("loss elbo", "loss elbo\n  train { warmup = 25 }"))
     args = argparse.Namespace(steps=None, batch_size=None, lr=None, eval_every=None)
-    assert _train_settings(checked, args)["warmup"] == 25
+    assert train_settings(checked, args)["warmup"] == 25

@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from gendsl.protocol import Capabilities
+
 W_TRUE = torch.tensor([[1.0], [-2.0], [0.5]])
 B_TRUE = 0.3
 NOISE = 0.1  # the noise floor of the squared error is NOISE**2
@@ -20,6 +22,8 @@ def regression_data(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
 class Regression(nn.Module):
     """Least squares, with a jitter of the inputs drawn from the global RNG (so that resuming
     must restore it) and an optional wide hidden layer (to make checkpoints large)."""
+
+    capabilities = Capabilities(diagnostics=True)
 
     def __init__(self, hidden: int = 0, jitter: float = 0.01):
         super().__init__()
