@@ -170,8 +170,8 @@ class Enumerate(Handler):
 
 
 class Draw(Handler):
-    """Sites without a value are drawn from their distribution with ``generator`` (not
-    reparameterised; the global RNG when it is None)."""
+    """Sites without a value are drawn with :func:`~gendsl.lower.dists.draw`, reproducibly
+    from ``generator`` (from the global RNG when it is None)."""
 
     def __init__(self, generator: torch.Generator | None):
         self.generator = generator
