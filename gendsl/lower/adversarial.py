@@ -1,8 +1,10 @@
 """The adversarial family: implicit generators ``x = G(z)`` trained against a ``critic``.
 
 The generator is the spec's sample sites (the noise ``z ~ Normal(0, 1)``) followed by its
-assignments (``x = G(z)``); the critic is a network (``critic D``) or an expression of the data
-variable (``critic c = ...``).  Losses (:mod:`gendsl.objectives.adversarial`):
+assignments (``x = G(z)``), run by the program interpreter (:mod:`gendsl.lower.interpret`)
+with reparameterised draws in training and under ``Draw(generator)`` in sampling; the critic
+is a network (``critic D``) or an expression of the data variable (``critic c = ...``).
+Losses (:mod:`gendsl.objectives.adversarial`):
 
 * ``gan(form = minimax | nonsaturating)`` — Goodfellow et al. 2014;
 * ``wasserstein(penalty = clip(c) | gradient(λ) | dragan(λ) | none)`` — Arjovsky et al. 2017,
@@ -25,10 +27,10 @@ from torch import Tensor, nn
 
 from gendsl.analysis.model import CheckedModel, Opt
 from gendsl.errors import UsageError
-from gendsl.frontend import ast
 from gendsl.lower.base import Batch, Capabilities, Model
-from gendsl.lower.dists import Density, draw
-from gendsl.lower.expr import Compiled, Scope, compile_expr, let_function
+from gendsl.lower.expr import compile_expr
+from gendsl.lower.handlers import Draw
+from gendsl.lower.interpret import Program, names_in
 from gendsl.lower.registry import register
 from gendsl.objectives.adversarial import (
     clip_weights_,
@@ -44,73 +46,8 @@ from gendsl.objectives.adversarial import (
 
 __all__ = ["AdversarialModel", "SpecProgram", "build", "names_in"]
 
-
-def names_in(e: ast.Expr) -> set[str]:
-    """Every name an expression mentions (variables and called functions)."""
-    if isinstance(e, ast.Name):
-        return {e.id}
-    if isinstance(e, ast.Call):
-        return {e.func}.union(
-            *(names_in(a) for a in e.args), *(names_in(k.value) for k in e.kwargs)
-        )
-    if isinstance(e, ast.BinOp):
-        return names_in(e.left) | names_in(e.right)
-    if isinstance(e, ast.Neg):
-        return names_in(e.operand)
-    if isinstance(e, ast.List):
-        return set().union(*(names_in(i) for i in e.items))
-    if isinstance(e, ast.Index):
-        return names_in(e.base) | names_in(e.index)
-    return set()
-
-
-class SpecProgram:
-    """A spec's lets, assignments and sample sites compiled once into closures, and the scope
-    they are evaluated in (networks, sizes, lets, derived variables)."""
-
-    def __init__(self, model: Model, nets: nn.ModuleDict):
-        c = model.checked
-        for site in c.sites:
-            if site.packed is not None:
-                raise UsageError(
-                    f"the {c.family} family takes explicit distribution parameters; "
-                    f"{site.name} ~ {site.dist}({site.packed.func}(...)) is packed"
-                )
-        self.model, self.nets = model, nets
-        self.derived: dict[str, Compiled] = {a.target: compile_expr(a.value) for a in c.assigns}
-        self.derived.update({n: compile_expr(v.value) for n, v in c.lets.items() if not v.params})
-        self.functions = [v for v in c.lets.values() if v.params]
-        self.sites = [(s, {k: compile_expr(v) for k, v in s.params.items()}) for s in c.sites]
-
-    def scope(self, values: Mapping[str, Any]) -> Scope:
-        """A fresh scope holding ``values`` on top of the networks, sizes and lets."""
-        scope = Scope(
-            {**self.model.sizes, **dict(self.nets.items()), **values},
-            like=self.model.like,
-            derived=self.derived,
-        )
-        for let in self.functions:
-            scope[let.name] = let_function(let, scope)
-        return scope
-
-    def forward_sample(self, n: int, *, generator: torch.Generator | None = None) -> Scope:
-        """A scope after drawing every sample site for ``n`` samples in topological order:
-        reparameterised (differentiable in the parameters, global RNG) when ``generator`` is
-        None, else drawn from ``generator``."""
-        scope = self.scope({})
-        for site, params in self.sites:
-            fn = Density(
-                site.dist,
-                {k: p(scope) for k, p in params.items()},
-                batch=(n,),
-                event=self.model.shape_of(site.name),
-                like=self.model.like,
-            )
-            if generator is None:
-                scope[site.name] = fn.rsample()
-            else:
-                scope[site.name] = draw(fn.to_dist(), generator=generator)
-        return scope
+#: The interpreter's program (the name energy.py imported before the interpreter existed).
+SpecProgram = Program
 
 
 def _penalty(loss: Opt) -> tuple[str, float]:
@@ -134,7 +71,7 @@ class AdversarialModel(Model):
             raise UsageError("conditional adversarial models are not supported yet")
         self.data_name = self.sole_data_variable().name
         self.nets = nn.ModuleDict({n: self.build_net(s) for n, s in checked.nets.items()})
-        self.program = SpecProgram(self, self.nets)
+        self.program = Program(self, values=self.nets, packed=False)
         crit = checked.critic
         self._critic_expr = None if crit.value is None else compile_expr(crit.value)
         used = {crit.name} if crit.value is None else names_in(crit.value)
@@ -152,7 +89,8 @@ class AdversarialModel(Model):
     def generate(self, n: int, *, generator: torch.Generator | None = None) -> Tensor:
         """``n`` generated samples x = G(z); differentiable in G's parameters when
         ``generator`` is None."""
-        return self.program.forward_sample(n, generator=generator)[self.data_name]
+        handlers = [] if generator is None else [Draw(generator)]
+        return self.program.run(handlers, batch=(n,))[self.data_name]
 
     def critic(self, x: Tensor) -> Tensor:
         """The critic's value per sample, [B]."""

@@ -27,9 +27,9 @@ from torch import Tensor, nn
 
 from gendsl.analysis.model import CheckedModel, Opt
 from gendsl.errors import UsageError
-from gendsl.lower.adversarial import SpecProgram
 from gendsl.lower.base import Batch, Capabilities, Model
 from gendsl.lower.expr import compile_expr
+from gendsl.lower.interpret import Program
 from gendsl.lower.registry import register
 from gendsl.objectives import draws
 from gendsl.objectives.dsm import dsm_fixed_sigma, sliced_score_matching
@@ -69,7 +69,7 @@ class EnergyModel(Model):
         self.data_name = data.name
         self.image = data.type.kind == "image"
         self.nets = nn.ModuleDict({n: self.build_net(s) for n, s in checked.nets.items()})
-        self.program = SpecProgram(self, self.nets)
+        self.program = Program(self, values=self.nets, packed=False)
         energy = checked.energy
         self._energy_expr = None if energy.value is None else compile_expr(energy.value)
         self.loss_name = checked.loss.name

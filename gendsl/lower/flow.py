@@ -39,7 +39,6 @@ from gendsl.frontend import ast
 from gendsl.lower.base import Batch, Capabilities, Model
 from gendsl.lower.cnf import CNF
 from gendsl.lower.dists import Density, draw
-from gendsl.lower.expr import Scope, compile_expr, evaluate, let_function
 from gendsl.lower.flow_layers import (
     ActNorm,
     AdditiveCoupling,
@@ -53,6 +52,7 @@ from gendsl.lower.flow_layers import (
     Squeeze,
     Transform,
 )
+from gendsl.lower.interpret import Program
 from gendsl.lower.registry import register
 from gendsl.metrics.pf_ode import bits_per_dim, dequantize, dequantized_log_prob
 
@@ -110,7 +110,7 @@ class FlowModel(Model):
             )
         self.latent_name = call.args[0].id
         self.base_site: Site = next(s for s in checked.sites if s.name == self.latent_name)
-        self._base_params = [(k, compile_expr(v)) for k, v in self.base_site.params.items()]
+        self.program = Program(self)
         self.data_shape = self.shape_of(self.data_name)
         self.latent_shape = self.shape_of(self.latent_name)
         self._permutes = 0
@@ -130,7 +130,6 @@ class FlowModel(Model):
                 assign.span,
                 checked.source,
             )
-        self._let_scopes: dict[tuple[torch.device, torch.dtype], Scope] = {}
 
     # -------------------------------------------------------------------- lowering
 
@@ -209,26 +208,10 @@ class FlowModel(Model):
 
     # -------------------------------------------------------------------- the base
 
-    def _lets(self) -> Scope:
-        like = self.like
-        key = (like.device, like.dtype)
-        scope = self._let_scopes.get(key)
-        if scope is None:
-            scope = Scope({}, like=like)
-            for name, let in self.checked.lets.items():
-                scope[name] = (
-                    let_function(let, scope) if let.params else evaluate(let.value, scope)
-                )
-            self._let_scopes[key] = scope
-        return scope
-
     def base(self, n: int) -> Density:
-        """The base distribution p_z of the latent, ``n`` draws' worth."""
-        scope = Scope({}, like=self.like, parent=self._lets())
-        params = {k: f(scope) for k, f in self._base_params}
-        return Density(
-            self.base_site.dist, params, batch=(n,), event=self.latent_shape, like=self.like
-        )
+        """The base distribution p_z of the latent, ``n`` draws' worth (the base site of the
+        spec's program, :mod:`gendsl.lower.interpret`)."""
+        return self.program.density(self.latent_name, (n,))
 
     # -------------------------------------------------------------------- the hooks
 

@@ -1,20 +1,20 @@
 """The latent-variable family: VAEs, β-VAEs, IWAEs, hierarchical VAEs, mixtures with enumerated
 discrete latents (lowered to Pyro), and VQ-VAEs (plain torch).
 
-At construction every sample site is compiled once into a :class:`_SitePlan` (its parameter
-expressions as closures, its shapes bound, its packed-parameter split decided), and the lets are
-evaluated once per device and dtype.  One walk runs the plans in topological order and hands each
-site's :class:`~gendsl.lower.dists.Density` to a *handler* that decides its value:
+The model and the guide run in the program interpreter (:mod:`gendsl.lower.interpret`); each
+use is a stack of handlers (:mod:`gendsl.lower.handlers`) that decides the sites' values:
 
-* :meth:`LatentModel.pyro_model` / :meth:`LatentModel.pyro_guide` call ``pyro.sample`` inside
-  ``pyro.plate("data", B)`` — the programs Pyro's ELBOs (``Trace_ELBO``, ``TraceMeanField_ELBO``,
-  ``TraceEnum_ELBO``) consume (the densities become Pyro distributions there);
-* the training loss records the sites directly (guide first, then the model replaying the guide's
-  values) and computes the bound with :mod:`gendsl.objectives.elbo` — the same numbers as Pyro's
-  ``TraceMeanField_ELBO``/``Trace_ELBO`` without the tracing overhead and, for Normal and
-  Bernoulli sites, without building distribution objects (the tests compare them);
-  models with enumerated sites use Pyro's ``TraceEnum_ELBO``;
-* sampling draws every site from its distribution, ancestrally.
+* :meth:`LatentModel.pyro_model` / :meth:`LatentModel.pyro_guide` run under
+  ``[PyroSample, Scale(β, latents), Enumerate, Condition(data)]`` inside ``pyro.plate("data",
+  B)``: ``pyro.sample`` sites, the programs Pyro's ELBOs (``Trace_ELBO``,
+  ``TraceMeanField_ELBO``, ``TraceEnum_ELBO``) consume;
+* the training loss traces the guide (``[Trace, Condition(data)]``), then the model replaying
+  the guide's values (``[Trace, Replay, Condition(data)]``) and computes the bound with
+  :mod:`gendsl.objectives.elbo` — the same numbers as Pyro's ``TraceMeanField_ELBO``/
+  ``Trace_ELBO`` without Pyro's tracing and, for Normal and Bernoulli sites, without building
+  distribution objects (the tests compare them); models with enumerated sites use Pyro's
+  ``TraceEnum_ELBO``;
+* sampling draws every site from its distribution, ancestrally (``[Draw(generator)]``).
 
 ``log_prob`` is not available in this family; ``elbo(x)`` is the evidence lower bound and
 ``iwae(x, k)`` the importance-weighted bound per data point.
@@ -22,22 +22,32 @@ site's :class:`~gendsl.lower.dists.Density` to a *handler* that decides its valu
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pyro
-import pyro.poutine as poutine
 import torch
 from pyro.infer import Trace_ELBO, TraceEnum_ELBO, TraceMeanField_ELBO
 from pyro.infer.elbo import ELBO
 from torch import Tensor, nn
 
-from gendsl.analysis.model import CheckedModel, NetSpec, Opt, Site
+from gendsl.analysis.model import CheckedModel, NetSpec, Opt
 from gendsl.errors import UsageError
 from gendsl.frontend import ast
 from gendsl.lower.base import Batch, Capabilities, Model, resolve_shape
-from gendsl.lower.dists import Density, draw, unpacker
-from gendsl.lower.expr import Compiled, Scope, compile_expr, evaluate, let_function
+from gendsl.lower.expr import Scope
+from gendsl.lower.handlers import (
+    Condition,
+    Draw,
+    Enumerate,
+    Handler,
+    Mean,
+    PyroSample,
+    Replay,
+    Scale,
+    Trace,
+)
+from gendsl.lower.interpret import Program
 from gendsl.lower.registry import register
 from gendsl.objectives.eager import eager
 from gendsl.objectives.elbo import (
@@ -53,8 +63,6 @@ from gendsl.objectives.elbo import (
 from gendsl.objectives.vq import VectorQuantizer, codebook_loss, commitment_loss, perplexity
 
 __all__ = ["LatentModel", "VQModel", "build_latent"]
-
-Handler = Callable[[Site, Density], Tensor]
 
 
 def _opt_kwargs(opt: Opt | str | None, positional: Sequence[str]) -> dict[str, Any]:
@@ -122,55 +130,6 @@ class _NetCall:
         return out.reshape(*batch, *out.shape[1:])
 
 
-class _Tracer:
-    """A handler recording every site: observed sites take their data, replayed sites the given
-    values, the rest a reparameterised draw where the distribution has one."""
-
-    def __init__(self, observe: Mapping[str, Tensor], replay: Mapping[str, Tensor] | None = None):
-        self.observe, self.replay = observe, replay or {}
-        self.records: dict[str, SiteRecord] = {}
-
-    def __call__(self, site: Site, fn: Density) -> Tensor:
-        observed = site.name in self.observe
-        if observed:
-            value = self.observe[site.name]
-        elif site.name in self.replay:
-            value = self.replay[site.name]
-        else:
-            value = fn.rsample()
-        self.records[site.name] = SiteRecord(fn, value, observed)
-        return value
-
-
-class _SitePlan:
-    """A sample site compiled once: its parameter expressions as closures, its event shape and
-    classes bound, and (for ``Normal(enc(x))``) the split of the network output decided."""
-
-    def __init__(self, model: Model, site: Site):
-        self.site = site
-        self.event = model.shape_of(site.name)
-        self.classes = model.classes_of(site.name) if site.dist == "Categorical" else None
-        self.params: Compiled
-        if site.packed is not None:
-            out = compile_expr(site.packed)
-            split = unpacker(site.dist, self.event if self.classes is None else (self.classes,))
-            self.params = lambda scope: split(out(scope))
-        else:
-            items = [(k, compile_expr(v)) for k, v in site.params.items()]
-            self.params = lambda scope: {k: f(scope) for k, f in items}
-
-    def density(self, scope: Scope, batch: tuple[int, ...]) -> Density:
-        """The site's distribution given the values in ``scope``."""
-        return Density(
-            self.site.dist,
-            self.params(scope),
-            batch=batch,
-            event=self.event,
-            like=scope.like,
-            classes=self.classes,
-        )
-
-
 class LatentModel(Model):
     """A compiled latent-variable model trained by ``elbo`` or ``iwae`` (see the module
     docstring).  ``log_prob`` is not available; ``elbo(x)`` and ``iwae(x, k)`` are bounds."""
@@ -185,10 +144,7 @@ class LatentModel(Model):
         self.nets = nn.ModuleDict(nets)
         self.data_names = [v.name for v in checked.data_vars()]
         self._configure_loss(checked.loss)
-        self.model_plan = [_SitePlan(self, s) for s in checked.sites]
-        self.guide_plan = [_SitePlan(self, s) for s in checked.guide]
-        self._derived = {a.target: compile_expr(a.value) for a in checked.assigns}
-        self._let_scopes: dict[tuple[torch.device, torch.dtype], Scope] = {}
+        self.program = Program(self, values=self.calls)
         guided = {s.name for s in checked.guide} | set(self.enumerate)
         for site in checked.sites:
             role = checked.variables[site.name].role
@@ -243,73 +199,48 @@ class LatentModel(Model):
 
     # -------------------------------------------------------------------- the interpreter
 
-    def _lets(self) -> Scope:
-        """The scope of the ``let`` constants and functions on the model's device and dtype
-        (evaluated once per device and dtype)."""
-        like = self.like
-        key = (like.device, like.dtype)
-        base = self._let_scopes.get(key)
-        if base is None:
-            base = Scope({}, like=like)
-            for name, let in self.checked.lets.items():
-                base[name] = let_function(let, base) if let.params else evaluate(let.value, base)
-            self._let_scopes[key] = base
-        return base
-
-    def _scope(self, data: Mapping[str, Tensor]) -> Scope:
-        values: dict[str, Any] = dict(self.calls)
-        values.update(data)
-        return Scope(values, like=self.like, derived=self._derived, parent=self._lets())
-
     def run(
         self,
-        plan: Sequence[_SitePlan],
-        scope: Scope,
-        handler: Handler,
+        data: Mapping[str, Tensor],
+        handlers: Sequence[Handler],
         batch: tuple[int, ...],
+        *,
+        guide: bool = False,
     ) -> Scope:
-        """Walk the compiled sites of ``plan`` in order, giving each site's density to
-        ``handler`` and binding its value in ``scope``."""
-        for site in plan:
-            scope[site.site.name] = handler(site.site, site.density(scope, batch))
-        return scope
+        """Run the model's (or the guide's) sites under ``handlers`` with ``data`` in scope;
+        the scope afterwards."""
+        return self.program.run(handlers, batch=batch, values=data, guide=guide)
 
     def _batch_size(self, data: Mapping[str, Tensor]) -> int:
         return next(iter(data.values())).shape[0]
 
     # -------------------------------------------------------------------- Pyro programs
 
-    def _latent_scale(self) -> float:
-        return self.current_beta()
+    def _pyro_handlers(self, data: Mapping[str, Tensor]) -> list[Handler]:
+        """``pyro.sample`` sites: data observed, enumerated sites marked, the other (latent)
+        sites' log-densities scaled by β."""
+        enumerated = set(self.enumerate)
+        names = {p.name for p in (*self.program.sites, *self.program.guide)}
+        latents = names - enumerated - set(data)
+        return [
+            PyroSample(),
+            Scale(self.current_beta(), latents),
+            Enumerate(enumerated),
+            Condition(data),
+        ]
 
-    def _pyro_handler(self, site: Site, density: Density, data: Mapping[str, Tensor]) -> Tensor:
-        fn = density.to_dist()
-        if site.name in self.enumerate:
-            return pyro.sample(site.name, fn, infer={"enumerate": "parallel"})
-        if site.name in data:
-            return pyro.sample(site.name, fn, obs=data[site.name])
-        with poutine.scale(scale=self._latent_scale()):
-            return pyro.sample(site.name, fn)
+    def _pyro_run(self, data: Mapping[str, Tensor], *, guide: bool) -> None:
+        n = self._batch_size(data)
+        with pyro.plate("data", n, dim=-1):
+            self.run(data, self._pyro_handlers(data), (n,), guide=guide)
 
     def pyro_model(self, data: Mapping[str, Tensor]) -> None:
         """The generative program as a Pyro model over one batch (latent sites scaled by β)."""
-        with pyro.plate("data", self._batch_size(data), dim=-1):
-            self.run(
-                self.model_plan,
-                self._scope(data),
-                lambda s, fn: self._pyro_handler(s, fn, data),
-                (self._batch_size(data),),
-            )
+        self._pyro_run(data, guide=False)
 
     def pyro_guide(self, data: Mapping[str, Tensor]) -> None:
         """The ``guide { }`` as a Pyro guide over one batch (sites scaled by β)."""
-        with pyro.plate("data", self._batch_size(data), dim=-1):
-            self.run(
-                self.guide_plan,
-                self._scope(data),
-                lambda s, fn: self._pyro_handler(s, fn, data),
-                (self._batch_size(data),),
-            )
+        self._pyro_run(data, guide=True)
 
     def pyro_elbo(self, *, num_particles: int = 1) -> ELBO:
         """The Pyro ELBO object matching the spec's loss: ``TraceEnum_ELBO`` with enumerated
@@ -342,11 +273,10 @@ class LatentModel(Model):
         if particles > 1:
             data = {k: v.repeat(particles, *([1] * (v.dim() - 1))) for k, v in data.items()}
         batch = (self._batch_size(data),)
-        guide = _Tracer(data)
-        self.run(self.guide_plan, self._scope(data), guide, batch)
-        replay = {k: r.value for k, r in guide.records.items()}
-        model = _Tracer(data, replay)
-        self.run(self.model_plan, self._scope(data), model, batch)
+        guide = Trace()
+        self.run(data, [guide, Condition(data)], batch, guide=True)
+        model = Trace()
+        self.run(data, [model, Replay(guide.values()), Condition(data)], batch)
         return model.records, guide.records
 
     def _terms(self, data: Mapping[str, Tensor], *, per_dim: bool = False) -> ElboTerms:
@@ -451,17 +381,17 @@ class LatentModel(Model):
 
     # -------------------------------------------------------------------- sampling
 
-    def _sample_scope(
+    def _sample_values(
         self, n: int, conditions: Mapping[str, Any], generator: torch.Generator | None
-    ) -> Scope:
-        """The scope sampling starts from: lets, networks and the given conditions."""
+    ) -> dict[str, Any]:
+        """The values sampling starts from: the given conditions."""
         data = {}
         for v in self.checked.condition_vars():
             if v.name not in conditions:
                 raise UsageError(f"sampling a conditional model needs {v.name}=... (a tensor)")
             value = torch.as_tensor(conditions[v.name], device=self.like.device)
             data[v.name] = value.expand(n, *value.shape[1:]) if value.dim() else value.expand(n)
-        return self._scope(data)
+        return data
 
     @torch.no_grad()
     def sample(
@@ -492,15 +422,11 @@ class LatentModel(Model):
         self.one_pass_sampling(
             method, steps, {k: v for k, v in conditions.items() if k not in known}
         )
-        scope = self._sample_scope(n, conditions, generator)
-
-        def handler(site: Site, fn: Density) -> Tensor:
-            if mean and site.name in self.data_names:
-                return fn.mean
-            return draw(fn.to_dist(), generator=generator)
-
-        self.run(self.model_plan, scope, handler, (n,))
-        return scope[self.data_names[0]]
+        values = self._sample_values(n, conditions, generator)
+        handlers: list[Handler] = [Draw(generator)]
+        if mean:
+            handlers.append(Mean(self.data_names))
+        return self.run(values, handlers, (n,))[self.data_names[0]]
 
     def objective_terms(self) -> list[str]:
         terms = []
@@ -546,20 +472,16 @@ class VQModel(LatentModel):
         self.commitment = float(kw.get("commitment", 0.25))
         K, dim = self.classes_of(self.code_name), self.shape_of(self.code_name)[0]
         self.quantizer = VectorQuantizer(K, dim, ema=name == "ema", decay=decay)
+        self.program.values["quantize"] = self.quantizer
 
     def _configure_loss(self, loss: Opt) -> None:
         self.objective, self.enumerate, self.anneal, self.beta = "vq", [], None, 1.0
         self.free_bits, self.analytic, self.k = 0.0, True, 1
 
-    def _scope(self, data: Mapping[str, Tensor]) -> Scope:
-        scope = super()._scope(data)
-        scope["quantize"] = self.quantizer
-        return scope
-
     def _quantized(self, data: Mapping[str, Tensor]) -> tuple[dict[str, SiteRecord], dict]:
-        tracer = _Tracer(data)
-        self.run(self.model_plan, self._scope(data), tracer, (self._batch_size(data),))
-        return tracer.records, self.quantizer.last
+        trace = Trace()
+        self.run(data, [trace, Condition(data)], (self._batch_size(data),))
+        return trace.records, self.quantizer.last
 
     def _vq_terms(self, data: Mapping[str, Tensor]) -> dict[str, Tensor]:
         records, last = self._quantized(data)
@@ -605,17 +527,17 @@ class VQModel(LatentModel):
             "codebook_usage": used / K,
         }
 
-    def _sample_scope(
+    def _sample_values(
         self, n: int, conditions: Mapping[str, Any], generator: torch.Generator | None
-    ) -> Scope:
-        """The prior's scope with a grid of codes drawn uniformly from the codebook."""
-        scope = super()._sample_scope(n, conditions, generator)
+    ) -> dict[str, Any]:
+        """The prior's values with a grid of codes drawn uniformly from the codebook."""
+        values = super()._sample_values(n, conditions, generator)
         grid = self.nets[self.encoder_call.func].out_shape[1:]
         index = torch.randint(
             0, self.quantizer.K, (n, *grid), generator=generator, device=self.like.device
         )
-        scope[self.code_name] = self.quantizer.lookup(index)
-        return scope
+        values[self.code_name] = self.quantizer.lookup(index)
+        return values
 
     def objective_terms(self) -> list[str]:
         terms = ["reconstruction: -log p(x | z_q(x))", f"commitment: {self.commitment}"]

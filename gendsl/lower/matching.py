@@ -32,8 +32,8 @@ from gendsl.analysis.options import OptionChecker
 from gendsl.errors import InternalError, UsageError
 from gendsl.frontend import ast
 from gendsl.lower.base import Batch, Capabilities, Model, PretrainedRun
-from gendsl.lower.dists import draw, make_dist
-from gendsl.lower.expr import Scope, evaluate, let_function
+from gendsl.lower.dists import draw
+from gendsl.lower.interpret import Program
 from gendsl.lower.registry import register
 from gendsl.metrics.pf_ode import divergence_exact, divergence_hutchinson
 from gendsl.objectives import draws
@@ -257,6 +257,7 @@ class MatchingModel(Model):
             )
         self.coupling_opt = coupling_option(checked)
         self.coupling = build_coupling(self.coupling_opt)
+        self.program = Program(self)
         self.normal_source = self._normal_source()
         self.predict_call = checked.predict.value
         if not isinstance(self.predict_call, ast.Call) or self.predict_call.func not in (
@@ -270,29 +271,15 @@ class MatchingModel(Model):
 
     # -------------------------------------------------------------- source and velocity
 
-    def _scope(self) -> Scope:
-        scope = Scope({}, like=self.like)
-        for name, let in self.checked.lets.items():
-            scope[name] = let_function(let, scope) if let.params else evaluate(let.value, scope)
-        return scope
-
     def source(self, n: int) -> torch.distributions.Distribution:
-        """The source distribution p0 of ``x0 ~ ...`` for ``n`` draws."""
-        site, scope = self.source_site, self._scope()
-        params = {k: evaluate(e, scope) for k, e in site.params.items()}
-        return make_dist(
-            site.dist,
-            params,
-            batch_shape=(n,),
-            event_shape=self.shape_of(self.source_name),
-            like=self.like,
-        )
+        """The source distribution p0 of ``x0 ~ ...`` for ``n`` draws (the source site of the
+        spec's program, :mod:`gendsl.lower.interpret`)."""
+        return self.program.density(self.source_name, (n,)).to_dist()
 
     def _normal_source(self) -> tuple[float, float] | None:
         """(μ, σ) when the source is ``Normal(μ, σ)`` with constant scalar parameters, else
         None (the lets are constants, so this is evaluated once)."""
-        site, scope = self.source_site, self._scope()
-        params = {k: evaluate(e, scope) for k, e in site.params.items()}
+        site, params = self.source_site, self.program.params(self.source_name)
         values = [params.get(k) for k in ("loc", "scale")]
         scalar = all(
             isinstance(v, (int, float)) or (isinstance(v, Tensor) and v.numel() == 1)
