@@ -32,6 +32,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from gendsl import sampler_registry
 from gendsl.analysis.model import CheckedModel, Opt
 from gendsl.errors import UsageError
 from gendsl.frontend import ast
@@ -53,7 +54,6 @@ from gendsl.processes import (
     expand_like,
 )
 from gendsl.sampling import sample as run_sampler
-from gendsl.sampling.dispatch import DEFAULTS
 
 __all__ = [
     "SIGMA_DATA",
@@ -422,14 +422,12 @@ class DiffusionModel(Model):
         if steps is not None:
             knobs["steps"] = steps
         # unset options (steps = None, schedule = auto) leave the choice to the sampler's
-        # measured defaults in gendsl.sampling.DEFAULTS
+        # measured defaults (gendsl.sampler_registry, read by gendsl.sampling.sample)
         knobs = {k: v for k, v in knobs.items() if v is not None and v != "auto"}
         schedule = knobs.get("schedule")
         if isinstance(schedule, Opt):
             knobs["schedule"] = schedule.name
             knobs.update({k: float(v) for k, v in schedule.kwargs.items()})
-        if method in ("sde", "ode") and "method" in knobs:
-            knobs["solver"] = knobs.pop("method")
         if "multistep" in knobs:
             knobs["multistep"] = bool(knobs["multistep"])
         if method == "ancestral" and isinstance(self.process, DiscreteChain):
@@ -437,20 +435,11 @@ class DiffusionModel(Model):
         return method, knobs
 
     def default_nfe(self) -> int | None:
-        """Network evaluations of the default sampler: ``steps`` for the one-evaluation-per-step
-        samplers (the last step is the denoising step), ``None`` where it depends on the
-        solver (adaptive or multi-stage)."""
+        """Network evaluations of the default sampler, as the sampler registry counts them
+        (:func:`gendsl.sampler_registry.nfe`); ``None`` where the count is not fixed."""
         method, knobs = self.sampler_settings(None, None, {})
-        steps = int(knobs.get("steps", DEFAULTS.get(method, (0,))[0]))
-        if method == "pc":
-            return (steps - 1) * (1 + int(knobs.get("corrector_steps", 1))) + 1
-        one_per_step = (
-            method in ("ancestral", "euler_maruyama", "ddim")
-            or method == "unipc"
-            or (method == "dpm_solver" and knobs.get("multistep", True))
-            or (method in ("ode", "sde") and knobs.get("solver") == "euler")
-        )
-        return steps if one_per_step else None
+        decl = sampler_registry.SAMPLERS.get(("diffusion", method))
+        return None if decl is None else sampler_registry.nfe(decl, knobs.get("steps"), knobs)
 
     @torch.no_grad()
     def sample(
