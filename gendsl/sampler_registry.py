@@ -36,6 +36,7 @@ __all__ = [
     "nfe",
     "of_family",
     "option_range",
+    "steps_for_nfe",
 ]
 
 #: Processes and paths a sampler may declare, with the words the docs use.
@@ -357,11 +358,16 @@ def declared(family: str, name: str) -> SamplerDecl:
     return SAMPLERS[family, name]
 
 
+def _resolved(decl: SamplerDecl, options: Mapping[str, Any]) -> dict[str, Any]:
+    """``options`` over ``decl``'s defaults (an unset option, ``None``, takes its default)."""
+    return {**decl.defaults(), **{k: v for k, v in options.items() if v is not None}}
+
+
 def nfe(decl: SamplerDecl, steps: int | None, options: Mapping[str, Any]) -> int | None:
     """Network evaluations of ``steps`` steps of ``decl`` with ``options`` (unset ones take
     their defaults): ``calls * (steps - final) + final``; ``None`` where the count is not fixed
     or there are no steps to count."""
-    resolved = {**decl.defaults(), **{k: v for k, v in options.items() if v is not None}}
+    resolved = _resolved(decl, options)
     if decl.fixed_steps is not None:
         steps = decl.fixed_steps
     elif steps is None:
@@ -370,6 +376,17 @@ def nfe(decl: SamplerDecl, steps: int | None, options: Mapping[str, Any]) -> int
     if per_step is None or steps is None:
         return None
     return per_step * (steps - decl.final) + decl.final
+
+
+def steps_for_nfe(decl: SamplerDecl, budget: int, options: Mapping[str, Any]) -> int | None:
+    """The most steps of ``decl`` with ``options`` that spend at most ``budget`` network
+    evaluations (the inverse of :func:`nfe`); ``None`` where the count is not fixed."""
+    if decl.fixed_steps is not None:
+        return decl.fixed_steps
+    per_step = decl.calls(_resolved(decl, options))
+    if per_step is None:
+        return None
+    return (budget - decl.final) // per_step + decl.final
 
 
 def option_range(family: str | None, option: str, param: str) -> tuple[bool, Range | None]:

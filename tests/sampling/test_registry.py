@@ -127,6 +127,23 @@ def test_nfe_formula_by_hand():
     assert registry.nfe(registry.declared("matching", "ode"), None, {"solver": "rk4"}) == 400
 
 
+@pytest.mark.parametrize(
+    ("name", "opts"),
+    [(d.name, opts) for d in registry.of_family("diffusion").values() for opts in _variants(d)],
+)
+def test_steps_for_nfe_is_the_most_steps_within_the_budget(name, opts):
+    decl = registry.declared("diffusion", name)
+    for budget in (9, 10, 20, 21):
+        steps = registry.steps_for_nfe(decl, budget, opts)
+        if steps is None:
+            assert registry.nfe(decl, 5, opts) is None
+            continue
+        if decl.fixed_steps is not None:  # onestep: one step whatever the budget
+            assert steps == decl.fixed_steps == registry.nfe(decl, budget, opts)
+            continue
+        assert registry.nfe(decl, steps, opts) <= budget < registry.nfe(decl, steps + 1, opts)
+
+
 @pytest.mark.parametrize("solver", registry.SOLVER_CALLS)
 def test_matching_ode_runs_with_the_declared_nfe(solver):
     calls = 0
