@@ -197,6 +197,10 @@ class ConsistencyModel(DiffusionModel):
         )
         return grid.flip(0)[:-1]
 
+    def sampler_kinds(self) -> tuple[str, ...]:
+        """The process's samplers on the implied score, and the consistency samplers."""
+        return (*super().sampler_kinds(), "consistency")
+
     @torch.no_grad()
     def sample(
         self,

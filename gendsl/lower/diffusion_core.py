@@ -162,6 +162,15 @@ def describe_process(process: Process, kernel: Any) -> list[str]:
     return [f"process: {head}", f"  T = {process.T:g}, t_min = {process.t_min:g}"]
 
 
+_PROCESS_KINDS = {VPSDE: "vp", SubVPSDE: "subvp", VESDE: "ve", DiscreteChain: "chain"}
+
+
+def process_kind(process: Process) -> str:
+    """The sampler registry's name of a diffusion process (a key of
+    :data:`gendsl.sampler_registry.PROCESSES`)."""
+    return _PROCESS_KINDS.get(type(process), "affine")
+
+
 # ------------------------------------------------------------------------------ helpers
 
 
@@ -415,6 +424,7 @@ class DiffusionModel(Model):
         declared = self.checked.sampler
         default = "ancestral" if declared is None else declared.name
         method = method or default
+        self.check_sampler(method)
         knobs: dict[str, Any] = {}
         if declared is not None and declared.name == method:
             knobs.update(declared.kwargs)
@@ -433,6 +443,31 @@ class DiffusionModel(Model):
         if method == "ancestral" and isinstance(self.process, DiscreteChain):
             knobs.setdefault("steps", self.process.K)
         return method, knobs
+
+    def sampler_kinds(self) -> tuple[str, ...]:
+        """The processes (registry names) whose samplers run on this model."""
+        return (process_kind(self.process),)
+
+    def check_sampler(self, method: str) -> None:
+        """Refuse a sampler the registry does not declare for this model's process."""
+        kinds = self.sampler_kinds()
+        decl = sampler_registry.SAMPLERS.get(("diffusion", method))
+        if decl is not None and set(decl.processes) & set(kinds):
+            return
+        here = [
+            name
+            for name, d in sampler_registry.of_family("diffusion").items()
+            if set(d.processes) & set(kinds)
+        ]
+        words = sampler_registry.PROCESSES
+        head = (
+            f"unknown sampler {method!r}"
+            if decl is None
+            else f"sampler {method!r} runs on: {', '.join(words[p] for p in decl.processes)}"
+        )
+        raise UsageError(
+            f"{head}; the samplers of this model ({words[kinds[-1]]}) are {', '.join(here)}"
+        )
 
     def default_nfe(self) -> int | None:
         """Network evaluations of the default sampler, as the sampler registry counts them

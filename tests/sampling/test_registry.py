@@ -14,7 +14,7 @@ from torch import Tensor
 
 from gendsl import sampler_registry as registry
 from gendsl.analysis import check_text, library
-from gendsl.errors import SpecErrors
+from gendsl.errors import SpecErrors, UsageError
 from gendsl.lower import load
 from gendsl.processes import Process
 from gendsl.processes.affine import AffineSDE
@@ -191,6 +191,19 @@ def test_the_spec_alias_method_reaches_the_sampler_as_solver(tmp_path):
     assert model.default_nfe() == 2 * 5 + 1
     model.sample(3, generator=torch.Generator().manual_seed(0))
     assert model.last_nfe == 2 * 5 + 1
+
+
+def test_a_model_refuses_a_sampler_not_declared_for_its_process():
+    model = load(str(stdlib_dir() / "vp_sde.gen"), D=2)
+    here = "ancestral, euler_maruyama, sde, ode, pc, ddim, dpm_solver, unipc"
+    with pytest.raises(UsageError) as info:
+        model.sample(2, method="onestep")
+    assert str(info.value) == (
+        f"sampler 'onestep' runs on: consistency model; the samplers of this model (VP SDE) "
+        f"are {here}"
+    )
+    with pytest.raises(UsageError, match=f"unknown sampler 'leapfrog'; .* are {here}$"):
+        model.sample(2, method="leapfrog")
 
 
 _SPEC = """model m {
