@@ -4,7 +4,9 @@ the back ends.
 Everything here is plain data.  An option written in a spec (``loss elbo(beta = 4)``,
 ``sample with dpm_solver(order = 2)``, a network's hyper-parameters, a ``train { }`` entry) is
 checked against an :class:`OptionSpec`: its parameters, each a :class:`Param` saying what kind
-of value it takes and its default.
+of value it takes and its default.  The samplers of the diffusion and matching families are
+built from the sampler registry (:mod:`gendsl.sampler_registry`), which declares them once for
+the checker, the docs and the runtime.
 
 Value kinds of a :class:`Param`:
 
