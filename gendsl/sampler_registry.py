@@ -34,6 +34,7 @@ __all__ = [
     "ScheduleCall",
     "declared",
     "nfe",
+    "nfe_text",
     "of_family",
     "option_range",
     "steps_for_nfe",
@@ -376,6 +377,16 @@ def nfe(decl: SamplerDecl, steps: int | None, options: Mapping[str, Any]) -> int
     if per_step is None or steps is None:
         return None
     return per_step * (steps - decl.final) + decl.final
+
+
+def nfe_text(decl: SamplerDecl, steps: int | None, options: Mapping[str, Any]) -> str:
+    """:func:`nfe` in words: the count, ``adaptive`` for an adaptive ODE solver, else
+    ``not fixed``."""
+    count = nfe(decl, steps, options)
+    if count is not None:
+        return str(count)
+    solver = _resolved(decl, options).get("solver")
+    return "adaptive" if solver in SOLVER_CALLS and SOLVER_CALLS[solver] is None else "not fixed"
 
 
 def steps_for_nfe(decl: SamplerDecl, budget: int, options: Mapping[str, Any]) -> int | None:

@@ -610,7 +610,9 @@ class DiffusionModel(Model):
         lines = [head, *describe_process(self.process, self.kernel), *rest]
         lines.append(f"predict: {self.predict_kind}")
         method, knobs = self.sampler_settings(None, None, {})
-        nfe = self.default_nfe()
+        nfe = sampler_registry.nfe_text(
+            sampler_registry.declared("diffusion", method), knobs.get("steps"), knobs
+        )
         shown = ", ".join(f"{k} = {v}" for k, v in knobs.items())
-        lines.append(f"sampler: {method}({shown}), NFE = {'adaptive' if nfe is None else nfe}")
+        lines.append(f"sampler: {method}({shown}), NFE = {nfe}")
         return "\n".join(lines)

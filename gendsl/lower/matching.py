@@ -485,12 +485,9 @@ class MatchingModel(Model):
         """Family, sites, networks, the derived loss, and the default sampler with its NFE."""
         knobs = self.solver_settings(None, None, {})
         decl = sampler_registry.declared("matching", "ode")
-        nfe = sampler_registry.nfe(decl, knobs["steps"], knobs)
+        nfe = sampler_registry.nfe_text(decl, knobs["steps"], knobs)
         shown = ", ".join(f"{k} = {v}" for k, v in knobs.items() if v is not None)
-        return (
-            f"{super().describe()}\npredict: velocity\n"
-            f"sampler: ode({shown}), NFE = {'adaptive' if nfe is None else nfe}"
-        )
+        return f"{super().describe()}\npredict: velocity\nsampler: ode({shown}), NFE = {nfe}"
 
 
 class ReflowModel(MatchingModel):

@@ -125,6 +125,9 @@ def test_nfe_formula_by_hand():
     assert registry.nfe(d["onestep"], 9, {}) == 1
     assert registry.nfe(d["multistep"], None, {}) == 4
     assert registry.nfe(registry.declared("matching", "ode"), None, {"solver": "rk4"}) == 400
+    assert registry.nfe_text(d["ode"], 6, {}) == "adaptive"
+    assert registry.nfe_text(d["sde"], 6, {"solver": "euler"}) == "not fixed"
+    assert registry.nfe_text(d["pc"], 500, {}) == "999"
 
 
 @pytest.mark.parametrize(
