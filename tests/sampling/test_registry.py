@@ -21,7 +21,7 @@ from gendsl.processes.affine import AffineSDE
 from gendsl.processes.chain import DiscreteChain
 from gendsl.processes.sdes import VESDE, VPSDE, SubVPSDE
 from gendsl.resources import stdlib_dir
-from gendsl.sampling import DEFAULTS, sample
+from gendsl.sampling import DEFAULTS, SCHEDULE_KNOBS, SCHEDULES, sample
 from gendsl.sampling.bound import CONSISTENCY, DIFFUSION, MATCHING, bound
 from gendsl.sampling.velocity import integrate
 
@@ -84,6 +84,11 @@ def test_every_declared_sampler_is_bound_and_every_bound_one_declared():
         assert callable(bound(family, name))
         assert set(decl.processes) <= set(registry.PROCESSES)
         assert decl.cite and decl.doc
+    # every declared schedule is bound, and its options are the schedule's knobs
+    assert set(registry.SCHEDULES) == set(SCHEDULES)
+    assert set(registry.SCHEDULE_CALLS) <= set(SCHEDULES)
+    knobs = {k for call in registry.SCHEDULE_CALLS.values() for k in call.options}
+    assert knobs == set(SCHEDULE_KNOBS)
     # the runtime's measured defaults are the registry's
     for name in DIFFUSION:
         decl = registry.declared("diffusion", name)
