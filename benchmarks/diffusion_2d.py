@@ -23,6 +23,7 @@ import time
 
 import torch
 
+from gendsl import sampler_registry
 from gendsl.data import load_dataset
 from gendsl.lower import load
 from gendsl.metrics import w2
@@ -46,9 +47,12 @@ NLL_HEAD = (
 
 
 def steps_for(method: str, nfe: int) -> int:
-    """Sampler steps spending about ``nfe`` network evaluations (pc: predictor + corrector per
-    step plus the final denoising step, so an odd count; the table shows the actual one)."""
-    return (nfe - 1) // 2 + 1 if method == "pc" else nfe
+    """Sampler steps spending about ``nfe`` network evaluations, as the sampler registry counts
+    them (pc: predictor + corrector per step plus the final denoising step, so an odd count;
+    the table shows the actual one)."""
+    decl = sampler_registry.declared("diffusion", method)
+    steps = sampler_registry.steps_for_nfe(decl, nfe, sampler_knobs(method))
+    return nfe if steps is None else steps
 
 
 def sampler_knobs(method: str) -> dict[str, object]:

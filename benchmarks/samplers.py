@@ -21,30 +21,31 @@ import argparse
 import ot
 import torch
 
+from gendsl import sampler_registry
 from gendsl.processes import VPSDE, GaussianMixture
 from gendsl.sampling import denoise, ode, sample, t_of_sigma
 
-CONFIGS: list[tuple[str, str, dict, int]] = [
-    # (label, method, knobs, NFE per step; the final Tweedie step costs 1)
-    ("ddim", "ddim", {}, 1),
-    ("ode euler", "ode", {"solver": "euler"}, 1),
-    ("ode heun", "ode", {"solver": "heun"}, 2),
-    ("dpm++ 2M", "dpm_solver", {"order": 2}, 1),
-    ("dpm++ 2M tweedie", "dpm_solver", {"order": 2, "final": "tweedie"}, 1),
-    ("dpm++ 3M", "dpm_solver", {"order": 3}, 1),
-    ("dpm 2M (noise)", "dpm_solver", {"order": 2, "predict": "noise"}, 1),
-    ("dpm++ 2S", "dpm_solver", {"order": 2, "multistep": False}, 2),
-    ("dpm++ 3S", "dpm_solver", {"order": 3, "multistep": False}, 3),
-    ("unipc 2 bh2", "unipc", {"order": 2}, 1),
-    ("unipc 2 bh2 tweedie", "unipc", {"order": 2, "final": "tweedie"}, 1),
-    ("unipc 2 bh2 extrapolate", "unipc", {"order": 2, "final": "extrapolate"}, 1),
-    ("unipc 2 bh2 lof", "unipc", {"order": 2, "lower_order_final": True}, 1),
-    ("unipc 2 bh1", "unipc", {"order": 2, "variant": "bh1"}, 1),
-    ("unipc 3 bh2", "unipc", {"order": 3}, 1),
-    ("unipc 3 bh2 lof", "unipc", {"order": 3, "lower_order_final": True}, 1),
-    ("ancestral", "ancestral", {}, 1),
-    ("euler_maruyama", "euler_maruyama", {}, 1),
-    ("pc", "pc", {}, 2),
+CONFIGS: list[tuple[str, str, dict]] = [
+    # (label, method, knobs); the registry counts their NFE per step
+    ("ddim", "ddim", {}),
+    ("ode euler", "ode", {"solver": "euler"}),
+    ("ode heun", "ode", {"solver": "heun"}),
+    ("dpm++ 2M", "dpm_solver", {"order": 2}),
+    ("dpm++ 2M tweedie", "dpm_solver", {"order": 2, "final": "tweedie"}),
+    ("dpm++ 3M", "dpm_solver", {"order": 3}),
+    ("dpm 2M (noise)", "dpm_solver", {"order": 2, "predict": "noise"}),
+    ("dpm++ 2S", "dpm_solver", {"order": 2, "multistep": False}),
+    ("dpm++ 3S", "dpm_solver", {"order": 3, "multistep": False}),
+    ("unipc 2 bh2", "unipc", {"order": 2}),
+    ("unipc 2 bh2 tweedie", "unipc", {"order": 2, "final": "tweedie"}),
+    ("unipc 2 bh2 extrapolate", "unipc", {"order": 2, "final": "extrapolate"}),
+    ("unipc 2 bh2 lof", "unipc", {"order": 2, "lower_order_final": True}),
+    ("unipc 2 bh1", "unipc", {"order": 2, "variant": "bh1"}),
+    ("unipc 3 bh2", "unipc", {"order": 3}),
+    ("unipc 3 bh2 lof", "unipc", {"order": 3, "lower_order_final": True}),
+    ("ancestral", "ancestral", {}),
+    ("euler_maruyama", "euler_maruyama", {}),
+    ("pc", "pc", {}),
 ]
 SCHEDULE_NAMES = ("uniform_t", "uniform_log_snr", "log_snr_jump", "karras")
 STOCHASTIC = ("ancestral", "euler_maruyama", "pc")
@@ -148,12 +149,13 @@ def main() -> None:
         return sum(v) / len(v)
 
     best: dict[int, tuple[float, str]] = {}
-    for label, method, knobs, per_step in CONFIGS:
+    for label, method, knobs in CONFIGS:
+        decl = sampler_registry.declared("diffusion", method)
         if args.methods and label not in args.methods:
             continue
         for schedule in args.schedules:
             for nfe in args.nfe:
-                steps = max(2, (nfe - 1) // per_step + 1)
+                steps = max(2, sampler_registry.steps_for_nfe(decl, nfe, knobs))
                 rows = []
                 for seed, data, ref, w2_ref, ratio_ref in cases:
                     out = run(method, knobs, steps, schedule, seed)

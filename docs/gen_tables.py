@@ -1,8 +1,10 @@
-"""Render the library tables of ``gendsl.analysis.library`` into ``docs/language.md``.
+"""Render the library tables of ``gendsl.analysis.library`` into ``docs/language.md`` and the
+sampler registry (``gendsl.sampler_registry``) into ``docs/samplers.md``.
 
-The reference's section "Library tables" is generated: run ``python docs/gen_tables.py`` (with
-gendsl importable, e.g. ``PYTHONPATH=.``) after changing ``library.py``; ``tests/test_docs.py``
-fails while the section is out of date.
+The reference's section "Library tables" and the registry's table are generated: run ``python
+docs/gen_tables.py`` (with gendsl importable, e.g. ``PYTHONPATH=.``) after changing
+``library.py`` or the registry; ``tests/test_docs.py`` and ``tests/sampling/test_registry.py``
+fail while a section is out of date.
 """
 
 from __future__ import annotations
@@ -13,12 +15,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from gendsl import sampler_registry
 from gendsl.analysis import library
 from gendsl.analysis.library import OptionSpec, Param
 
-__all__ = ["BEGIN", "END", "LANGUAGE_MD", "render", "splice"]
+__all__ = ["BEGIN", "END", "LANGUAGE_MD", "SAMPLERS_MD", "render", "render_samplers", "splice"]
 
 LANGUAGE_MD = Path(__file__).resolve().parent / "language.md"
+SAMPLERS_MD = Path(__file__).resolve().parent / "samplers.md"
 BEGIN = "<!-- BEGIN GENERATED: python docs/gen_tables.py -->"
 END = "<!-- END GENERATED -->"
 
@@ -55,6 +59,8 @@ def _params(spec: OptionSpec) -> str:
     text = "; ".join(_param(k, p) for k, p in spec.params.items())
     if spec.positional:
         text += f" (first {spec.positional} positional: {', '.join(names[: spec.positional])})"
+    for alias, name in spec.aliases.items():
+        text += f" (`{alias}` also names `{name}`)"
     return text
 
 
@@ -112,14 +118,36 @@ def render() -> str:
     return "\n".join(out) + "\n"
 
 
+def render_samplers() -> str:
+    """The registry's table: each sampler's family, processes, calls per step, defaults."""
+    out = [
+        "| sampler | family | runs on | network calls per step | default steps, schedule "
+        "| meaning |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for d in sampler_registry.SAMPLERS.values():
+        runs_on = ", ".join(sampler_registry.PROCESSES[p] for p in d.processes)
+        last = "; the last step 1" if d.final else ""
+        if d.fixed_steps is not None:
+            steps = f"always {d.fixed_steps}"
+        else:
+            steps = ", ".join(str(v) for v in (d.default_steps, d.default_schedule) if v)
+        out.append(
+            f"| `{d.name}` | {d.family} | {runs_on} | {d.calls_text}{last} | {steps or '—'} "
+            f"| {d.doc} ({d.cite}) |"
+        )
+    return "\n".join(out) + "\n"
+
+
 def splice(text: str, tables: str) -> str:
     """``text`` with the generated section replaced by ``tables``."""
     pattern = re.compile(re.escape(BEGIN) + r".*?" + re.escape(END), re.S)
     if not pattern.search(text):
-        raise ValueError(f"{LANGUAGE_MD} has no generated section; expected the marker {BEGIN}")
+        raise ValueError(f"no generated section; expected the marker {BEGIN}")
     return pattern.sub(lambda _: f"{BEGIN}\n\n{tables}\n{END}", text)
 
 
 if __name__ == "__main__":
     LANGUAGE_MD.write_text(splice(LANGUAGE_MD.read_text(), render()))
+    SAMPLERS_MD.write_text(splice(SAMPLERS_MD.read_text(), render_samplers()))
     sys.exit(0)

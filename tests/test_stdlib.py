@@ -197,7 +197,7 @@ def test_stdlib_loss_and_sampler_come_from_the_family_tables(name):
     for s in stmts:
         if isinstance(s, ast.SamplerDecl):
             spec = info.samplers[s.option.name]
-            assert {k.name for k in s.option.kwargs} <= set(spec.params)
+            assert {k.name for k in s.option.kwargs} <= {*spec.params, *spec.aliases}
         if isinstance(s, ast.Train):
             assert {k.name for k in s.items} <= set(library.TRAIN)
 

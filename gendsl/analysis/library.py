@@ -4,7 +4,9 @@ the back ends.
 Everything here is plain data.  An option written in a spec (``loss elbo(beta = 4)``,
 ``sample with dpm_solver(order = 2)``, a network's hyper-parameters, a ``train { }`` entry) is
 checked against an :class:`OptionSpec`: its parameters, each a :class:`Param` saying what kind
-of value it takes and its default.
+of value it takes and its default.  The samplers of the diffusion and matching families are
+built from the sampler registry (:mod:`gendsl.sampler_registry`), which declares them once for
+the checker, the docs and the runtime.
 
 Value kinds of a :class:`Param`:
 
@@ -29,6 +31,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
+from gendsl import sampler_registry as samplers
 from gendsl.activations import ACTIVATIONS  # the one table; the network library reads it too
 
 __all__ = [
@@ -118,13 +121,15 @@ class OptionSpec:
     """A library option: its parameters (in positional order) and a one-line description.
 
     ``positional`` is how many leading parameters may be given without a name
-    (``ot(exact)``, ``clip(0.01)``, ``linear(0, 1, steps = 100)``).
+    (``ot(exact)``, ``clip(0.01)``, ``linear(0, 1, steps = 100)``); ``aliases`` maps another
+    name a spec may write to a parameter's name (``ode(method = rk4)`` for ``solver``).
     """
 
     name: str
     params: Mapping[str, Param] = field(default_factory=dict)
     positional: int = 0
     doc: str = ""
+    aliases: Mapping[str, str] = field(default_factory=dict)
 
     def defaults(self) -> dict[str, Any]:
         """Every parameter's default value (``None`` where it has none)."""
@@ -337,7 +342,7 @@ NETWORKS: Mapping[str, OptionSpec] = MappingProxyType(
 # ------------------------------------------------------------------------------ flow layers
 
 _MASK = _choice("alternate", "alternate", "half")
-_SOLVERS = ("dopri5", "euler", "heun", "rk4", "midpoint")
+_SOLVERS = tuple(samplers.SOLVER_CALLS)
 
 FLOW_LAYERS: Mapping[str, OptionSpec] = MappingProxyType(
     {
@@ -377,44 +382,27 @@ FLOW_LAYERS: Mapping[str, OptionSpec] = MappingProxyType(
 
 # ---------------------------------------------------------------------- losses and samplers
 
-_SCHEDULE = _choice(
-    "auto",
-    "auto",
-    "uniform_t",
-    "uniform_log_snr",
-    "log_snr_jump",
-    "truncated_log_snr",
-    "karras",
-    calls=(
-        _spec("karras", "Karras et al. 2022 time steps", 1, rho=_num(7)),
-        _spec(
-            "log_snr_jump", "one step to sigma_cap, then uniform in log-SNR", 1, sigma_cap=_num(20)
-        ),
-        _spec(
-            "truncated_log_snr",
-            "start at sigma_cap from the marginal there, then uniform in log-SNR",
-            1,
-            sigma_cap=_num(20),
-        ),
-    ),
-    doc="auto: the schedule measured best for the sampler (gendsl.sampling.DEFAULTS)",
-)
+
+def _param(option: samplers.Option) -> Param:
+    """A registry option as a library parameter (schedule calls become call choices)."""
+    calls = _calls(
+        *(OptionSpec(c.name, _params(c.options), c.positional, c.doc) for c in option.calls)
+    )
+    return Param(option.kind, option.default, option.choices, calls, option.doc)
 
 
-_FINAL = _choice(
-    "ab2",
-    "tweedie",
-    "ab2",
-    "extrapolate",
-    doc="the last step into data: Tweedie, or second order (Adams-Bashforth-2 in sigma, "
-    "or D extrapolated in sigma^2)",
-)
+def _params(options: Mapping[str, samplers.Option]) -> Mapping[str, Param]:
+    return MappingProxyType({k: _param(o) for k, o in options.items()})
 
 
-def _sampler(name: str, doc: str, steps: int | None = None, **params: Param) -> OptionSpec:
-    """A diffusion sampler: every one takes ``steps`` and a time ``schedule``; ``None`` and
-    ``auto`` leave them to the sampler's measured defaults (``gendsl.sampling.DEFAULTS``)."""
-    return _spec(name, doc, 0, steps=_int(steps), schedule=_SCHEDULE, **params)
+def _samplers(family: str) -> Mapping[str, OptionSpec]:
+    """The samplers the registry (:mod:`gendsl.sampler_registry`) declares for ``family``."""
+    return MappingProxyType(
+        {
+            name: OptionSpec(name, _params(d.options), 0, f"{d.doc} ({d.cite})", d.aliases)
+            for name, d in samplers.of_family(family).items()
+        }
+    )
 
 
 _LANGEVIN = _spec(
@@ -513,63 +501,14 @@ FAMILY_INFO: Mapping[str, FamilyInfo] = MappingProxyType(
                     metric=_choice("l2", "l2", "pseudo_huber"),
                 ),
             ),
-            _table(
-                _sampler("ancestral", "the reverse chain / reverse-SDE ancestral steps"),
-                _sampler("euler_maruyama", "Euler-Maruyama on the reverse SDE"),
-                _sampler(
-                    "sde",
-                    "torchsde on the reverse SDE",
-                    method=_choice("euler", "euler", "milstein", "srk", "heun"),
-                ),
-                _sampler(
-                    "ode",
-                    "probability-flow ODE with torchdiffeq",
-                    method=_choice("dopri5", *_SOLVERS),
-                    rtol=_num(1e-5),
-                    atol=_num(1e-5),
-                ),
-                _sampler(
-                    "pc",
-                    "predictor-corrector (Song et al. 2021)",
-                    snr=_num(0.16),
-                    corrector_steps=_int(1),
-                ),
-                _sampler("ddim", "DDIM (Song et al. 2021)", eta=_num(0)),
-                _sampler(
-                    "dpm_solver",
-                    "DPM-Solver (Lu et al. 2022); predict = data: DPM-Solver++ (Lu et al. 2022b)",
-                    order=_int(2),
-                    multistep=_bool(True),
-                    predict=_choice("data", "noise", "data"),
-                    final=_FINAL,
-                ),
-                _sampler(
-                    "unipc",
-                    "UniPC predictor-corrector (Zhao et al. 2023)",
-                    order=_int(2),
-                    variant=_choice("bh2", "bh1", "bh2"),
-                    lower_order_final=_bool(False),
-                    final=_FINAL,
-                ),
-                _sampler("onestep", "one consistency step", 1),
-                _sampler("multistep", "multistep consistency sampling", 4),
-            ),
+            _samplers("diffusion"),
             ("eps", "x0", "v", "score"),
             "a forward noising process (sde or chain)",
         ),
         "matching": FamilyInfo(
             "matching",
             _table(_spec("flow_matching", "conditional flow matching (Lipman et al. 2023)")),
-            _table(
-                _spec(
-                    "ode",
-                    "integrate the learned velocity",
-                    steps=_int(None),
-                    method=_choice("dopri5", *_SOLVERS),
-                    rtol=_num(1e-5),
-                    atol=_num(1e-5),
-                )
-            ),
+            _samplers("matching"),
             ("velocity",),
             "a probability path",
         ),

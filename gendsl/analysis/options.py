@@ -106,7 +106,8 @@ class OptionChecker:
             values[name] = self.value(spec.params[name], arg, f"{what}: {name}")
             self.in_range(spec.name, name, values[name], arg, f"{what}: {name}", family)
         for kw in kwargs:
-            param = spec.params.get(kw.name)
+            name = spec.aliases.get(kw.name, kw.name)
+            param = spec.params.get(name)
             if param is None:
                 head = f"unknown option '{kw.name}' of {what}"
                 if not names:
@@ -115,10 +116,8 @@ class OptionChecker:
                     message = unknown(head, kw.name, names)
                 self.report(message, kw.span)
                 continue
-            values[kw.name] = self.value(param, kw.value, f"{what}: {kw.name}")
-            self.in_range(
-                spec.name, kw.name, values[kw.name], kw.value, f"{what}: {kw.name}", family
-            )
+            values[name] = self.value(param, kw.value, f"{what}: {kw.name}")
+            self.in_range(spec.name, name, values[name], kw.value, f"{what}: {kw.name}", family)
         return Opt(spec.name, (), values, span)
 
     def in_range(

@@ -28,6 +28,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from gendsl import sampler_registry
 from gendsl.analysis.model import CheckedModel, to_value
 from gendsl.errors import UsageError
 from gendsl.frontend import ast
@@ -192,6 +193,10 @@ class ConsistencyModel(DiffusionModel):
         )
         return grid.flip(0)[:-1]
 
+    def sampler_kinds(self) -> tuple[str, ...]:
+        """The process's samplers on the implied score, and the consistency samplers."""
+        return (*super().sampler_kinds(), "consistency")
+
     @torch.no_grad()
     def sample(
         self,
@@ -217,7 +222,8 @@ class ConsistencyModel(DiffusionModel):
                 score_fn=score_fn,
                 **opts,
             )
-        count = 1 if method_ == "onestep" else int(knobs.get("steps", 4))
+        decl = sampler_registry.declared("diffusion", method_)
+        count = int(sampler_registry.nfe(decl, knobs.get("steps"), knobs))  # one call a step
         x = consistency_sample(
             self.f_theta,
             (n, *self.data_shape),
@@ -229,14 +235,6 @@ class ConsistencyModel(DiffusionModel):
         )
         self.last_nfe = count
         return x
-
-    def default_nfe(self) -> int | None:
-        method, knobs = self.sampler_settings(None, None, {})
-        if method == "onestep":
-            return 1
-        if method == "multistep":
-            return int(knobs.get("steps", 4))
-        return super().default_nfe()
 
     def loss_text(self) -> list[str]:
         sigmas = (

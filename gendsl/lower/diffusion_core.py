@@ -31,6 +31,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from gendsl import sampler_registry
 from gendsl.analysis.model import CheckedModel, Opt
 from gendsl.errors import UsageError
 from gendsl.frontend import ast
@@ -52,7 +53,6 @@ from gendsl.processes import (
     expand_like,
 )
 from gendsl.sampling import sample as run_sampler
-from gendsl.sampling.dispatch import DEFAULTS
 
 __all__ = [
     "SIGMA_DATA",
@@ -158,6 +158,15 @@ def describe_process(process: Process, kernel: Any) -> list[str]:
             else:
                 head += "; a(t), s(t) integrated numerically"
     return [f"process: {head}", f"  T = {process.T:g}, t_min = {process.t_min:g}"]
+
+
+_PROCESS_KINDS = {VPSDE: "vp", SubVPSDE: "subvp", VESDE: "ve", DiscreteChain: "chain"}
+
+
+def process_kind(process: Process) -> str:
+    """The sampler registry's name of a diffusion process (a key of
+    :data:`gendsl.sampler_registry.PROCESSES`)."""
+    return _PROCESS_KINDS.get(type(process), "affine")
 
 
 # ------------------------------------------------------------------------------ helpers
@@ -400,6 +409,7 @@ class DiffusionModel(Model):
         declared = self.checked.sampler
         default = "ancestral" if declared is None else declared.name
         method = method or default
+        self.check_sampler(method)
         knobs: dict[str, Any] = {}
         if declared is not None and declared.name == method:
             knobs.update(declared.kwargs)
@@ -407,35 +417,49 @@ class DiffusionModel(Model):
         if steps is not None:
             knobs["steps"] = steps
         # unset options (steps = None, schedule = auto) leave the choice to the sampler's
-        # measured defaults in gendsl.sampling.DEFAULTS
+        # measured defaults (gendsl.sampler_registry, read by gendsl.sampling.sample)
         knobs = {k: v for k, v in knobs.items() if v is not None and v != "auto"}
         schedule = knobs.get("schedule")
         if isinstance(schedule, Opt):
             knobs["schedule"] = schedule.name
             knobs.update({k: float(v) for k, v in schedule.kwargs.items()})
-        if method in ("sde", "ode") and "method" in knobs:
-            knobs["solver"] = knobs.pop("method")
         if "multistep" in knobs:
             knobs["multistep"] = bool(knobs["multistep"])
         if method == "ancestral" and isinstance(self.process, DiscreteChain):
             knobs.setdefault("steps", self.process.K)
         return method, knobs
 
-    def default_nfe(self) -> int | None:
-        """Network evaluations of the default sampler: ``steps`` for the one-evaluation-per-step
-        samplers (the last step is the denoising step), ``None`` where it depends on the
-        solver (adaptive or multi-stage)."""
-        method, knobs = self.sampler_settings(None, None, {})
-        steps = int(knobs.get("steps", DEFAULTS.get(method, (0,))[0]))
-        if method == "pc":
-            return (steps - 1) * (1 + int(knobs.get("corrector_steps", 1))) + 1
-        one_per_step = (
-            method in ("ancestral", "euler_maruyama", "ddim")
-            or method == "unipc"
-            or (method == "dpm_solver" and knobs.get("multistep", True))
-            or (method in ("ode", "sde") and knobs.get("solver") == "euler")
+    def sampler_kinds(self) -> tuple[str, ...]:
+        """The processes (registry names) whose samplers run on this model."""
+        return (process_kind(self.process),)
+
+    def check_sampler(self, method: str) -> None:
+        """Refuse a sampler the registry does not declare for this model's process."""
+        kinds = self.sampler_kinds()
+        decl = sampler_registry.SAMPLERS.get(("diffusion", method))
+        if decl is not None and set(decl.processes) & set(kinds):
+            return
+        here = [
+            name
+            for name, d in sampler_registry.of_family("diffusion").items()
+            if set(d.processes) & set(kinds)
+        ]
+        words = sampler_registry.PROCESSES
+        head = (
+            f"unknown sampler {method!r}"
+            if decl is None
+            else f"sampler {method!r} runs on: {', '.join(words[p] for p in decl.processes)}"
         )
-        return steps if one_per_step else None
+        raise UsageError(
+            f"{head}; the samplers of this model ({words[kinds[-1]]}) are {', '.join(here)}"
+        )
+
+    def default_nfe(self) -> int | None:
+        """Network evaluations of the default sampler, as the sampler registry counts them
+        (:func:`gendsl.sampler_registry.nfe`); ``None`` where the count is not fixed."""
+        method, knobs = self.sampler_settings(None, None, {})
+        decl = sampler_registry.SAMPLERS.get(("diffusion", method))
+        return None if decl is None else sampler_registry.nfe(decl, knobs.get("steps"), knobs)
 
     @torch.no_grad()
     def sample(
@@ -571,7 +595,9 @@ class DiffusionModel(Model):
         lines = [head, *describe_process(self.process, self.kernel), *rest]
         lines.append(f"predict: {self.predict_kind}")
         method, knobs = self.sampler_settings(None, None, {})
-        nfe = self.default_nfe()
+        nfe = sampler_registry.nfe_text(
+            sampler_registry.declared("diffusion", method), knobs.get("steps"), knobs
+        )
         shown = ", ".join(f"{k} = {v}" for k, v in knobs.items())
-        lines.append(f"sampler: {method}({shown}), NFE = {'adaptive' if nfe is None else nfe}")
+        lines.append(f"sampler: {method}({shown}), NFE = {nfe}")
         return "\n".join(lines)

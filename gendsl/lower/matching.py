@@ -26,6 +26,7 @@ import torch
 from torch import Tensor, nn
 from torchdiffeq import odeint
 
+from gendsl import sampler_registry
 from gendsl.analysis import library as lib
 from gendsl.analysis.model import CheckedModel, Opt
 from gendsl.analysis.options import OptionChecker
@@ -52,6 +53,13 @@ from gendsl.objectives.flow_matching import (
     straightness,
 )
 from gendsl.processes import expand_like
+from gendsl.sampling.velocity import (
+    DEFAULT_STEPS,
+    SOLVERS,
+    check_solver,
+    integrate,
+    solver_grid,
+)
 
 __all__ = [
     "DEFAULT_STEPS",
@@ -67,15 +75,6 @@ __all__ = [
     "solver_nfe",
 ]
 
-#: Solver names of ``sample with ode(method = ...)`` -> torchdiffeq method names.
-SOLVERS = {"dopri5": "dopri5", "euler": "euler", "heun": "heun2", "rk4": "rk4"}
-
-#: Network evaluations per step of the fixed-step solvers.
-_STAGES = {"euler": 1, "heun": 2, "rk4": 4}
-
-#: Steps of a fixed-step solver when neither the spec nor the caller gives ``steps``.
-DEFAULT_STEPS = 100
-
 #: Largest data dimension for which :meth:`MatchingModel.log_prob` uses the exact trace.
 EXACT_TRACE_MAX_DIM = 16
 
@@ -85,49 +84,11 @@ Conditions = dict[str, Tensor]
 # ------------------------------------------------------------------------------ the ODE
 
 
-def _grid(t0: float, t1: float, solver: str, steps: int | None, like: Tensor) -> Tensor:
-    """The times torchdiffeq reports at: both ends for dopri5, ``steps`` equal steps else."""
-    n = 1 if solver == "dopri5" else (DEFAULT_STEPS if steps is None else steps)
-    if n < 1:
-        raise UsageError(f"steps must be >= 1, got {n}")
-    return torch.linspace(t0, t1, n + 1, device=like.device, dtype=like.dtype)
-
-
 def solver_nfe(solver: str, steps: int | None) -> int | None:
-    """Velocity evaluations of a fixed-step solver (``None`` for adaptive dopri5)."""
-    if solver == "dopri5":
-        return None
-    return _STAGES[solver] * (DEFAULT_STEPS if steps is None else steps)
-
-
-def _check_solver(solver: str) -> None:
-    if solver not in SOLVERS:
-        raise UsageError(f"unknown ODE method {solver!r}; expected one of {', '.join(SOLVERS)}")
-
-
-@torch.no_grad()
-def integrate(
-    v_fn: VelocityFn,
-    x: Tensor,
-    *,
-    t0: float = 0.0,
-    t1: float = 1.0,
-    solver: str = "dopri5",
-    steps: int | None = None,
-    rtol: float = 1e-5,
-    atol: float = 1e-5,
-) -> Tensor:
-    """x(t1) for dx/dt = v(x, t), x(t0) = ``x`` (Chen et al. 2018, "Neural Ordinary
-    Differential Equations"): adaptive dopri5 (``rtol``, ``atol``) or ``steps`` fixed steps of
-    euler, heun (2nd order) or rk4."""
-    _check_solver(solver)
-    B = x.shape[0]
-
-    def rhs(t: Tensor, state: Tensor) -> Tensor:
-        return v_fn(state, t.expand(B))
-
-    ts = _grid(t0, t1, solver, steps, x)
-    return odeint(rhs, x, ts, method=SOLVERS[solver], rtol=rtol, atol=atol)[-1]
+    """Velocity evaluations of ``steps`` steps of ``solver`` (``None`` for adaptive dopri5),
+    as the sampler registry counts them."""
+    decl = sampler_registry.declared("matching", "ode")
+    return sampler_registry.nfe(decl, steps, {"solver": solver})
 
 
 def flow_log_prob(
@@ -146,7 +107,7 @@ def flow_log_prob(
     integrated backwards from t = 1 to 0 (Chen et al. 2018, Thm. 1; Grathwohl et al. 2019,
     eq. 4).  ``trace`` is ``exact`` (D backward passes) or ``hutchinson`` (one Rademacher probe
     per sample, fixed over the solve)."""
-    _check_solver(solver)
+    check_solver(solver)
     if trace not in ("exact", "hutchinson"):
         raise UsageError(f"trace must be exact or hutchinson, got {trace!r}")
     shape, B = x1.shape, x1.shape[0]
@@ -162,7 +123,7 @@ def flow_log_prob(
             div = divergence_exact(v, y) if probe is None else divergence_hutchinson(v, y, probe)
         return v.detach(), div.detach()
 
-    ts = _grid(1.0, 0.0, solver, steps, x1)
+    ts = solver_grid(1.0, 0.0, solver, steps, x1)
     state = (x1.reshape(B, -1), torch.zeros(B, device=x1.device, dtype=x1.dtype))
     with torch.no_grad():
         xs, acc = odeint(rhs, state, ts, method=SOLVERS[solver], rtol=rtol, atol=atol)
@@ -383,21 +344,20 @@ class MatchingModel(Model):
     def solver_settings(
         self, method: str | None, steps: int | None, opts: Mapping[str, Any]
     ) -> dict[str, Any]:
-        """``solver``, ``steps``, ``rtol``, ``atol`` for :func:`integrate`: the declared ``sample
-        with ode(...)``, overridden by ``method`` (``ode`` or a solver name), ``steps`` and
-        ``opts``."""
+        """The options of :func:`integrate` (``steps``, ``solver``, ``rtol``, ``atol``): the
+        registry's defaults, the declared ``sample with ode(...)``, then ``method`` (``ode`` or a
+        solver name), ``steps`` and ``opts``."""
         declared = self.checked.sampler
-        knobs: dict[str, Any] = {"solver": "dopri5", "steps": None, "rtol": 1e-5, "atol": 1e-5}
+        knobs: dict[str, Any] = sampler_registry.declared("matching", "ode").defaults()
         if declared is not None:
-            kw = dict(declared.kwargs)
-            knobs.update(solver=kw.pop("method", "dopri5"), **kw)
+            knobs.update(declared.kwargs)
         if method is not None and method != "ode":
-            _check_solver(method)
+            check_solver(method)
             knobs["solver"] = method
         knobs.update(opts)
         if steps is not None:
             knobs["steps"] = steps
-        _check_solver(knobs["solver"])
+        check_solver(knobs["solver"])
         return knobs
 
     def flow_fn(self, cond: Conditions) -> VelocityFn:
@@ -513,12 +473,10 @@ class MatchingModel(Model):
     def describe(self) -> str:
         """Family, sites, networks, the derived loss, and the default sampler with its NFE."""
         knobs = self.solver_settings(None, None, {})
-        nfe = solver_nfe(knobs["solver"], knobs["steps"])
+        decl = sampler_registry.declared("matching", "ode")
+        nfe = sampler_registry.nfe_text(decl, knobs["steps"], knobs)
         shown = ", ".join(f"{k} = {v}" for k, v in knobs.items() if v is not None)
-        return (
-            f"{super().describe()}\npredict: velocity\n"
-            f"sampler: ode({shown}), NFE = {'adaptive' if nfe is None else nfe}"
-        )
+        return f"{super().describe()}\npredict: velocity\nsampler: ode({shown}), NFE = {nfe}"
 
 
 class ReflowModel(MatchingModel):

@@ -3,54 +3,39 @@ evaluations, run."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from types import MappingProxyType
 from typing import NamedTuple
 
 import torch
 from torch import Tensor
 
+from gendsl import sampler_registry
 from gendsl.errors import UsageError
 from gendsl.processes import Process, ScoreFn
+from gendsl.sampling.bound import DIFFUSION
 from gendsl.sampling.common import Callback, Sampler
-from gendsl.sampling.dpm_solver import dpm_solver
-from gendsl.sampling.ode import ddim, ode
 from gendsl.sampling.schedules import SCHEDULES
-from gendsl.sampling.stochastic import ancestral, euler_maruyama, pc, sde
-from gendsl.sampling.unipc import unipc
 
 __all__ = ["DEFAULTS", "METHODS", "SCHEDULE_KNOBS", "SampleResult", "sample", "start_std"]
 
-METHODS: dict[str, Sampler] = {
-    "ancestral": ancestral,
-    "euler_maruyama": euler_maruyama,
-    "sde": sde,
-    "ode": ode,
-    "pc": pc,
-    "ddim": ddim,
-    "dpm_solver": dpm_solver,
-    "unipc": unipc,
-}
+#: The samplers of the reverse diffusion, by name (bound in :mod:`gendsl.sampling.bound`).
+METHODS: Mapping[str, Sampler] = DIFFUSION
 
-SCHEDULE_KNOBS = ("rho", "sigma_cap")
-"""Knobs of :func:`sample` that go to the schedule rather than the sampler."""
+#: Knobs of :func:`sample` that go to the schedule rather than the sampler.
+SCHEDULE_KNOBS = tuple(
+    dict.fromkeys(k for call in sampler_registry.SCHEDULE_CALLS.values() for k in call.options)
+)
 
-# (steps, schedule) per method when the caller gives none; chosen from benchmarks/samplers.py
-# (exact scores) and benchmarks/diffusion_2d.py (trained networks).  The deterministic
-# exponential-integrator samplers start at σ = 20 (truncated_log_snr): on an exact score the
-# single jump from σ(T) of log_snr_jump is as accurate and wins at 10 NFE, but with a trained
-# network it multiplies the network's error at σ(T) by σ(T)/σ_cap ≈ 7 for the VP SDE, a bias
-# that more steps never remove (`benchmarks/diffusion_2d.py --specs vp_sde --data moons
-# --schedule log_snr_jump`: dpm_solver W2 0.43 at 100 steps vs 0.21 when truncated).
-DEFAULTS: dict[str, tuple[int, str]] = {
-    "ancestral": (200, "uniform_t"),
-    "euler_maruyama": (500, "uniform_t"),
-    "sde": (500, "uniform_t"),
-    "ode": (50, "uniform_log_snr"),
-    "pc": (200, "uniform_t"),
-    "ddim": (50, "truncated_log_snr"),
-    "dpm_solver": (20, "truncated_log_snr"),
-    "unipc": (20, "truncated_log_snr"),
-}
+#: (steps, schedule) per sampler when the caller gives none: the registry's measured defaults
+#: (:mod:`gendsl.sampler_registry` says how they were chosen).
+DEFAULTS: Mapping[str, tuple[int, str]] = MappingProxyType(
+    {
+        name: (decl.default_steps, decl.default_schedule)
+        for name, decl in sampler_registry.of_family("diffusion").items()
+        if name in METHODS and decl.default_steps is not None and decl.default_schedule
+    }
+)
 
 
 class SampleResult(NamedTuple):
@@ -99,7 +84,7 @@ def sample(
     ``steps`` intervals of the ``schedule`` (a name in ``SCHEDULES``) run from T to ``t_end``
     (default the process's ``t_min``); with ``denoise`` the last of them is the Tweedie step from
     there to t = 0 (see :func:`~gendsl.sampling.common.lands_on_data`).  ``knobs`` go to the
-    sampler (``eta``, ``order``, ``snr``, ``method`` of ``sde``/``ode`` as ``solver``, ...),
+    sampler (``eta``, ``order``, ``snr``, ``solver`` of ``sde``/``ode``, ...),
     except ``rho`` and ``sigma_cap``, which go to the schedule.
     """
     if method not in METHODS:
@@ -127,8 +112,6 @@ def sample(
         x = x * (start_std(process, ts[0]) / process.prior_std(device=x.device, dtype=x.dtype))
     if denoise:
         ts = torch.cat([ts, ts.new_zeros(1)])
-    if "solver" in knobs:
-        knobs["method"] = knobs.pop("solver")
     counted = _Counted(score_fn)
     out = METHODS[method](process, counted, x, ts, generator=generator, callback=callback, **knobs)
     return SampleResult(out, counted.calls)

@@ -55,20 +55,20 @@ def ode(
     *,
     generator: torch.Generator | None = None,
     callback: Callback | None = None,
-    method: str = "dopri5",
+    solver: str = "dopri5",
     rtol: float = 1e-5,
     atol: float = 1e-5,
 ) -> Tensor:
     """The probability-flow ODE dx/dt = f x - ½ g² ∇log p_t (Song et al. 2021, eq. 13).
 
-    ``method="euler"`` / ``"heun"`` take one fixed step per interval in (σ, x/a) (Karras et
+    ``solver="euler"`` / ``"heun"`` take one fixed step per interval in (σ, x/a) (Karras et
     al. 2022, Alg. 1); any other name is a ``torchdiffeq.odeint`` method (Chen et al. 2018)
     applied to the same ODE written in log σ, dx̃/d log σ = x̃ - D(x̃), which is smooth where
     the t form is stiff (near t = 0 for narrow data).  Adaptive methods are controlled by
     ``rtol``/``atol`` and report at ``ts``.  ``generator`` is unused: the ODE is deterministic.
     """
-    if method in ("euler", "heun"):
-        return _euler_or_heun(process, score_fn, x, ts, callback, heun=method == "heun")
+    if solver in ("euler", "heun"):
+        return _euler_or_heun(process, score_fn, x, ts, callback, heun=solver == "heun")
 
     def drift(log_sigma: Tensor, x_tilde: Tensor) -> Tensor:
         t = as_time(process.t_from_log_snr(-2 * log_sigma), x_tilde)
@@ -78,7 +78,7 @@ def ode(
 
     a, s = process.marginal(ts)
     x_tildes = torchdiffeq.odeint(
-        drift, x / a[0], torch.log(s / a), method=method, rtol=rtol, atol=atol
+        drift, x / a[0], torch.log(s / a), method=solver, rtol=rtol, atol=atol
     )
     if callback is not None:
         for i in range(ts.numel() - 1):

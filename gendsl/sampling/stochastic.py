@@ -116,14 +116,14 @@ def sde(
     *,
     generator: torch.Generator | None = None,
     callback: Callback | None = None,
-    method: str = "euler",
+    solver: str = "euler",
 ) -> Tensor:
-    """The reverse SDE solved by ``torchsde.sdeint`` (Li et al. 2020) with one solver step per
+    """The reverse SDE solved by ``torchsde.sdeint`` (Li et al. 2020) with one ``solver`` step per
     interval of ``ts``.  Itô and Stratonovich forms agree because g does not depend on x, so
     Stratonovich methods (``heun``, ``midpoint``, ...) are accepted too."""
     shape = x.shape
     rsde = process.reverse_sde(score_fn, event_shape=shape[1:])
-    if method in STRATONOVICH_METHODS:
+    if solver in STRATONOVICH_METHODS:
         rsde.sde_type = "stratonovich"
     r = rsde.solver_times(ts)
     y = x.reshape(shape[0], -1)
@@ -139,7 +139,7 @@ def sde(
     )
     for i in range(ts.numel() - 1):
         y = torchsde.sdeint(
-            rsde, y, r[i : i + 2], method=method, dt=(r[i + 1] - r[i]).item(), bm=bm
+            rsde, y, r[i : i + 2], method=solver, dt=(r[i + 1] - r[i]).item(), bm=bm
         )[-1]
         if callback is not None:
             callback(i, ts[i + 1], y.reshape(shape))

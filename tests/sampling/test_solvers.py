@@ -52,15 +52,15 @@ def fitted_order(run, steps_list):
 
 
 CASES = [
-    ("euler", lambda p, s, x, ts: ode(p, s, x, ts, method="euler"), 1),
-    ("heun", lambda p, s, x, ts: ode(p, s, x, ts, method="heun"), 2),
+    ("euler", lambda p, s, x, ts: ode(p, s, x, ts, solver="euler"), 1),
+    ("heun", lambda p, s, x, ts: ode(p, s, x, ts, solver="heun"), 2),
     ("ddim", lambda p, s, x, ts: ddim(p, s, x, ts), 1),
     ("dpm2_multi_data", lambda p, s, x, ts: dpm_solver(p, s, x, ts, order=2), 2),
     ("dpm2_multi_noise", lambda p, s, x, ts: dpm_solver(p, s, x, ts, predict="noise"), 2),
     ("dpm2_single", lambda p, s, x, ts: dpm_solver(p, s, x, ts, order=2, multistep=False), 2),
     ("dpm3_multi", lambda p, s, x, ts: dpm_solver(p, s, x, ts, order=3), 3),
     ("dpm3_single", lambda p, s, x, ts: dpm_solver(p, s, x, ts, order=3, multistep=False), 3),
-    ("rk4", lambda p, s, x, ts: ode(p, s, x, ts, method="rk4"), 4),
+    ("rk4", lambda p, s, x, ts: ode(p, s, x, ts, solver="rk4"), 4),
     # UniC raises UniP-p to order p + 1 (Zhao et al. 2023, Theorem 3.1); the lowered final
     # step of lower_order_final would cap every order at 2.
     ("unipc1", lambda p, s, x, ts: unipc(p, s, x, ts, order=1, lower_order_final=False), 2),
@@ -190,7 +190,7 @@ def test_first_order_dpm_solver_and_sigma_euler_are_ddim(predict):
     ref = ddim(process, mix.score_fn(process), x, ts)
     out = dpm_solver(process, mix.score_fn(process), x, ts, order=1, predict=predict)
     torch.testing.assert_close(out, ref)
-    torch.testing.assert_close(ode(process, mix.score_fn(process), x, ts, method="euler"), ref)
+    torch.testing.assert_close(ode(process, mix.score_fn(process), x, ts, solver="euler"), ref)
 
 
 def test_schedules_follow_their_formulas():
