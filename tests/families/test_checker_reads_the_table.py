@@ -75,6 +75,26 @@ def test_conditions_are_refused_where_the_plugin_says_so(plugin):
     assert _messages(text) == [refused.replace("energy-based model", "EBM")]
 
 
+_CONDITIONAL_GAN = """model m {
+  data x : real[2]
+  condition c : real[3]
+  latent z : real[4]
+  net G = MLP(hidden = [8])
+  net D = MLP(hidden = [8])
+  z ~ Normal(0, 1)
+  x = G(z, c)
+  critic D
+  loss gan
+}"""
+
+
+def test_a_conditional_adversarial_model_is_refused_in_the_plugins_words(plugin):
+    refused = "conditional adversarial models are not supported yet; remove 'condition c'"
+    assert _messages(_CONDITIONAL_GAN) == [refused]
+    plugin("adversarial", conditional=True)
+    assert _messages(_CONDITIONAL_GAN) == []
+
+
 def test_one_data_variable_is_the_plugins_flag(plugin):
     text = _bad("70_two_data_variables")
     assert len(_messages(text)) == 1
