@@ -19,7 +19,7 @@ import networkx as nx
 
 from gendsl.analysis import family_rules, shapes, types
 from gendsl.analysis import scope as scope_pass
-from gendsl.analysis.context import FAMILY_WORDS, Context
+from gendsl.analysis.context import Context
 from gendsl.analysis.graph import build_graph, find_cycle, topological
 from gendsl.analysis.model import CheckedModel, Variable, VarType
 from gendsl.analysis.resolve import Scope, closest, load, merged_model
@@ -58,7 +58,7 @@ def check_model(scope: Scope, model: ast.Model) -> tuple[CheckedModel | None, li
     graph = build_graph(cx)
     unused_latents(cx.variables, cx.sampled, graph, cx.error)
     if cx.family is not None:
-        one_data_variable(cx.variables, cx.family, FAMILY_WORDS[cx.family], cx.error)
+        one_data_variable(cx.variables, cx.family, cx.error)
     cycle = find_cycle(graph)
     if cycle is not None:
         names, span = cycle

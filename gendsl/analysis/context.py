@@ -21,31 +21,7 @@ from gendsl.errors import Diagnostic, SpecError
 from gendsl.frontend import ast
 from gendsl.source import Span
 
-__all__ = ["FAMILY_WORDS", "Context", "StatementVisitor", "is_quantize", "keyword", "where"]
-
-#: How a diagnostic names each family.
-FAMILY_WORDS = {
-    "latent": "a latent-variable model",
-    "diffusion": "a diffusion model",
-    "matching": "a flow-matching model",
-    "flow": "a normalizing-flow model",
-    "adversarial": "an adversarial model",
-    "energy": "an energy-based model",
-}
-
-_KEYWORDS: dict[type, str] = {
-    ast.SDE: "sde",
-    ast.Chain: "chain",
-    ast.Path: "path",
-    ast.Flow: "flow",
-    ast.Critic: "critic",
-    ast.Energy: "energy",
-}
-
-
-def keyword(stmt: ast.Stmt) -> str:
-    """The keyword that opens a family-deciding statement (``sde``, ``chain``, ``path``...)."""
-    return _KEYWORDS[type(stmt)]
+__all__ = ["Context", "StatementVisitor", "is_quantize", "where"]
 
 
 def where(span: Span, here: Span) -> str:

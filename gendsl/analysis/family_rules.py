@@ -1,28 +1,27 @@
 """The family rules pass: which family a model is, and the checks that depend on it.
 
-:func:`recognise` decides the family from the statements that make one (``sde``/``chain``:
-diffusion, ``path``: matching, ``flow``, ``critic``: adversarial, ``energy``; none: latent) and
-reports a model that mixes them.  :func:`check_loss` and :func:`check_sampler` check the
-``loss`` and ``sample with`` statements against the family's table in
-:mod:`gendsl.analysis.library`.  Then the family's own checks run: :data:`RULES` maps each
-family to one function ``check_<family>(cx)`` built from the small named checks below, so a new
-family adds one function and one entry.
+Every fact about a family comes from its plugin in the family table (:mod:`gendsl.families`).
+:func:`recognise` decides the family from the statements that make one (the plugins'
+``recognise``: ``sde``/``chain``: diffusion, ``path``: matching, ``flow``, ``critic``:
+adversarial, ``energy``; none: latent) and reports a model that mixes them.
+:func:`check_loss` and :func:`check_sampler` check the ``loss`` and ``sample with`` statements
+against the family's table in :mod:`gendsl.analysis.library`.  Then the family's own checks
+run: each plugin's ``check`` names one function ``check_<family>(cx)`` of this module, built
+from the small named checks below, so a new family adds one function and names it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from gendsl.analysis import library as lib
-from gendsl.analysis.context import FAMILY_WORDS, Context, is_quantize, keyword, where
+from gendsl.analysis.context import Context, is_quantize, where
 from gendsl.analysis.model import Opt
 from gendsl.analysis.options import describe
 from gendsl.analysis.resolve import unknown
-from gendsl.analysis.supported import family_of
+from gendsl.families import table as families
+from gendsl.families.base import resolve
 from gendsl.frontend import ast
 
 __all__ = [
-    "RULES",
     "check_adversarial",
     "check_diffusion",
     "check_energy",
@@ -43,7 +42,9 @@ def run(cx: Context) -> None:
         return
     cx.loss = check_loss(cx, family)
     cx.sampler = check_sampler(cx, family)
-    RULES[family](cx)
+    rules = families.family(family).check
+    if rules is not None:
+        resolve(rules)(cx)
 
 
 # ---------------------------------------------------------------------------------- recognition
@@ -51,22 +52,22 @@ def recognise(cx: Context) -> str | None:
     """The model's family (``None``: it mixes two, reported)."""
     found: list[tuple[str, ast.Stmt]] = []
     for stmt in cx.model.body:
-        fam = family_of(stmt)
+        fam = families.family_of_statement(stmt)
         if fam is None:
             continue
-        first = next((s for f, s in found if f != fam), None)
+        first = next(((f, s) for f, s in found if f != fam), None)
         if first is not None:
             cx.error(
-                f"a model has one family: this {keyword(stmt)} makes it "
-                f"{FAMILY_WORDS[fam]}, but the {keyword(first)} "
-                f"{where(first.span, stmt.span)} makes it {FAMILY_WORDS[family_of(first)]}",
+                f"a model has one family: this {families.statement_keyword(stmt)} makes it "
+                f"{_words(fam)}, but the {families.statement_keyword(first[1])} "
+                f"{where(first[1].span, stmt.span)} makes it {_words(first[0])}",
                 stmt.span,
             )
             return None
         same = next((s for f, s in found if type(s) is type(stmt)), None)
         if same is not None and not isinstance(stmt, ast.Flow):
             cx.error(
-                f"only one {keyword(stmt)} statement is allowed; the first is "
+                f"only one {families.statement_keyword(stmt)} statement is allowed; the first is "
                 f"{where(same.span, stmt.span)}",
                 stmt.span,
             )
@@ -75,7 +76,7 @@ def recognise(cx: Context) -> str | None:
         ):
             cx.error("a model has either an sde or a chain, not both", stmt.span)
         found.append((fam, stmt))
-    return found[0][0] if found else "latent"
+    return found[0][0] if found else families.DEFAULT
 
 
 # ---------------------------------------------------------------------------------- loss, sampler
@@ -93,7 +94,7 @@ def check_loss(cx: Context, family: str) -> Opt | None:
     if opt.name not in info.losses:
         if lib.family_of_loss(opt.name):
             cx.error(
-                f"loss {opt.name} does not fit {FAMILY_WORDS[family]}; expected one of "
+                f"loss {opt.name} does not fit {_words(family)}; expected one of "
                 f"{', '.join(info.losses)}",
                 opt.span,
             )
@@ -114,7 +115,7 @@ def check_sampler(cx: Context, family: str) -> Opt:
     if opt.name not in info.samplers:
         cx.error(
             unknown(
-                f"unknown sampler '{opt.name}' for {FAMILY_WORDS[family]}",
+                f"unknown sampler '{opt.name}' for {_words(family)}",
                 opt.name,
                 info.samplers,
             ),
@@ -143,7 +144,7 @@ def check_latent(cx: Context) -> None:
 
 def check_diffusion(cx: Context) -> None:
     """A diffusion model: a predict statement with a network of the noised data and t."""
-    needs_predict(cx, "predict eps = eps(x_t, t)")
+    needs_predict(cx)
     no_couple(cx)
     loss_rules(cx)
     common_rules(cx)
@@ -151,7 +152,7 @@ def check_diffusion(cx: Context) -> None:
 
 def check_matching(cx: Context) -> None:
     """A flow-matching model: a predict statement, and an optional coupling."""
-    needs_predict(cx, "predict velocity = v(x_t, t)")
+    needs_predict(cx)
     coupling(cx)
     loss_rules(cx)
     common_rules(cx)
@@ -183,34 +184,28 @@ def check_energy(cx: Context) -> None:
     common_rules(cx)
 
 
-#: The family's own checks, by family name.
-RULES: dict[str, Callable[[Context], None]] = {
-    "latent": check_latent,
-    "diffusion": check_diffusion,
-    "matching": check_matching,
-    "flow": check_flow,
-    "adversarial": check_adversarial,
-    "energy": check_energy,
-}
-
-
 # ---------------------------------------------------------------------------------- the checks
-def _words(cx: Context) -> str:
-    return FAMILY_WORDS[cx.family or "latent"]
+def _words(family: str | None) -> str:
+    """How diagnostics name a model of ``family`` (its plugin's ``words``)."""
+    return families.family(family or families.DEFAULT).words
 
 
 def no_predict(cx: Context) -> None:
     """A family without a network prediction has no ``predict`` statement."""
     predict = cx.one(ast.Predict)
     if predict is not None:
-        cx.error(f"predict has no meaning in {_words(cx)}", predict.span)
+        cx.error(f"predict has no meaning in {_words(cx.family)}", predict.span)
 
 
-def needs_predict(cx: Context, example: str) -> None:
-    """The family trains a network prediction: ``predict`` is there and well formed."""
+def needs_predict(cx: Context) -> None:
+    """The family trains a network prediction: ``predict`` is there and well formed (the
+    error suggests the plugin's ``predict_example``)."""
     predict = cx.one(ast.Predict)
     if predict is None:
-        cx.error(f"{_words(cx)} needs a predict statement, e.g. '{example}'", cx.model.name_span)
+        example = families.family(cx.family or families.DEFAULT).predict_example
+        cx.error(
+            f"{_words(cx.family)} needs a predict statement, e.g. '{example}'", cx.model.name_span
+        )
     else:
         check_predict(cx, predict)
 
@@ -219,7 +214,7 @@ def no_couple(cx: Context) -> None:
     """Only flow matching pairs noise with data."""
     couple = cx.one(ast.Couple)
     if couple is not None:
-        cx.error(f"couple has no meaning in {_words(cx)}", couple.span)
+        cx.error(f"couple has no meaning in {_words(cx.family)}", couple.span)
 
 
 def coupling(cx: Context) -> None:
@@ -296,11 +291,13 @@ def needs_guide(cx: Context, loss: Opt) -> None:
 
 def check_predict(cx: Context, stmt: ast.Predict) -> None:
     """``predict KIND = net(x_t, t, ...)`` or ``predict x0 = consistency(f, ...)``."""
-    info = lib.FAMILY_INFO[cx.family or "latent"]
+    info = lib.FAMILY_INFO[cx.family or families.DEFAULT]
     if stmt.kind not in info.predicts:
         cx.error(
             unknown(
-                f"unknown prediction '{stmt.kind}' for {_words(cx)}", stmt.kind, info.predicts
+                f"unknown prediction '{stmt.kind}' for {_words(cx.family)}",
+                stmt.kind,
+                info.predicts,
             ),
             stmt.kind_span,
         )

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import networkx as nx
 
-from gendsl.analysis.context import Context, StatementVisitor, is_quantize, keyword
+from gendsl.analysis.context import Context, StatementVisitor, is_quantize
+from gendsl.families import table as families
 from gendsl.frontend import ast
 from gendsl.source import Span
 
@@ -135,7 +136,7 @@ class GraphBuilder(StatementVisitor):
             self.edge(p, stmt.target, i, stmt.span, guide=encoder)
 
     def process(self, stmt: ast.SDE | ast.Chain, data: str, i: int) -> None:
-        key = keyword(stmt)
+        key = families.statement_keyword(stmt)
         self.g.add_node(key, kind="process")
         if data in self.g and f"{data}_t" in self.g:
             self.edge(data, key, i, stmt.span)

@@ -7,7 +7,8 @@ statement to change, together with every other error of the spec:
 - ``loss elbo(enumerate = [...])`` with ``free_bits`` (``lower/latent.py``): the free-bits KL
   is per guide site, enumerated sites have none;
 - ``free_bits`` with ``kl = mc`` (``lower/latent.py``): free bits clamp the analytic KL;
-- a condition in an energy or adversarial model (``lower/energy.py``, ``lower/adversarial.py``);
+- a condition in a family whose plugin says it is not ``conditional`` (energy, adversarial:
+  ``lower/energy.py``, ``lower/adversarial.py``);
 - a packed ``Uniform(net(...))`` (``lower/dists.py``): its two ends cannot be split from one
   output;
 - a packed site in the adversarial family (``lower/adversarial.py``), which evaluates explicit
@@ -27,29 +28,13 @@ from gendsl.analysis import library as lib
 from gendsl.analysis.model import CheckedModel
 from gendsl.analysis.resolve import Scope, merged_model
 from gendsl.errors import SpecError
+from gendsl.families import table as families
 from gendsl.frontend import ast
 from gendsl.source import Span
 
-__all__ = ["family_of", "unsupported"]
+__all__ = ["unsupported"]
 
 Report = Callable[[str, Span], None]
-
-_UNCONDITIONAL = {"energy": "energy-based", "adversarial": "adversarial"}
-
-
-def family_of(stmt: ast.Stmt) -> str | None:
-    """The family a statement puts its model in (``None``: it does not decide it)."""
-    if isinstance(stmt, ast.SDE | ast.Chain):
-        return "diffusion"
-    if isinstance(stmt, ast.Path):
-        return "matching"
-    if isinstance(stmt, ast.Flow):
-        return "flow"
-    if isinstance(stmt, ast.Critic):
-        return "adversarial"
-    if isinstance(stmt, ast.Energy):
-        return "energy"
-    return None
 
 
 def _teacher(model: CheckedModel, scope: Scope, report: Report) -> None:
@@ -58,8 +43,8 @@ def _teacher(model: CheckedModel, scope: Scope, report: Report) -> None:
     merged = merged_model(scope, teacher) if teacher is not None else None
     if merged is None:
         return
-    families = {family_of(s) for s in merged.body} - {None}
-    family = families.pop() if len(families) == 1 else None if families else "latent"
+    keywords = (families.STATEMENTS.get(type(s)) for s in merged.body)
+    family = families.recognise(k for k in keywords if k is not None)
     if family not in (None, "diffusion"):
         report(
             f"the teacher of consistency distillation must be a diffusion model; '{name}' is "
@@ -96,10 +81,11 @@ def _conditions(model: CheckedModel, report: Report) -> None:
     if not conditions:
         return
     first = conditions[0]
-    if model.family in _UNCONDITIONAL:
+    plugin = families.family(model.family)
+    if not plugin.conditional:
+        kind = plugin.words.split(" ", 1)[1]  # "an energy-based model" -> "energy-based model"
         report(
-            f"conditional {_UNCONDITIONAL[model.family]} models are not supported yet; remove "
-            f"'condition {first.name}'",
+            f"conditional {kind}s are not supported yet; remove 'condition {first.name}'",
             first.span,
         )
     couple = model.couple

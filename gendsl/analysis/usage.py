@@ -3,8 +3,9 @@
 - A latent that is sampled but that nothing in the model depends on is a mistake (a typo in a
   ``given``, a forgotten argument of the decoder): it would be trained through the guide and the
   KL alone, and never shape the data.
-- Every family but the latent-variable one generates exactly one ``data`` variable; the back end
-  would refuse a second one only when training starts.
+- A family whose plugin says ``one_data_variable`` (every family but the latent-variable one)
+  generates exactly one ``data`` variable; the back end would refuse a second one only when
+  training starts.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from collections.abc import Callable, Mapping
 import networkx as nx
 
 from gendsl.analysis.model import Variable
+from gendsl.families import table as families
 from gendsl.source import Span
 
 __all__ = ["one_data_variable", "unused_latents"]
@@ -50,15 +52,17 @@ def unused_latents(
         )
 
 
-def one_data_variable(variables: Mapping[str, Variable], family: str, words: str, report: Report):
-    """Report every ``data`` variable after the first in a family that generates one."""
-    if family == "latent":
+def one_data_variable(variables: Mapping[str, Variable], family: str, report: Report) -> None:
+    """Report every ``data`` variable after the first in a family that generates one (its
+    plugin's ``one_data_variable``), in the plugin's ``words``."""
+    plugin = families.family(family)
+    if not plugin.one_data_variable:
         return
     data = [v for v in variables.values() if v.role == "data"]
     for extra in data[1:]:
         report(
-            f"{words} generates exactly one data variable, but '{extra.name}' is a second one "
-            f"(the first is '{data[0].name}' on line {data[0].span.line}); make it a condition "
-            f"('condition {extra.name} : ...') or remove it",
+            f"{plugin.words} generates exactly one data variable, but '{extra.name}' is a second "
+            f"one (the first is '{data[0].name}' on line {data[0].span.line}); make it a "
+            f"condition ('condition {extra.name} : ...') or remove it",
             extra.span,
         )

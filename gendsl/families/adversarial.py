@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from types import MappingProxyType
 from typing import TYPE_CHECKING
 
 from gendsl.families.base import Family
 from gendsl.families.text import opt_text, option
+from gendsl.frontend import ast
 
 if TYPE_CHECKING:
     from gendsl.analysis.model import CheckedModel
@@ -44,9 +46,11 @@ ADVERSARIAL = Family(
     name="adversarial",
     words="an adversarial model",
     summary="an implicit generator trained against a critic",
-    recognise=("critic",),
+    recognise=MappingProxyType({"critic": ast.Critic}),
     derive=derive,
     lower="gendsl.lower.adversarial:build",
     model_class="gendsl.lower.adversarial:AdversarialModel",
     samplers=("ancestral",),
+    check="gendsl.analysis.family_rules:check_adversarial",
+    conditional=False,
 )

@@ -1,7 +1,8 @@
 """The :class:`Family` plugin: everything gendsl knows about one model family, in one object.
 
 A family is recognised by the statements a model writes (``sde`` or ``chain`` make it a
-diffusion model, no deciding statement at all makes it a latent-variable model), derived by a
+diffusion model, no deciding statement at all makes it a latent-variable model), checked by its
+own rules in the checker (a lazy reference into :mod:`gendsl.analysis.family_rules`), derived by a
 function that writes its equations into a :class:`~gendsl.symbolic.derived.Section`, lowered by
 a builder named by a lazy ``"module:attribute"`` reference (so that checking, drawing and
 deriving never import torch), sampled by the samplers it names, and drawn with the node kinds
@@ -48,22 +49,28 @@ class NodeStyle:
 class Family:
     """One model family (module docstring).
 
-    ``recognise``: the statement keywords that put a model in this family; the family whose
-    tuple is empty is the one a model without any of them belongs to.  ``lower`` and
+    ``recognise``: the statements that put a model in this family, keyword -> syntax-tree
+    class (``{"sde": ast.SDE, "chain": ast.Chain}``); the family whose mapping is empty is the
+    one a model without any of them belongs to.  ``lower`` and
     ``model_class`` are ``"module:attribute"`` references, resolved by
     :mod:`gendsl.lower.registry` when a model is compiled: the builder
     ``(checked, bindings) -> Model`` and the :class:`~gendsl.lower.base.Model` subclass every
     model it builds is an instance of.  ``samplers``: the sampler names the family offers, the
-    default first (their options live in the sampler registry).  ``nodes``: the graph node kinds
-    the family's statements add, with how to draw them.  ``symbolic_check``: the checks of the
-    symbolic core on the family's statements (``None``: nothing to check).  ``check``: the
-    family's extra rules in the checker, ``(checker, model) -> None`` (``None``: none).
+    default first (their options live in the sampler registry).  ``predict_example``: the
+    ``predict`` statement the checker suggests when a model of the family lacks one (``None``:
+    the family has no ``predict``).  ``nodes``: the graph node kinds the family's statements
+    add, with how to draw them.  ``symbolic_check``: the checks of the symbolic core on the
+    family's statements (``None``: nothing to check).  ``check``: a lazy reference to the
+    family's own rules in the checker, a function ``(cx: Context) -> None`` that reports through
+    ``cx.error`` (``None``: none).  ``conditional``: whether its back end trains models with a
+    ``condition`` (the checker refuses one otherwise).  ``one_data_variable``: whether a model
+    generates exactly one ``data`` variable (the checker refuses a second one).
     """
 
     name: str
     words: str
     summary: str
-    recognise: tuple[str, ...]
+    recognise: Mapping[str, type]
     derive: Derive
     lower: str
     model_class: str
@@ -71,7 +78,9 @@ class Family:
     predict_example: str | None = None
     nodes: Mapping[str, NodeStyle] = field(default_factory=lambda: MappingProxyType({}))
     symbolic_check: SymbolicCheck | None = None
-    check: Callable[..., None] | None = None
+    check: str | None = None
+    conditional: bool = True
+    one_data_variable: bool = True
 
     @property
     def default_sampler(self) -> str:

@@ -174,7 +174,7 @@ DIFFUSION = Family(
     name="diffusion",
     words="a diffusion model",
     summary="a forward noising process (sde or chain)",
-    recognise=("sde", "chain"),
+    recognise=MappingProxyType({"sde": ast.SDE, "chain": ast.Chain}),
     derive=derive,
     lower="gendsl.lower.diffusion:build",
     model_class="gendsl.lower.diffusion_core:DiffusionModel",
@@ -193,4 +193,5 @@ DIFFUSION = Family(
     predict_example="predict eps = eps(x_t, t)",
     nodes=MappingProxyType({"process": PROCESS, "noised": NOISED}),
     symbolic_check=check_process,
+    check="gendsl.analysis.family_rules:check_diffusion",
 )

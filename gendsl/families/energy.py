@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from types import MappingProxyType
 from typing import TYPE_CHECKING
 
 from gendsl.families.base import Family
 from gendsl.families.text import opt_text
+from gendsl.frontend import ast
 
 if TYPE_CHECKING:
     from gendsl.analysis.model import CheckedModel
@@ -32,9 +34,11 @@ ENERGY = Family(
     name="energy",
     words="an energy-based model",
     summary="an unnormalised density exp(-E(x))",
-    recognise=("energy",),
+    recognise=MappingProxyType({"energy": ast.Energy}),
     derive=derive,
     lower="gendsl.lower.energy:build",
     model_class="gendsl.lower.energy:EnergyModel",
     samplers=("langevin",),
+    check="gendsl.analysis.family_rules:check_energy",
+    conditional=False,
 )

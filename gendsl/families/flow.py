@@ -6,6 +6,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING
 
 from gendsl.families.base import Family, NodeStyle
+from gendsl.frontend import ast
 
 if TYPE_CHECKING:
     from gendsl.analysis.model import CheckedModel
@@ -30,7 +31,7 @@ FLOW = Family(
     name="flow",
     words="a normalizing-flow model",
     summary="an invertible map of a base distribution",
-    recognise=("flow",),
+    recognise=MappingProxyType({"flow": ast.Flow}),
     derive=derive,
     lower="gendsl.lower.flow:build",
     model_class="gendsl.lower.flow:FlowModel",
@@ -38,4 +39,5 @@ FLOW = Family(
     nodes=MappingProxyType(
         {"flow": NodeStyle('shape=box style="filled,rounded" fillcolor="#f4f4f4"', "s", "#f4f4f4")}
     ),
+    check="gendsl.analysis.family_rules:check_flow",
 )

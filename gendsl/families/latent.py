@@ -6,6 +6,7 @@ A model is in this family when no statement puts it in another one: its random c
 
 from __future__ import annotations
 
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from gendsl.families.base import Family
@@ -162,9 +163,11 @@ LATENT = Family(
     name="latent",
     words="a latent-variable model",
     summary="random choices over latent variables",
-    recognise=(),
+    recognise=MappingProxyType({}),
     derive=derive,
     lower="gendsl.lower.latent:build_latent",
     model_class="gendsl.lower.latent:LatentModel",
     samplers=("ancestral",),
+    check="gendsl.analysis.family_rules:check_latent",
+    one_data_variable=False,
 )

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from gendsl.families.base import Family
 from gendsl.families.graph_styles import NOISE, NOISED, PROCESS
+from gendsl.frontend import ast
 
 if TYPE_CHECKING:
     from gendsl.analysis.model import CheckedModel
@@ -62,7 +63,7 @@ MATCHING = Family(
     name="matching",
     words="a flow-matching model",
     summary="a probability path",
-    recognise=("path",),
+    recognise=MappingProxyType({"path": ast.Path}),
     derive=derive,
     lower="gendsl.lower.matching:build",
     model_class="gendsl.lower.matching:MatchingModel",
@@ -70,4 +71,5 @@ MATCHING = Family(
     predict_example="predict velocity = v(x_t, t)",
     nodes=MappingProxyType({"process": PROCESS, "noised": NOISED, "noise": NOISE}),
     symbolic_check=check_path,
+    check="gendsl.analysis.family_rules:check_matching",
 )

@@ -21,11 +21,14 @@ __all__ = [
     "DEFAULT",
     "FAMILIES",
     "KEYWORDS",
+    "STATEMENTS",
     "TABLE",
     "family",
     "family_of_keyword",
+    "family_of_statement",
     "node_styles",
     "recognise",
+    "statement_keyword",
 ]
 
 #: family name -> plugin, in the order the docs list them.
@@ -51,6 +54,12 @@ KEYWORDS: Mapping[str, str] = MappingProxyType(
 )
 
 
+#: syntax-tree class of a family-deciding statement -> its keyword.
+STATEMENTS: Mapping[type, str] = MappingProxyType(
+    {cls: keyword for f in TABLE.values() for keyword, cls in f.recognise.items()}
+)
+
+
 def family(name: str) -> Family:
     """The plugin of the family ``name``.
 
@@ -63,6 +72,20 @@ def family_of_keyword(keyword: str) -> str | None:
     """The family a statement with this keyword puts its model in (``None``: it does not
     decide the family)."""
     return KEYWORDS.get(keyword)
+
+
+def statement_keyword(stmt: object) -> str:
+    """The keyword that opens a family-deciding statement (``sde``, ``chain``, ``path``...).
+
+    :raises KeyError: the statement decides no family.
+    """
+    return STATEMENTS[type(stmt)]
+
+
+def family_of_statement(stmt: object) -> str | None:
+    """The family a statement puts its model in (``None``: it does not decide it)."""
+    keyword = STATEMENTS.get(type(stmt))
+    return None if keyword is None else KEYWORDS[keyword]
 
 
 def recognise(keywords: Iterable[str]) -> str | None:

@@ -1,5 +1,6 @@
-"""The family table (gendsl/families) agrees with the checker, the library and the graphs it
-draws, for every stdlib and example spec; importing it loads neither torch nor sympy."""
+"""The family table (gendsl/families) agrees with the checker's results, the library and the
+graphs it draws, for every stdlib and example spec; importing it loads neither torch nor sympy.
+(That the checker reads the table is tests/families/test_checker_reads_the_table.py.)"""
 
 from __future__ import annotations
 
@@ -62,30 +63,6 @@ def test_recognition_is_decided_by_one_keyword_per_statement():
     assert sorted(KEYWORDS) == ["chain", "critic", "energy", "flow", "path", "sde"]
 
 
-_TWO_FAMILIES = """model m {
-  data x : real[2]
-  latent z : real[2]
-  net G = MLP(hidden = [8])
-  net D = MLP(hidden = [8])
-  z ~ Normal(0, 1)
-  x = G(z)
-  critic D
-  energy E(x) = D(x)
-  loss gan
-}
-"""
-
-
-def test_the_checker_names_two_families_in_the_words_of_their_plugins():
-    with pytest.raises(SpecErrors) as info:
-        check_text(_TWO_FAMILIES)
-    message = info.value.errors[0].message
-    assert message == (
-        f"a model has one family: this energy makes it {TABLE['energy'].words}, but the "
-        f"critic on line 8 makes it {TABLE['adversarial'].words}"
-    )
-
-
 def _own_model(name: str, stmt: type):
     """A stdlib/example model of family ``name`` that writes its ``stmt`` in its own file."""
     return next(
@@ -113,15 +90,22 @@ def test_a_foreign_loss_is_refused_in_the_words_of_the_plugin(name):
     ]
 
 
-@pytest.mark.parametrize("name", [f for f in FAMILIES if TABLE[f].predict_example])
+_MISSING_PREDICT = {
+    "diffusion": "a diffusion model needs a predict statement, e.g. 'predict eps = eps(x_t, t)'",
+    "matching": "a flow-matching model needs a predict statement, e.g. "
+    "'predict velocity = v(x_t, t)'",
+}
+
+
+@pytest.mark.parametrize("name", FAMILIES)
 def test_a_missing_predict_gets_the_plugins_example(name):
+    assert (TABLE[name].predict_example is not None) == (name in _MISSING_PREDICT)
+    if name not in _MISSING_PREDICT:
+        return
     spec, _, predict = _own_model(name, ast.Predict)
     with pytest.raises(SpecErrors) as info:
         check_text(_without_line(spec, predict.span.line), spec.as_posix())
-    plugin = TABLE[name]
-    assert [e.message for e in info.value.errors] == [
-        f"{plugin.words} needs a predict statement, e.g. '{plugin.predict_example}'"
-    ]
+    assert [e.message for e in info.value.errors] == [_MISSING_PREDICT[name]]
 
 
 @pytest.mark.parametrize("name", FAMILIES)
@@ -162,6 +146,8 @@ def test_every_hook_is_callable_or_a_reference(name):
     for ref in (plugin.lower, plugin.model_class):
         module, sep, attr = ref.partition(":")
         assert sep and module.startswith("gendsl.lower.") and attr.isidentifier()
+    assert plugin.check == f"gendsl.analysis.family_rules:check_{name}"
+    assert callable(resolve(plugin.check))
 
 
 def test_resolve_names_an_object_and_refuses_a_bare_module():
