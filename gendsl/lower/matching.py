@@ -34,8 +34,6 @@ from gendsl.lower.base import Batch, Model
 from gendsl.lower.dists import draw, make_dist
 from gendsl.lower.expr import Scope, evaluate, let_function
 from gendsl.lower.registry import register
-from gendsl.metrics.pf_ode import divergence_exact, divergence_hutchinson
-from gendsl.objectives import draws
 from gendsl.objectives.couplings import (
     Coupling,
     EntropicOT,
@@ -43,6 +41,7 @@ from gendsl.objectives.couplings import (
     Independent,
     SchrodingerBridge,
 )
+from gendsl.objectives.divergence import ode_log_prob
 from gendsl.objectives.flow_matching import (
     AffinePath,
     VelocityFn,
@@ -142,30 +141,22 @@ def flow_log_prob(
     generator: torch.Generator | None = None,
 ) -> Tensor:
     """log p_1(x1) = log p_0(x(0)) − ∫_0^1 ∇·v(x(t), t) dt along the flow through x(1) = x1,
-    integrated backwards from t = 1 to 0 (Chen et al. 2018, Thm. 1; Grathwohl et al. 2019,
-    eq. 4).  ``trace`` is ``exact`` (D backward passes) or ``hutchinson`` (one Rademacher probe
-    per sample, fixed over the solve)."""
+    integrated backwards from t = 1 to 0 (:func:`gendsl.objectives.divergence.ode_log_prob`).
+    ``trace`` is ``exact`` (D backward passes) or ``hutchinson`` (one Rademacher probe per
+    sample, fixed over the solve)."""
     _check_solver(solver)
-    if trace not in ("exact", "hutchinson"):
-        raise UsageError(f"trace must be exact or hutchinson, got {trace!r}")
-    shape, B = x1.shape, x1.shape[0]
-    probe = None
-    if trace == "hutchinson":
-        bits = draws.randint(0, 2, (B, x1[0].numel()), generator=generator, device=x1.device)
-        probe = 2.0 * bits.to(x1.dtype) - 1.0
-
-    def rhs(t: Tensor, state: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
-        with torch.enable_grad():
-            y = state[0].detach().requires_grad_(True)
-            v = v_fn(y.reshape(shape), t.expand(B)).reshape(B, -1)
-            div = divergence_exact(v, y) if probe is None else divergence_hutchinson(v, y, probe)
-        return v.detach(), div.detach()
-
     ts = _grid(1.0, 0.0, solver, steps, x1)
-    state = (x1.reshape(B, -1), torch.zeros(B, device=x1.device, dtype=x1.dtype))
-    with torch.no_grad():
-        xs, acc = odeint(rhs, state, ts, method=SOLVERS[solver], rtol=rtol, atol=atol)
-    return log_p0(xs[-1].reshape(shape)) + acc[-1]
+    return ode_log_prob(
+        v_fn,
+        x1,
+        ts,
+        log_p0,
+        trace=trace,
+        method=SOLVERS[solver],
+        rtol=rtol,
+        atol=atol,
+        generator=generator,
+    )
 
 
 def _in_dtype(v_fn: VelocityFn, dtype: torch.dtype) -> VelocityFn:
