@@ -52,6 +52,7 @@ from gendsl.processes import (
     SubVPSDE,
     expand_like,
 )
+from gendsl.processes.edm import c_in
 from gendsl.sampling import sample as run_sampler
 from gendsl.sampling.dispatch import DEFAULTS
 
@@ -60,7 +61,6 @@ __all__ = [
     "Conditions",
     "DiffusionModel",
     "build_process",
-    "c_in",
     "c_out",
     "describe_process",
     "score_in_dtype",
@@ -83,13 +83,6 @@ SIGMA_DATA = 1.0
 
 
 # ------------------------------------------------------------------------------ preconditioning
-
-
-def c_in(a_t: Tensor, s_t: Tensor, sigma_data: float) -> Tensor:
-    """c_in(t) = 1 / √(a_t² σ_data² + s_t²), so that c_in x_t has unit variance when x0 has
-    variance σ_data² (Karras et al. 2022, Table 1, c_in = 1/√(σ² + σ_data²) in the scaled
-    variable x_t / a_t with σ = s_t / a_t)."""
-    return torch.rsqrt(a_t**2 * sigma_data**2 + s_t**2)
 
 
 def c_out(predict: str, a_t: Tensor, s_t: Tensor, sigma_data: float) -> Tensor:
@@ -259,7 +252,7 @@ class DiffusionModel(Model):
         if self.sigma_data == 1.0 and isinstance(self.process, (DiscreteChain, VPSDE)):
             return x_t
         a_t, s_t = self.process.marginal(t)
-        return expand_like(c_in(a_t, s_t, self.sigma_data), x_t) * x_t
+        return expand_like(c_in(s_t, a_t=a_t, sigma_data=self.sigma_data), x_t) * x_t
 
     def output_scale(self, t: Tensor, like: Tensor) -> Tensor:
         """c_out(t) of the declared ``predict``, shaped to broadcast against ``like``."""

@@ -4,7 +4,8 @@ Models", ICML; Song & Dhariwal 2023, "Improved Techniques for Training Consisten
 Everything works in the variance-exploding (EDM) parameterisation x_σ = x0 + σ ε, whose
 probability-flow ODE is dx/dσ = -σ ∇log p_σ(x) (Karras et al. 2022, eq. 4 with σ(t) = t).  An
 affine process x_t = a_t x0 + s_t ε maps onto it by y = x_t / a_t with σ = s_t / a_t
-(:func:`sigma_of_t`, :func:`ve_score_from_process`), so a VP teacher can drive distillation.
+(:func:`~gendsl.processes.edm.sigma_of_t`, :func:`ve_score_from_process`), so a VP teacher
+can drive distillation.
 
 A consistency function is any callable ``f(x, sigma) -> x0`` with ``sigma`` of shape [B];
 :func:`consistency_fn` builds one from a raw network with the boundary condition f(x, σ_min) = x.
@@ -21,9 +22,9 @@ from torch import Tensor
 from gendsl.errors import UsageError
 from gendsl.objectives import draws
 from gendsl.processes import Process, expand_like
+from gendsl.processes.edm import c_in, sigma_of_t, t_of_sigma
 
 __all__ = [
-    "c_in",
     "c_out",
     "c_skip",
     "consistency_distillation_loss",
@@ -37,8 +38,6 @@ __all__ = [
     "karras_sigmas",
     "ode_step",
     "process_sigma_range",
-    "sigma_of_t",
-    "t_of_sigma",
     "ve_score_from_process",
 ]
 
@@ -62,11 +61,6 @@ def c_skip(sigma: Tensor, *, sigma_data: float = 0.5, sigma_min: float = 0.002) 
 def c_out(sigma: Tensor, *, sigma_data: float = 0.5, sigma_min: float = 0.002) -> Tensor:
     """c_out(σ) = σ_data (σ - σ_min) / √(σ_data² + σ²) (Song et al. 2023, appendix C)."""
     return sigma_data * (sigma - sigma_min) / torch.sqrt(sigma_data**2 + sigma**2)
-
-
-def c_in(sigma: Tensor, *, sigma_data: float = 0.5) -> Tensor:
-    """c_in(σ) = 1 / √(σ² + σ_data²), the network's input scaling (Karras et al. 2022, Table 1)."""
-    return torch.rsqrt(sigma**2 + sigma_data**2)
 
 
 def consistency_fn(
@@ -102,17 +96,6 @@ def karras_sigmas(
     i = torch.linspace(0, 1, N, device=device, dtype=dtype or torch.get_default_dtype())
     lo, hi = sigma_min ** (1 / rho), sigma_max ** (1 / rho)
     return (lo + i * (hi - lo)) ** rho
-
-
-def sigma_of_t(process: Process, t: Tensor) -> Tensor:
-    """σ(t) = s_t / a_t, the noise level of y = x_t / a_t = x0 + σ ε."""
-    a_t, s_t = process.marginal(t)
-    return s_t / a_t
-
-
-def t_of_sigma(process: Process, sigma: Tensor) -> Tensor:
-    """The time with s_t / a_t = σ: the log-SNR is λ = -2 log σ, so t = λ⁻¹(-2 log σ)."""
-    return process.t_from_log_snr(-2.0 * torch.log(sigma))
 
 
 def process_sigma_range(process: Process) -> tuple[float, float]:
