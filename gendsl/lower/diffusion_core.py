@@ -33,10 +33,12 @@ import torch
 from torch import Tensor, nn
 
 from gendsl.analysis.model import CheckedModel, Opt
+from gendsl.data import IMAGE_LEVELS
 from gendsl.errors import UsageError
 from gendsl.frontend import ast
 from gendsl.lower.base import Batch, Model
 from gendsl.metrics import pf_ode
+from gendsl.objectives.divergence import default_trace
 from gendsl.objectives.dsm import (
     ddpm_simple_loss,
     dsm_loss,
@@ -71,12 +73,6 @@ __all__ = [
 
 #: Condition tensors by variable name (a missing label means "no label").
 Conditions = dict[str, Tensor]
-
-#: Largest data dimension for which :meth:`DiffusionModel.log_prob` uses the exact trace.
-EXACT_TRACE_MAX_DIM = 16
-
-#: Quantisation levels assumed for ``image`` data when dequantising for the likelihood.
-IMAGE_LEVELS = 256
 
 #: σ_data of the network preconditioning: the standard deviation of standardised data.
 SIGMA_DATA = 1.0
@@ -515,7 +511,7 @@ class DiffusionModel(Model):
         cond = self.conditions(data)
         cond.update(self.given_conditions(x0.shape[0], y))
         D = x0[0].numel()
-        trace = trace or ("exact" if D <= EXACT_TRACE_MAX_DIM else "hutchinson")
+        trace = trace or default_trace(D)
         levels = IMAGE_LEVELS if dequantize is None and self.data_kind == "image" else dequantize
         if levels:
             x0 = pf_ode.dequantize(x0, levels=levels, generator=generator)

@@ -41,7 +41,7 @@ from gendsl.objectives.couplings import (
     Independent,
     SchrodingerBridge,
 )
-from gendsl.objectives.divergence import ode_log_prob
+from gendsl.objectives.divergence import EXACT_TRACE_MAX_DIM, default_trace, ode_log_prob
 from gendsl.objectives.flow_matching import (
     AffinePath,
     VelocityFn,
@@ -73,9 +73,6 @@ _STAGES = {"euler": 1, "heun": 2, "rk4": 4}
 
 #: Steps of a fixed-step solver when neither the spec nor the caller gives ``steps``.
 DEFAULT_STEPS = 100
-
-#: Largest data dimension for which :meth:`MatchingModel.log_prob` uses the exact trace.
-EXACT_TRACE_MAX_DIM = 16
 
 Conditions = dict[str, Tensor]
 
@@ -467,12 +464,13 @@ class MatchingModel(Model):
         generator: torch.Generator | None = None,
     ) -> Tensor:
         """log p(x) in nats per data point of the model's samples (:func:`flow_log_prob`):
-        exact divergence for D <= 16, Hutchinson's estimate above.  The ODE state is carried
+        exact divergence for D <= :data:`EXACT_TRACE_MAX_DIM`, Hutchinson's estimate above.  The
+        ODE state is carried
         in ``ode_dtype`` (float64 by default) while the network runs in its own dtype."""
         data = self.as_data(x)
         x1 = data[self.data_name]
         cond = {**self.conditions(data), **self.given_conditions(x1.shape[0], y)}
-        trace = trace or ("exact" if x1[0].numel() <= EXACT_TRACE_MAX_DIM else "hutchinson")
+        trace = trace or default_trace(x1[0].numel())
         v_fn = self.flow_fn(cond)
         dtype = x1.dtype
         if ode_dtype is not None and ode_dtype != dtype:

@@ -25,6 +25,9 @@ from gendsl.processes import Process, expand_like
 from gendsl.processes.edm import c_in, sigma_of_t, t_of_sigma
 
 __all__ = [
+    "SIGMA_DATA",
+    "SIGMA_MAX",
+    "SIGMA_MIN",
     "c_out",
     "c_skip",
     "consistency_distillation_loss",
@@ -47,18 +50,27 @@ SOLVERS = ("euler", "heun")
 METRICS = ("l2", "pseudo_huber")
 WEIGHTINGS = ("uniform", "reciprocal")
 
+#: σ_min and σ_max of the EDM noise range (Karras et al. 2022, Sec. 5; Song et al. 2023, Sec. 5).
+SIGMA_MIN, SIGMA_MAX = 0.002, 80.0
+#: σ_data of the consistency parameterisation (Song et al. 2023, appendix C).
+SIGMA_DATA = 0.5
+
 
 def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
     if value not in choices:
         raise UsageError(f"{name} must be one of {', '.join(choices)}; got {value!r}")
 
 
-def c_skip(sigma: Tensor, *, sigma_data: float = 0.5, sigma_min: float = 0.002) -> Tensor:
+def c_skip(
+    sigma: Tensor, *, sigma_data: float = SIGMA_DATA, sigma_min: float = SIGMA_MIN
+) -> Tensor:
     """c_skip(σ) = σ_data² / ((σ - σ_min)² + σ_data²) (Song et al. 2023, eq. 10 / appendix C)."""
     return sigma_data**2 / ((sigma - sigma_min) ** 2 + sigma_data**2)
 
 
-def c_out(sigma: Tensor, *, sigma_data: float = 0.5, sigma_min: float = 0.002) -> Tensor:
+def c_out(
+    sigma: Tensor, *, sigma_data: float = SIGMA_DATA, sigma_min: float = SIGMA_MIN
+) -> Tensor:
     """c_out(σ) = σ_data (σ - σ_min) / √(σ_data² + σ²) (Song et al. 2023, appendix C)."""
     return sigma_data * (sigma - sigma_min) / torch.sqrt(sigma_data**2 + sigma**2)
 
@@ -68,8 +80,8 @@ def consistency_fn(
     x: Tensor,
     sigma: Tensor,
     *,
-    sigma_data: float = 0.5,
-    sigma_min: float = 0.002,
+    sigma_data: float = SIGMA_DATA,
+    sigma_min: float = SIGMA_MIN,
 ) -> Tensor:
     """f_θ(x, σ) = c_skip(σ) x + c_out(σ) F_θ(c_in(σ) x, σ) with ``sigma`` [B]; since
     c_skip(σ_min) = 1 and c_out(σ_min) = 0, f_θ(x, σ_min) = x exactly (Song et al. 2023, eq. 5)."""
@@ -80,8 +92,8 @@ def consistency_fn(
 
 def karras_sigmas(
     N: int,
-    sigma_min: float = 0.002,
-    sigma_max: float = 80.0,
+    sigma_min: float = SIGMA_MIN,
+    sigma_max: float = SIGMA_MAX,
     rho: float = 7.0,
     *,
     device: torch.device | str | None = None,
@@ -232,7 +244,7 @@ def consistency_sample(
     shape: Sequence[int],
     sigmas: Sequence[float] | Tensor,
     *,
-    sigma_min: float = 0.002,
+    sigma_min: float = SIGMA_MIN,
     generator: torch.Generator | None = None,
     device: torch.device | str | None = None,
     dtype: torch.dtype | None = None,

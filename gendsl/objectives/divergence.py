@@ -27,8 +27,10 @@ from gendsl.errors import UsageError
 from gendsl.objectives import draws
 
 __all__ = [
+    "EXACT_TRACE_MAX_DIM",
     "TRACES",
     "check_trace",
+    "default_trace",
     "divergence",
     "divergence_exact",
     "divergence_hutchinson",
@@ -41,6 +43,10 @@ __all__ = [
 #: The divergence estimators: ``exact`` and ``hutchinson``.
 TRACES = ("exact", "hutchinson")
 
+#: Largest data dimension for which a likelihood uses the exact trace by default (D backward
+#: passes per function evaluation); above it Hutchinson's estimate (one).
+EXACT_TRACE_MAX_DIM = 16
+
 #: v(x, t) with x and the result of shape [B, ...] and t of shape [B].
 Field = Callable[[Tensor, Tensor], Tensor]
 
@@ -50,6 +56,12 @@ def check_trace(trace: str) -> str:
     if trace not in TRACES:
         raise UsageError(f"trace must be one of {', '.join(TRACES)}; got {trace!r}")
     return trace
+
+
+def default_trace(dims: int) -> str:
+    """``exact`` for data of at most :data:`EXACT_TRACE_MAX_DIM` dimensions, else
+    ``hutchinson``."""
+    return "exact" if dims <= EXACT_TRACE_MAX_DIM else "hutchinson"
 
 
 def divergence_exact(v: Tensor, x: Tensor, *, create_graph: bool = False) -> Tensor:
