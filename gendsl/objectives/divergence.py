@@ -21,7 +21,6 @@ from typing import Any
 
 import torch
 from torch import Tensor
-from torchdiffeq import odeint
 
 from gendsl.errors import UsageError
 from gendsl.objectives import draws
@@ -128,6 +127,8 @@ def flow_with_divergence(
     With ``create_graph`` the result is differentiable (through the solver's steps, no
     adjoint); without it nothing of the solve keeps a graph.  ``probe``: see :func:`divergence`.
     """
+
+    from torchdiffeq import odeint  # imported on first solve: it loads scipy (about a second)
 
     def dynamics(t: Tensor, state: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
         y = state[0]
