@@ -7,8 +7,8 @@ A spec declares a source ``x0 ~ ...``, data ``x1``, a path ``x_t = α(t) x0 + β
 sampling integrates dx/dt = v(x, t) from a source draw at t = 0 to t = 1 with torchdiffeq
 (Chen et al. 2018); the likelihood follows the instantaneous change of variables
 d log p_t(x(t)) / dt = −∇·v(x(t), t) (Chen et al. 2018, Thm. 1) backwards from the data to the
-source, with the exact divergence up to :data:`EXACT_TRACE_MAX_DIM` dimensions and Hutchinson's
-estimate above (Grathwohl et al. 2019).
+source, with the exact divergence in few dimensions and Hutchinson's estimate above
+(Grathwohl et al. 2019; :func:`gendsl.objectives.divergence.default_trace`).
 
 ``couple x0, x1 by reflow(previous = "runs/...")`` compiles to :class:`ReflowModel`, which trains
 on pairs (x0, Φ(x0)) of a previous run's flow Φ (Liu, Gong & Liu 2023, Alg. 1).
@@ -41,7 +41,7 @@ from gendsl.objectives.couplings import (
     Independent,
     SchrodingerBridge,
 )
-from gendsl.objectives.divergence import EXACT_TRACE_MAX_DIM, default_trace, ode_log_prob
+from gendsl.objectives.divergence import default_trace, ode_log_prob
 from gendsl.objectives.flow_matching import (
     AffinePath,
     VelocityFn,
@@ -53,7 +53,6 @@ from gendsl.processes import expand_like
 
 __all__ = [
     "DEFAULT_STEPS",
-    "EXACT_TRACE_MAX_DIM",
     "SOLVERS",
     "MatchingModel",
     "NoiselessPath",
@@ -464,9 +463,9 @@ class MatchingModel(Model):
         generator: torch.Generator | None = None,
     ) -> Tensor:
         """log p(x) in nats per data point of the model's samples (:func:`flow_log_prob`):
-        exact divergence for D <= :data:`EXACT_TRACE_MAX_DIM`, Hutchinson's estimate above.  The
-        ODE state is carried
-        in ``ode_dtype`` (float64 by default) while the network runs in its own dtype."""
+        the exact divergence or Hutchinson's estimate as :func:`default_trace` picks for D.  The
+        ODE state is carried in ``ode_dtype`` (float64 by default) while the network runs in its
+        own dtype."""
         data = self.as_data(x)
         x1 = data[self.data_name]
         cond = {**self.conditions(data), **self.given_conditions(x1.shape[0], y)}
