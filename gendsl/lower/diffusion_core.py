@@ -494,7 +494,8 @@ class DiffusionModel(Model):
         generator: torch.Generator | None = None,
     ) -> Tensor:
         """log p(x) in nats per data point by the probability-flow ODE (Song et al. 2021,
-        eq. 40): exact divergence for D <= 16, Hutchinson's estimate above (``trace``).
+        eq. 40): the exact divergence or Hutchinson's estimate (``trace``; by default as
+        :func:`~gendsl.objectives.divergence.default_trace` picks for D).
 
         The ODE state (x, time and the log-density accumulator) is carried in ``ode_dtype``
         (float64 by default; ``None`` keeps the model's dtype) while the network runs in its
