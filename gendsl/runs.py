@@ -23,9 +23,9 @@ import torch
 from gendsl.analysis import load_checked
 from gendsl.analysis.model import CheckedModel, Opt
 from gendsl.cli_checks import RUN_FILES, check_not_replaced, check_output_folder
-from gendsl.data import BUNDLED, Dataset, check_against, load_dataset, toy
+from gendsl.data import BUNDLED, Dataset, load_dataset, toy
 from gendsl.errors import DataError, TrainingError, UsageError
-from gendsl.lower import compile_model
+from gendsl.lower import bind_sizes, compile_model
 from gendsl.lower.base import Model
 from gendsl.lower.trained import compile_run
 from gendsl.spec_bundle import SpecBundle, collect, describe_changes
@@ -50,14 +50,6 @@ _TRAIN_DEFAULTS = {"steps": 2000, "batch": 128, "lr": 1e-3}
 # ----------------------------------------------------------------------------- building
 
 
-def _decl(checked: CheckedModel, name: str) -> dict[str, Any]:
-    var = checked.variables[name]
-    shape = list(var.type.shape)
-    if var.type.kind == "label":
-        shape = [var.type.classes]
-    return {"name": name, "type": var.type.kind, "shape": shape, "span": var.span}
-
-
 def dataset_for(
     checked: CheckedModel, data: str | Dataset, *, split: str, seed: int, n: int | None = None
 ) -> Dataset:
@@ -70,31 +62,6 @@ def dataset_for(
         return load_dataset(data, split=split, seed=seed, n=n, as_image=as_image)
     dataset = load_dataset(data, split=split, seed=seed, as_image=as_image)
     return dataset if n is None or n >= len(dataset) else dataset.subset(torch.arange(n))
-
-
-def bind_sizes(
-    checked: CheckedModel, dataset: Dataset | None, bindings: Mapping[str, int] | None = None
-) -> dict[str, int]:
-    """Bind the spec's symbolic sizes from ``bindings`` and from the data set."""
-    bound = dict(bindings or {})
-    if dataset is None:
-        return bound
-    data_vars = checked.data_vars()
-    if len(data_vars) != 1:
-        raise UsageError(
-            f"model {checked.name} declares {len(data_vars)} data variables; training from one "
-            "data set needs exactly one"
-        )
-    bound = check_against(dataset, _decl(checked, data_vars[0].name), bindings=bound)
-    for cond in checked.condition_vars():
-        if cond.type.kind == "label":
-            if dataset.y is None:
-                raise UsageError(
-                    f"model {checked.name} is conditioned on the label {cond.name}, but "
-                    f"{dataset.name} has no labels"
-                )
-            bound = check_against(dataset, _decl(checked, cond.name), bindings=bound)
-    return bound
 
 
 def build_model(

@@ -33,6 +33,7 @@ from typing import Any
 
 from gendsl import sampler_registry as samplers
 from gendsl.activations import ACTIVATIONS  # the one table; the network library reads it too
+from gendsl.distributions import DISTRIBUTIONS, PACKED_SCALE_MIN, DistInfo  # the one table
 
 __all__ = [
     "ACTIVATIONS",
@@ -184,51 +185,6 @@ TYPES: Mapping[str, TypeInfo] = MappingProxyType(
         ),
     }
 )
-
-# ----------------------------------------------------------------------------- distributions
-
-
-@dataclass(frozen=True)
-class DistInfo:
-    """A distribution: positional parameter names, its support, and parameterisation choices.
-
-    ``support`` is ``real``, ``positive``, ``unit`` ([0, 1]), ``binary`` or ``label``.
-    ``alternatives`` are mutually exclusive parameterisations (``probs`` or ``logits``); the
-    first is the one a positional argument means.
-    """
-
-    name: str
-    params: tuple[str, ...]
-    support: str
-    alternatives: tuple[str, ...] = ()
-    positive: tuple[str, ...] = ()
-
-    def n_params(self) -> int:
-        """How many tensors a packed network output holds (``Normal(enc(x))``: 2)."""
-        return 1 if self.alternatives else len(self.params)
-
-
-DISTRIBUTIONS: Mapping[str, DistInfo] = MappingProxyType(
-    {
-        d.name: d
-        for d in (
-            DistInfo("Normal", ("loc", "scale"), "real", positive=("scale",)),
-            DistInfo("Laplace", ("loc", "scale"), "real", positive=("scale",)),
-            DistInfo("StudentT", ("df", "loc", "scale"), "real", positive=("df", "scale")),
-            DistInfo("LogNormal", ("loc", "scale"), "positive", positive=("scale",)),
-            DistInfo("Uniform", ("low", "high"), "real"),
-            DistInfo("Beta", ("a", "b"), "unit", positive=("a", "b")),
-            DistInfo("Gamma", ("concentration", "rate"), "positive", positive=("concentration",)),
-            DistInfo("Exponential", ("rate",), "positive", positive=("rate",)),
-            DistInfo("Bernoulli", (), "binary", ("probs", "logits")),
-            DistInfo("Categorical", (), "label", ("probs", "logits")),
-            DistInfo("ContinuousBernoulli", (), "unit", ("probs", "logits")),
-        )
-    }
-)
-
-#: The lower bound added to a packed scale: ``scale = softplus(out[:, 1]) + 1e-5``.
-PACKED_SCALE_MIN = 1e-5
 
 # --------------------------------------------------------------------------- math and values
 

@@ -9,8 +9,8 @@ statement to change, together with every other error of the spec:
 - ``free_bits`` with ``kl = mc`` (``lower/latent.py``): free bits clamp the analytic KL;
 - a condition in a family whose plugin says it is not ``conditional`` (energy, adversarial:
   ``lower/energy.py``, ``lower/adversarial.py``);
-- a packed ``Uniform(net(...))`` (``lower/dists.py``): its two ends cannot be split from one
-  output;
+- a packed ``Uniform(net(...))`` (not ``packable`` in :mod:`gendsl.distributions`): its two
+  ends cannot be split from one output;
 - a packed site in the adversarial family (``lower/adversarial.py``), which evaluates explicit
   parameters only;
 - a ``reflow`` coupling in a conditional model (``lower/matching.py``): reflow pairs carry no
@@ -101,9 +101,11 @@ def _packed_sites(model: CheckedModel, report: Report) -> None:
     for site in model.sites:
         if site.packed is None:
             continue
-        if site.dist == "Uniform":
+        info = lib.DISTRIBUTIONS[site.dist]
+        if not info.packable:
             report(
-                "Uniform cannot take its parameters from one network; write Uniform(low, high)",
+                f"{info.name} cannot take its parameters from one network; "
+                f"write {info.name}({', '.join(info.params)})",
                 site.packed.span,
             )
         elif model.family == "adversarial":

@@ -14,6 +14,7 @@ from typing import Any
 from gendsl.analysis.model import CheckedModel
 from gendsl.lower.base import Model
 from gendsl.lower.registry import BACKENDS, builder, register
+from gendsl.lower.sizes import bind_sizes
 
 __all__ = ["BACKENDS", "Model", "bind_sizes", "compile_model", "load", "register"]
 
@@ -21,27 +22,6 @@ __all__ = ["BACKENDS", "Model", "bind_sizes", "compile_model", "load", "register
 def compile_model(checked: CheckedModel, *, bindings: Mapping[str, int] | None = None) -> Model:
     """The compiled model of ``checked``, with symbolic sizes bound by ``bindings``."""
     return builder(checked.family)(checked, dict(bindings or {}))
-
-
-def bind_sizes(checked: CheckedModel, data: Any, bindings: Mapping[str, int]) -> dict[str, int]:
-    """Bind the symbolic sizes of ``checked``'s data and condition declarations from ``data``
-    (a :class:`gendsl.data.Dataset` or a name/path for :func:`gendsl.data.load_dataset`) with
-    :func:`gendsl.data.check_against`, on top of ``bindings``."""
-    from gendsl.data import Dataset, check_against, load_dataset
-
-    dataset = data if isinstance(data, Dataset) else load_dataset(data)
-    bound = {**checked.sizes, **bindings}
-    for var in checked.data_vars() + checked.condition_vars():
-        if var.role == "condition" and var.type.kind != "label":
-            continue
-        decl = {
-            "name": var.name,
-            "type": var.type.kind,
-            "shape": [var.type.classes] if var.type.kind == "label" else list(var.type.shape),
-            "span": var.span,
-        }
-        bound = check_against(dataset, decl, bindings=bound)
-    return bound
 
 
 def load(

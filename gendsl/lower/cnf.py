@@ -23,41 +23,15 @@ from torch import Tensor, nn
 from torchdiffeq import odeint
 
 from gendsl.lower.flow_layers import Transform
-from gendsl.objectives import draws
+from gendsl.objectives.divergence import flow_with_divergence, rademacher
 from gendsl.objectives.eager import eager
 
-__all__ = ["CNF", "FIXED_STEPS", "divergence_exact", "divergence_hutchinson", "rademacher"]
+__all__ = ["CNF", "FIXED_STEPS"]
 
 #: Steps over [0, 1] of the fixed-grid solvers (euler, midpoint, heun, rk4).
 FIXED_STEPS = 20
 _ADAPTIVE = ("dopri5", "dopri8", "bosh3", "adaptive_heun", "fehlberg2")
 _TORCHDIFFEQ_NAMES = {"heun": "heun2"}
-
-
-def divergence_exact(v: Tensor, x: Tensor, *, create_graph: bool) -> Tensor:
-    """∇·v = Σ_i ∂v_i/∂x_i per sample, one backward pass per coordinate; ``v`` and ``x`` are
-    [B, ...] with row b of ``v`` a function of row b of ``x`` only."""
-    v_flat = v.reshape(v.shape[0], -1)
-    diag = [
-        torch.autograd.grad(v_flat[:, i].sum(), x, create_graph=create_graph, retain_graph=True)[
-            0
-        ].reshape(x.shape[0], -1)[:, i]
-        for i in range(v_flat.shape[1])
-    ]
-    return torch.stack(diag, 1).sum(1)
-
-
-def divergence_hutchinson(v: Tensor, x: Tensor, eps: Tensor, *, create_graph: bool) -> Tensor:
-    """Hutchinson's estimate εᵀ(∂v/∂x)ε of ∇·v per sample, unbiased when E[ε εᵀ] = I
-    (Hutchinson 1989; Grathwohl et al. 2019, eq. 7)."""
-    (jv,) = torch.autograd.grad((v * eps).sum(), x, create_graph=create_graph)
-    return (jv * eps).reshape(x.shape[0], -1).sum(1)
-
-
-def rademacher(like: Tensor, *, generator: torch.Generator | None = None) -> Tensor:
-    """ε with independent ±1 entries of ``like``'s shape, device and dtype."""
-    bits = draws.randint(0, 2, like.shape, generator=generator, device=like.device)
-    return 2.0 * bits.to(like.dtype) - 1.0
 
 
 class CNF(Transform):
@@ -84,51 +58,43 @@ class CNF(Transform):
         self.solver = _TORCHDIFFEQ_NAMES.get(solver, solver)
         self.nfe = 0
 
-    def _solve(self, dynamics, state, t0: float, t1: float, like: Tensor):
+    def _grid(self, t0: float, t1: float, like: Tensor) -> tuple[Tensor, dict[str, float]]:
+        """The times [t0, t1] and the solver options (a step size for fixed-grid solvers)."""
         ts = torch.tensor([t0, t1], device=like.device, dtype=like.dtype)
-        opts = {} if self.solver in _ADAPTIVE else {"step_size": abs(t1 - t0) / FIXED_STEPS}
-        self.nfe = 0
-        out = odeint(
-            dynamics,
-            state,
-            ts,
-            method=self.solver,
-            rtol=self.rtol,
-            atol=self.atol,
-            options=opts,
-        )
-        return tuple(o[-1] for o in out) if isinstance(out, tuple) else out[-1]
+        return ts, {} if self.solver in _ADAPTIVE else {"step_size": abs(t1 - t0) / FIXED_STEPS}
 
     def velocity(self, x: Tensor, t: Tensor) -> Tensor:
-        """v(x, t) with the solver's scalar t broadcast over the batch."""
+        """v(x, t) with t (the solver's scalar, or one per sample) broadcast over the batch."""
         self.nfe += 1
         return self.net(x, t=t.expand(x.shape[0]))
 
     @eager  # differentiated twice: eager under torch.compile
     def call_and_ladj(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        graph = torch.is_grad_enabled()
         eps = rademacher(x) if self.training and self.trace == "hutchinson" else None
-
-        def dynamics(t: Tensor, state: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
-            y = state[0]
-            with torch.enable_grad():
-                if not y.requires_grad:
-                    y = y.detach().requires_grad_(True)
-                v = self.velocity(y, t)
-                if eps is None:
-                    div = divergence_exact(v, y, create_graph=graph)
-                else:
-                    div = divergence_hutchinson(v, y, eps, create_graph=graph)
-            if not graph:
-                v, div = v.detach(), div.detach()
-            return v, div
-
-        zero = torch.zeros(x.shape[0], device=x.device, dtype=x.dtype)
-        z, ladj = self._solve(dynamics, (x, zero), 1.0, 0.0, x)
-        return z, ladj
+        ts, opts = self._grid(1.0, 0.0, x)
+        self.nfe = 0
+        return flow_with_divergence(
+            self.velocity,
+            x,
+            ts,
+            probe=eps,
+            create_graph=torch.is_grad_enabled(),
+            method=self.solver,
+            rtol=self.rtol,
+            atol=self.atol,
+            options=opts,
+        )
 
     def inverse(self, y: Tensor) -> Tensor:
-        return self._solve(lambda t, x: self.velocity(x, t), y, 0.0, 1.0, y)
+        ts, opts = self._grid(0.0, 1.0, y)
+        self.nfe = 0
+
+        def rhs(t: Tensor, x: Tensor) -> Tensor:
+            return self.velocity(x, t)
+
+        return odeint(
+            rhs, y, ts, method=self.solver, rtol=self.rtol, atol=self.atol, options=opts
+        )[-1]
 
     def log_abs_det_jacobian(self, x: Tensor, y: Tensor) -> Tensor:
         """-∫₀¹ ∇·v dt along the solution through x (solves again)."""

@@ -33,10 +33,12 @@ from torch import Tensor, nn
 
 from gendsl import sampler_registry
 from gendsl.analysis.model import CheckedModel, Opt
+from gendsl.data import IMAGE_LEVELS
 from gendsl.errors import UsageError
 from gendsl.frontend import ast
 from gendsl.lower.base import Batch, Capabilities, Model
 from gendsl.metrics import pf_ode
+from gendsl.objectives.divergence import default_trace
 from gendsl.objectives.dsm import (
     ddpm_simple_loss,
     dsm_loss,
@@ -52,6 +54,7 @@ from gendsl.processes import (
     SubVPSDE,
     expand_like,
 )
+from gendsl.processes.edm import c_in
 from gendsl.sampling import sample as run_sampler
 
 __all__ = [
@@ -59,7 +62,6 @@ __all__ = [
     "Conditions",
     "DiffusionModel",
     "build_process",
-    "c_in",
     "c_out",
     "describe_process",
     "score_in_dtype",
@@ -70,24 +72,11 @@ __all__ = [
 #: Condition tensors by variable name (a missing label means "no label").
 Conditions = dict[str, Tensor]
 
-#: Largest data dimension for which :meth:`DiffusionModel.log_prob` uses the exact trace.
-EXACT_TRACE_MAX_DIM = 16
-
-#: Quantisation levels assumed for ``image`` data when dequantising for the likelihood.
-IMAGE_LEVELS = 256
-
 #: σ_data of the network preconditioning: the standard deviation of standardised data.
 SIGMA_DATA = 1.0
 
 
 # ------------------------------------------------------------------------------ preconditioning
-
-
-def c_in(a_t: Tensor, s_t: Tensor, sigma_data: float) -> Tensor:
-    """c_in(t) = 1 / √(a_t² σ_data² + s_t²), so that c_in x_t has unit variance when x0 has
-    variance σ_data² (Karras et al. 2022, Table 1, c_in = 1/√(σ² + σ_data²) in the scaled
-    variable x_t / a_t with σ = s_t / a_t)."""
-    return torch.rsqrt(a_t**2 * sigma_data**2 + s_t**2)
 
 
 def c_out(predict: str, a_t: Tensor, s_t: Tensor, sigma_data: float) -> Tensor:
@@ -253,7 +242,7 @@ class DiffusionModel(Model):
         if self.sigma_data == 1.0 and isinstance(self.process, (DiscreteChain, VPSDE)):
             return x_t
         a_t, s_t = self.process.marginal(t)
-        return expand_like(c_in(a_t, s_t, self.sigma_data), x_t) * x_t
+        return expand_like(c_in(s_t, a_t=a_t, sigma_data=self.sigma_data), x_t) * x_t
 
     def output_scale(self, t: Tensor, like: Tensor) -> Tensor:
         """c_out(t) of the declared ``predict``, shaped to broadcast against ``like``."""
@@ -514,7 +503,8 @@ class DiffusionModel(Model):
         generator: torch.Generator | None = None,
     ) -> Tensor:
         """log p(x) in nats per data point by the probability-flow ODE (Song et al. 2021,
-        eq. 40): exact divergence for D <= 16, Hutchinson's estimate above (``trace``).
+        eq. 40): the exact divergence or Hutchinson's estimate (``trace``; by default as
+        :func:`~gendsl.objectives.divergence.default_trace` picks for D).
 
         The ODE state (x, time and the log-density accumulator) is carried in ``ode_dtype``
         (float64 by default; ``None`` keeps the model's dtype) while the network runs in its
@@ -531,7 +521,7 @@ class DiffusionModel(Model):
         cond = self.conditions(data)
         cond.update(self.given_conditions(x0.shape[0], y))
         D = x0[0].numel()
-        trace = trace or ("exact" if D <= EXACT_TRACE_MAX_DIM else "hutchinson")
+        trace = trace or default_trace(D)
         levels = IMAGE_LEVELS if dequantize is None and self.data_kind == "image" else dequantize
         if levels:
             x0 = pf_ode.dequantize(x0, levels=levels, generator=generator)

@@ -34,6 +34,7 @@ from torch import Tensor
 
 from gendsl.analysis.library import FLOW_LAYERS
 from gendsl.analysis.model import CheckedModel, NetSpec, Opt, Site, to_value
+from gendsl.data import IMAGE_LEVELS
 from gendsl.errors import SpecError
 from gendsl.frontend import ast
 from gendsl.lower.base import Batch, Capabilities, Model
@@ -59,7 +60,7 @@ from gendsl.metrics.pf_ode import bits_per_dim, dequantize, dequantized_log_prob
 __all__ = ["DEFAULT_LEVELS", "FlowModel", "build", "expand_layers", "layer_options"]
 
 #: Quantisation levels assumed for image data unless :attr:`FlowModel.levels` is set.
-DEFAULT_LEVELS = 256
+DEFAULT_LEVELS = IMAGE_LEVELS
 _DEFAULT_NET = Opt("MLP")
 
 

@@ -7,8 +7,8 @@ A spec declares a source ``x0 ~ ...``, data ``x1``, a path ``x_t = α(t) x0 + β
 sampling integrates dx/dt = v(x, t) from a source draw at t = 0 to t = 1 with torchdiffeq
 (Chen et al. 2018); the likelihood follows the instantaneous change of variables
 d log p_t(x(t)) / dt = −∇·v(x(t), t) (Chen et al. 2018, Thm. 1) backwards from the data to the
-source, with the exact divergence up to :data:`EXACT_TRACE_MAX_DIM` dimensions and Hutchinson's
-estimate above (Grathwohl et al. 2019).
+source, with the exact divergence in few dimensions and Hutchinson's estimate above
+(Grathwohl et al. 2019; :func:`gendsl.objectives.divergence.default_trace`).
 
 ``couple x0, x1 by reflow(previous = "runs/...")`` compiles to :class:`ReflowModel`, which trains
 on pairs (x0, Φ(x0)) of a previous run's flow Φ (Liu, Gong & Liu 2023, Alg. 1).
@@ -24,7 +24,6 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
-from torchdiffeq import odeint
 
 from gendsl import sampler_registry
 from gendsl.analysis import library as lib
@@ -36,8 +35,6 @@ from gendsl.lower.base import Batch, Capabilities, Model, PretrainedRun
 from gendsl.lower.dists import draw
 from gendsl.lower.interpret import Program
 from gendsl.lower.registry import register
-from gendsl.metrics.pf_ode import divergence_exact, divergence_hutchinson
-from gendsl.objectives import draws
 from gendsl.objectives.couplings import (
     Coupling,
     EntropicOT,
@@ -45,6 +42,7 @@ from gendsl.objectives.couplings import (
     Independent,
     SchrodingerBridge,
 )
+from gendsl.objectives.divergence import default_trace, ode_log_prob
 from gendsl.objectives.flow_matching import (
     AffinePath,
     VelocityFn,
@@ -63,7 +61,6 @@ from gendsl.sampling.velocity import (
 
 __all__ = [
     "DEFAULT_STEPS",
-    "EXACT_TRACE_MAX_DIM",
     "SOLVERS",
     "MatchingModel",
     "NoiselessPath",
@@ -75,8 +72,6 @@ __all__ = [
     "solver_nfe",
 ]
 
-#: Largest data dimension for which :meth:`MatchingModel.log_prob` uses the exact trace.
-EXACT_TRACE_MAX_DIM = 16
 
 Conditions = dict[str, Tensor]
 
@@ -104,30 +99,22 @@ def flow_log_prob(
     generator: torch.Generator | None = None,
 ) -> Tensor:
     """log p_1(x1) = log p_0(x(0)) − ∫_0^1 ∇·v(x(t), t) dt along the flow through x(1) = x1,
-    integrated backwards from t = 1 to 0 (Chen et al. 2018, Thm. 1; Grathwohl et al. 2019,
-    eq. 4).  ``trace`` is ``exact`` (D backward passes) or ``hutchinson`` (one Rademacher probe
-    per sample, fixed over the solve)."""
+    integrated backwards from t = 1 to 0 (:func:`gendsl.objectives.divergence.ode_log_prob`).
+    ``trace`` is ``exact`` (D backward passes) or ``hutchinson`` (one Rademacher probe per
+    sample, fixed over the solve)."""
     check_solver(solver)
-    if trace not in ("exact", "hutchinson"):
-        raise UsageError(f"trace must be exact or hutchinson, got {trace!r}")
-    shape, B = x1.shape, x1.shape[0]
-    probe = None
-    if trace == "hutchinson":
-        bits = draws.randint(0, 2, (B, x1[0].numel()), generator=generator, device=x1.device)
-        probe = 2.0 * bits.to(x1.dtype) - 1.0
-
-    def rhs(t: Tensor, state: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
-        with torch.enable_grad():
-            y = state[0].detach().requires_grad_(True)
-            v = v_fn(y.reshape(shape), t.expand(B)).reshape(B, -1)
-            div = divergence_exact(v, y) if probe is None else divergence_hutchinson(v, y, probe)
-        return v.detach(), div.detach()
-
     ts = solver_grid(1.0, 0.0, solver, steps, x1)
-    state = (x1.reshape(B, -1), torch.zeros(B, device=x1.device, dtype=x1.dtype))
-    with torch.no_grad():
-        xs, acc = odeint(rhs, state, ts, method=SOLVERS[solver], rtol=rtol, atol=atol)
-    return log_p0(xs[-1].reshape(shape)) + acc[-1]
+    return ode_log_prob(
+        v_fn,
+        x1,
+        ts,
+        log_p0,
+        trace=trace,
+        method=SOLVERS[solver],
+        rtol=rtol,
+        atol=atol,
+        generator=generator,
+    )
 
 
 def _in_dtype(v_fn: VelocityFn, dtype: torch.dtype) -> VelocityFn:
@@ -425,12 +412,13 @@ class MatchingModel(Model):
         generator: torch.Generator | None = None,
     ) -> Tensor:
         """log p(x) in nats per data point of the model's samples (:func:`flow_log_prob`):
-        exact divergence for D <= 16, Hutchinson's estimate above.  The ODE state is carried
-        in ``ode_dtype`` (float64 by default) while the network runs in its own dtype."""
+        the exact divergence or Hutchinson's estimate as :func:`default_trace` picks for D.  The
+        ODE state is carried in ``ode_dtype`` (float64 by default) while the network runs in its
+        own dtype."""
         data = self.as_data(x)
         x1 = data[self.data_name]
         cond = {**self.conditions(data), **self.given_conditions(x1.shape[0], y)}
-        trace = trace or ("exact" if x1[0].numel() <= EXACT_TRACE_MAX_DIM else "hutchinson")
+        trace = trace or default_trace(x1[0].numel())
         v_fn = self.flow_fn(cond)
         dtype = x1.dtype
         if ode_dtype is not None and ode_dtype != dtype:

@@ -19,49 +19,26 @@ from collections.abc import Callable
 
 import torch
 from torch import Tensor
-from torchdiffeq import odeint
 
 from gendsl.errors import DataError, UsageError
+from gendsl.objectives.divergence import flow_with_divergence, probe_for
 from gendsl.processes import Process, expand_like
 
 __all__ = [
     "bits_per_dim",
     "dequantize",
     "dequantized_log_prob",
-    "divergence_exact",
-    "divergence_hutchinson",
     "pf_ode_flow",
     "pf_ode_log_prob",
     "pf_ode_velocity",
 ]
 
 ScoreFn = Callable[[Tensor, Tensor], Tensor]
-TRACES = ("exact", "hutchinson")
 
 
 def pf_ode_velocity(process: Process, score_fn: ScoreFn, x: Tensor, t: Tensor) -> Tensor:
     """v(x, t) = f(t) x - ½ g(t)² ∇log p_t(x) (Song et al. 2021, eq. 13); ``t`` of shape [B]."""
     return process.drift(x, t) - 0.5 * expand_like(process.g(t) ** 2, x) * score_fn(x, t)
-
-
-def divergence_exact(v: Tensor, x: Tensor) -> Tensor:
-    """∇·v = Σ_i ∂v_i/∂x_i per sample, one backward pass per coordinate.
-
-    ``v`` and ``x`` are [B, D] with ``x`` a leaf requiring grad and row b of ``v`` a function of
-    row b of ``x`` only (no cross-sample coupling such as batch norm).
-    """
-    diag = [
-        torch.autograd.grad(v[:, i].sum(), x, retain_graph=True)[0][:, i]
-        for i in range(x.shape[1])
-    ]
-    return torch.stack(diag, dim=1).sum(dim=1)
-
-
-def divergence_hutchinson(v: Tensor, x: Tensor, eps: Tensor) -> Tensor:
-    """Hutchinson's estimate εᵀ (∂v/∂x) ε of ∇·v per sample, E[ε εᵀ] = I
-    (Hutchinson 1989; Grathwohl et al. 2019, eq. 7); shapes as in :func:`divergence_exact`."""
-    (jv,) = torch.autograd.grad((v * eps).sum(), x)
-    return (jv * eps).sum(dim=1)
 
 
 @torch.no_grad()
@@ -81,25 +58,16 @@ def pf_ode_flow(
     Returns ``(x_T, delta)`` with x_T the image of ``x`` [B, ...] at time T and
     delta = ∫_{t_min}^T ∇·v dt [B], so log p_{t_min}(x) = log p_T(x_T) + delta.
     """
-    if trace not in TRACES:
-        raise UsageError(f"trace must be one of {', '.join(TRACES)}; got {trace!r}")
-    shape, B = x.shape, x.shape[0]
-    eps = None
-    if trace == "hutchinson":
-        bits = torch.randint(0, 2, (B, x[0].numel()), generator=generator, device=x.device)
-        eps = 2.0 * bits.to(x.dtype) - 1.0
-
-    def dynamics(t: Tensor, state: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
-        with torch.enable_grad():
-            y = state[0].detach().requires_grad_(True)
-            v = pf_ode_velocity(process, score_fn, y.reshape(shape), t.expand(B)).reshape(B, -1)
-            div = divergence_exact(v, y) if eps is None else divergence_hutchinson(v, y, eps)
-        return v.detach(), div.detach()
-
     ts = torch.tensor([process.t_min, process.T], device=x.device, dtype=x.dtype)
-    state0 = (x.reshape(B, -1), torch.zeros(B, device=x.device, dtype=x.dtype))
-    y_T, delta = odeint(dynamics, state0, ts, method=method, rtol=rtol, atol=atol)
-    return y_T[-1].reshape(shape), delta[-1]
+    return flow_with_divergence(
+        lambda y, t: pf_ode_velocity(process, score_fn, y, t),
+        x,
+        ts,
+        probe=probe_for(trace, x, generator=generator),
+        method=method,
+        rtol=rtol,
+        atol=atol,
+    )
 
 
 def pf_ode_log_prob(

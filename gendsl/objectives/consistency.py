@@ -4,7 +4,8 @@ Models", ICML; Song & Dhariwal 2023, "Improved Techniques for Training Consisten
 Everything works in the variance-exploding (EDM) parameterisation x_σ = x0 + σ ε, whose
 probability-flow ODE is dx/dσ = -σ ∇log p_σ(x) (Karras et al. 2022, eq. 4 with σ(t) = t).  An
 affine process x_t = a_t x0 + s_t ε maps onto it by y = x_t / a_t with σ = s_t / a_t
-(:func:`sigma_of_t`, :func:`ve_score_from_process`), so a VP teacher can drive distillation.
+(:func:`~gendsl.processes.edm.sigma_of_t`, :func:`ve_score_from_process`), so a VP teacher
+can drive distillation.
 
 A consistency function is any callable ``f(x, sigma) -> x0`` with ``sigma`` of shape [B];
 :func:`consistency_fn` builds one from a raw network with the boundary condition f(x, σ_min) = x.
@@ -21,9 +22,12 @@ from torch import Tensor
 from gendsl.errors import UsageError
 from gendsl.objectives import draws
 from gendsl.processes import Process, expand_like
+from gendsl.processes.edm import c_in, sigma_of_t, t_of_sigma
 
 __all__ = [
-    "c_in",
+    "SIGMA_DATA",
+    "SIGMA_MAX",
+    "SIGMA_MIN",
     "c_out",
     "c_skip",
     "consistency_distillation_loss",
@@ -37,8 +41,6 @@ __all__ = [
     "karras_sigmas",
     "ode_step",
     "process_sigma_range",
-    "sigma_of_t",
-    "t_of_sigma",
     "ve_score_from_process",
 ]
 
@@ -48,25 +50,29 @@ SOLVERS = ("euler", "heun")
 METRICS = ("l2", "pseudo_huber")
 WEIGHTINGS = ("uniform", "reciprocal")
 
+#: σ_min and σ_max of the EDM noise range (Karras et al. 2022, Sec. 5; Song et al. 2023, Sec. 5).
+SIGMA_MIN, SIGMA_MAX = 0.002, 80.0
+#: σ_data of the consistency parameterisation (Song et al. 2023, appendix C).
+SIGMA_DATA = 0.5
+
 
 def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
     if value not in choices:
         raise UsageError(f"{name} must be one of {', '.join(choices)}; got {value!r}")
 
 
-def c_skip(sigma: Tensor, *, sigma_data: float = 0.5, sigma_min: float = 0.002) -> Tensor:
+def c_skip(
+    sigma: Tensor, *, sigma_data: float = SIGMA_DATA, sigma_min: float = SIGMA_MIN
+) -> Tensor:
     """c_skip(σ) = σ_data² / ((σ - σ_min)² + σ_data²) (Song et al. 2023, eq. 10 / appendix C)."""
     return sigma_data**2 / ((sigma - sigma_min) ** 2 + sigma_data**2)
 
 
-def c_out(sigma: Tensor, *, sigma_data: float = 0.5, sigma_min: float = 0.002) -> Tensor:
+def c_out(
+    sigma: Tensor, *, sigma_data: float = SIGMA_DATA, sigma_min: float = SIGMA_MIN
+) -> Tensor:
     """c_out(σ) = σ_data (σ - σ_min) / √(σ_data² + σ²) (Song et al. 2023, appendix C)."""
     return sigma_data * (sigma - sigma_min) / torch.sqrt(sigma_data**2 + sigma**2)
-
-
-def c_in(sigma: Tensor, *, sigma_data: float = 0.5) -> Tensor:
-    """c_in(σ) = 1 / √(σ² + σ_data²), the network's input scaling (Karras et al. 2022, Table 1)."""
-    return torch.rsqrt(sigma**2 + sigma_data**2)
 
 
 def consistency_fn(
@@ -74,8 +80,8 @@ def consistency_fn(
     x: Tensor,
     sigma: Tensor,
     *,
-    sigma_data: float = 0.5,
-    sigma_min: float = 0.002,
+    sigma_data: float = SIGMA_DATA,
+    sigma_min: float = SIGMA_MIN,
 ) -> Tensor:
     """f_θ(x, σ) = c_skip(σ) x + c_out(σ) F_θ(c_in(σ) x, σ) with ``sigma`` [B]; since
     c_skip(σ_min) = 1 and c_out(σ_min) = 0, f_θ(x, σ_min) = x exactly (Song et al. 2023, eq. 5)."""
@@ -86,8 +92,8 @@ def consistency_fn(
 
 def karras_sigmas(
     N: int,
-    sigma_min: float = 0.002,
-    sigma_max: float = 80.0,
+    sigma_min: float = SIGMA_MIN,
+    sigma_max: float = SIGMA_MAX,
     rho: float = 7.0,
     *,
     device: torch.device | str | None = None,
@@ -102,17 +108,6 @@ def karras_sigmas(
     i = torch.linspace(0, 1, N, device=device, dtype=dtype or torch.get_default_dtype())
     lo, hi = sigma_min ** (1 / rho), sigma_max ** (1 / rho)
     return (lo + i * (hi - lo)) ** rho
-
-
-def sigma_of_t(process: Process, t: Tensor) -> Tensor:
-    """σ(t) = s_t / a_t, the noise level of y = x_t / a_t = x0 + σ ε."""
-    a_t, s_t = process.marginal(t)
-    return s_t / a_t
-
-
-def t_of_sigma(process: Process, sigma: Tensor) -> Tensor:
-    """The time with s_t / a_t = σ: the log-SNR is λ = -2 log σ, so t = λ⁻¹(-2 log σ)."""
-    return process.t_from_log_snr(-2.0 * torch.log(sigma))
 
 
 def process_sigma_range(process: Process) -> tuple[float, float]:
@@ -249,7 +244,7 @@ def consistency_sample(
     shape: Sequence[int],
     sigmas: Sequence[float] | Tensor,
     *,
-    sigma_min: float = 0.002,
+    sigma_min: float = SIGMA_MIN,
     generator: torch.Generator | None = None,
     device: torch.device | str | None = None,
     dtype: torch.dtype | None = None,

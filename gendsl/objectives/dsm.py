@@ -32,6 +32,7 @@ from torch import Tensor
 
 from gendsl.errors import UsageError
 from gendsl.objectives import draws
+from gendsl.objectives.divergence import divergence_hutchinson
 from gendsl.objectives.eager import eager
 from gendsl.processes import (
     Process,
@@ -307,8 +308,11 @@ def sliced_score_matching(
         s = score_fn(x)
         terms = []
         for v in projections:
-            sv = _sum_per_sample(s * v)
-            (jv,) = torch.autograd.grad(sv.sum(), x, create_graph=True)
-            second = 0.5 * _sum_per_sample(s**2) if variance_reduction else 0.5 * sv**2
-            terms.append(_sum_per_sample(jv * v) + second)
+            second = (
+                0.5 * _sum_per_sample(s**2)
+                if variance_reduction
+                else 0.5 * _sum_per_sample(s * v) ** 2
+            )
+            # vᵀ ∇ₓ(vᵀ s(x)): Hutchinson's estimate of tr ∇ₓ s with the direction v
+            terms.append(divergence_hutchinson(s, x, v, create_graph=True) + second)
     return torch.stack(terms).mean(dim=0)

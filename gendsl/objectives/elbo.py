@@ -17,7 +17,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-from gendsl.lower.dists import Density
+from gendsl.objectives.densities import Density
 
 __all__ = [
     "ElboTerms",
@@ -35,8 +35,8 @@ __all__ = [
 
 class SiteRecord(NamedTuple):
     """One random choice of a run: its distribution ``fn`` (a
-    :class:`~gendsl.lower.dists.Density`), its ``value`` and whether it was observed (the data)
-    or latent.  (A named tuple: one is made per site per training step.)"""
+    :class:`~gendsl.objectives.densities.Density`), its ``value`` and whether it was observed
+    (the data) or latent.  (A named tuple: one is made per site per training step.)"""
 
     fn: Density
     value: Tensor
@@ -82,7 +82,7 @@ def log_mean_exp(log_w: Tensor, dim: int = 0) -> Tensor:
 
 def kl_per_dim(q: Density, p: Density) -> Tensor | None:
     """Analytic KL(q ‖ p) per event element, ``[*batch, *event]``, or ``None`` without a closed
-    form for the pair (see :meth:`~gendsl.lower.dists.Density.kl_elements`)."""
+    form for the pair (see :meth:`~gendsl.objectives.densities.Density.kl_elements`)."""
     return q.kl_elements(p)
 
 

@@ -4,6 +4,7 @@ conversions between network parameterisations, and an exact Gaussian-mixture sco
 from gendsl.processes.affine import AffineSDE, integrate_kernel
 from gendsl.processes.base import ForwardSDE, Process, ReverseSDE, ScoreFn, as_time, expand_like
 from gendsl.processes.chain import DiscreteChain, alphas_cumprod
+from gendsl.processes.edm import sigma_of_t, t_of_sigma
 from gendsl.processes.mixture import GaussianMixture
 from gendsl.processes.params import (
     eps_from_score,
@@ -38,6 +39,8 @@ __all__ = [
     "integrate_kernel",
     "score_from_eps",
     "score_from_x0",
+    "sigma_of_t",
+    "t_of_sigma",
     "v_from_eps_x0",
     "x0_from_eps",
     "x0_from_score",

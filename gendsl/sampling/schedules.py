@@ -10,6 +10,7 @@ import torch
 from torch import Tensor
 
 from gendsl.processes import Process
+from gendsl.processes.edm import sigma_of_t, t_of_sigma
 
 __all__ = [
     "SCHEDULES",
@@ -40,18 +41,6 @@ def _ends(process: Process, t_end: float | None, device, dtype) -> tuple[Tensor,
         raise ValueError(f"t_end must be in (0, T = {process.T}), got {t_end}")
     kw = {"device": device, "dtype": dtype or torch.float64}
     return torch.tensor(process.T, **kw), torch.tensor(float(t_end), **kw)
-
-
-def sigma_of_t(process: Process, t: Tensor) -> Tensor:
-    """σ(t) = s_t / a_t = exp(-λ(t)/2), the noise level of the scaled variable x_t / a_t
-    (Karras et al. 2022, "Elucidating the Design Space of Diffusion-Based Generative Models",
-    eq. 4)."""
-    return torch.exp(-0.5 * process.log_snr(t))
-
-
-def t_of_sigma(process: Process, sigma: Tensor) -> Tensor:
-    """The time at which s_t / a_t = σ."""
-    return process.t_from_log_snr(-2 * torch.log(sigma))
 
 
 def uniform_t(

@@ -6,9 +6,9 @@ from __future__ import annotations
 import networkx as nx
 
 from gendsl.analysis.model import CheckedModel, NetSpec, Site, Variable, VarType, to_value
+from gendsl.distributions import DISTRIBUTIONS
 from gendsl.frontend import ast
 from gendsl.frontend.parser import parse
-from gendsl.lower.dists import DISTRIBUTIONS
 from gendsl.source import Source
 
 __all__ = ["checked_latent"]
@@ -28,7 +28,7 @@ def _site(s: ast.Sample) -> Site:
     given = tuple(g.id for g in s.given)
     if len(s.dist.args) == 1 and not s.dist.kwargs and len(info.params) > 1:
         return Site(s.target, given, s.dist.func, {}, s.dist.args[0], s.span)
-    params = dict(zip(info.params, s.dist.args, strict=False))
+    params = dict(zip(info.params or info.alternatives[:1], s.dist.args, strict=False))
     params.update({k.name: k.value for k in s.dist.kwargs})
     return Site(s.target, given, s.dist.func, params, None, s.span)
 
@@ -85,7 +85,7 @@ def checked_latent(text: str) -> CheckedModel:
         t = variables[site.name].type
         target = (t.classes,) if t.kind == "label" else t.shape
         if site.packed is not None:
-            use(site.packed, (len(DISTRIBUTIONS[site.dist].params), *target))
+            use(site.packed, (DISTRIBUTIONS[site.dist].n_params(), *target))
         for e in site.params.values():
             for node in ast.walk(e):
                 if isinstance(node, ast.Call):

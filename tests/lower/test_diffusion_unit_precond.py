@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from gendsl.lower import load
-from gendsl.lower.diffusion_core import c_in, c_out
+from gendsl.lower.diffusion_core import c_out
+from gendsl.processes.edm import c_in
 from gendsl.resources import stdlib_dir
 
 torch.set_num_threads(1)
@@ -21,7 +22,7 @@ def test_network_input_and_output_are_the_preconditioned_ones(name):
     x = torch.randn(32, 2, generator=g)
     t = 0.01 + 0.98 * torch.rand(32, generator=g)
     a_t, s_t = model.process.marginal(t)
-    expected = c_in(a_t, s_t, model.sigma_data)[:, None] * x
+    expected = c_in(s_t, a_t=a_t, sigma_data=model.sigma_data)[:, None] * x
     torch.testing.assert_close(model.network_input(x, t), expected, rtol=1e-6, atol=1e-6)
     net = model.nets[model.predict_call.func]
     out = model.call_net(model.predict_call, x, t, {})

@@ -133,7 +133,7 @@ def test_log_prob_works_under_no_grad_and_rejects_bad_options():
         assert torch.isfinite(model.log_prob(torch.zeros(3, 2))).all()
     with pytest.raises(UsageError, match="unknown ODE method 'leapfrog'"):
         model.sample(3, method="leapfrog")
-    with pytest.raises(UsageError, match="trace must be exact or hutchinson, got 'x'"):
+    with pytest.raises(UsageError, match="trace must be one of exact, hutchinson; got 'x'"):
         model.log_prob(torch.zeros(3, 2), trace="x")
 
 

@@ -26,11 +26,9 @@ from gendsl.objectives.consistency import (
     ict_num_steps,
     karras_sigmas,
     process_sigma_range,
-    sigma_of_t,
-    t_of_sigma,
     ve_score_from_process,
 )
-from gendsl.processes import VPSDE
+from gendsl.processes import VPSDE, sigma_of_t, t_of_sigma
 
 DT = torch.float64
 MU = torch.tensor([1.0, -0.5], dtype=DT)

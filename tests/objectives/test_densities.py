@@ -9,9 +9,9 @@ import pytest
 import torch
 from scipy import integrate, stats
 
+from gendsl.distributions import DISTRIBUTIONS
 from gendsl.errors import UsageError
-from gendsl.lower.dists import (
-    DISTRIBUTIONS,
+from gendsl.objectives.densities import (
     Density,
     bernoulli_logits_log_prob,
     draw,

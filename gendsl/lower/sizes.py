@@ -1,0 +1,60 @@
+"""Binding a spec's symbolic sizes (``data x : real[D]``) from a data set: the one place where
+the checked declarations meet the data, for :func:`gendsl.lower.load` and the run commands."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from gendsl.analysis.model import CheckedModel
+from gendsl.errors import UsageError
+
+if TYPE_CHECKING:
+    from gendsl.data import Dataset
+
+__all__ = ["bind_sizes", "declaration"]
+
+
+def declaration(checked: CheckedModel, name: str) -> dict[str, Any]:
+    """The declaration of the variable ``name`` as :func:`gendsl.data.check_against` reads it
+    (a ``label[K]`` declares the shape ``[K]``: the number of classes)."""
+    var = checked.variables[name]
+    shape = [var.type.classes] if var.type.kind == "label" else list(var.type.shape)
+    return {"name": name, "type": var.type.kind, "shape": shape, "span": var.span}
+
+
+def bind_sizes(
+    checked: CheckedModel,
+    data: Dataset | str | None,
+    bindings: Mapping[str, int] | None = None,
+) -> dict[str, int]:
+    """``bindings`` plus the sizes that ``data`` binds, checked with
+    :func:`gendsl.data.check_against`.
+
+    ``data`` is a :class:`~gendsl.data.Dataset`, a name or path for
+    :func:`gendsl.data.load_dataset`, or ``None`` (nothing to bind).  Its samples bind the
+    model's one data variable, its labels every ``label`` condition.
+    """
+    from gendsl.data import Dataset, check_against, load_dataset  # loaded only to bind sizes
+
+    bound = dict(bindings or {})
+    if data is None:
+        return bound
+    dataset = data if isinstance(data, Dataset) else load_dataset(data)
+    data_vars = checked.data_vars()
+    if len(data_vars) != 1:
+        raise UsageError(
+            f"model {checked.name} declares {len(data_vars)} data variables; training from one "
+            "data set needs exactly one"
+        )
+    bound = check_against(dataset, declaration(checked, data_vars[0].name), bindings=bound)
+    for cond in checked.condition_vars():
+        if cond.type.kind != "label":
+            continue
+        if dataset.y is None:
+            raise UsageError(
+                f"model {checked.name} is conditioned on the label {cond.name}, but "
+                f"{dataset.name} has no labels"
+            )
+        bound = check_against(dataset, declaration(checked, cond.name), bindings=bound)
+    return bound
