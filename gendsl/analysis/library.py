@@ -227,25 +227,12 @@ PACKED_SCALE_MIN = 1e-5
 
 # --------------------------------------------------------------------------- math and values
 
+_UNARY = ("exp", "log", "sqrt", "sin", "cos", "tan", "tanh", "softplus", "sigmoid", "abs", "relu")
+
 #: Math functions and their number of arguments.
 MATH_FUNCTIONS: Mapping[str, int] = MappingProxyType(
     {
-        **{
-            f: 1
-            for f in [
-                "exp",
-                "log",
-                "sqrt",
-                "sin",
-                "cos",
-                "tan",
-                "tanh",
-                "softplus",
-                "sigmoid",
-                "abs",
-                "relu",
-            ]
-        },
+        **dict.fromkeys(_UNARY, 1),
         "min": 2,
         "max": 2,
     }
@@ -316,6 +303,8 @@ NETWORKS: Mapping[str, OptionSpec] = MappingProxyType(
             spectral_norm=_bool(False),
             norm=_choice("none", "none", "batch", "group", doc="normalisation after each conv"),
             zero_out=_bool(False, "start the output layer at zero (Glow couplings)"),
+            down=_int(None, "an encoder's stride-2 stages (default: from the shapes)"),
+            up=_int(None, "a decoder's stride-2 transposed stages (default: from the shapes)"),
             **_NET_SHARED,
         ),
         "UNet": _spec(
