@@ -442,6 +442,7 @@ def _table(*specs: OptionSpec) -> Mapping[str, OptionSpec]:
 
 
 _ANCESTRAL = _spec("ancestral", "sample every site in topological order")
+_PIXELCNN = _spec("pixelcnn", "", 0, channels=_int(64), layers=_int(5), after=_int(0))
 
 FAMILY_INFO: Mapping[str, FamilyInfo] = MappingProxyType(
     {
@@ -471,6 +472,7 @@ FAMILY_INFO: Mapping[str, FamilyInfo] = MappingProxyType(
                     codebook=_choice(
                         "ema", "loss", "ema", calls=(_spec("ema", "", 1, decay=_num(0.99)),)
                     ),
+                    prior=_choice("uniform", "uniform", "pixelcnn", calls=(_PIXELCNN,)),
                 ),
             ),
             _table(_ANCESTRAL),
