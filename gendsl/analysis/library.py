@@ -188,25 +188,12 @@ TYPES: Mapping[str, TypeInfo] = MappingProxyType(
 
 # --------------------------------------------------------------------------- math and values
 
+_UNARY = ("exp", "log", "sqrt", "sin", "cos", "tan", "tanh", "softplus", "sigmoid", "abs", "relu")
+
 #: Math functions and their number of arguments.
 MATH_FUNCTIONS: Mapping[str, int] = MappingProxyType(
     {
-        **{
-            f: 1
-            for f in [
-                "exp",
-                "log",
-                "sqrt",
-                "sin",
-                "cos",
-                "tan",
-                "tanh",
-                "softplus",
-                "sigmoid",
-                "abs",
-                "relu",
-            ]
-        },
+        **dict.fromkeys(_UNARY, 1),
         "min": 2,
         "max": 2,
     }
@@ -277,6 +264,8 @@ NETWORKS: Mapping[str, OptionSpec] = MappingProxyType(
             spectral_norm=_bool(False),
             norm=_choice("none", "none", "batch", "group", doc="normalisation after each conv"),
             zero_out=_bool(False, "start the output layer at zero (Glow couplings)"),
+            down=_int(None, "an encoder's stride-2 stages (default: from the shapes)"),
+            up=_int(None, "a decoder's stride-2 transposed stages (default: from the shapes)"),
             **_NET_SHARED,
         ),
         "UNet": _spec(
@@ -397,6 +386,7 @@ def _table(*specs: OptionSpec) -> Mapping[str, OptionSpec]:
 
 
 _ANCESTRAL = _spec("ancestral", "sample every site in topological order")
+_PIXELCNN = _spec("pixelcnn", "", 0, channels=_int(64), layers=_int(5), after=_int(0))
 
 FAMILY_INFO: Mapping[str, FamilyInfo] = MappingProxyType(
     {
@@ -426,6 +416,7 @@ FAMILY_INFO: Mapping[str, FamilyInfo] = MappingProxyType(
                     codebook=_choice(
                         "ema", "loss", "ema", calls=(_spec("ema", "", 1, decay=_num(0.99)),)
                     ),
+                    prior=_choice("uniform", "uniform", "pixelcnn", calls=(_PIXELCNN,)),
                 ),
             ),
             _table(_ANCESTRAL),

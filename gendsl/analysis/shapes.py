@@ -6,7 +6,8 @@ assignment, a predict statement: the data's shape, a classifier: the number of c
 input shapes from the shapes of its arguments.  A network used twice must be used alike.  It
 fills :attr:`Context.nets` (one :class:`NetSpec` per network) and :attr:`Context.shapes` (the
 shapes of derived variables).  Quantised assignments are visited first: an encoder's output
-fixes the shape of the code that other statements use.
+fixes the shape of the code that other statements use (a ``ConvNet`` encoder's grid, its
+input halved ``down`` times: :mod:`~gendsl.analysis.resampling`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from gendsl.analysis import library as lib
+from gendsl.analysis import resampling
 from gendsl.analysis.context import Context, StatementVisitor, is_quantize, where
 from gendsl.analysis.model import NetSpec, Shape, Site, to_value
 from gendsl.analysis.options import describe
@@ -60,6 +62,9 @@ class ShapesPass(StatementVisitor):
         if stmt.span in self.sites:
             self.site_shapes(self.sites[stmt.span])
 
+    def visit_Net(self, stmt: ast.Net) -> None:
+        resampling.check_declaration(stmt, self.cx.error)
+
     def visit_Assign(self, stmt: ast.Assign) -> None:
         cx = self.cx
         var = cx.variables.get(stmt.target)
@@ -67,10 +72,9 @@ class ShapesPass(StatementVisitor):
         if var is not None and var.type.kind == "code" and is_quantize(stmt):
             inner = value.args[0] if value.args else None
             if isinstance(inner, ast.Call) and inner.func in cx.net_decls:
-                dim = var.type.shape
                 src = self.shape_of(inner.args[0]) if inner.args else None
-                conv = cx.net_decls[inner.func].constructor.func in ("ConvNet", "UNet")
-                out = (*dim, *src[1:]) if conv and src is not None and len(src) == 3 else dim
+                decl = cx.net_decls[inner.func]
+                out = resampling.code_grid(decl, src, var.type.shape, cx.error)
                 self.use_net(inner, out)
                 cx.shapes[stmt.target] = out
             return
@@ -183,7 +187,7 @@ class ShapesPass(StatementVisitor):
             return
         decl = cx.net_decls[call.func]
         options = {k.name: _plain(k.value) for k in decl.constructor.kwargs}
-        cx.nets[call.func] = NetSpec(
+        spec = cx.nets[call.func] = NetSpec(
             call.func,
             decl.constructor.func,
             options,
@@ -194,6 +198,7 @@ class ShapesPass(StatementVisitor):
             classes,
             call.span,
         )
+        resampling.check_stages(spec, decl, call.span, cx.error)
 
     def input_shape(self, arg: ast.Expr) -> Shape:
         shape = self.shape_of(arg)

@@ -49,6 +49,7 @@ from gendsl.lower.handlers import (
 )
 from gendsl.lower.interpret import Program
 from gendsl.lower.registry import register
+from gendsl.objectives.code_prior import code_prior
 from gendsl.objectives.eager import eager
 from gendsl.objectives.elbo import (
     ElboTerms,
@@ -473,6 +474,11 @@ class VQModel(LatentModel):
         K, dim = self.classes_of(self.code_name), self.shape_of(self.code_name)[0]
         self.quantizer = VectorQuantizer(K, dim, ema=name == "ema", decay=decay)
         self.program.values["quantize"] = self.quantizer
+        try:
+            grid = self.nets[self.encoder_call.func].out_shape[1:]
+            self.prior = code_prior(kw.get("prior"), K, grid)
+        except ValueError as err:
+            raise UsageError(f"loss vq: {err}") from err
 
     def _configure_loss(self, loss: Opt) -> None:
         self.objective, self.enumerate, self.anneal, self.beta = "vq", [], None, 1.0
@@ -499,16 +505,17 @@ class VQModel(LatentModel):
         value = t["nll"] + self.commitment * t["commitment"]
         if not self.quantizer.ema:
             value = value + t["codebook"]
+        value = value + self.prior.loss(t["index"], self.step)
         if self.training and torch.is_grad_enabled():
             self.step.add_(1)  # in place: no Module.__setattr__ per step
         return value.mean()
 
     def elbo(self, x: Batch) -> Tensor:
-        """log p(x | z_q(x)) − log K·(code positions): the ELBO under the uniform prior with a
-        deterministic one-hot posterior (van den Oord et al. 2017, sec. 3.2)."""
+        """log p(x | z_q(x)) + log p(c(x)): the ELBO with a deterministic one-hot posterior
+        (van den Oord et al. 2017, sec. 3.2); log p(c) = −log K·(code positions) under the
+        uniform prior."""
         t = self._vq_terms(self.as_data(x))
-        positions = t["index"][0].numel()
-        return -t["nll"] - positions * torch.log(torch.tensor(float(self.quantizer.K)))
+        return -t["nll"] + self.prior.log_prob(t["index"])
 
     def iwae(self, x: Batch, k: int = 16) -> Tensor:
         raise UsageError("a VQ-VAE has a deterministic posterior; use elbo(x)")
@@ -530,12 +537,9 @@ class VQModel(LatentModel):
     def _sample_values(
         self, n: int, conditions: Mapping[str, Any], generator: torch.Generator | None
     ) -> dict[str, Any]:
-        """The prior's values with a grid of codes drawn uniformly from the codebook."""
+        """The prior's values with a grid of codes drawn from the code prior."""
         values = super()._sample_values(n, conditions, generator)
-        grid = self.nets[self.encoder_call.func].out_shape[1:]
-        index = torch.randint(
-            0, self.quantizer.K, (n, *grid), generator=generator, device=self.like.device
-        )
+        index = self.prior.sample(n, generator=generator, device=self.like.device)
         values[self.code_name] = self.quantizer.lookup(index)
         return values
 
@@ -545,7 +549,7 @@ class VQModel(LatentModel):
             terms.append(f"codebook: EMA, decay {self.quantizer.decay}")
         else:
             terms.append("codebook: ||sg[z_e] - e||^2")
-        return terms
+        return [*terms, self.prior.describe()]
 
 
 def _is_quantize(e: ast.Expr) -> bool:

@@ -14,6 +14,7 @@ from gendsl.nn.embeddings import (
 )
 from gendsl.nn.layers import count_parameters, zero_module
 from gendsl.nn.mlp import MLP, ResNet
+from gendsl.nn.pixelcnn import PixelCNN
 from gendsl.nn.tables import Embedding, TimeFeatures
 from gendsl.nn.unet import UNet
 
@@ -25,6 +26,7 @@ __all__ = [
     "Embedding",
     "FourierEmbedding",
     "LabelEmbedding",
+    "PixelCNN",
     "ResNet",
     "ShapedNet",
     "SinusoidalEmbedding",

@@ -16,6 +16,13 @@ from gendsl.nn.layers import (
     numel,
     zero_module,
 )
+from gendsl.strides import (
+    Size,
+    halved,
+    size_chain,
+    stride_stages,
+    transposed_padding,
+)
 
 __all__ = ["NORMS", "ConvNet", "common_size", "split_inputs"]
 
@@ -34,21 +41,27 @@ def common_size(shapes: Sequence[tuple[int, ...]], images: list[int]) -> tuple[i
     return size
 
 
-def _halvings(size: tuple[int, int], target: tuple[int, int], limit: int) -> int:
-    """k with size / 2**k == target, at most ``limit``, or a ValueError quoting both sizes."""
-    for k in range(limit + 1):
-        if (size[0] == target[0] * 2**k) and (size[1] == target[1] * 2**k):
-            return k
-    raise ValueError(
-        f"cannot map spatial size {size} to {target} with at most {limit} factor-2 steps"
-    )
-
-
 def _max_halvings(size: tuple[int, int], limit: int) -> int:
     k = 0
     while k < limit and size[0] % 2 ** (k + 1) == 0 and size[1] % 2 ** (k + 1) == 0:
         k += 1
     return k
+
+
+def _check_stages(name: str, value: int | None, widths: list[int]) -> None:
+    if value is None:
+        return
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
+    if value > len(widths):
+        raise ValueError(f"{name} = {value} needs {value} stages, but channels has {len(widths)}")
+
+
+def _up_conv(c_in: int, c_out: int, size: Size, target: Size) -> nn.ConvTranspose2d:
+    """A 4×4 stride-2 transposed convolution from ``size`` to ``target`` (2n or 2n − 1 per
+    axis, :func:`gendsl.strides.transposed_padding`)."""
+    (ph, oh), (pw, ow) = (transposed_padding(n, m) for n, m in zip(size, target, strict=True))
+    return nn.ConvTranspose2d(c_in, c_out, 4, stride=2, padding=(ph, pw), output_padding=(oh, ow))
 
 
 NORMS = ("none", "batch", "group")
@@ -71,15 +84,20 @@ class ConvNet(ShapedNet):
     optional normalisation and an activation, then a head.
 
     Encoder (``transpose = False``): image inputs are stacked along channels; the first stages
-    halve the resolution (stride 2) until the output size is reached; a vector output is read
-    by a linear layer from the flattened last feature map.  Decoder (``transpose = True``): an
-    image input, or a linear map of the vector inputs onto a coarse grid, is doubled by
-    transposed convolutions (kernel 4, stride 2) until the output size is reached (the DCGAN
-    generator of Radford et al. 2016).  Vector inputs other than the main one, t and y form a
-    context added per channel after every conv.  An output [..., H, W] of more than three axes
-    (a coupling's (2, C, H, W), a packed Normal's loc and scale) is produced as prod(...)
-    channels and reshaped.
+    halve the resolution (stride 2; an odd size is padded, n -> ⌈n/2⌉) until the output size is
+    reached, or ``down`` times when declared (the VQ-VAE's code grid, van den Oord et al. 2017,
+    Sec. 4.1: 28 -> 14 -> 7); a vector output is read by a linear layer from the flattened last
+    feature map.  Decoder (``transpose = True``): an image input, or a linear map of the vector
+    inputs onto a coarse grid, is doubled by transposed convolutions (kernel 4, stride 2) until
+    the output size is reached, or ``up`` times when declared (the DCGAN generator of Radford
+    et al. 2016); a stage whose target is odd gives 2n − 1 instead of 2n, so a decoder undoes
+    an encoder's padding exactly (:mod:`gendsl.strides`).  Vector inputs other than the main
+    one, t and y form a context added per channel after every conv.  An output [..., H, W] of
+    more than three axes (a coupling's (2, C, H, W), a packed Normal's loc and scale) is
+    produced as prod(...) channels and reshaped.
 
+    :param down: an encoder's number of stride-2 stages (``None``: inferred from the shapes).
+    :param up: a decoder's number of stride-2 transposed stages (``None``: inferred).
     :param norm: ``none``, ``batch`` or ``group`` after every stage's conv.
     :param spectral_norm: W / σ(W) on every conv and linear layer (Miyato et al. 2018).
     :param zero_out: start the head at zero, so that a coupling layer starts as the identity
@@ -96,6 +114,8 @@ class ConvNet(ShapedNet):
         spectral_norm: bool = False,
         norm: str = "none",
         zero_out: bool = False,
+        down: int | None = None,
+        up: int | None = None,
         **shapes,
     ):
         super().__init__(**shapes)
@@ -104,21 +124,23 @@ class ConvNet(ShapedNet):
             raise ValueError(f"kernel must be an odd positive integer, got {kernel!r}")
         _norm(norm, 1)
         self.transpose = bool(transpose)
+        self._check_resampling(down, up, widths)
         self.images, self.vectors = split_inputs(self.in_shapes)
         self.from_vector = self.transpose and not self.images
         self.out_image = len(self.out_shape) >= 3
         self._check_kinds()
         sn = bool(spectral_norm)
-        c_prev, steps = self._entry(widths, sn)
+        c_prev, steps = self._entry(widths, sn, down if up is None else up)
         ctx_dim = self.context_dim
         if not self.from_vector:
             ctx_dim += sum(numel(self.in_shapes[i]) for i in self.vectors)
         self.convs = nn.ModuleList()
         self.shifts = nn.ModuleList()
         self.norms = nn.ModuleList()
+        chain = size_chain(self.out_shape[-2:], steps) if self.transpose else []
         for i, c in enumerate(widths):
             if i < steps and self.transpose:
-                conv = nn.ConvTranspose2d(c_prev, c, 4, stride=2, padding=1)
+                conv = _up_conv(c_prev, c, chain[steps - i], chain[steps - i - 1])
             else:
                 conv = nn.Conv2d(
                     c_prev, c, kernel, stride=2 if i < steps else 1, padding=kernel // 2
@@ -143,34 +165,42 @@ class ConvNet(ShapedNet):
                 f"a transposed ConvNet outputs an image [C, H, W], got {self.out_shape}"
             )
 
-    def _entry(self, widths: list[int], sn: bool) -> tuple[int, int]:
+    def _check_resampling(self, down: int | None, up: int | None, widths: list[int]) -> None:
+        if down is not None and self.transpose:
+            raise ValueError("down is for an encoder; a transposed ConvNet takes up = k")
+        if up is not None and not self.transpose:
+            raise ValueError("up is for a transposed ConvNet; an encoder takes down = k")
+        _check_stages("down", down, widths)
+        _check_stages("up", up, widths)
+
+    def _entry(self, widths: list[int], sn: bool, declared: int | None) -> tuple[int, int]:
         """Set :attr:`grid` (the first feature map) and return its channels and the number of
-        resolution-changing stages."""
+        resolution-changing stages (``declared``: the ``down`` or ``up`` option)."""
         out_size, n_stages = self.out_shape[-2:], len(widths)
         if self.from_vector:
-            k = _max_halvings(out_size, n_stages)
-            self.grid = (widths[0], out_size[0] // 2**k, out_size[1] // 2**k)
+            k = _max_halvings(out_size, n_stages) if declared is None else declared
+            self.grid = (widths[0], *halved(out_size, k))
             d_vec = sum(numel(s) for s in self.in_shapes)
             self.project = maybe_spectral_norm(nn.Linear(d_vec, numel(self.grid)), sn)
             return self.grid[0], k
         size = common_size(self.in_shapes, self.images)
         self.grid = (sum(self.in_shapes[i][0] for i in self.images), *size)
         if self.transpose:
-            return self.grid[0], _halvings(out_size, size, n_stages)
+            return self.grid[0], stride_stages(size, out_size, n_stages, declared, transpose=True)
         if not self.out_image:
-            return self.grid[0], _max_halvings(size, n_stages)
+            k = _max_halvings(size, n_stages) if declared is None else declared
+            return self.grid[0], k
         if out_size[0] > size[0] or out_size[1] > size[1]:
             raise ValueError(
                 f"an encoder cannot enlarge {size} to {out_size}; use transpose = true"
             )
-        return self.grid[0], _halvings(size, out_size, n_stages)
+        return self.grid[0], stride_stages(size, out_size, n_stages, declared, transpose=False)
 
     def _head(self, c_prev: int, steps: int, kernel: int, sn: bool) -> nn.Module:
         if self.out_image:
             c_out = numel(self.out_shape[:-2])
             return maybe_spectral_norm(nn.Conv2d(c_prev, c_out, kernel, padding=kernel // 2), sn)
-        grow = 2**steps if self.transpose else 2**-steps
-        h, w = int(self.grid[1] * grow), int(self.grid[2] * grow)
+        h, w = halved(self.grid[1:], steps)
         head = maybe_spectral_norm(nn.Linear(c_prev * h * w, self.out_numel), sn)
         return nn.Sequential(nn.Flatten(), head)
 
