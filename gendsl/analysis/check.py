@@ -21,6 +21,7 @@ from gendsl.analysis.options import OptionChecker, describe
 from gendsl.analysis.resolve import Scope, closest, load, merged_model, unknown
 from gendsl.analysis.supported import family_of as _family_of
 from gendsl.analysis.supported import unsupported
+from gendsl.analysis.to_ir import to_ir
 from gendsl.analysis.usage import one_data_variable, unused_latents
 from gendsl.errors import Diagnostic, SpecError, SpecErrors, UsageError
 from gendsl.frontend import ast
@@ -1073,7 +1074,7 @@ class _ModelChecker:
             self.error(f"cycle in the model: {' -> '.join(names)}", span)
         if self.errors or family is None or loss is None or sampler is None:
             return None
-        return self._model(family, loss, sampler, train, graph)
+        return to_ir(self._model(family, loss, sampler, train, graph))
 
     def _model(self, family: str, loss: Opt, sampler: Opt, train: dict, graph) -> CheckedModel:
         variables = {

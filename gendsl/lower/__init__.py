@@ -12,8 +12,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from gendsl.analysis.model import CheckedModel
 from gendsl.errors import UsageError
+from gendsl.ir import CheckedModel
 from gendsl.lower.base import Model
 from gendsl.lower.registry import BACKENDS, register
 

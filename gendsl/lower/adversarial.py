@@ -23,9 +23,9 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from gendsl.analysis.model import CheckedModel, Opt
+from gendsl import ir
 from gendsl.errors import UsageError
-from gendsl.frontend import ast
+from gendsl.ir import CheckedModel, Opt
 from gendsl.lower.base import Batch, Model
 from gendsl.lower.dists import Density, draw
 from gendsl.lower.expr import Compiled, Scope, compile_expr, let_function
@@ -45,22 +45,24 @@ from gendsl.objectives.adversarial import (
 __all__ = ["AdversarialModel", "SpecProgram", "build", "names_in"]
 
 
-def names_in(e: ast.Expr) -> set[str]:
+def names_in(e: ir.Expr) -> set[str]:
     """Every name an expression mentions (variables and called functions)."""
-    if isinstance(e, ast.Name):
+    if isinstance(e, ir.Name):
         return {e.id}
-    if isinstance(e, ast.Call):
+    if isinstance(e, ir.Call):
         return {e.func}.union(
             *(names_in(a) for a in e.args), *(names_in(k.value) for k in e.kwargs)
         )
-    if isinstance(e, ast.BinOp):
+    if isinstance(e, ir.BinOp):
         return names_in(e.left) | names_in(e.right)
-    if isinstance(e, ast.Neg):
+    if isinstance(e, ir.Neg):
         return names_in(e.operand)
-    if isinstance(e, ast.List):
+    if isinstance(e, ir.List):
         return set().union(*(names_in(i) for i in e.items))
-    if isinstance(e, ast.Index):
+    if isinstance(e, ir.Index):
         return names_in(e.base) | names_in(e.index)
+    if isinstance(e, ir.Quantize):
+        return {"quantize"} | names_in(e.operand)
     return set()
 
 

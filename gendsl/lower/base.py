@@ -24,8 +24,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from gendsl.analysis.model import CheckedModel, NetSpec, Opt, Shape, Variable
 from gendsl.errors import UsageError
+from gendsl.ir import CheckedModel, NetSpec, Opt, Shape, Variable
 from gendsl.nn import build_network, count_parameters
 
 __all__ = ["Batch", "Model", "PretrainedRun", "resolve_shape"]

@@ -32,9 +32,9 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from gendsl.analysis.model import CheckedModel, Opt
+from gendsl import ir
 from gendsl.errors import UsageError
-from gendsl.frontend import ast
+from gendsl.ir import CheckedModel, Opt
 from gendsl.lower.base import Batch, Model
 from gendsl.metrics import pf_ode
 from gendsl.objectives.dsm import (
@@ -127,13 +127,13 @@ def build_process(checked: CheckedModel) -> tuple[Process, Any]:
     kernel (:class:`~gendsl.symbolic.closed_forms.SDEForms`; ``None`` for a chain).  On a warm
     cache neither needs sympy."""
     proc = checked.process
-    if isinstance(proc, ast.SDE):
+    if isinstance(proc, ir.SDE):
         from gendsl.symbolic import sde_forms, to_process
 
         forms = sde_forms(proc, checked.lets)
         t_min = ve_t_min(**forms.params) if forms.kind == "ve" else None
         return to_process(forms, t_min=t_min), forms
-    if isinstance(proc, ast.Chain):
+    if isinstance(proc, ir.Chain):
         from gendsl.symbolic import chain_betas
 
         return DiscreteChain(torch.as_tensor(chain_betas(proc, checked.lets))), None
@@ -247,7 +247,7 @@ class DiffusionModel(Model):
 
     # -------------------------------------------------------------- networks and predictions
 
-    def _predict_call(self) -> ast.Call | None:
+    def _predict_call(self) -> ir.Call | None:
         """Build the ``predict`` network (override for other forms of ``predict``)."""
         call = self.checked.predict.value
         self.nets[call.func] = self.build_net(self.checked.nets[call.func])
@@ -268,7 +268,7 @@ class DiffusionModel(Model):
 
     def call_net(
         self,
-        call: ast.Call,
+        call: ir.Call,
         x_t: Tensor,
         t: Tensor,
         cond: Conditions,
@@ -285,7 +285,7 @@ class DiffusionModel(Model):
         x_in = self.network_input(x_t, t)
         inputs, kw = [], dict(extra)
         for arg in call.args:
-            name = arg.id if isinstance(arg, ast.Name) else None
+            name = arg.id if isinstance(arg, ir.Name) else None
             if name == "t":
                 kw["t"] = t
             elif name in self.checked.variables and self.checked.variables[name].role == (

@@ -14,8 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from gendsl.analysis.model import CheckedModel, Opt, to_value
 from gendsl.errors import UsageError
+from gendsl.ir import CheckedModel, Opt, to_value
 from gendsl.lower.base import Model, PretrainedRun
 from gendsl.lower.diffusion_core import Conditions, DiffusionModel, sub_state, trained_state
 from gendsl.nn import copy_for_control

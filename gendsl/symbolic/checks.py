@@ -13,11 +13,11 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from gendsl.analysis.model import CheckedModel
+from gendsl import ir
 from gendsl.cache import read_json, write_json
 from gendsl.errors import SpecError
-from gendsl.frontend import ast
-from gendsl.frontend.printer import format_statement
+from gendsl.ir import CheckedModel
+from gendsl.ir.printer import format_statement
 from gendsl.source import Source
 
 __all__ = ["validate"]
@@ -90,12 +90,12 @@ def validate(model: CheckedModel) -> list[SpecError]:
 def _validate(model: CheckedModel) -> list[SpecError]:
     errors: list[SpecError] = []
     try:
-        if isinstance(model.process, ast.SDE):
+        if isinstance(model.process, ir.SDE):
             from gendsl.symbolic.kernel import check_sde
             from gendsl.symbolic.positivity import check_sde_diffusion
 
             check_sde_diffusion(model.process, *check_sde(model.process, model.lets))
-        elif isinstance(model.process, ast.Chain):
+        elif isinstance(model.process, ir.Chain):
             from gendsl.symbolic.chain import chain_kernel
 
             chain_kernel(model.process, model.lets, simplify=False)

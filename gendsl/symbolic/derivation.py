@@ -12,9 +12,9 @@ from typing import Any
 
 import sympy as sp
 
-from gendsl.analysis.model import CheckedModel, Opt, Site
-from gendsl.frontend import ast
-from gendsl.frontend.printer import format_expr
+from gendsl import ir
+from gendsl.ir import CheckedModel, Opt, Site
+from gendsl.ir.printer import format_expr
 from gendsl.symbolic.chain import ChainKernel, chain_kernel
 from gendsl.symbolic.derived import Derivation, Section
 from gendsl.symbolic.expr import to_text
@@ -107,7 +107,7 @@ def _diffusion_sde(model: CheckedModel, sec: Section) -> Kernel:
 
 def _diffusion(model: CheckedModel, sec: Section) -> Kernel | ChainKernel:
     kernel: Kernel | ChainKernel
-    if isinstance(model.process, ast.SDE):
+    if isinstance(model.process, ir.SDE):
         kernel = _diffusion_sde(model, sec)
         sec.add(
             "reverse SDE",

@@ -10,8 +10,8 @@ import torch
 import torchsde
 from symbolic_specs import first, lets_of, model_of
 
+from gendsl import ir
 from gendsl.errors import SpecError
-from gendsl.frontend import ast
 from gendsl.symbolic.kernel import sde_kernel
 from gendsl.symbolic.torch_adapter import to_process, torch_fns
 
@@ -105,7 +105,7 @@ CASES = {
 
 def kernel_of(body: str):
     model = model_of(body)
-    return sde_kernel(first(model, ast.SDE), lets_of(model))
+    return sde_kernel(first(model, ir.SDE), lets_of(model))
 
 
 class _SDE(torch.nn.Module):
@@ -249,7 +249,7 @@ def test_errors_are_located(body, bad, why):
     text = f"model m {{\n  data x : real[2]\n  {body}\n}}\n"
     model = model_of(f"  {body}")
     with pytest.raises(SpecError) as info:
-        sde_kernel(first(model, ast.SDE), lets_of(model))
+        sde_kernel(first(model, ir.SDE), lets_of(model))
     err = info.value
     assert why in err.message
     line = text.splitlines()[err.span.line - 1]
