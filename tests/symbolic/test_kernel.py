@@ -242,6 +242,12 @@ def test_to_process_builds_the_matching_object():
         ("sde dx = -x * dt + t + dw, t in [0, 1]", "t", "neither dt nor dw"),
         ("sde dx = -x * dt + dt * dw, t in [0, 1]", "dt * dw", "each term"),
         ("sde dx = -x * dt + dz, t in [0, 1]", "dz", "unexpected differential"),
+        ("sde dx = -x * dt + sqrt(d(t^2)/dz) * dw, t in [0, 1]", "dz", "unexpected differential"),
+        (
+            "let b(t) = d(t^2)/dx\n  sde dx = -b(t) * x * dt + dw, t in [0, 1]",
+            "dx",
+            "expected d(E)/dt, found d(E)/dx",
+        ),
         ("sde dx = -x * dt + dw, t in [0.5, 1]", "0.5", "start at t = 0"),
     ],
 )
