@@ -268,7 +268,9 @@ _STATEMENTS: dict[type, Callable[[Any, Resolver], ir.Stmt]] = {
     ast.Energy: lambda s, r: ir.Energy(
         s.name, s.params, _optional(s.value, _params(s.params, r)), s.span
     ),
-    ast.Guidance: lambda s, r: ir.Guidance(option_to_ir(s.option, r), s.span),
+    ast.Guidance: lambda s, r: ir.Guidance(
+        option_to_ir(s.option, r), s.span, to_value(option_to_ir(s.option, OPTION_VALUES))
+    ),
 }
 
 

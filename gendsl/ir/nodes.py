@@ -409,10 +409,11 @@ class Energy(Node):
 
 @dataclass(frozen=True)
 class Guidance(Node):
-    """``guidance classifier_free(scale = 3)``."""
+    """``guidance classifier_free(scale = 3)``; ``value`` is the option as plain Python."""
 
     option: Option
     span: Span = _span()
+    value: Opt | None = _info()
 
 
 Stmt = Let | Assign | Flow | SDE | Chain | Path | Couple | Predict | Critic | Energy | Guidance

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from gendsl import ir
-from gendsl.ir import CheckedModel, to_value
+from gendsl.ir import CheckedModel
 from gendsl.lower.diffusion_consistency import ConsistencyModel
 from gendsl.lower.diffusion_core import DiffusionModel
 from gendsl.lower.diffusion_guidance import (
@@ -42,7 +42,7 @@ def model_class(checked: CheckedModel) -> type[DiffusionModel]:
     if isinstance(checked.predict.value, ir.Consistency):
         return ConsistencyModel
     if checked.guidance is not None:
-        return _GUIDED[to_value(checked.guidance.option).name]
+        return _GUIDED[checked.guidance.value.name]
     return DiffusionModel
 
 

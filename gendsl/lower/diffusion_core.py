@@ -285,16 +285,14 @@ class DiffusionModel(Model):
         x_in = self.network_input(x_t, t)
         inputs, kw = [], dict(extra)
         for arg in call.args:
-            name = arg.id if isinstance(arg, ir.Name) else None
-            if name == "t":
+            role = arg.role if isinstance(arg, ir.Name) else None
+            if role == "time":
                 kw["t"] = t
-            elif name in self.checked.variables and self.checked.variables[name].role == (
-                "condition"
-            ):
-                if self.checked.variables[name].type.kind == "label":
-                    kw["y"] = cond.get(name)
+            elif role == "condition":
+                if arg.type.kind == "label":
+                    kw["y"] = cond.get(arg.id)
                 else:
-                    inputs.append(cond[name])
+                    inputs.append(cond[arg.id])
             else:
                 inputs.append(x_in)
         out = net(*inputs, **kw)

@@ -111,3 +111,9 @@ def test_a_time_derivative_is_a_node():
     (node,) = (n for n in ir.walk(m.process) if isinstance(n, ir.Derivative))
     assert (node.time, ir.format_expr(node.operand)) == ("t", "sigma(t)^2")
     assert node.operand.left.kind == "let" and node.operand.left.args[0].role == "time"
+
+
+def test_guidance_carries_its_value():
+    m = load_checked(Path("stdlib/cfg.gen"))
+    assert m.guidance.value == ir.to_value(m.guidance.option)
+    assert m.guidance.value.name == "classifier_free"
