@@ -9,13 +9,17 @@ from __future__ import annotations
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from test_properties import exprs, names, options
+from test_properties import exprs, names, numbers
 
 from gendsl import ir
 from gendsl.analysis.to_ir import expr_to_ir, statement_to_ir
 from gendsl.frontend import ast
 from gendsl.frontend.printer import format_expr, format_statement
 
+# a checked option's arguments are plain values (numbers, words)
+checked_kwargs = st.lists(
+    st.builds(ast.KwArg, names, st.one_of(numbers.map(ast.Num), names.map(ast.Name))), max_size=2
+).map(tuple)
 statements = st.one_of(
     st.builds(ast.Let, names, st.lists(names, max_size=2).map(tuple), exprs),
     st.builds(ast.Assign, names, exprs),
@@ -23,7 +27,7 @@ statements = st.one_of(
     st.builds(ast.Path, names, exprs),
     st.builds(ast.Critic, names, st.one_of(st.none(), exprs)),
     st.builds(ast.Energy, names, st.lists(names, max_size=2).map(tuple), st.none() | exprs),
-    st.builds(ast.Guidance, options),
+    st.builds(ast.Guidance, st.builds(ast.Option, names, st.just(()), checked_kwargs)),
     st.builds(ast.Couple, names, names, st.builds(ast.Option, st.just("independent"))),
     st.builds(ast.SDE, names, exprs, names, exprs, exprs),
 )
