@@ -1,6 +1,6 @@
 """The checker's record of a model, before it becomes the IR.
 
-The checker (:func:`gendsl.analysis.check.check_model`) resolves ``extends``/``import``, checks
+The checker (:func:`gendsl.analysis.check.check_text`) resolves ``extends``/``import``, checks
 names, types and shapes, infers every network's input and output shapes from its use, decides the
 model's family, and fills a :class:`CheckedModel` that still holds syntax-tree nodes; the last
 step of checking converts it into :class:`gendsl.ir.CheckedModel` (:mod:`gendsl.analysis.to_ir`),

@@ -1,6 +1,6 @@
 """The checked model: what the checker hands to the symbolic core and the back ends.
 
-The checker (:func:`gendsl.analysis.check.check_model`) resolves ``extends``/``import``, checks
+The checker (:func:`gendsl.analysis.check.check_text`) resolves ``extends``/``import``, checks
 names, types and shapes, infers every network's input and output shapes from its use, decides the
 model's family, and converts the result into a :class:`CheckedModel` of IR nodes
 (:mod:`gendsl.analysis.to_ir`).  The back ends read only this object; they never re-check and
