@@ -26,7 +26,7 @@ from gendsl.frontend.parser import parse
 from gendsl.frontend.printer import format_source
 
 if TYPE_CHECKING:
-    from gendsl.analysis.model import CheckedModel
+    from gendsl.ir import CheckedModel
 
 __all__ = [
     "DataError",

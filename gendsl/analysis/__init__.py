@@ -1,7 +1,7 @@
 """The checker: from a parsed spec to checked models the back ends consume."""
 
 from gendsl.analysis.check import check_file, check_text, load_checked, model_graph, report
-from gendsl.analysis.model import CheckedModel, NetSpec, Opt, Site, Variable, VarType
+from gendsl.ir import CheckedModel, NetSpec, Opt, Site, Variable, VarType
 
 __all__ = [
     "CheckedModel",

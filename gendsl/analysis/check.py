@@ -24,6 +24,7 @@ from gendsl.analysis.graph import build_graph, find_cycle, topological
 from gendsl.analysis.model import CheckedModel, Variable, VarType
 from gendsl.analysis.resolve import Scope, closest, load, merged_model
 from gendsl.analysis.supported import unsupported
+from gendsl.analysis.to_ir import to_ir
 from gendsl.analysis.usage import one_data_variable, unused_latents
 from gendsl.errors import Diagnostic, SpecError, SpecErrors, UsageError
 from gendsl.frontend import ast
@@ -65,7 +66,7 @@ def check_model(scope: Scope, model: ast.Model) -> tuple[CheckedModel | None, li
         cx.error(f"cycle in the model: {' -> '.join(names)}", span)
     if cx.errors or cx.family is None or cx.loss is None or cx.sampler is None:
         return None, cx.errors
-    return checked_model(cx, graph), cx.errors
+    return to_ir(checked_model(cx, graph)), cx.errors
 
 
 def checked_model(cx: Context, graph: nx.DiGraph) -> CheckedModel:

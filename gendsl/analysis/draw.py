@@ -11,9 +11,9 @@ from pathlib import Path
 
 import networkx as nx
 
-from gendsl.analysis.model import CheckedModel
 from gendsl.errors import UsageError
 from gendsl.families import NodeStyle, node_styles
+from gendsl.ir import CheckedModel
 
 __all__ = ["to_dot", "write_graph"]
 

@@ -1,9 +1,12 @@
-"""The checked model: what the checker hands to the symbolic core and the back ends.
+"""The checker's record of a model, before it becomes the IR.
 
-The checker (:func:`gendsl.analysis.check.check_model`) resolves ``extends``/``import``, checks
+The checker (:func:`gendsl.analysis.check.check_text`) resolves ``extends``/``import``, checks
 names, types and shapes, infers every network's input and output shapes from its use, decides the
-model's family, and fills a :class:`CheckedModel`.  The back ends read only this object (and the
-AST expressions it points to); they never re-check.
+model's family, and fills a :class:`CheckedModel` that still holds syntax-tree nodes; the last
+step of checking converts it into :class:`gendsl.ir.CheckedModel` (:mod:`gendsl.analysis.to_ir`),
+which is what every consumer below the checker receives.  The value types (:class:`VarType`,
+:class:`Variable`, :class:`NetSpec`, :class:`Opt`, ``Shape``, ``FAMILIES``) live in
+:mod:`gendsl.ir.types` and are re-exported here.
 
 Option values (``loss elbo(beta = 4, anneal = linear(0, 1, steps = 100))``, ``train { }``,
 network hyper-parameters) are converted to plain Python by :func:`to_value`: numbers stay
@@ -13,12 +16,14 @@ become ``list``, and calls become :class:`Opt`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import networkx as nx
 
 from gendsl.frontend import ast
+from gendsl.ir.types import NetSpec, Opt, Shape, Variable, VarType
+from gendsl.ir.values import to_value as ir_value
 from gendsl.source import Source, Span
 
 __all__ = [
@@ -31,19 +36,6 @@ __all__ = [
     "Variable",
     "to_value",
 ]
-
-#: A per-sample shape; a ``str`` entry is a symbolic size (``D``) bound from the data.
-Shape = tuple[int | str, ...]
-
-
-@dataclass(frozen=True)
-class Opt:
-    """A library option written as a call: ``linear(0, 1, steps = 100)``, ``ot(exact)``."""
-
-    name: str
-    args: tuple[Any, ...] = ()
-    kwargs: dict[str, Any] = field(default_factory=dict)
-    span: Span | None = field(default=None, compare=False, repr=False)
 
 
 def __getattr__(name: str) -> Any:
@@ -58,78 +50,18 @@ def __getattr__(name: str) -> Any:
 
 def to_value(e: ast.Expr | ast.Option) -> Any:
     """Convert an option's AST to a plain Python value (see the module docstring)."""
-    if isinstance(e, ast.Num):
-        return e.value
-    if isinstance(e, ast.Str):
-        return e.value
-    if isinstance(e, ast.Name):
-        return {"true": True, "false": False}.get(e.id, e.id)
-    if isinstance(e, ast.List):
-        return [to_value(i) for i in e.items]
-    if isinstance(e, ast.Neg) and isinstance(e.operand, ast.Num):
-        return -e.operand.value
-    if isinstance(e, ast.Call | ast.Option):
-        name = e.func if isinstance(e, ast.Call) else e.name
-        return Opt(
-            name,
-            tuple(to_value(a) for a in e.args),
-            {k.name: to_value(k.value) for k in e.kwargs},
-            e.span,
-        )
-    raise TypeError(f"not an option value: {e!r}")
+    from gendsl.analysis.to_ir import OPTION_VALUES, expr_to_ir, option_to_ir
 
-
-@dataclass(frozen=True)
-class VarType:
-    """A variable's type: ``kind`` is real, binary, image, label or code.
-
-    ``shape`` is the per-sample shape (``label[10]`` has shape ``()`` and ``classes == 10``;
-    ``code[K = 64, dim = 16]`` has ``classes == 64`` and the codebook dimension in ``shape``).
-    """
-
-    kind: str
-    shape: Shape
-    classes: int | str | None = None
-
-
-@dataclass(frozen=True)
-class Variable:
-    """A named random or deterministic quantity of the model.
-
-    ``role``: ``data`` (observed), ``latent``, ``condition``, ``derived`` (``v = expr``),
-    ``noised`` (the ``x_t`` an sde/chain/path introduces), or ``noise`` (``w`` in a path).
-    """
-
-    name: str
-    role: str
-    type: VarType
-    span: Span
-
-
-@dataclass(frozen=True)
-class NetSpec:
-    """A network and the sizes inferred from where it is used.
-
-    ``inputs`` are the argument names of (the first) use, in order; ``in_shapes`` the shapes of
-    the tensor inputs among them (the time ``t`` and a ``label`` condition excluded: ``time`` and
-    ``cond_classes`` say whether they enter).  ``out_shape`` is what the use needs, e.g. twice a
-    latent's size for ``Normal(enc(x))`` (loc and scale), ``()`` for a critic or an energy.
-    """
-
-    name: str
-    kind: str
-    options: dict[str, Any]
-    inputs: tuple[str, ...]
-    in_shapes: tuple[Shape, ...]
-    out_shape: Shape
-    time: bool
-    cond_classes: int | str | None
-    span: Span
+    if isinstance(e, ast.Option):
+        return ir_value(option_to_ir(e, OPTION_VALUES))
+    return ir_value(expr_to_ir(e, OPTION_VALUES))
 
 
 @dataclass(frozen=True)
 class Site:
-    """A random choice ``name | given ~ dist(params)`` of the model or of the guide.
+    """The checker's record of a site (the back ends read :class:`gendsl.ir.Site`).
+
+    A random choice ``name | given ~ dist(params)`` of the model or of the guide.
 
     ``params`` maps canonical parameter names (``loc``, ``scale``, ``logits``, ``probs``, ...) to
     expressions.  ``packed`` is set instead when one network call gives every parameter
@@ -147,7 +79,8 @@ class Site:
 
 @dataclass
 class CheckedModel:
-    """One model after checking: everything the back ends need, in evaluation order."""
+    """One model after checking, with syntax-tree nodes: :func:`gendsl.analysis.to_ir.to_ir`
+    turns it into the :class:`gendsl.ir.CheckedModel` the back ends read."""
 
     name: str
     family: str

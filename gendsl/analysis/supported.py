@@ -1,7 +1,7 @@
 """What the back ends do not support, refused by the checker, located.
 
 Each rule here is one the compiler (``gendsl.lower``) enforces when it builds a model; checking
-it on the :class:`~gendsl.analysis.model.CheckedModel` reports it from ``gendsl check``, at the
+it on the :class:`~gendsl.ir.CheckedModel` reports it from ``gendsl check``, at the
 statement to change, together with every other error of the spec:
 
 - ``loss elbo(enumerate = [...])`` with ``free_bits`` (``lower/latent.py``): the free-bits KL
@@ -25,11 +25,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from gendsl.analysis import library as lib
-from gendsl.analysis.model import CheckedModel
 from gendsl.analysis.resolve import Scope, merged_model
 from gendsl.errors import SpecError
 from gendsl.families import table as families
-from gendsl.frontend import ast
+from gendsl.ir import CheckedModel
 from gendsl.source import Span
 
 __all__ = ["unsupported"]
@@ -55,11 +54,11 @@ def _teacher(model: CheckedModel, scope: Scope, report: Report) -> None:
 
 def _written(model: CheckedModel, name: str) -> Span:
     """Where the loss statement writes its option ``name`` (the loss itself if defaulted)."""
-    stmt = next((s for s in model.ast.body if isinstance(s, ast.Loss)), None)
-    if stmt is None:
-        return model.loss.span or model.ast.name_span
-    kw = stmt.option.kwarg(name)
-    return kw.span if kw is not None else stmt.option.span
+    option = model.loss_option
+    if option is None:
+        return model.loss.span or model.name_span
+    kw = option.kwarg(name)
+    return kw.span if kw is not None else option.span
 
 
 def _loss_options(model: CheckedModel, report: Report) -> None:

@@ -10,7 +10,7 @@ from gendsl.families.text import opt_text, option
 from gendsl.frontend import ast
 
 if TYPE_CHECKING:
-    from gendsl.analysis.model import CheckedModel
+    from gendsl.ir import CheckedModel
     from gendsl.symbolic.derived import Section
 
 __all__ = ["ADVERSARIAL", "derive"]

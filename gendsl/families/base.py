@@ -20,7 +20,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from gendsl.analysis.model import CheckedModel
+    from gendsl.ir import CheckedModel
     from gendsl.symbolic.derived import Section
 
 __all__ = ["Derive", "Family", "NodeStyle", "SymbolicCheck", "resolve"]

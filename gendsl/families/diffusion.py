@@ -10,14 +10,15 @@ from __future__ import annotations
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
-from gendsl.analysis.model import Opt
+from gendsl import ir
 from gendsl.families.base import Family
 from gendsl.families.graph_styles import NOISED, PROCESS
 from gendsl.families.text import opt_text, option
 from gendsl.frontend import ast
+from gendsl.ir import Opt
 
 if TYPE_CHECKING:
-    from gendsl.analysis.model import CheckedModel
+    from gendsl.ir import CheckedModel
     from gendsl.symbolic.chain import ChainKernel
     from gendsl.symbolic.derived import Section
     from gendsl.symbolic.kernel import Kernel
@@ -149,7 +150,7 @@ def _loss(model: CheckedModel, sec: Section) -> None:
 def derive(model: CheckedModel, sec: Section) -> Any:
     """The forward process (the SDE's Gaussian kernel, reverse SDE and probability-flow ODE, or
     the chain's marginal) and the loss on the network's parameterisation; returns the kernel."""
-    is_sde = isinstance(model.process, ast.SDE)
+    is_sde = isinstance(model.process, ir.SDE)
     kernel = _sde(model, sec) if is_sde else _chain(model, sec)
     _loss(model, sec)
     return kernel
@@ -159,12 +160,12 @@ def check_process(model: CheckedModel) -> None:
     """The sde is affine in x with an x-free, positive diffusion and dt/dw terms over a time
     range; the chain is a variance-preserving Gaussian AR(1) step (raises
     :class:`~gendsl.errors.SpecError`)."""
-    if isinstance(model.process, ast.SDE):
+    if isinstance(model.process, ir.SDE):
         from gendsl.symbolic.kernel import check_sde
         from gendsl.symbolic.positivity import check_sde_diffusion
 
         check_sde_diffusion(model.process, *check_sde(model.process, model.lets))
-    elif isinstance(model.process, ast.Chain):
+    elif isinstance(model.process, ir.Chain):
         from gendsl.symbolic.chain import chain_kernel
 
         chain_kernel(model.process, model.lets, simplify=False)

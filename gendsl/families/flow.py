@@ -9,7 +9,7 @@ from gendsl.families.base import Family, NodeStyle
 from gendsl.frontend import ast
 
 if TYPE_CHECKING:
-    from gendsl.analysis.model import CheckedModel
+    from gendsl.ir import CheckedModel
     from gendsl.symbolic.derived import Section
 
 __all__ = ["FLOW", "derive"]

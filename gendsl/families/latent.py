@@ -11,10 +11,10 @@ from typing import TYPE_CHECKING, Any
 
 from gendsl.families.base import Family
 from gendsl.families.text import opt_text, option
-from gendsl.frontend.printer import format_expr
+from gendsl.ir.printer import format_expr
 
 if TYPE_CHECKING:
-    from gendsl.analysis.model import CheckedModel, Opt, Site
+    from gendsl.ir import CheckedModel, Opt, Site
     from gendsl.symbolic.derived import Section
 
 __all__ = ["LATENT", "derive"]

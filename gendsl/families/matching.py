@@ -15,7 +15,7 @@ from gendsl.families.graph_styles import NOISE, NOISED, PROCESS
 from gendsl.frontend import ast
 
 if TYPE_CHECKING:
-    from gendsl.analysis.model import CheckedModel
+    from gendsl.ir import CheckedModel
     from gendsl.symbolic.derived import Section
     from gendsl.symbolic.path import PathKernel
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from gendsl.analysis.model import Opt
+from gendsl.ir import Opt
 
 __all__ = ["opt_text", "option"]
 

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from gendsl.analysis.model import CheckedModel
+from gendsl.ir import CheckedModel
 from gendsl.lower.base import Model
 from gendsl.lower.registry import BACKENDS, builder, register
 from gendsl.lower.sizes import bind_sizes

@@ -25,8 +25,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from gendsl.analysis.model import CheckedModel, Opt
 from gendsl.errors import UsageError
+from gendsl.ir import CheckedModel, Opt
 from gendsl.lower.base import Batch, Capabilities, Model
 from gendsl.lower.expr import compile_expr
 from gendsl.lower.handlers import Draw

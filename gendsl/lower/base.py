@@ -26,8 +26,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from gendsl.analysis.model import CheckedModel, NetSpec, Opt, Shape, Variable
 from gendsl.errors import UsageError
+from gendsl.ir import CheckedModel, NetSpec, Opt, Shape, Variable
 from gendsl.nn import build_network, count_parameters
 from gendsl.protocol import Batch, Capabilities, PretrainedRun
 

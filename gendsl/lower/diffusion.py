@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from gendsl.analysis.model import CheckedModel, to_value
-from gendsl.frontend import ast
+from gendsl import ir
+from gendsl.ir import CheckedModel
 from gendsl.lower.diffusion_consistency import ConsistencyModel
 from gendsl.lower.diffusion_core import DiffusionModel
 from gendsl.lower.diffusion_guidance import (
@@ -39,11 +39,10 @@ _GUIDED = {
 
 def model_class(checked: CheckedModel) -> type[DiffusionModel]:
     """The compiled class of a diffusion spec."""
-    value = checked.predict.value
-    if isinstance(value, ast.Call) and value.func == "consistency":
+    if isinstance(checked.predict.value, ir.Consistency):
         return ConsistencyModel
     if checked.guidance is not None:
-        return _GUIDED[to_value(checked.guidance.option).name]
+        return _GUIDED[checked.guidance.value.name]
     return DiffusionModel
 
 

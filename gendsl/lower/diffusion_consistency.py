@@ -28,10 +28,9 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from gendsl import sampler_registry
-from gendsl.analysis.model import CheckedModel, to_value
+from gendsl import ir, sampler_registry
 from gendsl.errors import UsageError
-from gendsl.frontend import ast
+from gendsl.ir import CheckedModel
 from gendsl.lower.base import Model, PretrainedRun
 from gendsl.lower.diffusion_core import Conditions, DiffusionModel
 from gendsl.objectives.consistency import (
@@ -61,10 +60,7 @@ class ConsistencyModel(DiffusionModel):
 
     def __init__(self, checked: CheckedModel, bindings: Mapping[str, int]):
         super().__init__(checked, bindings)
-        call = checked.predict.value
-        self.sigma_data = float(
-            next((to_value(kw.value) for kw in call.kwargs if kw.name == "sigma_data"), 0.5)
-        )
+        self.sigma_data = self._consistency().sigma_data
         self.sigma_min, self.sigma_max = process_sigma_range(self.process)
         opts = self.loss_opt.kwargs
         self.teacher_name: str | None = opts.get("teacher")
@@ -79,9 +75,15 @@ class ConsistencyModel(DiffusionModel):
         self.target_decay = TARGET_DECAY
         self._teacher: DiffusionModel | None = None
 
-    def _predict_call(self) -> ast.Call | None:
+    def _consistency(self) -> ir.Consistency:
+        """The checked ``consistency(f, sigma_data = ...)`` of ``predict x0``."""
+        value = self.checked.predict.value
+        assert isinstance(value, ir.Consistency)
+        return value
+
+    def _predict_call(self) -> ir.Call | None:
         """Build the network ``f`` of ``consistency(f, ...)``; there is no plain call."""
-        self.f_name = self.checked.predict.value.args[0].id
+        self.f_name = self._consistency().net.id
         self.nets[self.f_name] = self.build_net(self.checked.nets[self.f_name])
         return None
 

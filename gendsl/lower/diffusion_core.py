@@ -31,11 +31,10 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from gendsl import sampler_registry
-from gendsl.analysis.model import CheckedModel, Opt
+from gendsl import ir, sampler_registry
 from gendsl.data import IMAGE_LEVELS
 from gendsl.errors import UsageError
-from gendsl.frontend import ast
+from gendsl.ir import CheckedModel, Opt
 from gendsl.lower.base import Batch, Capabilities, Model
 from gendsl.metrics import pf_ode
 from gendsl.objectives.divergence import default_trace
@@ -114,13 +113,13 @@ def build_process(checked: CheckedModel) -> tuple[Process, Any]:
     kernel (:class:`~gendsl.symbolic.closed_forms.SDEForms`; ``None`` for a chain).  On a warm
     cache neither needs sympy."""
     proc = checked.process
-    if isinstance(proc, ast.SDE):
+    if isinstance(proc, ir.SDE):
         from gendsl.symbolic import sde_forms, to_process
 
         forms = sde_forms(proc, checked.lets)
         t_min = ve_t_min(**forms.params) if forms.kind == "ve" else None
         return to_process(forms, t_min=t_min), forms
-    if isinstance(proc, ast.Chain):
+    if isinstance(proc, ir.Chain):
         from gendsl.symbolic import chain_betas
 
         return DiscreteChain(torch.as_tensor(chain_betas(proc, checked.lets))), None
@@ -230,7 +229,7 @@ class DiffusionModel(Model):
 
     # -------------------------------------------------------------- networks and predictions
 
-    def _predict_call(self) -> ast.Call | None:
+    def _predict_call(self) -> ir.Call | None:
         """Build the ``predict`` network (override for other forms of ``predict``)."""
         call = self.checked.predict.value
         self.nets[call.func] = self.build_net(self.checked.nets[call.func])
@@ -251,7 +250,7 @@ class DiffusionModel(Model):
 
     def call_net(
         self,
-        call: ast.Call,
+        call: ir.Call,
         x_t: Tensor,
         t: Tensor,
         cond: Conditions,
@@ -268,16 +267,14 @@ class DiffusionModel(Model):
         x_in = self.network_input(x_t, t)
         inputs, kw = [], dict(extra)
         for arg in call.args:
-            name = arg.id if isinstance(arg, ast.Name) else None
-            if name == "t":
+            role = arg.role if isinstance(arg, ir.Name) else None
+            if role == "time":
                 kw["t"] = t
-            elif name in self.checked.variables and self.checked.variables[name].role == (
-                "condition"
-            ):
-                if self.checked.variables[name].type.kind == "label":
-                    kw["y"] = cond.get(name)
+            elif role == "condition":
+                if arg.type.kind == "label":
+                    kw["y"] = cond.get(arg.id)
                 else:
-                    inputs.append(cond[name])
+                    inputs.append(cond[arg.id])
             else:
                 inputs.append(x_in)
         out = net(*inputs, **kw)

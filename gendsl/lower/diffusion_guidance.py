@@ -15,8 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from gendsl.analysis.model import CheckedModel, Opt, to_value
 from gendsl.errors import UsageError
+from gendsl.ir import CheckedModel, Opt
 from gendsl.lower.base import Model, PretrainedRun
 from gendsl.lower.diffusion_core import Conditions, DiffusionModel, sub_state
 from gendsl.nn import copy_for_control
@@ -45,7 +45,7 @@ def classifier_guided_score(score: Tensor, grad_log_p_y: Tensor, s: float) -> Te
 
 
 def _guidance(checked: CheckedModel) -> Opt:
-    return to_value(checked.guidance.option)
+    return checked.guidance.value
 
 
 def _label_name(model: DiffusionModel) -> str:

@@ -18,8 +18,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from gendsl import ir
 from gendsl.errors import InternalError, UsageError
-from gendsl.frontend import ast
 
 __all__ = ["LIBRARY", "Compiled", "Scope", "compile_expr", "evaluate", "let_function"]
 
@@ -156,7 +156,7 @@ def _index(base: Any, index: Any) -> Any:
     return base[index.long() if isinstance(index, Tensor) else int(index)]
 
 
-def _compile_call(e: ast.Call) -> Compiled:
+def _compile_call(e: ir.Call) -> Compiled:
     args = [compile_expr(a) for a in e.args]
     func = e.func
     if func in _CONSTRUCTORS:
@@ -175,37 +175,40 @@ def _compile_call(e: ast.Call) -> Compiled:
     return lambda s: function(s)(*[a(s) for a in args], **{k: v(s) for k, v in kwargs})
 
 
-def compile_expr(e: ast.Expr) -> Compiled:
+def compile_expr(e: ir.Expr) -> Compiled:
     """``e`` as a closure ``scope -> value`` (a tensor, a number, a string or a callable)."""
-    if isinstance(e, ast.Num | ast.Str):
+    if isinstance(e, ir.Num | ir.Str):
         value = e.value
         return lambda s: value
-    if isinstance(e, ast.Name):
+    if isinstance(e, ir.Name):
         name = e.id
         return lambda s: s[name]
-    if isinstance(e, ast.BinOp):
+    if isinstance(e, ir.BinOp):
         op, left, right = _OPS[e.op], compile_expr(e.left), compile_expr(e.right)
         return lambda s: op(left(s), right(s))
-    if isinstance(e, ast.Neg):
+    if isinstance(e, ir.Neg):
         operand = compile_expr(e.operand)
         return lambda s: -operand(s)
-    if isinstance(e, ast.List):
+    if isinstance(e, ir.List):
         items = [compile_expr(i) for i in e.items]
         return lambda s: _stack([i(s) for i in items], s.like)
-    if isinstance(e, ast.Index):
+    if isinstance(e, ir.Index):
         base, index = compile_expr(e.base), compile_expr(e.index)
         return lambda s: _index(base(s), index(s))
-    if isinstance(e, ast.Call):
+    if isinstance(e, ir.Call):
         return _compile_call(e)
+    if isinstance(e, ir.Quantize):  # the quantiser is bound in the scope, like a network
+        operand = compile_expr(e.operand)
+        return lambda s: s["quantize"](operand(s))
     raise InternalError(f"cannot evaluate {type(e).__name__}")
 
 
-def evaluate(e: ast.Expr, scope: Scope) -> Any:
+def evaluate(e: ir.Expr, scope: Scope) -> Any:
     """The value of ``e`` in ``scope`` (compiles ``e``; compile once to evaluate repeatedly)."""
     return compile_expr(e)(scope)
 
 
-def let_function(let: ast.Let, scope: Scope) -> Callable[..., Any]:
+def let_function(let: ir.Let, scope: Scope) -> Callable[..., Any]:
     """``let f(a, b) = body`` as a Python function evaluating ``body`` with ``a, b`` bound."""
     body = compile_expr(let.value)
 

@@ -32,11 +32,11 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from gendsl import ir
 from gendsl.analysis.library import FLOW_LAYERS
-from gendsl.analysis.model import CheckedModel, NetSpec, Opt, Site, to_value
 from gendsl.data import IMAGE_LEVELS
 from gendsl.errors import SpecError
-from gendsl.frontend import ast
+from gendsl.ir import CheckedModel, NetSpec, Opt, Site, to_value
 from gendsl.lower.base import Batch, Capabilities, Model
 from gendsl.lower.cnf import CNF
 from gendsl.lower.dists import Density, draw
@@ -64,7 +64,7 @@ DEFAULT_LEVELS = IMAGE_LEVELS
 _DEFAULT_NET = Opt("MLP")
 
 
-def layer_options(layer: ast.Layer) -> dict[str, Any]:
+def layer_options(layer: ir.Layer) -> dict[str, Any]:
     """A layer's options as plain values, defaults from the library table filled in."""
     spec = FLOW_LAYERS[layer.name]
     values = spec.defaults()
@@ -73,11 +73,11 @@ def layer_options(layer: ast.Layer) -> dict[str, Any]:
     return values
 
 
-def expand_layers(items: tuple[ast.FlowItem, ...]) -> list[ast.Layer]:
+def expand_layers(items: tuple[ir.FlowItem, ...]) -> list[ir.Layer]:
     """The flat list of layers with every ``repeat N { ... }`` unrolled."""
-    out: list[ast.Layer] = []
+    out: list[ir.Layer] = []
     for item in items:
-        if isinstance(item, ast.Repeat):
+        if isinstance(item, ir.Repeat):
             for _ in range(item.count):
                 out.extend(expand_layers(item.body))
         else:
@@ -99,10 +99,10 @@ class FlowModel(Model):
         assign = next((a for a in checked.assigns if a.target == self.data_name), None)
         call = None if assign is None else assign.value
         if not (
-            isinstance(call, ast.Call)
+            isinstance(call, ir.Call)
             and call.func in checked.flows
             and len(call.args) == 1
-            and isinstance(call.args[0], ast.Name)
+            and isinstance(call.args[0], ir.Name)
         ):
             raise SpecError(
                 f"a flow model needs '{self.data_name} = f(z)' with f a flow and z a latent",
@@ -134,10 +134,10 @@ class FlowModel(Model):
 
     # -------------------------------------------------------------------- lowering
 
-    def _error(self, message: str, layer: ast.Layer) -> SpecError:
+    def _error(self, message: str, layer: ir.Layer) -> SpecError:
         return SpecError(message, layer.span, self.checked.source)
 
-    def _net(self, opt: Any, layer: ast.Layer, name: str, shape, out_shape, time: bool):
+    def _net(self, opt: Any, layer: ir.Layer, name: str, shape, out_shape, time: bool):
         opt = _DEFAULT_NET if opt is None else opt
         if not time and "time" in opt.kwargs:
             raise self._error(f"the network of {layer.name} takes no time; remove time", layer)
@@ -146,7 +146,7 @@ class FlowModel(Model):
         )
         return self.build_net(spec)
 
-    def _layer(self, layer: ast.Layer, shape: tuple[int, ...], name: str) -> Transform:
+    def _layer(self, layer: ir.Layer, shape: tuple[int, ...], name: str) -> Transform:
         o = layer_options(layer)
         kind = layer.name
         if kind in ("affine_coupling", "additive_coupling"):
@@ -187,7 +187,7 @@ class FlowModel(Model):
             return Permute(shape, int(o["seed"]) + self._permutes - 1)
         return simple[kind]()
 
-    def _build(self, layers: list[ast.Layer], shape: tuple[int, ...], name: str) -> Flow:
+    def _build(self, layers: list[ir.Layer], shape: tuple[int, ...], name: str) -> Flow:
         out: list[Transform] = []
         start = shape
         for i, layer in enumerate(layers):

@@ -23,7 +23,7 @@ evaluated once per device and dtype; a ``let`` that mentions a variable, a netwo
 assigned name is evaluated in each run's scope, like an assignment.
 
 This module is the only part of the back ends' statement handling that reads the checked
-model's syntax nodes (``Site`` expressions, ``ast.Let``).
+model's syntax nodes (``Site`` expressions, ``ir.Let``).
 """
 
 from __future__ import annotations
@@ -33,9 +33,9 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from gendsl.analysis.model import CheckedModel, Site
+from gendsl import ir
 from gendsl.errors import UsageError
-from gendsl.frontend import ast
+from gendsl.ir import CheckedModel, Site
 from gendsl.lower.dists import Density, unpacker
 from gendsl.lower.expr import Compiled, Scope, compile_expr, evaluate, let_function
 from gendsl.lower.handlers import Handler, Message, apply_stack
@@ -46,22 +46,24 @@ if TYPE_CHECKING:
 __all__ = ["Program", "SitePlan", "names_in", "scoped_lets"]
 
 
-def names_in(e: ast.Expr) -> set[str]:
+def names_in(e: ir.Expr) -> set[str]:
     """Every name an expression mentions (variables and called functions)."""
-    if isinstance(e, ast.Name):
+    if isinstance(e, ir.Name):
         return {e.id}
-    if isinstance(e, ast.Call):
+    if isinstance(e, ir.Call):
         return {e.func}.union(
             *(names_in(a) for a in e.args), *(names_in(k.value) for k in e.kwargs)
         )
-    if isinstance(e, ast.BinOp):
+    if isinstance(e, ir.BinOp):
         return names_in(e.left) | names_in(e.right)
-    if isinstance(e, ast.Neg):
+    if isinstance(e, ir.Neg):
         return names_in(e.operand)
-    if isinstance(e, ast.List):
+    if isinstance(e, ir.List):
         return set().union(*(names_in(i) for i in e.items))
-    if isinstance(e, ast.Index):
+    if isinstance(e, ir.Index):
         return names_in(e.base) | names_in(e.index)
+    if isinstance(e, ir.Quantize):
+        return {"quantize"} | names_in(e.operand)
     return set()
 
 

@@ -31,9 +31,9 @@ from pyro.infer import Trace_ELBO, TraceEnum_ELBO, TraceMeanField_ELBO
 from pyro.infer.elbo import ELBO
 from torch import Tensor, nn
 
-from gendsl.analysis.model import CheckedModel, NetSpec, Opt
+from gendsl import ir
 from gendsl.errors import UsageError
-from gendsl.frontend import ast
+from gendsl.ir import CheckedModel, NetSpec, Opt
 from gendsl.lower.base import Batch, Capabilities, Model, resolve_shape
 from gendsl.lower.expr import Scope
 from gendsl.lower.handlers import (
@@ -458,11 +458,11 @@ class VQModel(LatentModel):
     """
 
     def __init__(self, checked: CheckedModel, bindings: Mapping[str, int]):
-        quantized = [a for a in checked.assigns if _is_quantize(a.value)]
+        quantized = [a.value for a in checked.assigns if isinstance(a.value, ir.Quantize)]
         if len(quantized) != 1:
             raise UsageError("loss vq needs exactly one 'e = quantize(enc(x))'")
-        self.code_name = quantized[0].target
-        self.encoder_call = quantized[0].value.args[0]
+        self.code_name = next(a.target for a in checked.assigns if a.value is quantized[0])
+        self.encoder_call = quantized[0].operand
         super().__init__(checked, bindings)
         kw = checked.loss.kwargs
         codebook = kw.get("codebook", "ema")
@@ -550,10 +550,6 @@ class VQModel(LatentModel):
         else:
             terms.append("codebook: ||sg[z_e] - e||^2")
         return [*terms, self.prior.describe()]
-
-
-def _is_quantize(e: ast.Expr) -> bool:
-    return isinstance(e, ast.Call) and e.func == "quantize" and len(e.args) == 1
 
 
 @register("latent")

@@ -25,12 +25,9 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from gendsl import sampler_registry
-from gendsl.analysis import library as lib
-from gendsl.analysis.model import CheckedModel, Opt
-from gendsl.analysis.options import OptionChecker
+from gendsl import ir, sampler_registry
 from gendsl.errors import InternalError, UsageError
-from gendsl.frontend import ast
+from gendsl.ir import CheckedModel, Opt
 from gendsl.lower.base import Batch, Capabilities, Model, PretrainedRun
 from gendsl.lower.dists import draw
 from gendsl.lower.interpret import Program
@@ -144,14 +141,9 @@ def coupling_option(checked: CheckedModel) -> Opt:
     """The ``couple`` option with every default filled in (``independent`` when absent)."""
     if checked.couple is None:
         return Opt("independent")
-
-    def report(message: str, span: Any) -> None:
-        raise InternalError(f"the checker passed a bad coupling ({message}); please report")
-
-    opt = OptionChecker(report).option(lib.COUPLINGS, checked.couple.coupling, "coupling")
-    if opt is None:
-        raise InternalError("the checker passed an unknown coupling; please report")
-    return opt
+    if checked.couple.checked is None:
+        raise InternalError("the checker passed an unchecked coupling; please report")
+    return checked.couple.checked
 
 
 def build_coupling(opt: Opt) -> Coupling:
@@ -208,7 +200,7 @@ class MatchingModel(Model):
         self.program = Program(self)
         self.normal_source = self._normal_source()
         self.predict_call = checked.predict.value
-        if not isinstance(self.predict_call, ast.Call) or self.predict_call.func not in (
+        if not isinstance(self.predict_call, ir.Call) or self.predict_call.func not in (
             checked.nets
         ):
             raise UsageError("predict velocity must call a network, e.g. v(x_t, t)")
@@ -254,7 +246,7 @@ class MatchingModel(Model):
         ``label`` condition the class input, any other condition an extra tensor input."""
         net, inputs, kw = self.nets[self.predict_call.func], [], {}
         for arg in self.predict_call.args:
-            name = arg.id if isinstance(arg, ast.Name) else None
+            name = arg.id if isinstance(arg, ir.Name) else None
             var = self.checked.variables.get(name) if name else None
             if name == "t":
                 kw["t"] = t

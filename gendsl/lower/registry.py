@@ -19,7 +19,7 @@ from gendsl.errors import UsageError
 from gendsl.families import TABLE, Family, resolve
 
 if TYPE_CHECKING:
-    from gendsl.analysis.model import CheckedModel
+    from gendsl.ir import CheckedModel
     from gendsl.lower.base import Model
 
 __all__ = ["BACKENDS", "Builder", "builder", "model_class", "register"]

@@ -6,8 +6,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from gendsl.analysis.model import CheckedModel
 from gendsl.errors import UsageError
+from gendsl.ir import CheckedModel
 
 if TYPE_CHECKING:
     from gendsl.data import Dataset

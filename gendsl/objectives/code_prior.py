@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from gendsl.analysis.model import Opt
+from gendsl.ir import Opt
 from gendsl.nn.pixelcnn import PixelCNN
 
 __all__ = ["CodePrior", "code_prior"]

@@ -17,9 +17,9 @@ from dataclasses import dataclass
 import numpy as np
 import sympy as sp
 
+from gendsl import ir
 from gendsl.errors import SpecError
-from gendsl.frontend import ast
-from gendsl.frontend.printer import format_expr
+from gendsl.ir.printer import format_expr
 from gendsl.symbolic.expr import VectorAccess, is_zero, lambdify_np, symbol, to_sympy, to_text
 from gendsl.symbolic.tidy import tidy
 
@@ -47,14 +47,14 @@ class ChainKernel:
         )
 
 
-def _integer(e: ast.Expr, lets: Mapping[str, ast.Let], what: str) -> int:
+def _integer(e: ir.Expr, lets: Mapping[str, ir.Let], what: str) -> int:
     value = to_sympy(e, lets)
     if not value.is_Integer:
         raise SpecError(f"the chain's {what} must be an integer, found {to_text(value)}", e.span)
     return int(value)
 
 
-def _step(chain: ast.Chain) -> tuple[ast.Expr, ast.Expr]:
+def _step(chain: ir.Chain) -> tuple[ir.Expr, ir.Expr]:
     """The loc and scale expressions of the chain's Normal step."""
     dist = chain.dist
     if dist.func != "Normal":
@@ -84,7 +84,7 @@ def _check_accesses(accesses: list[VectorAccess], k: sp.Symbol, ks: np.ndarray) 
 
 
 def chain_kernel(
-    chain: ast.Chain, lets: Mapping[str, ast.Let], *, simplify: bool = True
+    chain: ir.Chain, lets: Mapping[str, ir.Let], *, simplify: bool = True
 ) -> ChainKernel:
     """β_k, ᾱ_k of a variance-preserving Gaussian chain, or a located SpecError.
 

@@ -14,12 +14,12 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from gendsl.analysis.model import CheckedModel
 from gendsl.cache import read_json, write_json
 from gendsl.errors import SpecError
 from gendsl.families import family
 from gendsl.families.base import SymbolicCheck
-from gendsl.frontend.printer import format_statement
+from gendsl.ir import CheckedModel
+from gendsl.ir.printer import format_statement
 from gendsl.source import Source
 
 __all__ = ["validate"]

@@ -19,9 +19,9 @@ from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from typing import Any, TypeVar
 
+from gendsl import ir
 from gendsl.cache import read_json, write_json
-from gendsl.frontend import ast
-from gendsl.frontend.printer import format_statement
+from gendsl.ir.printer import format_statement
 from gendsl.symbolic.safe_expr import check_expr
 
 __all__ = [
@@ -85,7 +85,7 @@ class PathForms(_Forms):
     noiseless: bool = True
 
 
-def _key(family: str, statement: ast.Stmt, lets: Mapping[str, ast.Let]) -> str:
+def _key(family: str, statement: ir.Stmt, lets: Mapping[str, ir.Let]) -> str:
     here = Path(__file__).parent
     parts = [_VERSION, family]
     parts += [(here / f"{name}.py").read_text(encoding="utf-8") for name in _CODE]
@@ -188,8 +188,8 @@ def _from_entry(
 
 def _remembered(
     cls: type[F],
-    statement: ast.Stmt,
-    lets: Mapping[str, ast.Let],
+    statement: ir.Stmt,
+    lets: Mapping[str, ir.Let],
     recompute: Callable[[], Any],
     convert: Callable[[Any], F],
     names: tuple[str, ...],
@@ -205,7 +205,7 @@ def _remembered(
     return forms
 
 
-def sde_forms(sde: ast.SDE, lets: Mapping[str, ast.Let]) -> SDEForms:
+def sde_forms(sde: ir.SDE, lets: Mapping[str, ir.Let]) -> SDEForms:
     """The closed forms of ``sde``'s kernel (module docstring); a located SpecError if it has
     none (derived by :func:`gendsl.symbolic.kernel.sde_kernel`)."""
 
@@ -219,7 +219,7 @@ def sde_forms(sde: ast.SDE, lets: Mapping[str, ast.Let]) -> SDEForms:
     )
 
 
-def path_forms(path: ast.Path, lets: Mapping[str, ast.Let]) -> PathForms:
+def path_forms(path: ir.Path, lets: Mapping[str, ir.Let]) -> PathForms:
     """α, β, γ and their derivatives of ``path`` (derived by
     :func:`gendsl.symbolic.path.path_velocity`)."""
 
@@ -242,7 +242,7 @@ def _path_of(k: Any, recompute: Callable[[], Any]) -> PathForms:
     return PathForms(exprs, texts, recompute, k, k.target, k.x0, k.x1, noiseless)
 
 
-def chain_betas(chain: ast.Chain, lets: Mapping[str, ast.Let]) -> list[float]:
+def chain_betas(chain: ir.Chain, lets: Mapping[str, ir.Let]) -> list[float]:
     """The β_k of ``chain`` (derived by :func:`gendsl.symbolic.chain.chain_kernel`)."""
     key = _key("ChainKernel", chain, lets)
     v = _lookup(key)

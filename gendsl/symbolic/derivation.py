@@ -9,9 +9,9 @@ sympy.
 
 from __future__ import annotations
 
-from gendsl.analysis.model import CheckedModel
 from gendsl.families import family
 from gendsl.families.text import opt_text
+from gendsl.ir import CheckedModel
 from gendsl.symbolic.derived import Derivation, Section
 
 __all__ = ["derive_fresh"]

@@ -18,10 +18,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gendsl.analysis.model import CheckedModel
 from gendsl.cache import read_json, write_json
 from gendsl.errors import UsageError
-from gendsl.frontend.printer import format_statement
+from gendsl.ir import CheckedModel
+from gendsl.ir.printer import format_statement
 
 __all__ = ["FORMATS", "Derivation", "Line", "Section", "derive", "fingerprint", "render"]
 
@@ -90,7 +90,7 @@ def fingerprint(model: CheckedModel) -> str:
     code += sorted((here.parent / "families").glob("*.py"))
     parts = [path.read_text(encoding="utf-8") for path in code]
     parts += [model.name, model.family, repr(model.loss), repr(model.sampler)]
-    parts += [format_statement(s) for s in model.ast.body]
+    parts += model.statements
     parts += sorted(format_statement(let) for let in model.lets.values())
     parts += [repr(sorted(model.sizes.items()))]
     return hashlib.sha256("\n\x00".join(parts).encode()).hexdigest()

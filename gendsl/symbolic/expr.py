@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import sympy as sp
 
+from gendsl import ir
 from gendsl.errors import SpecError
-from gendsl.frontend import ast
-from gendsl.frontend.printer import format_expr
+from gendsl.ir.printer import format_expr
 
 __all__ = ["VectorAccess", "lambdify_np", "number", "symbol", "to_sympy", "to_text"]
 
@@ -62,9 +62,9 @@ def lambdify_np(e: sp.Expr, var: sp.Symbol) -> Callable[[np.ndarray], np.ndarray
     return call
 
 
-def _is_derivative(e: ast.BinOp) -> bool:
+def _is_derivative(e: ir.BinOp) -> bool:
     """Whether ``e`` is ``d(E) / ...`` (a time derivative, not a quotient)."""
-    return e.op == "/" and isinstance(e.left, ast.Call) and e.left.func == "d"
+    return e.op == "/" and isinstance(e.left, ir.Call) and e.left.func == "d"
 
 
 @dataclass(frozen=True)
@@ -74,7 +74,7 @@ class VectorAccess:
     name: str
     index: sp.Expr
     length: int
-    node: ast.Index
+    node: ir.Index
 
 
 _MATH: dict[str, Callable[..., sp.Expr]] = {
@@ -96,30 +96,32 @@ _MATH: dict[str, Callable[..., sp.Expr]] = {
 
 @dataclass
 class _Translator:
-    lets: Mapping[str, ast.Let]
+    lets: Mapping[str, ir.Let]
     time: str
     env: dict[str, sp.Expr]
     state: tuple[str, str, sp.Symbol] | None = None
     accesses: list[VectorAccess] = field(default_factory=list)
     _expanding: tuple[str, ...] = ()
 
-    def __call__(self, e: ast.Expr) -> sp.Expr:
-        if isinstance(e, ast.Num):
+    def __call__(self, e: ir.Expr) -> sp.Expr:
+        if isinstance(e, ir.Num):
             return number(e.value)
-        if isinstance(e, ast.Name):
+        if isinstance(e, ir.Name):
             return self.name(e)
-        if isinstance(e, ast.Neg):
+        if isinstance(e, ir.Neg):
             return -self(e.operand)
-        if isinstance(e, ast.BinOp):
+        if isinstance(e, ir.BinOp):
             return self.binop(e)
-        if isinstance(e, ast.Call):
+        if isinstance(e, ir.Call):
             return self.call(e)
-        if isinstance(e, ast.Index):
+        if isinstance(e, ir.Index):
             return self.index(e)
-        kind = "a string" if isinstance(e, ast.Str) else "a list"
+        if isinstance(e, ir.Derivative):
+            return self.time_derivative(e)
+        kind = "a string" if isinstance(e, ir.Str) else "a list"
         raise SpecError(f"expected a number-valued expression, found {kind}", e.span)
 
-    def name(self, e: ast.Name) -> sp.Expr:
+    def name(self, e: ir.Name) -> sp.Expr:
         if e.id in self.env:
             return self.env[e.id]
         if e.id == "pi":
@@ -137,7 +139,7 @@ class _Translator:
             raise SpecError(f"'{e.id}' is a vector; index it as {e.id}[k]", e.span)
         return self.inline(let, {}, e.span)
 
-    def inline(self, let: ast.Let, bindings: dict[str, sp.Expr], span: object) -> sp.Expr:
+    def inline(self, let: ir.Let, bindings: dict[str, sp.Expr], span: object) -> sp.Expr:
         if let.name in self._expanding:
             chain = " -> ".join((*self._expanding, let.name))
             raise SpecError(f"let '{let.name}' is defined in terms of itself ({chain})", span)
@@ -151,7 +153,7 @@ class _Translator:
         )
         return inner(let.value)
 
-    def binop(self, e: ast.BinOp) -> sp.Expr:
+    def binop(self, e: ir.BinOp) -> sp.Expr:
         derivative = self.derivative(e)
         if derivative is not None:
             return derivative
@@ -159,13 +161,13 @@ class _Translator:
             return self(e.left) ** self(e.right)
         return self.chain(e)
 
-    def chain(self, e: ast.BinOp) -> sp.Expr:
+    def chain(self, e: ir.BinOp) -> sp.Expr:
         """A left-associative chain ``a + b - c ...`` or ``a * b / c ...`` as one sympy Add or
         Mul, by a loop along its left spine (no recursion, no quadratic re-flattening)."""
         level = ("+", "-") if e.op in ("+", "-") else ("*", "/")
-        rights: list[ast.BinOp] = []
-        node: ast.Expr = e
-        while isinstance(node, ast.BinOp) and node.op in level and not _is_derivative(node):
+        rights: list[ir.BinOp] = []
+        node: ir.Expr = e
+        while isinstance(node, ir.BinOp) and node.op in level and not _is_derivative(node):
             rights.append(node)
             node = node.left
         terms = [self(node)]
@@ -174,11 +176,17 @@ class _Translator:
             terms.append(value if n.op in ("+", "*") else (-value if n.op == "-" else 1 / value))
         return sp.Add(*terms) if level[0] == "+" else sp.Mul(*terms)
 
-    def derivative(self, e: ast.BinOp) -> sp.Expr | None:
+    def time_derivative(self, e: ir.Derivative) -> sp.Expr:
         """``d(E)/dt``: the derivative of E in time."""
+        if e.time != self.time:
+            raise SpecError(f"expected d(E)/d{self.time}, found d(E)/d{e.time}", e.time_span)
+        return sp.diff(self(e.operand), self.env.get(self.time, symbol(self.time)))
+
+    def derivative(self, e: ir.BinOp) -> sp.Expr | None:
+        """``d(...) / ...`` not of the form ``d(E)/dt``: the error that says what to write."""
         if not _is_derivative(e):
             return None
-        if not (isinstance(e.right, ast.Name) and e.right.id == "d" + self.time):
+        if not (isinstance(e.right, ir.Name) and e.right.id == "d" + self.time):
             raise SpecError(
                 f"expected d(E)/d{self.time}, found d(E)/{format_expr(e.right)}", e.right.span
             )
@@ -186,7 +194,7 @@ class _Translator:
             raise SpecError("d(E) takes exactly one expression", e.left.span)
         return sp.diff(self(e.left.args[0]), self.env.get(self.time, symbol(self.time)))
 
-    def call(self, e: ast.Call) -> sp.Expr:
+    def call(self, e: ir.Call) -> sp.Expr:
         if e.kwargs:
             raise SpecError(f"'{e.func}' takes no named arguments here", e.kwargs[0].span)
         if e.func == "d":
@@ -213,9 +221,9 @@ class _Translator:
             )
         return self.inline(let, dict(zip(let.params, args, strict=True)), e.span)
 
-    def index(self, e: ast.Index) -> sp.Expr:
+    def index(self, e: ir.Index) -> sp.Expr:
         i = self(e.index)
-        if self.state is not None and isinstance(e.base, ast.Name) and e.base.id == self.state[0]:
+        if self.state is not None and isinstance(e.base, ir.Name) and e.base.id == self.state[0]:
             k = self.env[self.state[1]]
             if not is_zero(i - (k - 1)):
                 raise SpecError(
@@ -224,7 +232,7 @@ class _Translator:
                     e.span,
                 )
             return self.state[2]
-        let = self.lets.get(e.base.id) if isinstance(e.base, ast.Name) else None
+        let = self.lets.get(e.base.id) if isinstance(e.base, ir.Name) else None
         vec = _vector(let.value) if let is not None else None
         if vec is None:
             raise SpecError(
@@ -246,8 +254,8 @@ class _Translator:
         return a + (i - 1) * (b - a) / (n - 1) if n > 1 else a
 
 
-def _vector(value: ast.Expr) -> tuple[str, tuple[ast.Expr, ...]] | None:
-    if isinstance(value, ast.Call) and value.func in ("linspace", "zeros", "ones"):
+def _vector(value: ir.Expr) -> tuple[str, tuple[ir.Expr, ...]] | None:
+    if isinstance(value, ir.Call) and value.func in ("linspace", "zeros", "ones"):
         return value.func, value.args
     return None
 
@@ -258,8 +266,8 @@ def _globals(env: dict[str, sp.Expr], time: str) -> dict[str, sp.Expr]:
 
 
 def to_sympy(
-    expr: ast.Expr,
-    lets: Mapping[str, ast.Let],
+    expr: ir.Expr,
+    lets: Mapping[str, ir.Let],
     *,
     time: str = "t",
     symbols: Mapping[str, sp.Expr] | None = None,

@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import sympy as sp
 
+from gendsl import ir
 from gendsl.errors import SpecError
-from gendsl.frontend import ast
 from gendsl.symbolic.expr import is_zero, lambdify_np, symbol, to_sympy, to_text
 from gendsl.symbolic.store import remembered
 from gendsl.symbolic.tidy import tidy
@@ -86,38 +86,38 @@ class Kernel:
 # --------------------------------------------------------------------------- splitting the rhs
 
 
-def split_terms(e: ast.Expr) -> list[tuple[int, ast.Expr]]:
+def split_terms(e: ir.Expr) -> list[tuple[int, ir.Expr]]:
     """The top-level terms of a sum, each with its sign: ``a - b + c`` → [(+a), (-b), (+c)]."""
-    terms: list[tuple[int, ast.Expr]] = []
+    terms: list[tuple[int, ir.Expr]] = []
     stack = [(1, e)]
     while stack:  # a loop, not a recursion: a flat sum may have hundreds of terms
         sign, node = stack.pop()
-        if isinstance(node, ast.BinOp) and node.op in "+-":
+        if isinstance(node, ir.BinOp) and node.op in "+-":
             stack.append((-sign if node.op == "-" else sign, node.right))
             stack.append((sign, node.left))
-        elif isinstance(node, ast.Neg):
+        elif isinstance(node, ir.Neg):
             stack.append((-sign, node.operand))
         else:
             terms.append((sign, node))
     return terms
 
 
-def _differentials(term: ast.Expr, allowed: set[str]) -> None:
-    for node in ast.walk(term):
-        if (
-            isinstance(node, ast.Name)
-            and node.id.startswith("d")
-            and len(node.id) > 1
-            and node.id not in allowed
-        ):
+def _differentials(term: ir.Expr, allowed: set[str]) -> None:
+    for node in ir.walk(term):
+        if isinstance(node, ir.Derivative):  # the divisor of d(E)/dX is the differential dX
+            name, span = "d" + node.time, node.time_span
+        elif isinstance(node, ir.Name):
+            name, span = node.id, node.span
+        else:
+            continue
+        if name.startswith("d") and len(name) > 1 and name not in allowed:
             raise SpecError(
-                f"unexpected differential '{node.id}': an sde is written F * dt + G * dw",
-                node.span,
+                f"unexpected differential '{name}': an sde is written F * dt + G * dw", span
             )
 
 
 def coefficients(
-    sde: ast.SDE, lets: Mapping[str, ast.Let]
+    sde: ir.SDE, lets: Mapping[str, ir.Let]
 ) -> tuple[sp.Symbol, sp.Symbol, sp.Expr, sp.Expr]:
     """(x, t, f(t), g(t)) of ``dx = f(t) x dt + g(t) dw``, or a SpecError at the bad term.
 
@@ -298,7 +298,7 @@ def recognise(f_fn: NumFn, g_fn: NumFn, T: float) -> tuple[str, dict[str, float]
 # --------------------------------------------------------------------------- the kernel
 
 
-def _time_range(sde: ast.SDE, lets: Mapping[str, ast.Let]) -> float:
+def _time_range(sde: ir.SDE, lets: Mapping[str, ir.Let]) -> float:
     t0 = to_sympy(sde.t0, lets, time=sde.time)
     t1 = to_sympy(sde.t1, lets, time=sde.time)
     if not (t0.is_number and t1.is_number):
@@ -325,14 +325,14 @@ def _cumulative(values: np.ndarray, grid: np.ndarray, *, initial: float) -> np.n
     return cumulative_trapezoid(values, grid, initial=initial)
 
 
-def check_sde(sde: ast.SDE, lets: Mapping[str, ast.Let]) -> tuple[sp.Symbol, sp.Expr, float]:
+def check_sde(sde: ir.SDE, lets: Mapping[str, ir.Let]) -> tuple[sp.Symbol, sp.Expr, float]:
     """The checks of :func:`sde_kernel` without its integrals (fast, for ``gendsl check``);
     returns (t, g(t), T) for the checks that follow."""
     _, t, _, g = coefficients(sde, lets)
     return t, g, _time_range(sde, lets)
 
 
-def sde_kernel(sde: ast.SDE, lets: Mapping[str, ast.Let]) -> Kernel:
+def sde_kernel(sde: ir.SDE, lets: Mapping[str, ir.Let]) -> Kernel:
     """The kernel of ``sde`` (see the module docstring); a located SpecError if it has none."""
     x, t, f, g = coefficients(sde, lets)
     f, g = tidy(f, time=str(t)), tidy(g, time=str(t))

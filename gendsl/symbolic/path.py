@@ -20,8 +20,8 @@ from dataclasses import dataclass
 import numpy as np
 import sympy as sp
 
+from gendsl import ir
 from gendsl.errors import SpecError
-from gendsl.frontend import ast
 from gendsl.symbolic.expr import is_zero, lambdify_np, symbol, to_sympy, to_text
 from gendsl.symbolic.kernel import split_terms
 from gendsl.symbolic.tidy import tidy
@@ -66,7 +66,7 @@ class PathKernel:
         return self.d_alpha * x0 + self.d_beta * x1 + self.d_gamma * w
 
 
-def _endpoints(path: ast.Path) -> tuple[str, str]:
+def _endpoints(path: ir.Path) -> tuple[str, str]:
     if not path.target.endswith("_t") or len(path.target) < 3:
         raise SpecError(
             f"a path defines a name ending in _t such as x_t, found {path.target}", path.span
@@ -76,7 +76,7 @@ def _endpoints(path: ast.Path) -> tuple[str, str]:
 
 
 def path_velocity(
-    path: ast.Path, lets: Mapping[str, ast.Let], *, time: str = "t", simplify: bool = True
+    path: ir.Path, lets: Mapping[str, ir.Let], *, time: str = "t", simplify: bool = True
 ) -> PathKernel:
     """Split ``path`` into α, β, γ, check its ends, and differentiate (module docstring).
 
@@ -116,7 +116,7 @@ def path_velocity(
 
 
 def _check_end(
-    path: ast.Path,
+    path: ir.Path,
     own: sp.Expr,
     other: sp.Expr,
     t: sp.Symbol,

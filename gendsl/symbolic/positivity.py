@@ -13,8 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 import sympy as sp
 
+from gendsl import ir
 from gendsl.errors import SpecError
-from gendsl.frontend import ast
 from gendsl.source import Span
 from gendsl.symbolic.expr import lambdify_np, to_text
 from gendsl.symbolic.kernel import split_terms
@@ -93,15 +93,15 @@ def sign_on(e: sp.Expr, t: sp.Symbol, domain: sp.Interval, *, strict: bool) -> V
     return _symbolic(e, t, domain, strict) or _numeric(e, t, domain, strict)
 
 
-def _span_of(terms: list[ast.Expr], fallback: Span) -> Span:
+def _span_of(terms: list[ir.Expr], fallback: Span) -> Span:
     return terms[0].span.to(terms[-1].span) if terms else fallback
 
 
-def _uses(term: ast.Expr, name: str) -> bool:
-    return any(isinstance(n, ast.Name) and n.id == name for n in ast.walk(term))
+def _uses(term: ir.Expr, name: str) -> bool:
+    return any(isinstance(n, ir.Name) and n.id == name for n in ir.walk(term))
 
 
-def check_sde_diffusion(sde: ast.SDE, t: sp.Symbol, g: sp.Expr, end: float) -> None:
+def check_sde_diffusion(sde: ir.SDE, t: sp.Symbol, g: sp.Expr, end: float) -> None:
     """g(t)² > 0 on (0, T]: the noise of a forward sde is real and never switches off (else
     s(t)² of its kernel is not a variance); a located SpecError otherwise."""
     if g == 0:
@@ -120,7 +120,7 @@ def check_sde_diffusion(sde: ast.SDE, t: sp.Symbol, g: sp.Expr, end: float) -> N
     )
 
 
-def check_path_noise(path: ast.Path, t: sp.Symbol, gamma: sp.Expr, noise: str) -> None:
+def check_path_noise(path: ir.Path, t: sp.Symbol, gamma: sp.Expr, noise: str) -> None:
     """γ(t)² ≥ 0 on [0, 1]: the noise scale of a path x_t = α x0 + β x1 + γ w is real."""
     if gamma == 0:
         return

@@ -70,9 +70,10 @@ def test_a_flat_sum_checks_derives_and_formats():
     (model,) = check_text(text, "flat.gen")
     import sympy as sp
 
+    from gendsl.analysis.to_ir import expr_to_ir
     from gendsl.symbolic.expr import symbol, to_sympy
 
-    beta = to_sympy(parse_expr("beta(t)"), model.lets)
+    beta = to_sympy(expr_to_ir(parse_expr("beta(t)")), model.lets)
     assert sp.expand(beta - (sp.Rational(1, 10) + 10 * symbol("t"))) == 0
     assert format_source(text) == text
 

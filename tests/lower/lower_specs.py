@@ -1,11 +1,14 @@
 """Build a :class:`CheckedModel` of the latent family by hand from spec text, independently of
-the checker, so the back end is tested against the contract in ``gendsl/analysis/model.py``."""
+the checker, so the back end is tested against the contract in ``gendsl/ir/model.py`` (the
+checker's record built here becomes the IR by :func:`gendsl.analysis.to_ir.to_ir`)."""
 
 from __future__ import annotations
 
 import networkx as nx
 
+from gendsl import ir
 from gendsl.analysis.model import CheckedModel, NetSpec, Site, Variable, VarType, to_value
+from gendsl.analysis.to_ir import to_ir
 from gendsl.distributions import DISTRIBUTIONS
 from gendsl.frontend import ast
 from gendsl.frontend.parser import parse
@@ -33,7 +36,7 @@ def _site(s: ast.Sample) -> Site:
     return Site(s.target, given, s.dist.func, params, None, s.span)
 
 
-def checked_latent(text: str) -> CheckedModel:
+def checked_latent(text: str) -> ir.CheckedModel:
     """The checked model of a one-model latent-family spec (shapes inferred from net uses)."""
     prog = parse(text, "<test>")
     (m,) = prog.models
@@ -91,7 +94,7 @@ def checked_latent(text: str) -> CheckedModel:
                 if isinstance(node, ast.Call):
                     use(node, target)
     loss = next(s for s in body if isinstance(s, ast.Loss))
-    return CheckedModel(
+    record = CheckedModel(
         name=m.name,
         family="latent",
         source=Source("<test>", text),
@@ -116,3 +119,4 @@ def checked_latent(text: str) -> CheckedModel:
         sizes={},
         graph=nx.DiGraph(),
     )
+    return to_ir(record)

@@ -11,6 +11,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from gendsl import ir
+from gendsl.analysis.to_ir import statement_to_ir
 from gendsl.errors import InternalError, UsageError
 from gendsl.frontend import ast
 from gendsl.frontend.parser import parse
@@ -19,13 +21,13 @@ from gendsl.lower.expr import LIBRARY, Scope, compile_expr, evaluate, let_functi
 LIKE = torch.zeros((), dtype=torch.float64)
 
 
-def lets(text: str) -> dict[str, ast.Let]:
-    """The lets of ``model m { text }``, by name."""
+def lets(text: str) -> dict[str, ir.Let]:
+    """The lets of ``model m { text }``, by name, as IR."""
     (model,) = parse(f"model m {{\n{text}\n}}", "<test>").models
-    return {s.name: s for s in model.body if isinstance(s, ast.Let)}
+    return {s.name: statement_to_ir(s) for s in model.body if isinstance(s, ast.Let)}
 
 
-def expr(text: str) -> ast.Expr:
+def expr(text: str) -> ir.Expr:
     return lets(f"let e = {text}")["e"].value
 
 
@@ -226,4 +228,4 @@ def test_calling_a_value_that_is_not_a_function_is_an_internal_error():
 
 def test_an_unknown_node_cannot_be_compiled():
     with pytest.raises(InternalError, match="cannot evaluate KwArg"):
-        compile_expr(ast.KwArg("k", ast.Num(1)))
+        compile_expr(ir.KwArg("k", ir.Num(1)))

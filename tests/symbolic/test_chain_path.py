@@ -9,8 +9,8 @@ import pytest
 import torch
 from symbolic_specs import first, lets_of, model_of
 
+from gendsl import ir
 from gendsl.errors import SpecError
-from gendsl.frontend import ast
 from gendsl.symbolic.chain import chain_kernel
 from gendsl.symbolic.path import path_velocity
 from gendsl.symbolic.torch_adapter import torch_fns
@@ -23,12 +23,12 @@ def same_text(shown: str, expected: str) -> bool:
 
 def chain_of(body: str):
     model = model_of(body)
-    return chain_kernel(first(model, ast.Chain), lets_of(model))
+    return chain_kernel(first(model, ir.Chain), lets_of(model))
 
 
 def path_of(text: str):
     model = model_of(f"  path x_t = {text}")
-    return path_velocity(first(model, ast.Path), lets_of(model))
+    return path_velocity(first(model, ir.Path), lets_of(model))
 
 
 LINEAR = """
@@ -111,7 +111,7 @@ PATHS = {
 def test_path_velocity_is_the_time_derivative(name):
     text, coefs = PATHS[name]
     model = model_of(f"  let s(u) = u^3\n  path x_t = {text}")
-    pk = path_velocity(first(model, ast.Path), lets_of(model))
+    pk = path_velocity(first(model, ir.Path), lets_of(model))
     rng = np.random.default_rng(1)
     x0, x1, w = rng.standard_normal((3, 5))
     t = np.array([0.1, 0.37, 0.5, 0.81, 0.95])[:, None]

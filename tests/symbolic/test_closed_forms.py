@@ -10,7 +10,7 @@ import torch
 from symbolic_specs import first, lets_of, model_of
 from test_kernel import COSINE, CUSTOM, QUADRATURE, SUBVP, VE, VP
 
-from gendsl.frontend import ast
+from gendsl import ir
 from gendsl.symbolic import closed_forms
 from gendsl.symbolic.closed_forms import PATH_NAMES, path_forms, sde_forms
 from gendsl.symbolic.safe_expr import Unreadable, check_expr, compile_expr
@@ -32,12 +32,12 @@ def fresh_cache(monkeypatch, tmp_path):
 
 def _sde(body: str):
     model = model_of(body)
-    return first(model, ast.SDE), lets_of(model)
+    return first(model, ir.SDE), lets_of(model)
 
 
 def _path():
     model = model_of(PATH, data="data x1 : real[2]")
-    return first(model, ast.Path), lets_of(model)
+    return first(model, ir.Path), lets_of(model)
 
 
 def _derived(forms) -> bool:
@@ -202,7 +202,7 @@ def test_chain_betas_are_remembered_exactly(fresh_cache, monkeypatch):
     from gendsl.symbolic import chain
 
     model = model_of(CHAIN)
-    statement, lets = first(model, ast.Chain), lets_of(model)
+    statement, lets = first(model, ir.Chain), lets_of(model)
     expected = [float(b) for b in chain.chain_kernel(statement, lets).betas]
     assert closed_forms.chain_betas(statement, lets) == expected
     monkeypatch.setattr(chain, "chain_kernel", None)  # a warm cache derives nothing

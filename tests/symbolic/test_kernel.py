@@ -10,8 +10,8 @@ import torch
 import torchsde
 from symbolic_specs import first, lets_of, model_of
 
+from gendsl import ir
 from gendsl.errors import SpecError
-from gendsl.frontend import ast
 from gendsl.symbolic.kernel import sde_kernel
 from gendsl.symbolic.torch_adapter import to_process, torch_fns
 
@@ -105,7 +105,7 @@ CASES = {
 
 def kernel_of(body: str):
     model = model_of(body)
-    return sde_kernel(first(model, ast.SDE), lets_of(model))
+    return sde_kernel(first(model, ir.SDE), lets_of(model))
 
 
 class _SDE(torch.nn.Module):
@@ -242,6 +242,12 @@ def test_to_process_builds_the_matching_object():
         ("sde dx = -x * dt + t + dw, t in [0, 1]", "t", "neither dt nor dw"),
         ("sde dx = -x * dt + dt * dw, t in [0, 1]", "dt * dw", "each term"),
         ("sde dx = -x * dt + dz, t in [0, 1]", "dz", "unexpected differential"),
+        ("sde dx = -x * dt + sqrt(d(t^2)/dz) * dw, t in [0, 1]", "dz", "unexpected differential"),
+        (
+            "let b(t) = d(t^2)/dx\n  sde dx = -b(t) * x * dt + dw, t in [0, 1]",
+            "dx",
+            "expected d(E)/dt, found d(E)/dx",
+        ),
         ("sde dx = -x * dt + dw, t in [0.5, 1]", "0.5", "start at t = 0"),
     ],
 )
@@ -249,7 +255,7 @@ def test_errors_are_located(body, bad, why):
     text = f"model m {{\n  data x : real[2]\n  {body}\n}}\n"
     model = model_of(f"  {body}")
     with pytest.raises(SpecError) as info:
-        sde_kernel(first(model, ast.SDE), lets_of(model))
+        sde_kernel(first(model, ir.SDE), lets_of(model))
     err = info.value
     assert why in err.message
     line = text.splitlines()[err.span.line - 1]

@@ -8,7 +8,7 @@ import pytest
 import sympy as sp
 from symbolic_specs import first, lets_of, model_of
 
-from gendsl.frontend import ast
+from gendsl import ir
 from gendsl.symbolic import store, tidy
 from gendsl.symbolic.kernel import sde_kernel
 
@@ -40,7 +40,7 @@ def counted(monkeypatch, tmp_path):
 
 def _kernel():
     model = model_of(COSINE)
-    return sde_kernel(first(model, ast.SDE), lets_of(model))
+    return sde_kernel(first(model, ir.SDE), lets_of(model))
 
 
 def test_a_second_derivation_runs_no_simplify_and_no_integral(counted, monkeypatch):
