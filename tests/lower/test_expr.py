@@ -107,8 +107,11 @@ def expressions(draw, depth: int = 3) -> str:
     op = draw(st.sampled_from(["+", "-", "*", "/", "^"]))
     left = draw(expressions(depth - 1))
     if op == "^":
-        power = draw(st.sampled_from(["2", "3", "-1", "-2"]))
         base = left if draw(st.booleans()) else f"({left})"
+        # ``^`` is right-associative: after an unparenthesised power the new one becomes part of
+        # its exponent (``x ^ 2 ^ -1`` is x ^ 0.5), so only positive powers keep it an integer
+        tower = base == left and "^" in left
+        power = draw(st.sampled_from(["2", "3"] if tower else ["2", "3", "-1", "-2"]))
         return f"{base} ^ {power}"
     right = draw(expressions(depth - 1))
     if draw(st.integers(0, 3)) == 0:
