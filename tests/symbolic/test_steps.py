@@ -132,3 +132,13 @@ def test_a_family_without_steps_says_so():
     model = _model("vae")
     text = render_steps(derive_fresh(model), stepwise(model))
     assert text.endswith("no stepwise derivation for the latent family yet: the summary is all\n")
+
+
+@pytest.mark.parametrize("name", ["ddpm", "vp_sde"])
+def test_the_documented_stepwise_output_is_what_derive_prints(name: str):
+    docs = (ROOT / "docs" / "derivations.md").read_text()
+    section = docs[docs.index("## 8. Step by step") :]
+    blocks = re.findall(r"```text\n(.*?)```", section, re.S)
+    model = _model(name)
+    printed = render_steps(derive_fresh(model), stepwise(model))
+    assert printed in blocks
