@@ -66,6 +66,14 @@ def test_ddpm_shows_the_posterior_for_its_own_schedule():
     assert shown and float(shown.group(1)) == pytest.approx(tilde2, rel=1e-5)
 
 
+def test_latent_models_show_both_elbo_forms_the_kl_and_iwae():
+    vae = render_steps(derive_fresh(_model("vae")), stepwise(_model("vae")))
+    assert "ELBO = E_q[log p(x | z)] - KL(q(z | x) || p(z))" in vae
+    assert "KL(N(m1, s1^2) || N(m2, s2^2)) = log(s2/s1)" in vae
+    iwae = render_steps(derive_fresh(_model("iwae")), stepwise(_model("iwae")))
+    assert "ELBO = L_1 <= L_16 <= L_32 <= log p(x)" in iwae
+
+
 def test_gan_and_wgan_show_the_optimal_critic_and_the_kr_dual():
     gan = render_steps(derive_fresh(_model("gan")), stepwise(_model("gan")))
     assert "D*(x) = p(x) / (p(x) + q(x))" in gan and "-log 4 + 2 JS(p || q)" in gan
@@ -129,9 +137,9 @@ def test_formats_start_with_the_brief_summary_and_latex_is_standalone():
 
 
 def test_a_family_without_steps_says_so():
-    model = _model("vae")
+    model = _model("realnvp")
     text = render_steps(derive_fresh(model), stepwise(model))
-    assert text.endswith("no stepwise derivation for the latent family yet: the summary is all\n")
+    assert text.endswith("no stepwise derivation for the flow family yet: the summary is all\n")
 
 
 @pytest.mark.parametrize("name", ["ddpm", "vp_sde"])

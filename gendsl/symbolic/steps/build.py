@@ -21,7 +21,7 @@ from gendsl.symbolic.steps.model import Check, Outcome, Step, Steps, Topic, run_
 __all__ = ["FAMILIES", "fresh_steps", "stepwise"]
 
 #: The families with stepwise derivations (the others show their summary only).
-FAMILIES = ("diffusion", "adversarial")
+FAMILIES = ("diffusion", "adversarial", "latent")
 
 _FILE = "steps.json"
 _SIZE = 256
@@ -47,7 +47,13 @@ def _adversarial(model: CheckedModel) -> tuple[list[str], list[Topic]]:
     return adversarial_steps(model)
 
 
-_BUILDERS = {"diffusion": _diffusion, "adversarial": _adversarial}
+def _latent(model: CheckedModel) -> tuple[list[str], list[Topic]]:
+    from gendsl.symbolic.steps.latent import latent_steps
+
+    return latent_steps(model)
+
+
+_BUILDERS = {"diffusion": _diffusion, "adversarial": _adversarial, "latent": _latent}
 
 
 def fresh_steps(model: CheckedModel, *, check: bool = True) -> Steps:

@@ -15,6 +15,7 @@ import numpy as np
 import sympy as sp
 
 from gendsl.symbolic.expr import to_text
+from gendsl.symbolic.steps.kl import KL_STEPS
 from gendsl.symbolic.steps.model import Topic, binding
 
 if TYPE_CHECKING:
@@ -93,15 +94,6 @@ assert abs(forward - backward) < 1e-8 * abs(forward) + 1e-8, (forward, backward)
 detail = f"log q(x_1:K | x_0) both ways on a sampled path: {forward:.10g} = {backward:.10g}"
 """
 
-_KL = """
-y, m1, m2 = sp.symbols("y m1 m2", real=True)
-s1, s2 = sp.symbols("s1 s2", positive=True)
-log_ratio = sp.expand(sp.log(s2 / s1) - (y - m1) ** 2 / (2 * s1**2) + (y - m2) ** 2 / (2 * s2**2))
-kl = sp.expand(log_ratio).subs(y**2, s1**2 + m1**2).subs(y, m1)  # E_q[y], E_q[y^2]
-closed = sp.log(s2 / s1) + (s1**2 + (m1 - m2) ** 2) / (2 * s2**2) - sp.Rational(1, 2)
-assert sp.simplify(kl - closed) == 0, kl
-assert sp.simplify(closed.subs(s2, s1) - (m1 - m2) ** 2 / (2 * s1**2)) == 0
-"""
 
 _EPS = """
 xk, eps, epshat = sp.symbols("x_k epsilon epsilon_hat", real=True)
@@ -186,13 +178,13 @@ def chain_steps(kernel: ChainKernel) -> tuple[list[str], list[Topic]]:
         "Sohl-Dickstein et al. 2015; Ho et al. 2020, eq. 5",
         ("numeric", _FACTOR),
     )
+    claim, latex, rule, check = KL_STEPS[("Normal", "Normal")]
     elbo.step(
-        "KL(N(m1, s1^2) || N(m2, s2^2)) = log(s2/s1) + (s1^2 + (m1 - m2)^2)/(2 s2^2) - 1/2; "
-        "equal variances: (m1 - m2)^2 / (2 s^2)",
-        r"\mathrm{KL} = \log\frac{s_2}{s_1} + \frac{s_1^2 + (m_1-m_2)^2}{2s_2^2} - \frac12",
-        "E_q of the log-ratio of the two densities, with E[y] = m1, E[y^2] = s1^2 + m1^2",
+        claim + "; equal variances: (m1 - m2)^2 / (2 s^2)",
+        latex,
+        rule,
         "Ho et al. 2020, eq. 8",
-        ("sympy", _KL),
+        check,
     )
     elbo.step(
         "mu_tilde_k = (x_k - beta_k / sqrt(1 - abar_k) eps) / sqrt(1 - beta_k); with "
