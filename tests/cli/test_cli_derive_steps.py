@@ -58,6 +58,6 @@ def test_the_notebook_validates_and_runs_top_to_bottom(capsys):
     code = [c for c in nb.cells if c.cell_type == "code"]
     assert len(code) == 1 + 6  # the setup and one cell per checked step
     nbclient = pytest.importorskip("nbclient")
-    nbclient.NotebookClient(nb, timeout=120, kernel_name="python3").execute()
+    nbclient.NotebookClient(nb, timeout=300, startup_timeout=180, kernel_name="python3").execute()
     printed = [o.get("text", "") for c in code[1:] for o in c.outputs]
     assert all("check passed" in p for p in printed) and len(printed) == 6

@@ -21,7 +21,7 @@ from gendsl.symbolic.steps.model import Check, Outcome, Step, Steps, Topic, run_
 __all__ = ["FAMILIES", "fresh_steps", "stepwise"]
 
 #: The families with stepwise derivations (the others show their summary only).
-FAMILIES = ("diffusion", "adversarial", "latent")
+FAMILIES = ("diffusion", "adversarial", "latent", "flow", "matching", "energy")
 
 _FILE = "steps.json"
 _SIZE = 256
@@ -53,7 +53,32 @@ def _latent(model: CheckedModel) -> tuple[list[str], list[Topic]]:
     return latent_steps(model)
 
 
-_BUILDERS = {"diffusion": _diffusion, "adversarial": _adversarial, "latent": _latent}
+def _flow(model: CheckedModel) -> tuple[list[str], list[Topic]]:
+    from gendsl.symbolic.steps.flow import flow_steps
+
+    return flow_steps(model)
+
+
+def _matching(model: CheckedModel) -> tuple[list[str], list[Topic]]:
+    from gendsl.symbolic.steps.matching import matching_steps
+
+    return matching_steps(model)
+
+
+def _energy(model: CheckedModel) -> tuple[list[str], list[Topic]]:
+    from gendsl.symbolic.steps.energy import energy_steps
+
+    return energy_steps(model)
+
+
+_BUILDERS = {
+    "diffusion": _diffusion,
+    "adversarial": _adversarial,
+    "latent": _latent,
+    "flow": _flow,
+    "matching": _matching,
+    "energy": _energy,
+}
 
 
 def fresh_steps(model: CheckedModel, *, check: bool = True) -> Steps:
