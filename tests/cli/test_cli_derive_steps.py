@@ -56,8 +56,8 @@ def test_the_notebook_validates_and_runs_top_to_bottom(capsys):
     nb = nbformat.reads(capsys.readouterr().out, as_version=4)
     nbformat.validate(nb)
     code = [c for c in nb.cells if c.cell_type == "code"]
-    assert len(code) == 1 + 6  # the setup and one cell per checked step
+    assert len(code) == 1 + 8  # the setup and one cell per checked step
     nbclient = pytest.importorskip("nbclient")
     nbclient.NotebookClient(nb, timeout=300, startup_timeout=180, kernel_name="python3").execute()
     printed = [o.get("text", "") for c in code[1:] for o in c.outputs]
-    assert all("check passed" in p for p in printed) and len(printed) == 6
+    assert all("check passed" in p for p in printed) and len(printed) == 8

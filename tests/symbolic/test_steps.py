@@ -55,7 +55,7 @@ def test_vp_sde_shows_moment_odes_fokker_planck_reverse_sde_and_tweedie():
         "E[x_0 | x_t] = (x_t + s(t)^2 grad_x log p_t(x_t)) / a(t)",
     ):
         assert claim in text, claim
-    assert text.count("check passed") == 7
+    assert text.count("check passed") == 8
 
 
 def test_ddpm_shows_the_posterior_for_its_own_schedule():
@@ -166,3 +166,10 @@ def test_the_documented_stepwise_output_is_what_derive_prints(name: str):
     model = _model(name)
     printed = render_steps(derive_fresh(model), stepwise(model))
     assert printed in blocks
+
+
+def test_a_check_that_rebinds_a_setup_name_is_refused():
+    steps = fresh_steps(_model("ddpm"), check=False)
+    steps.topics.append(Topic("injected", [Step("c", "", "", "", Check("sympy", "betas = 0"))]))
+    with pytest.raises(CheckFailed, match="the check of the step 'c' rebinds the setup's betas"):
+        run_checks(steps)

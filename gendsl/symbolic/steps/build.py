@@ -30,15 +30,16 @@ _SIZE = 256
 def _diffusion(model: CheckedModel) -> tuple[list[str], list[Topic]]:
     from gendsl.frontend import ast
 
+    predict = model.predict.kind if model.predict is not None else "eps"
     if isinstance(model.process, ast.SDE):
         from gendsl.symbolic.kernel import sde_kernel
         from gendsl.symbolic.steps.sde import sde_steps
 
-        return sde_steps(sde_kernel(model.process, model.lets))
+        return sde_steps(sde_kernel(model.process, model.lets), predict=predict)
     from gendsl.symbolic.chain import chain_kernel
     from gendsl.symbolic.steps.chain import chain_steps
 
-    return chain_steps(chain_kernel(model.process, model.lets))
+    return chain_steps(chain_kernel(model.process, model.lets), predict=predict)
 
 
 def _adversarial(model: CheckedModel) -> tuple[list[str], list[Topic]]:

@@ -17,6 +17,7 @@ import sympy as sp
 from gendsl.symbolic.expr import to_text
 from gendsl.symbolic.steps.kl import KL_STEPS
 from gendsl.symbolic.steps.model import Topic, binding
+from gendsl.symbolic.steps.parameterisation import ddim_step, parameterisations
 
 if TYPE_CHECKING:
     from gendsl.symbolic.chain import ChainKernel
@@ -115,8 +116,10 @@ def _at(values: np.ndarray, ks: list[int]) -> str:
     return ", ".join(f"k = {i}: {values[i - 1]:.6g}" for i in ks)
 
 
-def chain_steps(kernel: ChainKernel) -> tuple[list[str], list[Topic]]:
-    """The setup lines and topics of a chain kernel (module docstring)."""
+def chain_steps(kernel: ChainKernel, *, predict: str = "eps") -> tuple[list[str], list[Topic]]:
+    """The setup lines and topics of a chain kernel (module docstring, and DDIM's
+    non-Markovian family, which every chain's samplers may use); ``predict`` is what the
+    network predicts."""
     K, beta = kernel.K, kernel.beta
     x = kernel.var
     betas, abar = kernel.betas, kernel.alpha_bar
@@ -198,4 +201,10 @@ def chain_steps(kernel: ChainKernel) -> tuple[list[str], list[Topic]]:
         "Ho et al. 2020, eqs. 10-14",
         ("sympy", _EPS),
     )
-    return setup, [marginal, posterior, elbo]
+    ddim_step(posterior)
+    return setup, [
+        marginal,
+        posterior,
+        elbo,
+        parameterisations(predict, "sqrt(abar_k)", "sqrt(1 - abar_k)"),
+    ]

@@ -8,7 +8,9 @@ each ``name = sp.sympify("<srepr>")`` (sympy's canonical constructor text) or a 
 :func:`run_checks` executes the setup once and each check after it; the notebook format writes
 the same setup and checks into code cells, so a notebook runs exactly what ``gendsl derive``
 ran.  A check fails by raising :class:`AssertionError`; it may set ``detail`` (a short text
-with the numbers it compared).
+with the numbers it compared).  Each check runs in its own copy of the setup's namespace and
+must not rebind a setup name, so that running the checks one after another in one namespace
+(as a notebook does) computes the same.
 """
 
 from __future__ import annotations
@@ -127,6 +129,12 @@ def run_checks(steps: Steps) -> list[Outcome]:
                 f"{steps.model}: the step '{step.claim}' ({topic.title}) fails its "
                 f"{step.check.kind} check: {err or 'assertion failed'}"
             ) from None
+        rebound = sorted(k for k in namespace if scope[k] is not namespace[k])
+        if rebound:  # a notebook runs the checks one after another in one namespace
+            raise CheckFailed(
+                f"{steps.model}: the check of the step '{step.claim}' rebinds the setup's "
+                f"{', '.join(rebound)}"
+            )
         outcomes.append(Outcome(step.check.kind, str(scope.get("detail", ""))))
     steps.outcomes = outcomes
     return outcomes

@@ -15,6 +15,7 @@ import sympy as sp
 
 from gendsl.symbolic.expr import to_text
 from gendsl.symbolic.steps.model import Topic, binding
+from gendsl.symbolic.steps.parameterisation import parameterisations
 
 if TYPE_CHECKING:
     from gendsl.symbolic.kernel import Kernel
@@ -203,8 +204,9 @@ def _densities(topic: Topic, closed: bool) -> None:
         )
 
 
-def sde_steps(k: Kernel) -> tuple[list[str], list[Topic]]:
-    """The setup lines and topics of an SDE kernel ``k`` (module docstring)."""
+def sde_steps(k: Kernel, *, predict: str = "eps") -> tuple[list[str], list[Topic]]:
+    """The setup lines and topics of an SDE kernel ``k`` (module docstring); ``predict`` is
+    what the network predicts."""
     closed = k.a is not None and k.s2 is not None
     setup = [binding("t", k.t), binding("f", k.f), binding("g", k.g), binding("T", k.T)]
     if closed:
@@ -215,4 +217,4 @@ def sde_steps(k: Kernel) -> tuple[list[str], list[Topic]]:
     _moments(k, moments)
     densities = Topic("Fokker-Planck, the reverse SDE, the probability-flow ODE, Tweedie")
     _densities(densities, closed)
-    return setup, [moments, densities]
+    return setup, [moments, densities, parameterisations(predict, "a(t)", "s(t)")]
