@@ -61,3 +61,18 @@ def test_the_notebook_validates_and_runs_top_to_bottom(capsys):
     nbclient.NotebookClient(nb, timeout=300, startup_timeout=180, kernel_name="python3").execute()
     printed = [o.get("text", "") for c in code[1:] for o in c.outputs]
     assert all("check passed" in p for p in printed) and len(printed) == 8
+
+
+@pytest.mark.parametrize("name", ["vp_sde", "wgan_gp", "iwae", "glow", "sb_cfm", "ssm"])
+def test_notebook_code_cells_run_in_one_namespace(name: str, capsys):
+    """What a kernel does with the notebook, in-process: every code cell, in order, in one
+    namespace (cheaper than a kernel per family; the ddpm notebook runs in a real kernel)."""
+    nbformat = pytest.importorskip("nbformat")
+    assert main(["derive", "--format", "notebook", str(STDLIB / f"{name}.gen")]) == 0
+    nb = nbformat.reads(capsys.readouterr().out, as_version=4)
+    nbformat.validate(nb)
+    namespace: dict[str, object] = {}
+    code = [c.source for c in nb.cells if c.cell_type == "code"]
+    for source in code:
+        exec(source, namespace)
+    assert capsys.readouterr().out.count("check passed") == len(code) - 1
