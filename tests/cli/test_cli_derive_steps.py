@@ -3,6 +3,9 @@ notebook that nbformat validates and that runs top to bottom, and a failing chec
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 from cli_support import STDLIB
 
@@ -76,3 +79,24 @@ def test_notebook_code_cells_run_in_one_namespace(name: str, capsys):
     for source in code:
         exec(source, namespace)
     assert capsys.readouterr().out.count("check passed") == len(code) - 1
+
+
+def test_a_warm_stepwise_derive_imports_no_sympy(cli_env, tmp_path):
+    env = dict(cli_env, GENDSL_CACHE=str(tmp_path))
+    script = (
+        "import sys\nfrom gendsl.cli import main\ncode = main(['derive', sys.argv[1]])\n"
+        "print('SYMPY', 'sympy' in sys.modules, file=sys.stderr)\nsys.exit(code)\n"
+    )
+    runs = [
+        subprocess.run(
+            [sys.executable, "-c", script, str(STDLIB / "ddpm.gen")],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=120,
+        )
+        for _ in range(2)
+    ]
+    assert [r.returncode for r in runs] == [0, 0]
+    assert "SYMPY True" in runs[0].stderr and "SYMPY False" in runs[1].stderr
+    assert runs[0].stdout == runs[1].stdout and "check: sympy check passed" in runs[1].stdout
