@@ -173,3 +173,28 @@ def test_a_check_that_rebinds_a_setup_name_is_refused():
     steps.topics.append(Topic("injected", [Step("c", "", "", "", Check("sympy", "betas = 0"))]))
     with pytest.raises(CheckFailed, match="the check of the step 'c' rebinds the setup's betas"):
         run_checks(steps)
+
+
+NO_CLOSED_FORM = """\
+model q {
+  data x : real[D]
+  let beta(t) = 0.1 + exp(t^2)
+  sde dx = -0.5 * beta(t) * x * dt + sqrt(beta(t)) * dw, t in [0, 1]
+  net eps = MLP(hidden = [16])
+  predict eps = eps(x_t, t)
+  loss dsm
+}
+"""
+
+
+def test_a_kernel_without_closed_form_is_checked_against_the_moment_odes():
+    from gendsl.analysis.check import check_text
+
+    model = check_text(NO_CLOSED_FORM, "q.gen")[-1]
+    steps = fresh_steps(model)
+    claims = [s.claim for _, s in steps.all_steps()]
+    assert any("(no closed form: quadrature)" in c for c in claims)
+    i = next(i for i, line in enumerate(steps.setup) if line.startswith("a_gendsl = "))
+    steps.setup[i] = steps.setup[i].replace("np.array([", "1.001 * np.array([")
+    with pytest.raises(CheckFailed, match=r"no closed form: quadrature\)' .* numeric check"):
+        run_checks(steps)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import numpy as np
 import sympy as sp
 
 from gendsl.symbolic.expr import to_text
@@ -62,11 +63,12 @@ from scipy.integrate import quad, solve_ivp
 fn, gn = sp.lambdify(t, f), sp.lambdify(t, g)
 ode = solve_ivp(lambda u, y: [fn(u) * y[0], 2 * fn(u) * y[1] + gn(u) ** 2], (0, T), [1.0, 0.0],
                 rtol=1e-10, atol=1e-12, dense_output=True)
-for tv in np.linspace(0, T, 5)[1:]:
+for tv, a_used, s2_used in zip(np.linspace(0, T, 5)[1:], a_gendsl, s2_gendsl):
     a_q = np.exp(quad(fn, 0, tv)[0])
     s2_q = a_q**2 * quad(lambda u: gn(u) ** 2 * np.exp(-2 * quad(fn, 0, u)[0]), 0, tv)[0]
     assert np.allclose(ode.sol(tv), [a_q, s2_q], rtol=1e-6, atol=1e-9), (tv, ode.sol(tv))
-detail = "solve_ivp of the moment ODEs = the integrals, at 4 times"
+    assert np.allclose([a_used, s2_used], [a_q, s2_q], rtol=1e-6, atol=1e-9), (tv, a_used)
+detail = "solve_ivp of the moment ODEs = the integrals = gendsl's quadrature, at 4 times"
 """
 
 _FP = """
@@ -209,6 +211,10 @@ def sde_steps(k: Kernel, *, predict: str = "eps") -> tuple[list[str], list[Topic
     what the network predicts."""
     closed = k.a is not None and k.s2 is not None
     setup = [binding("t", k.t), binding("f", k.f), binding("g", k.g), binding("T", k.T)]
+    if not closed:
+        times = np.linspace(0.0, k.T, 5)[1:]
+        setup.append(binding("a_gendsl", [float(k.a_fn(tv)) for tv in times]))
+        setup.append(binding("s2_gendsl", [float(k.s_fn(tv)) ** 2 for tv in times]))
     if closed:
         setup += [binding("a", k.a), binding("s2", k.s2)]
         setup += ["a_of = sp.Lambda(t, a)", "s2_of = sp.Lambda(t, s2)"]
