@@ -43,6 +43,12 @@ def test_every_stdlib_and_example_spec_has_checked_steps(spec: Path):
     assert len(outcomes) == len(steps.all_steps())
     assert model.family in FAMILIES
     assert any(o.kind in ("sympy", "numeric") for o in outcomes), model.name
+    for _, step in steps.all_steps():  # each claim's LaTeX has balanced braces
+        depth = 0
+        for ch in step.latex.replace(r"\{", "").replace(r"\}", ""):
+            depth += (ch == "{") - (ch == "}")
+            assert depth >= 0, step.latex
+        assert depth == 0, step.latex
 
 
 def test_vp_sde_shows_moment_odes_fokker_planck_reverse_sde_and_tweedie():
