@@ -108,6 +108,30 @@ assert abs(f(xs).mean() - f(ys).mean() - w1) < 1e-9, w1
 detail = f"separated samples: f(z) = -z (|f'| = 1) attains POT's W1 = {w1:.6f}"
 """
 
+_SPECTRAL = """
+rng = np.random.default_rng(3)
+widths = [2, 128, 128, 1]
+Ws = [rng.normal(size=(n, m)) for m, n in zip(widths[:-1], widths[1:])]
+def sigma_power(W, iters=200):             # power iteration, as spectral normalisation runs it
+    u = rng.normal(size=W.shape[0])
+    for _ in range(iters):
+        v = W.T @ u
+        v /= np.linalg.norm(v)
+        u = W @ v
+        u /= np.linalg.norm(u)
+    return u @ W @ v
+normed = [W / sigma_power(W) for W in Ws]
+assert all(abs(np.linalg.norm(W, 2) - 1) < 1e-6 for W in normed)
+def critic(x):
+    for W in normed[:-1]:
+        x = np.maximum(W @ x, 0.0)
+    return normed[-1] @ x
+pairs = rng.normal(size=(2000, 2, 2))
+ratios = [abs(critic(a) - critic(b))[0] / np.linalg.norm(a - b) for a, b in pairs]
+assert max(ratios) <= 1 + 1e-9, max(ratios)
+detail = f"||W / sigma(W)||_2 = 1 per layer; largest |D(a) - D(b)| / |a - b| = {max(ratios):.3f}"
+"""
+
 _HINGE = """
 ds = np.linspace(-2, 2, 4001)
 for xv in (-2.0, 0.0, 0.5, 3.0):
@@ -180,15 +204,31 @@ def _wgan(topic: Topic, penalty: object) -> None:
             ("numeric", _CLIP.replace("CLIP", repr(value))),
         )
     else:
+        where = {
+            "gradient": "on random points of the segments between real and generated samples "
+            "(Gulrajani et al. 2017)",
+            "dragan": "around perturbed real samples (Kodali et al. 2017)",
+        }.get(kind, "")
         topic.step(
-            f"the penalty {kind} keeps ||grad f|| near 1 (gradient penalty) or divides each "
-            "weight by its spectral norm (each layer 1-Lipschitz): the optimal critic has unit "
-            "gradient norm along the optimal coupling",
+            f"the penalty {kind} pushes ||grad f|| towards 1 {where}, a soft Lipschitz "
+            "constraint consistent with the KR optimum, which has unit gradient norm along the "
+            "optimal coupling",
             r"\|\nabla f^*\| = 1\ \text{on the coupling's segments}",
             "a property of the KR optimum",
             "Gulrajani et al. 2017, Prop. 1; Miyato et al. 2018",
             ("numeric", _GP),
         )
+
+
+def _spectral(topic: Topic) -> None:
+    topic.step(
+        "spectral_norm: each weight is divided by its largest singular value (power "
+        "iteration), so every layer is 1-Lipschitz and so is the critic (ReLU is 1-Lipschitz)",
+        r"\|D\|_L \le \prod_l \|W_l/\sigma(W_l)\|_2 = 1",
+        "composition of 1-Lipschitz maps; sigma(W) = ||W||_2 is the largest singular value",
+        "Miyato et al. 2018, sec. 2.1",
+        ("numeric", _SPECTRAL),
+    )
 
 
 def adversarial_steps(model: CheckedModel) -> tuple[list[str], list[Topic]]:
@@ -212,4 +252,7 @@ def adversarial_steps(model: CheckedModel) -> tuple[list[str], list[Topic]]:
         topic = Topic("the optimal discriminator and the Jensen-Shannon divergence")
         form = option(loss, "form", None)
         _gan(topic, opt_text(form) if form is not None else "minimax")
+    critic = model.nets.get(model.critic.name) if model.critic is not None else None
+    if critic is not None and critic.options.get("spectral_norm"):
+        _spectral(topic)
     return [HELPERS.strip()], [topic]
