@@ -204,3 +204,12 @@ def test_a_kernel_without_closed_form_is_checked_against_the_moment_odes():
     steps.setup[i] = steps.setup[i].replace("np.array([", "1.001 * np.array([")
     with pytest.raises(CheckFailed, match=r"no closed form: quadrature\)' .* numeric check"):
         run_checks(steps)
+
+
+def test_markdown_shows_claims_as_code_and_escapes_prose():
+    model = _model("gan")
+    md = render_steps(derive_fresh(model), stepwise(model), "markdown")
+    assert "- `D*(x) = p(x) / (p(x) + q(x))`" in md
+    assert "$$D^*(x) = \\frac{p(x)}{p(x)+q(x)}$$" in md
+    ddpm = render_steps(derive_fresh(_model("ddpm")), stepwise(_model("ddpm")), "markdown")
+    assert "complete the square in x\\_(k-1)" in ddpm

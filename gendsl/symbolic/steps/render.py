@@ -36,6 +36,16 @@ def _tex(text: str) -> str:
     return "".join(_TEX_SPECIALS.get(c, c) for c in text)
 
 
+def _md(text: str) -> str:
+    """Plain text for Markdown: its emphasis and escape characters escaped."""
+    return "".join("\\" + c if c in "\\*_`[]<>" else c for c in text)
+
+
+def _code(text: str) -> str:
+    """Plain text as a Markdown code span."""
+    return "`" + text.replace("`", "'") + "`"
+
+
 def _verdict(outcome: Outcome) -> str:
     if outcome.kind == "given":
         return "given (read off the spec or a definition)"
@@ -77,15 +87,15 @@ def _markdown(steps: Steps) -> list[str]:
     if not steps.topics:
         return [*out, _none(steps)]
     for i, title, numbered in _numbered(steps):
-        out += [f"### {i}. {title}", ""]
+        out += [f"### {i}. {_md(title)}", ""]
         for n, step, outcome in numbered:
-            ref = f" ({step.reference})" if step.reference else ""
+            ref = f" ({_md(step.reference)})" if step.reference else ""
             out += [
                 f"**{n}** $${step.latex}$$",
                 "",
-                f"- {step.claim}",
-                f"- *by*: {step.justification}{ref}",
-                f"- *check*: {_verdict(outcome)}",
+                f"- {_code(step.claim)}",
+                f"- *by*: {_md(step.justification)}{ref}",
+                f"- *check*: {_md(_verdict(outcome))}",
                 "",
             ]
     return out
@@ -136,12 +146,13 @@ def _notebook(derivation: Derivation, steps: Steps) -> str:
     if not steps.topics:
         cells.append(v4.new_markdown_cell(_none(steps)))
     for i, title, numbered in _numbered(steps):
-        cells.append(v4.new_markdown_cell(f"## {i}. {title}"))
+        cells.append(v4.new_markdown_cell(f"## {i}. {_md(title)}"))
         for n, step, _ in numbered:
             ref = f" ({step.reference})" if step.reference else ""
             cells.append(
                 v4.new_markdown_cell(
-                    f"**{n}** $${step.latex}$$\n\n{step.claim}\n\n*by*: {step.justification}{ref}"
+                    f"**{n}** $${step.latex}$$\n\n{_code(step.claim)}\n\n"
+                    f"*by*: {_md(step.justification)}{_md(ref)}"
                 )
             )
             if step.check is not None:
