@@ -213,3 +213,9 @@ def test_markdown_shows_claims_as_code_and_escapes_prose():
     assert "$$D^*(x) = \\frac{p(x)}{p(x)+q(x)}$$" in md
     ddpm = render_steps(derive_fresh(_model("ddpm")), stepwise(_model("ddpm")), "markdown")
     assert "complete the square in x\\_(k-1)" in ddpm
+
+
+def test_unchecked_steps_say_so():
+    model = _model("ebm")
+    text = render_steps(derive_fresh(model), fresh_steps(model, check=False))
+    assert "check: not run" in text and "check passed" not in text

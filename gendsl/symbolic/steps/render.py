@@ -49,6 +49,8 @@ def _code(text: str) -> str:
 def _verdict(outcome: Outcome) -> str:
     if outcome.kind == "given":
         return "given (read off the spec or a definition)"
+    if outcome.kind == "unchecked":
+        return "not run"
     return f"{outcome.kind} check passed" + (f": {outcome.detail}" if outcome.detail else "")
 
 
