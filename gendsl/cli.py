@@ -104,10 +104,11 @@ def cmd_graph(args: argparse.Namespace) -> int:
 
 def cmd_derive(args: argparse.Namespace) -> int:
     from gendsl.analysis import load_checked
-    from gendsl.symbolic import derive, render
+    from gendsl.symbolic.steps.output import derive_output
 
     model = load_checked(args.file, args.model)
-    sys.stdout.write(render(derive(model), args.format).rstrip("\n") + "\n")
+    text = derive_output(model, format=args.format, brief=args.brief)
+    sys.stdout.write(text.rstrip("\n") + "\n")
     return EXIT_OK
 
 
@@ -191,10 +192,11 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--model", help="which model of the file (default: the last)")
     g.set_defaults(handler=cmd_graph)
 
-    d = sub.add_parser("derive", help="show what was derived for this spec")
+    d = sub.add_parser("derive", help="show the derivation for this spec, step by step, checked")
     d.add_argument("file", metavar="FILE")
     d.add_argument("--model", help="which model of the file (default: the last)")
-    d.add_argument("--format", choices=["text", "markdown", "latex"], default="text")
+    d.add_argument("--format", choices=["text", "markdown", "latex", "notebook"], default="text")
+    d.add_argument("--brief", action="store_true", help="the derived results only, no steps")
     d.set_defaults(handler=cmd_derive)
 
     co = sub.add_parser("compile", help="print the compiled model: sites, networks, objective")
