@@ -58,18 +58,18 @@ def test_the_notebook_validates_and_runs_top_to_bottom(capsys):
     assert main(["derive", "--format", "notebook", str(STDLIB / "ddpm.gen")]) == 0
     nb = nbformat.reads(capsys.readouterr().out, as_version=4)
     nbformat.validate(nb)
-    code = [c for c in nb.cells if c.cell_type == "code"]
+    code = [c.source for c in nb.cells if c.cell_type == "code"]
     assert len(code) == 1 + 8  # the setup and one cell per checked step
-    nbclient = pytest.importorskip("nbclient")
-    nbclient.NotebookClient(nb, timeout=300, startup_timeout=180, kernel_name="python3").execute()
-    printed = [o.get("text", "") for c in code[1:] for o in c.outputs]
-    assert all("check passed" in p for p in printed) and len(printed) == 8
+    namespace: dict[str, object] = {}
+    for source in code:  # what a kernel does with the cells: in order, in one namespace
+        exec(source, namespace)
+    assert capsys.readouterr().out.count("check passed") == 8
 
 
 @pytest.mark.parametrize("name", ["vp_sde", "wgan_gp", "iwae", "glow", "sb_cfm", "ssm"])
 def test_notebook_code_cells_run_in_one_namespace(name: str, capsys):
     """What a kernel does with the notebook, in-process: every code cell, in order, in one
-    namespace (cheaper than a kernel per family; the ddpm notebook runs in a real kernel)."""
+    namespace."""
     nbformat = pytest.importorskip("nbformat")
     assert main(["derive", "--format", "notebook", str(STDLIB / f"{name}.gen")]) == 0
     nb = nbformat.reads(capsys.readouterr().out, as_version=4)

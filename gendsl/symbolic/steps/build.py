@@ -28,10 +28,10 @@ _SIZE = 256
 
 
 def _diffusion(model: CheckedModel) -> tuple[list[str], list[Topic]]:
-    from gendsl.frontend import ast
+    from gendsl import ir
 
     predict = model.predict.kind if model.predict is not None else "eps"
-    if isinstance(model.process, ast.SDE):
+    if isinstance(model.process, ir.SDE):
         from gendsl.symbolic.kernel import sde_kernel
         from gendsl.symbolic.steps.sde import sde_steps
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from gendsl.frontend import ast
+from gendsl import ir
 from gendsl.symbolic.steps.model import Topic
 
 if TYPE_CHECKING:
@@ -99,10 +99,10 @@ detail = f"expm: log det = t tr A; Hutchinson {est.mean():.4f} vs tr A {np.trace
 """
 
 
-def _layers(items: tuple[ast.FlowItem, ...]) -> list[ast.Layer]:
-    out: list[ast.Layer] = []
+def _layers(items: tuple[ir.FlowItem, ...]) -> list[ir.Layer]:
+    out: list[ir.Layer] = []
     for item in items:
-        out += _layers(item.body) if isinstance(item, ast.Repeat) else [item]
+        out += _layers(item.body) if isinstance(item, ir.Repeat) else [item]
     return out
 
 
