@@ -53,6 +53,7 @@ from gendsl.lower.flow_layers import (
     Squeeze,
     Transform,
 )
+from gendsl.lower.flow_priors import LearnedTop, SplitPrior
 from gendsl.lower.registry import register
 from gendsl.metrics.pf_ode import bits_per_dim, dequantize, dequantized_log_prob
 
@@ -176,6 +177,7 @@ class FlowModel(Model):
             "reverse": lambda: Reverse(shape),
             "invconv": lambda: InvConv(shape, bool(o["lu"])),
             "batchnorm": lambda: BatchNorm(shape, float(o["momentum"])),
+            "learntop": lambda: LearnedTop(shape),
         }
         if kind == "permute":
             self._permutes += 1
@@ -195,8 +197,16 @@ class FlowModel(Model):
                     )
                 keep = shape[0] - shape[0] // 2
                 inner = self._build(layers[i + 1 :], (keep, *shape[1:]), f"{name}.{i}")
-                out.append(Split(shape, inner))
+                learned = layer_options(layer)["prior"] == "learned"
+                prior = SplitPrior(keep, shape[0] // 2) if learned else None
+                out.append(Split(shape, inner, prior))
                 break
+            if layer.name == "learntop" and i != len(layers) - 1:
+                raise self._error(
+                    "learntop is the learned prior at the top of the flow and goes last; "
+                    "move it to the end of the flow block",
+                    layer,
+                )
             t = self._layer(layer, shape, f"{name}.{i}")
             out.append(t)
             shape = t.out_shape(shape)
@@ -313,7 +323,8 @@ def _layer_names(flow: Flow) -> list[str]:
     for layer in flow.layers:
         names.append(type(layer).__name__)
         if isinstance(layer, Split):
-            names[-1] = f"Split[{' -> '.join(_layer_names(layer.inner)) or 'identity'}]"
+            prior = "(learned prior)" if layer.prior is not None else ""
+            names[-1] = f"Split{prior}[{' -> '.join(_layer_names(layer.inner)) or 'identity'}]"
     return names
 
 
