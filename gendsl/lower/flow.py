@@ -13,7 +13,9 @@ the loss ``nll`` is its negative mean, and sampling is x = T⁻¹(z), z ~ p_z, i
 Layers (see :mod:`gendsl.lower.flow_layers` and :mod:`gendsl.lower.cnf`): ``affine_coupling``,
 ``additive_coupling``, ``actnorm``, ``reverse``, ``permute(seed)`` (the k-th permute layer of a
 flow uses ``seed + k``, so repeated layers differ), ``invconv(lu)``, ``batchnorm(momentum)``,
-``cnf(net, trace, solver, rtol, atol)``, and for image data ``squeeze`` and ``split``.  On vector
+``cnf(net, trace, solver, rtol, atol)``, ``learntop`` (the last layer: Glow's learned prior at
+the top), and for image data ``squeeze`` and ``split(prior)`` (``prior = learned``: Glow's
+conditional prior of the factored-out half; see :mod:`gendsl.lower.flow_priors`).  On vector
 data ``squeeze`` and ``split`` are errors: there is no spatial axis to fold, and a vector flow
 factors nothing out.  Coupling networks default to ``MLP(hidden = [64, 64])``.
 
