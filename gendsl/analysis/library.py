@@ -310,7 +310,18 @@ FLOW_LAYERS: Mapping[str, OptionSpec] = MappingProxyType(
             _spec("permute", "a fixed random permutation", 1, seed=_int(0)),
             _spec("invconv", "invertible 1x1 convolution (Glow)", lu=_bool(True)),
             _spec("squeeze", "space-to-depth 2x2"),
-            _spec("split", "factor out half of the channels (multi-scale)"),
+            _spec(
+                "split",
+                "factor out half of the channels (multi-scale)",
+                prior=_choice(
+                    "fixed",
+                    "fixed",
+                    "learned",
+                    doc="fixed: the base; learned: N(mu, sigma) from a zero-initialised 3x3 "
+                    "conv of the kept half (Glow)",
+                ),
+            ),
+            _spec("learntop", "learned prior mean and scale at the top of the flow (Glow)"),
             _spec("batchnorm", "batch normalisation as a flow layer", momentum=_num(0.1)),
             _spec(
                 "cnf",

@@ -13,7 +13,9 @@ the loss ``nll`` is its negative mean, and sampling is x = T⁻¹(z), z ~ p_z, i
 Layers (see :mod:`gendsl.lower.flow_layers` and :mod:`gendsl.lower.cnf`): ``affine_coupling``,
 ``additive_coupling``, ``actnorm``, ``reverse``, ``permute(seed)`` (the k-th permute layer of a
 flow uses ``seed + k``, so repeated layers differ), ``invconv(lu)``, ``batchnorm(momentum)``,
-``cnf(net, trace, solver, rtol, atol)``, and for image data ``squeeze`` and ``split``.  On vector
+``cnf(net, trace, solver, rtol, atol)``, ``learntop`` (the last layer: Glow's learned prior at
+the top), and for image data ``squeeze`` and ``split(prior)`` (``prior = learned``: Glow's
+conditional prior of the factored-out half; see :mod:`gendsl.lower.flow_priors`).  On vector
 data ``squeeze`` and ``split`` are errors: there is no spatial axis to fold, and a vector flow
 factors nothing out.  Coupling networks default to ``MLP(hidden = [64, 64])``.
 
@@ -53,6 +55,7 @@ from gendsl.lower.flow_layers import (
     Squeeze,
     Transform,
 )
+from gendsl.lower.flow_priors import LearnedTop, SplitPrior
 from gendsl.lower.interpret import Program
 from gendsl.lower.registry import register
 from gendsl.metrics.pf_ode import bits_per_dim, dequantize, dequantized_log_prob
@@ -181,6 +184,7 @@ class FlowModel(Model):
             "reverse": lambda: Reverse(shape),
             "invconv": lambda: InvConv(shape, bool(o["lu"])),
             "batchnorm": lambda: BatchNorm(shape, float(o["momentum"])),
+            "learntop": lambda: LearnedTop(shape),
         }
         if kind == "permute":
             self._permutes += 1
@@ -200,8 +204,16 @@ class FlowModel(Model):
                     )
                 keep = shape[0] - shape[0] // 2
                 inner = self._build(layers[i + 1 :], (keep, *shape[1:]), f"{name}.{i}")
-                out.append(Split(shape, inner))
+                learned = layer_options(layer)["prior"] == "learned"
+                prior = SplitPrior(keep, shape[0] // 2) if learned else None
+                out.append(Split(shape, inner, prior))
                 break
+            if layer.name == "learntop" and i != len(layers) - 1:
+                raise self._error(
+                    "learntop is the learned prior at the top of the flow and goes last; "
+                    "move it to the end of the flow block",
+                    layer,
+                )
             t = self._layer(layer, shape, f"{name}.{i}")
             out.append(t)
             shape = t.out_shape(shape)
@@ -302,7 +314,8 @@ def _layer_names(flow: Flow) -> list[str]:
     for layer in flow.layers:
         names.append(type(layer).__name__)
         if isinstance(layer, Split):
-            names[-1] = f"Split[{' -> '.join(_layer_names(layer.inner)) or 'identity'}]"
+            prior = "(learned prior)" if layer.prior is not None else ""
+            names[-1] = f"Split{prior}[{' -> '.join(_layer_names(layer.inner)) or 'identity'}]"
     return names
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Protocol
 
 import torch
 from torch import Tensor, nn
@@ -33,6 +34,7 @@ __all__ = [
     "Permute",
     "Reverse",
     "Split",
+    "SplitPriorHook",
     "Squeeze",
     "Transform",
     "coupling_mask",
@@ -385,15 +387,28 @@ class Flow(Transform):
         return self.call_and_ladj(x)[1]
 
 
+class SplitPriorHook(Protocol):
+    """The prior of a split's factored-out half x₂ given the kept x₁, as a bijection onto the
+    base: ``standardize(x1, x2) -> (ε₂, log|det ∂ε₂/∂x₂|)`` and ``unstandardize(x1, ε₂) -> x₂``
+    (:class:`gendsl.lower.flow_priors.SplitPrior`)."""
+
+    def standardize(self, x1: Tensor, x2: Tensor) -> tuple[Tensor, Tensor]: ...
+
+    def unstandardize(self, x1: Tensor, eps2: Tensor) -> Tensor: ...
+
+
 class Split(Transform):
     """Multi-scale factoring-out (Dinh et al. 2017, Sec. 3.6): the first C - ⌊C/2⌋ channels go
-    through the rest of the flow (``inner``), the other ⌊C/2⌋ go straight to the base.  The
-    output is the flat concatenation [inner(x₁), x₂]; log|det| = that of ``inner``."""
+    through the rest of the flow (``inner``), the other ⌊C/2⌋ go to the base.  The output is the
+    flat concatenation [inner(x₁), x₂]; log|det| = that of ``inner``.  With a ``prior`` hook x₂
+    goes to the base standardised by its learned conditional prior given x₁ (Glow's
+    ``split2d``), which adds that map's log|det|."""
 
-    def __init__(self, shape: Sequence[int], inner: Flow):
+    def __init__(self, shape: Sequence[int], inner: Flow, prior: SplitPriorHook | None = None):
         super().__init__(shape)
         self.inner = inner
         self.keep = self.shape[0] - self.shape[0] // 2
+        self.prior = prior
 
     def out_shape(self, shape: Shape) -> Shape:
         return (math.prod(shape),)
@@ -401,6 +416,9 @@ class Split(Transform):
     def call_and_ladj(self, x: Tensor) -> tuple[Tensor, Tensor]:
         x1, x2 = x[:, : self.keep], x[:, self.keep :]
         y1, ladj = self.inner.call_and_ladj(x1)
+        if self.prior is not None:
+            x2, ladj_prior = self.prior.standardize(x1, x2)
+            ladj = ladj + ladj_prior
         return torch.cat([y1.reshape(x.shape[0], -1), x2.reshape(x.shape[0], -1)], 1), ladj
 
     def inverse(self, y: Tensor) -> Tensor:
@@ -409,6 +427,8 @@ class Split(Transform):
         n1 = math.prod(inner_out)
         x1 = self.inner.inverse(y[:, :n1].reshape(-1, *inner_out))
         x2 = y[:, n1:].reshape(-1, self.shape[0] - self.keep, *self.shape[1:])
+        if self.prior is not None:
+            x2 = self.prior.unstandardize(x1, x2)
         return torch.cat([x1, x2], 1)
 
     def log_abs_det_jacobian(self, x: Tensor, y: Tensor) -> Tensor:

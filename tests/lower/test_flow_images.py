@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from flow_support import perturbed_flow
 
 import gendsl.lower as L
 
@@ -28,13 +29,7 @@ def _multiscale(zero: str = "false", size: int = 4) -> str:
 
 
 def _perturbed_model():
-    torch.manual_seed(0)
-    model = L.load(_multiscale()).double()
-    model.loss(torch.rand(16, 1, 4, 4, dtype=torch.float64))  # actnorm's data-dependent init
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(0.3 * torch.randn_like(p))
-    return model.eval()
+    return perturbed_flow(_multiscale(), (1, 4, 4))
 
 
 def test_multiscale_flow_shapes_and_inverse():

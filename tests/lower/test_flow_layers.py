@@ -23,6 +23,7 @@ from gendsl.lower.flow_layers import (
     Transform,
     coupling_mask,
 )
+from gendsl.lower.flow_priors import LearnedTop, SplitPrior
 from gendsl.nn import build_network
 
 
@@ -58,13 +59,13 @@ def _batchnorm(shape):
     return t
 
 
-def _split(shape):
+def _split(shape, learned: bool = False):
     inner_shape = (shape[0] - shape[0] // 2, *shape[1:])
     inner = Flow(
         inner_shape,
         [AffineCoupling(inner_shape, _mlp(inner_shape, (2, *inner_shape)), "alternate")],
     )
-    return Split(shape, inner)
+    return Split(shape, inner, SplitPrior(inner_shape[0], shape[0] // 2) if learned else None)
 
 
 def _cnf(shape):
@@ -98,6 +99,8 @@ CASES: dict[str, tuple[Callable[[tuple[int, ...]], Transform], tuple[int, ...]]]
     "batchnorm": (_batchnorm, (3,)),
     "squeeze": (Squeeze, (1, 4, 2)),
     "split": (_split, (4, 1, 2)),
+    "split_learned_prior": (lambda s: _split(s, learned=True), (3, 2, 3)),
+    "learntop": (LearnedTop, (2, 2, 3)),
     "glow_step": (_glow_step, (4,)),
     "cnf": (_cnf, (2,)),
 }
