@@ -18,6 +18,8 @@ from collections.abc import Callable, Mapping, Sequence
 import numpy as np
 import torch
 from torch import Tensor
+from torch.nn.utils import parametrize
+from torch.nn.utils.parametrizations import _SpectralNorm as SpectralNorm
 
 from gendsl.data import Dataset, as_float
 from gendsl.errors import UsageError
@@ -65,6 +67,7 @@ def evaluate(
         conditions=conditions,
     )
     results.update(_sample_metrics(fake, real, data, seed))
+    results.update(_experiment_metrics(model, fake, real, data, seed))
     if feature_networks:
         from gendsl.metrics.feature_networks import feature_metrics
 
@@ -131,6 +134,63 @@ def _sample_metrics(fake: Tensor, real: Tensor, data: Dataset, seed: int) -> dic
     if real[0].numel() == 784 and data.name == "fontdigits":
         results.update(metrics.fontdigits_scores(fake, reference=flat))
     return results
+
+
+def _experiment_metrics(
+    model: Model, fake: Tensor, real: Tensor, data: Dataset, seed: int
+) -> dict[str, float]:
+    """Mode coverage on the Gaussian-mixture toy sets (:mod:`gendsl.metrics.modes`) and, for a
+    Lipschitz-constrained critic, the Kantorovich–Rubinstein gap next to the exact W1
+    (:mod:`gendsl.metrics.duality`)."""
+    from gendsl.data import toy
+
+    results: dict[str, float] = {}
+    flat = fake.reshape(len(fake), -1).float().cpu()
+    if data.name in toy.MIXTURES and flat.shape[1] == 2:
+        from gendsl.metrics.modes import mode_coverage
+
+        centres, std = toy.mixture_modes(data.name)
+        results.update(mode_coverage(flat, centres, std).as_metrics())
+    constraint = lipschitz_constraint(model)
+    if constraint is not None:
+        from gendsl.metrics.duality import kr_duality
+
+        device = model.like.device
+        gen = torch.Generator().manual_seed(seed)
+        was_training = model.training
+        model.eval()
+        try:
+            results.update(
+                kr_duality(
+                    model.critic,
+                    real.reshape(flat.shape).float().to(device),
+                    flat.to(device),
+                    generator=gen,
+                )
+            )
+        finally:
+            model.train(was_training)
+    return results
+
+
+def lipschitz_constraint(model: Model) -> str | None:
+    """How an adversarial model's critic is kept Lipschitz — ``clip``, ``gradient``,
+    ``dragan`` (wasserstein losses) or ``spectral_norm`` — or None (no such critic)."""
+    if getattr(model, "family", None) != "adversarial":
+        return None
+    if model.loss_name == "wasserstein" and model.penalty != "none":
+        return str(model.penalty)
+    critic_modules = (m for n in model.critic_nets for m in model.nets[n].modules())
+    if any(_spectrally_normalised(m) for m in critic_modules):
+        return "spectral_norm"
+    return None
+
+
+def _spectrally_normalised(module: torch.nn.Module) -> bool:
+    """Whether ``module``'s weight is parametrised by ``torch``'s spectral normalisation."""
+    if not parametrize.is_parametrized(module, "weight"):
+        return False
+    return any(isinstance(p, SpectralNorm) for p in module.parametrizations["weight"])
 
 
 def _class_agreement(
