@@ -28,7 +28,7 @@ from gendsl.run_sampling import draw, set_guidance_scale
 from gendsl.runs import bind_sizes, dataset_for, open_run
 from gendsl.train import resolve_device
 
-__all__ = ["eval_run", "evaluate"]
+__all__ = ["eval_run", "evaluate", "lipschitz_constraint", "parse_list", "sweep_run"]
 
 
 def evaluate(
@@ -234,8 +234,56 @@ def _feature_networks(pairs: Sequence[str], device: str) -> dict[str, torch.nn.M
     return {name: load_network(name, path).to(dev) for name, path in paths.items()}
 
 
-def eval_run(args: argparse.Namespace) -> dict[str, float]:
-    """``gendsl eval``: print the metrics table (or JSON with ``--json``)."""
+def parse_list(flag: str, text: str, kind: type[int] | type[float]) -> list:
+    """``--nfe-sweep 5,10,20`` / ``--guidance-sweep 0,1,3``: comma-separated numbers."""
+    try:
+        values = [kind(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        values = []
+    if not values or not all(math.isfinite(v) for v in values):
+        example = "5,10,20" if kind is int else "0,1,3"
+        raise UsageError(f"{flag} takes comma-separated numbers, e.g. {example}; got {text!r}")
+    if kind is int and min(values) < 1:
+        raise UsageError(f"{flag}: every NFE budget must be >= 1, got {text!r}")
+    return values
+
+
+def sweep_run(args: argparse.Namespace, model: Model, data: Dataset) -> list[dict]:
+    """``gendsl eval --nfe-sweep`` / ``--guidance-sweep``: the rows of
+    :mod:`gendsl.metrics.sweeps`, printed (Markdown or ``--json``) and plotted with ``--plot``."""
+    from gendsl.metrics import sweeps
+
+    real = as_float(data.x[: args.n])
+    if args.nfe_sweep:
+        budgets = parse_list("--nfe-sweep", args.nfe_sweep, int)
+        chosen = [s for s in (args.samplers or "").split(",") if s]
+        rows = sweeps.nfe_sweep(model, real, budgets, seed=args.seed, samplers=chosen)
+        plot = {"x": "nfe", "ys": ["w2"], "group": "sampler", "log_x": True}
+    else:
+        scales = parse_list("--guidance-sweep", args.guidance_sweep, float)
+        conditions = _data_conditions(model, data, len(real))
+        extra = _digits_fd if _is_digits(real, data) else None
+        rows = sweeps.guidance_sweep(model, real, conditions, scales, seed=args.seed, extra=extra)
+        ys = ["w2", "precision", "recall"] + (["digits_fd"] if extra else [])
+        plot = {"x": "guidance_scale", "ys": ys}
+    if args.plot:
+        sweeps.plot_rows(rows, args.plot, title=f"{model.checked.name} on {data.name}", **plot)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        print(f"{model.checked.name} on {data.name} (test split, n = {len(real)})")
+        print(sweeps.rows_table(rows))
+    return rows
+
+
+def _digits_fd(fake: Tensor, real: Tensor) -> dict[str, float]:
+    from gendsl import metrics
+
+    return {"digits_fd": metrics.digits_fd(fake.clamp(0, 1), reference=real)}
+
+
+def eval_run(args: argparse.Namespace) -> dict[str, float] | list[dict]:
+    """``gendsl eval``: print the metrics table (or JSON with ``--json``), or a sweep's."""
     networks = _feature_networks(getattr(args, "features", None) or [], args.device)
     model, config = open_run(args.run, device=args.device)
     data_name = args.data or config.get("data")
@@ -243,6 +291,8 @@ def eval_run(args: argparse.Namespace) -> dict[str, float]:
         raise UsageError("--data is required: the run does not record its data set")
     data = dataset_for(model.checked, data_name, split="test", seed=args.seed, n=args.n)
     bind_sizes(model.checked, data, dict(config.get("bindings") or {}))  # the run's shapes
+    if getattr(args, "nfe_sweep", None) or getattr(args, "guidance_sweep", None):
+        return sweep_run(args, model, data)
     results = evaluate(
         model,
         data,
