@@ -5,6 +5,7 @@ guidance scale equal to ``eval --guidance-scale`` at that scale, and the PNG plo
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -130,3 +131,20 @@ def test_sweep_usage_errors(runs, argv, message, capsys) -> None:
     capsys.readouterr()
     assert main(["eval", str(runs["vp"]), *argv]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_eval_of_an_sde_run_reports_its_elbo_next_to_the_pf_ode_nll(runs, capsys) -> None:
+    from gendsl.metrics.sde_elbo import sde_neg_elbo
+
+    results = _eval(capsys, str(runs["vp"]), "-n", "40")
+    model, _ = open_run(runs["vp"])
+    real = dataset_for(model.checked, "8gaussians", split="test", seed=0, n=40).x
+    gen = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        bound = sde_neg_elbo(model.process, model.sampling_score_fn({}, scale=None), real,
+                             generator=gen)  # fmt: skip
+    assert results["sde_neg_elbo_nats"] == pytest.approx(float(bound.mean()), rel=1e-6)
+    assert results["sde_neg_elbo_bits_per_dim"] == pytest.approx(
+        results["sde_neg_elbo_nats"] / (2 * math.log(2)), rel=1e-12
+    )
+    assert math.isfinite(results["nll_nats"])
