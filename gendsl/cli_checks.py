@@ -163,11 +163,6 @@ def check_sample_args(args: argparse.Namespace) -> None:
     _output_file("--out", args.out, SAMPLE_SUFFIXES)
     _output_file("--plot", args.plot, PLOT_SUFFIXES)
     _finite("--guidance-scale", args.guidance_scale)
-    sweeps = [getattr(args, k, None) for k in ("nfe_sweep", "guidance_sweep")]
-    if all(sweeps):
-        raise UsageError("give one of --nfe-sweep and --guidance-sweep, not both")
-    if getattr(args, "plot", None) and not any(sweeps):
-        raise UsageError("--plot draws a sweep: add --nfe-sweep or --guidance-sweep")
     check_run_path(args.run)
 
 
@@ -183,4 +178,5 @@ def check_eval_args(args: argparse.Namespace) -> None:
         raise UsageError("give one of --nfe-sweep and --guidance-sweep, not both")
     if getattr(args, "plot", None) and not any(sweeps):
         raise UsageError("--plot draws a sweep: add --nfe-sweep or --guidance-sweep")
+    _output_file("--plot", getattr(args, "plot", None), PLOT_SUFFIXES)
     check_run_path(args.run)

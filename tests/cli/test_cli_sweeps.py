@@ -125,6 +125,7 @@ def test_guidance_sweep_rows_equal_eval_at_each_scale(runs, capsys, tmp_path) ->
         (["--guidance-sweep", "1"], "--guidance-sweep applies to guided models"),
         (["--plot", "x.png"], "--plot draws a sweep: add --nfe-sweep or --guidance-sweep"),
         (["--nfe-sweep", "4", "--guidance-sweep", "1"], "give one of --nfe-sweep and"),
+        (["--nfe-sweep", "4", "--plot", "nfe.txt"], "--plot nfe.txt: unknown file type '.txt'"),
     ],
 )
 def test_sweep_usage_errors(runs, argv, message, capsys) -> None:
