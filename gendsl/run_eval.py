@@ -288,7 +288,8 @@ def sweep_run(args: argparse.Namespace, model: Model, data: Dataset) -> list[dic
         budgets = parse_list("--nfe-sweep", args.nfe_sweep, int)
         chosen = [s for s in (args.samplers or "").split(",") if s]
         rows = sweeps.nfe_sweep(model, real, budgets, seed=args.seed, samplers=chosen)
-        plot = {"x": "nfe", "ys": ["w2"], "group": "sampler", "log_x": True}
+        plot = {"x": "nfe", "ys": ["w2"], "group": "sampler", "log_x": True, "log_y": True}
+        plot["ticks"] = budgets
     else:
         scales = parse_list("--guidance-sweep", args.guidance_sweep, float)
         conditions = _data_conditions(model, data, len(real))

@@ -184,14 +184,18 @@ def plot_rows(
     group: str | None = None,
     title: str = "",
     log_x: bool = False,
+    log_y: bool = False,
+    ticks: Sequence[float] | None = None,
 ) -> None:
-    """A PNG with one panel per ``ys`` column against ``x``, one line per ``group`` value."""
+    """A PNG with one panel per ``ys`` column against ``x``, one line per ``group`` value
+    (log axes with ``log_x`` / ``log_y``; ``ticks`` labels those ``x`` values)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(ys), figsize=(4.2 * len(ys), 3.4), squeeze=False)
+    width = 6.5 if group else 4.2
+    fig, axes = plt.subplots(1, len(ys), figsize=(width * len(ys), 3.6), squeeze=False)
     groups = sorted({r[group] for r in rows}, key=str) if group else [None]
     for ax, y in zip(axes[0], ys, strict=True):
         for g in groups:
@@ -201,9 +205,14 @@ def plot_rows(
         ax.set_ylabel(y)
         if log_x:
             ax.set_xscale("log")
+        if ticks is not None:
+            ax.set_xticks(list(ticks), [f"{t:g}" for t in ticks])
+            ax.minorticks_off()
+        if log_y:
+            ax.set_yscale("log")
         ax.grid(alpha=0.3)
     if group:
-        axes[0][-1].legend(fontsize=7, loc="best")
+        axes[0][-1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5))
     if title:
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
