@@ -21,6 +21,7 @@ from torch import Tensor
 from torch.nn.utils import parametrize
 from torch.nn.utils.parametrizations import _SpectralNorm as SpectralNorm
 
+from gendsl.cli_checks import parse_list
 from gendsl.data import Dataset, as_float
 from gendsl.errors import UsageError
 from gendsl.lower.base import Model
@@ -28,7 +29,7 @@ from gendsl.run_sampling import draw, set_guidance_scale
 from gendsl.runs import bind_sizes, dataset_for, open_run
 from gendsl.train import resolve_device
 
-__all__ = ["eval_run", "evaluate", "lipschitz_constraint", "parse_list", "sweep_run"]
+__all__ = ["eval_run", "evaluate", "lipschitz_constraint", "sweep_run"]
 
 
 def evaluate(
@@ -262,20 +263,6 @@ def _feature_networks(pairs: Sequence[str], device: str) -> dict[str, torch.nn.M
     paths = parse_features(pairs)
     dev = resolve_device(device)
     return {name: load_network(name, path).to(dev) for name, path in paths.items()}
-
-
-def parse_list(flag: str, text: str, kind: type[int] | type[float]) -> list:
-    """``--nfe-sweep 5,10,20`` / ``--guidance-sweep 0,1,3``: comma-separated numbers."""
-    try:
-        values = [kind(part) for part in text.split(",") if part.strip()]
-    except ValueError:
-        values = []
-    if not values or not all(math.isfinite(v) for v in values):
-        example = "5,10,20" if kind is int else "0,1,3"
-        raise UsageError(f"{flag} takes comma-separated numbers, e.g. {example}; got {text!r}")
-    if kind is int and min(values) < 1:
-        raise UsageError(f"{flag}: every NFE budget must be >= 1, got {text!r}")
-    return values
 
 
 def sweep_run(args: argparse.Namespace, model: Model, data: Dataset) -> list[dict]:

@@ -126,6 +126,8 @@ def test_guidance_sweep_rows_equal_eval_at_each_scale(runs, capsys, tmp_path) ->
         (["--plot", "x.png"], "--plot draws a sweep: add --nfe-sweep or --guidance-sweep"),
         (["--nfe-sweep", "4", "--guidance-sweep", "1"], "give one of --nfe-sweep and"),
         (["--nfe-sweep", "4", "--plot", "nfe.txt"], "--plot nfe.txt: unknown file type '.txt'"),
+        (["--samplers", "ddim"], "--samplers chooses the samplers of --nfe-sweep"),
+        (["--guidance-sweep", "1,inf"], "--guidance-sweep takes comma-separated numbers"),
     ],
 )
 def test_sweep_usage_errors(runs, argv, message, capsys) -> None:
