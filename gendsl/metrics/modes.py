@@ -1,8 +1,9 @@
 """Mode collapse on Gaussian mixtures: modes covered and the fraction of high-quality samples.
 
 The benchmark of VEEGAN (Srivastava et al. 2017, "VEEGAN: Reducing Mode Collapse in GANs using
-Implicit Variational Learning", NeurIPS, §5.1) and PacGAN (Lin et al. 2018, "PacGAN: The power
-of two samples in generative adversarial networks", NeurIPS, §5.1, Table 1) on the 2-D ring of 8
+Implicit Variational Learning", NeurIPS, synthetic experiments) and PacGAN (Lin et al. 2018,
+"PacGAN: The power of two samples in generative adversarial networks", NeurIPS, synthetic
+experiments, and its reference code ``fjxmlzn/PacGAN``) on the 2-D ring of 8
 Gaussians and the 5×5 grid of 25 Gaussians: each sample is assigned to its nearest mode; it is
 *high quality* if it lies within three standard deviations of that mode; a mode is *covered*
 (captured) if at least ``min_count`` high-quality samples are assigned to it — one in the papers
@@ -59,8 +60,8 @@ def mode_coverage(
 ) -> ModeCoverage:
     """Assign each sample to its nearest centre ``k* = argmin_k ‖x − μ_k‖``; the sample is high
     quality iff ``‖x − μ_k*‖ < threshold · std``; mode ``k`` is covered iff at least
-    ``min_count`` high-quality samples are assigned to it (Srivastava et al. 2017, §5.1;
-    Lin et al. 2018, §5.1).  ``samples [n, D]``, ``centres [K, D]``, isotropic ``std``."""
+    ``min_count`` high-quality samples are assigned to it (Srivastava et al. 2017;
+    Lin et al. 2018).  ``samples [n, D]``, ``centres [K, D]``, isotropic ``std``."""
     x = torch.as_tensor(samples, dtype=torch.float64)
     mu = torch.as_tensor(centres, dtype=torch.float64)
     if x.ndim != 2 or mu.ndim != 2 or x.shape[1] != mu.shape[1] or len(x) == 0:

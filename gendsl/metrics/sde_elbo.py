@@ -3,7 +3,7 @@ likelihood-weighted denoising score-matching loss is, up to constants, this ELBO
 
 For an affine forward SDE ``dx = f(t) x dt + g(t) dw`` with kernel ``x_t | x0 ~ N(a_t x0, s_t² I)``
 and prior π, Song, Durkan, Murray & Ermon 2021 ("Maximum Likelihood Training of Score-Based
-Diffusion Models", NeurIPS, Thm. 1 in its denoising form; Huang et al. 2021, Thm. 3) bound the
+Diffusion Models", NeurIPS: the pointwise bound in its denoising form; Huang et al. 2021) bound the
 negative log-likelihood of the model's reverse SDE:
 
     −log p_θ(x0) ≤ −E_{x_T|x0} log π(x_T)
@@ -15,7 +15,7 @@ with ``∇ log p_{0t}(x_t|x0) = −ε / s_t`` and ``∇·(f x) = D f(t)``.  The 
 log-SNR (the importance proposal of :func:`gendsl.objectives.dsm.sample_time`), the prior term
 is in closed form.  The probability-flow ODE's exact likelihood
 (:mod:`gendsl.metrics.pf_ode`) is a different model's (the ODE's), so the two are reported side
-by side, not one as a bound of the other (Song et al. 2021b, §4).
+by side, not one as a bound of the other (Song et al. 2021b).
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ Each sweep returns rows (plain dicts) that :func:`rows_table` prints as a Markdo
   fixed-step solvers instead, a sampler whose count is not fixed (torchsde) is left out.  Each
   row gives the budget, the steps, the evaluations the model counted (``nfe``) and the
   registry's count (``nfe_declared``), and W2 to held-out data (Karras et al. 2022, Fig. 2; Lu
-  et al. 2022, Fig. 3 plot FID against NFE the same way).
+  et al. 2022 plot FID against NFE the same way).
 * Guidance trade-off: FD-like sample distance (W2; digits-FD on digits) and precision/recall
   (Kynkäänniemi et al. 2019) against the guidance scale w (Ho & Salimans 2022, Fig. 4: FID
   against IS as w grows; precision rises and recall falls).
