@@ -271,19 +271,19 @@ def sweep_run(args: argparse.Namespace, model: Model, data: Dataset) -> list[dic
     from gendsl.metrics import sweeps
 
     real = as_float(data.x[: args.n])
+    extra = _digits_fd if _is_digits(real, data) else None
+    fd = ["digits_fd"] if extra else []
     if args.nfe_sweep:
         budgets = parse_list("--nfe-sweep", args.nfe_sweep, int)
         chosen = [s for s in (args.samplers or "").split(",") if s]
-        rows = sweeps.nfe_sweep(model, real, budgets, seed=args.seed, samplers=chosen)
-        plot = {"x": "nfe", "ys": ["w2"], "group": "sampler", "log_x": True, "log_y": True}
-        plot["ticks"] = budgets
+        rows = sweeps.nfe_sweep(model, real, budgets, seed=args.seed, samplers=chosen, extra=extra)
+        plot = {"x": "nfe", "ys": ["w2", *fd], "group": "sampler", "log_x": True}
+        plot.update(log_y=True, ticks=budgets)
     else:
         scales = parse_list("--guidance-sweep", args.guidance_sweep, float)
         conditions = _data_conditions(model, data, len(real))
-        extra = _digits_fd if _is_digits(real, data) else None
         rows = sweeps.guidance_sweep(model, real, conditions, scales, seed=args.seed, extra=extra)
-        ys = ["w2", "precision", "recall"] + (["digits_fd"] if extra else [])
-        plot = {"x": "guidance_scale", "ys": ys}
+        plot = {"x": "guidance_scale", "ys": ["w2", "precision", "recall", *fd]}
     if args.plot:
         sweeps.plot_rows(rows, args.plot, title=f"{model.checked.name} on {data.name}", **plot)
     if args.json:

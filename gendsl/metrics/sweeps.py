@@ -33,6 +33,7 @@ from gendsl.metrics.distances import precision_recall, w2
 __all__ = ["guidance_sweep", "nfe_sweep", "plot_rows", "rows_table", "sweep_variants"]
 
 Variant = tuple[str, registry.SamplerDecl, dict[str, Any]]
+Extra = Callable[[Tensor, Tensor], dict[str, float]]
 
 
 def _kinds(model: Any) -> tuple[str, tuple[str, ...]]:
@@ -80,10 +81,12 @@ def nfe_sweep(
     *,
     seed: int,
     samplers: Sequence[str] | None = None,
+    extra: Extra | None = None,
 ) -> list[dict[str, Any]]:
     """One row per (sampler, budget) the sampler can meet: ``len(real)`` samples drawn with
-    the most steps whose NFE is within the budget, W2 to ``real`` (see the module docstring).
-    ``samplers`` keeps only those labels."""
+    the most steps whose NFE is within the budget, W2 to ``real`` (see the module docstring);
+    ``extra(fake, real)`` adds metrics (e.g. digits-FD).  ``samplers`` keeps only those
+    labels."""
     variants = sweep_variants(model)
     if samplers:
         known = [label for label, _, _ in variants]
@@ -102,16 +105,12 @@ def nfe_sweep(
             if steps is None or steps < _min_steps(decl):
                 continue
             fake = _draw(model, len(real), seed, method=decl.name, steps=steps, **options)
-            rows.append(
-                {
-                    "sampler": label,
-                    "budget": budget,
-                    "steps": steps,
-                    "nfe": model.last_nfe,
-                    "nfe_declared": registry.nfe(decl, steps, options),
-                    "w2": w2(fake.reshape(len(fake), -1).float(), flat),
-                }
-            )
+            fake = fake.reshape(len(fake), -1).float()
+            row = {"sampler": label, "budget": budget, "steps": steps, "nfe": model.last_nfe}
+            row.update(nfe_declared=registry.nfe(decl, steps, options), w2=w2(fake, flat))
+            if extra is not None:
+                row.update(extra(fake, flat))
+            rows.append(row)
     return rows
 
 
@@ -128,7 +127,7 @@ def guidance_sweep(
     scales: Sequence[float],
     *,
     seed: int,
-    extra: Callable[[Tensor, Tensor], dict[str, float]] | None = None,
+    extra: Extra | None = None,
 ) -> list[dict[str, Any]]:
     """One row per guidance scale w: W2, precision and recall of ``len(real)`` samples drawn
     for the held-out ``conditions`` against ``real`` (``extra(fake, real)`` adds metrics, e.g.

@@ -151,3 +151,12 @@ def test_eval_of_an_sde_run_reports_its_elbo_next_to_the_pf_ode_nll(runs, capsys
         results["sde_neg_elbo_nats"] / (2 * math.log(2)), rel=1e-12
     )
     assert math.isfinite(results["nll_nats"])
+
+
+def test_nfe_sweep_on_digits_adds_digits_fd(tmp_path, capsys) -> None:
+    (tmp_path / "vp.gen").write_text(tiny_diffusion(hidden=16))
+    run = _train(tmp_path / "vp.gen", tmp_path / "run", "digits")
+    argv = [str(run), "-n", "20", "--nfe-sweep", "3", "--samplers", "ddim,unipc"]
+    rows = _eval(capsys, *argv)
+    assert [(r["sampler"], r["nfe"]) for r in rows] == [("ddim", 3), ("unipc", 3)]
+    assert all(r["digits_fd"] > 0 for r in rows)
