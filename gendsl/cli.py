@@ -289,6 +289,18 @@ def _parser() -> argparse.ArgumentParser:
         help="FID and IS with inception=WEIGHTS.pth, LPIPS diversity with lpips=WEIGHTS.pth "
         "(local files, loaded with weights_only=True; repeatable)",
     )
+    e.add_argument(
+        "--nfe-sweep",
+        metavar="N,N,...",
+        help="W2 against NFE for every sampler of a diffusion/matching run (a table)",
+    )
+    e.add_argument("--samplers", metavar="NAME,...", help="only these samplers in --nfe-sweep")
+    e.add_argument(
+        "--guidance-sweep",
+        metavar="W,W,...",
+        help="W2 and precision/recall against the guidance scale of a guided run (a table)",
+    )
+    e.add_argument("--plot", metavar="FILE", help="plot the sweep (.png, .pdf or .svg)")
     e.set_defaults(handler=cmd_eval)
     return p
 

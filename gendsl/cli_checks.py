@@ -24,6 +24,7 @@ __all__ = [
     "check_sample_args",
     "check_train_args",
     "holds_run",
+    "parse_list",
 ]
 
 #: What ``gendsl train`` writes into a run folder; a folder holding any of them holds a run.
@@ -173,4 +174,36 @@ def check_eval_args(args: argparse.Namespace) -> None:
     _at_least("--steps", args.steps, 1)
     _seed(args.seed)
     _finite("--guidance-scale", args.guidance_scale)
+    _check_sweeps(args)
     check_run_path(args.run)
+
+
+def _check_sweeps(args: argparse.Namespace) -> None:
+    """``gendsl eval``'s ``--nfe-sweep``, ``--guidance-sweep``, ``--samplers`` and ``--plot``."""
+    nfe, guidance = getattr(args, "nfe_sweep", None), getattr(args, "guidance_sweep", None)
+    if nfe and guidance:
+        raise UsageError("give one of --nfe-sweep and --guidance-sweep, not both")
+    if getattr(args, "plot", None) and not (nfe or guidance):
+        raise UsageError("--plot draws a sweep: add --nfe-sweep or --guidance-sweep")
+    if getattr(args, "samplers", None) and not nfe:
+        raise UsageError("--samplers chooses the samplers of --nfe-sweep: add --nfe-sweep")
+    _output_file("--plot", getattr(args, "plot", None), PLOT_SUFFIXES)
+    if nfe:
+        parse_list("--nfe-sweep", nfe, int)
+    if guidance:
+        parse_list("--guidance-sweep", guidance, float)
+
+
+def parse_list(flag: str, text: str, kind: type[int] | type[float]) -> list:
+    """``--nfe-sweep 5,10,20`` (NFE budgets, each >= 1) / ``--guidance-sweep 0,1,3``:
+    comma-separated numbers."""
+    try:
+        values = [kind(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        values = []
+    if not values or not all(math.isfinite(v) for v in values):
+        example = "5,10,20" if kind is int else "0,1,3"
+        raise UsageError(f"{flag} takes comma-separated numbers, e.g. {example}; got {text!r}")
+    if kind is int and min(values) < 1:
+        raise UsageError(f"{flag}: every NFE budget must be >= 1, got {text!r}")
+    return values

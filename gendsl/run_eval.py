@@ -18,7 +18,10 @@ from collections.abc import Callable, Mapping, Sequence
 import numpy as np
 import torch
 from torch import Tensor
+from torch.nn.utils import parametrize
+from torch.nn.utils.parametrizations import _SpectralNorm as SpectralNorm
 
+from gendsl.cli_checks import parse_list
 from gendsl.data import Dataset, as_float
 from gendsl.errors import UsageError
 from gendsl.lower.base import Model
@@ -26,7 +29,7 @@ from gendsl.run_sampling import draw, set_guidance_scale
 from gendsl.runs import bind_sizes, dataset_for, open_run
 from gendsl.train import resolve_device
 
-__all__ = ["eval_run", "evaluate"]
+__all__ = ["eval_run", "evaluate", "lipschitz_constraint", "sweep_run"]
 
 
 def evaluate(
@@ -53,6 +56,7 @@ def evaluate(
     conditions = _data_conditions(model, data, len(real))
     batch = (real, *conditions.values()) if conditions else real
     results.update(_likelihoods(model, data, batch, seed))
+    results.update(_sde_bound(model, data, real, conditions, seed))
     if len(conditions) < len(model.checked.condition_vars()):
         return results  # a condition the data cannot give (not a label): no samples to compare
     fake = draw(
@@ -65,6 +69,7 @@ def evaluate(
         conditions=conditions,
     )
     results.update(_sample_metrics(fake, real, data, seed))
+    results.update(_experiment_metrics(model, fake, real, data, seed))
     if feature_networks:
         from gendsl.metrics.feature_networks import feature_metrics
 
@@ -114,6 +119,35 @@ def _likelihoods(model: Model, data: Dataset, batch, seed: int) -> dict[str, flo
     return results
 
 
+def _sde_bound(
+    model: Model, data: Dataset, real: Tensor, conditions: dict[str, Tensor], seed: int
+) -> dict[str, float]:
+    """A score-based SDE model's variational bound on −log p(x) (:mod:`gendsl.metrics.sde_elbo`,
+    Song et al. 2021b), next to its PF-ODE NLL; quantised data dequantised as for the NLL."""
+    from gendsl.metrics import pf_ode
+    from gendsl.metrics.sde_elbo import sde_neg_elbo
+    from gendsl.processes.chain import DiscreteChain
+
+    process = getattr(model, "process", None)
+    if model.family != "diffusion" or process is None or isinstance(process, DiscreteChain):
+        return {}
+    device = model.like.device
+    gen = torch.Generator(device=device).manual_seed(seed)
+    dims = int(np.prod(data.x.shape[1:]))
+    levels = data.levels if model.capabilities.dequantized_likelihood else None
+    parts = []
+    for i in range(0, len(real), 256):
+        x0 = real[i : i + 256].to(device)
+        if levels:
+            x0 = pf_ode.dequantize(x0, levels=levels, generator=gen)
+        cond = {k: v[i : i + 256].to(device) for k, v in conditions.items()}
+        score_fn = model.sampling_score_fn(cond, scale=model.guidance_scale)
+        with torch.no_grad():
+            parts.append(sde_neg_elbo(process, score_fn, x0, generator=gen).cpu())
+    nats = float(torch.cat(parts).mean()) + (dims * math.log(levels) if levels else 0.0)
+    return {"sde_neg_elbo_nats": nats, "sde_neg_elbo_bits_per_dim": nats / (dims * math.log(2))}
+
+
 def _sample_metrics(fake: Tensor, real: Tensor, data: Dataset, seed: int) -> dict[str, float]:
     """W2, sliced W2, MMD, precision/recall and (digits) digits-FD of samples vs data."""
     from gendsl import metrics
@@ -131,6 +165,63 @@ def _sample_metrics(fake: Tensor, real: Tensor, data: Dataset, seed: int) -> dic
     if real[0].numel() == 784 and data.name == "fontdigits":
         results.update(metrics.fontdigits_scores(fake, reference=flat))
     return results
+
+
+def _experiment_metrics(
+    model: Model, fake: Tensor, real: Tensor, data: Dataset, seed: int
+) -> dict[str, float]:
+    """Mode coverage on the Gaussian-mixture toy sets (:mod:`gendsl.metrics.modes`) and, for a
+    Lipschitz-constrained critic, the Kantorovich–Rubinstein gap next to the exact W1
+    (:mod:`gendsl.metrics.duality`)."""
+    from gendsl.data import toy
+
+    results: dict[str, float] = {}
+    flat = fake.reshape(len(fake), -1).float().cpu()
+    if data.name in toy.MIXTURES and flat.shape[1] == 2:
+        from gendsl.metrics.modes import mode_coverage
+
+        centres, std = toy.mixture_modes(data.name)
+        results.update(mode_coverage(flat, centres, std).as_metrics())
+    constraint = lipschitz_constraint(model)
+    if constraint is not None:
+        from gendsl.metrics.duality import kr_duality
+
+        device = model.like.device
+        gen = torch.Generator().manual_seed(seed)
+        was_training = model.training
+        model.eval()
+        try:
+            results.update(
+                kr_duality(
+                    model.critic,
+                    real.reshape(flat.shape).float().to(device),
+                    flat.to(device),
+                    generator=gen,
+                )
+            )
+        finally:
+            model.train(was_training)
+    return results
+
+
+def lipschitz_constraint(model: Model) -> str | None:
+    """How an adversarial model's critic is kept Lipschitz — ``clip``, ``gradient``,
+    ``dragan`` (wasserstein losses) or ``spectral_norm`` — or None (no such critic)."""
+    if getattr(model, "family", None) != "adversarial":
+        return None
+    if model.loss_name == "wasserstein" and model.penalty != "none":
+        return str(model.penalty)
+    critic_modules = (m for n in model.critic_nets for m in model.nets[n].modules())
+    if any(_spectrally_normalised(m) for m in critic_modules):
+        return "spectral_norm"
+    return None
+
+
+def _spectrally_normalised(module: torch.nn.Module) -> bool:
+    """Whether ``module``'s weight is parametrised by ``torch``'s spectral normalisation."""
+    if not parametrize.is_parametrized(module, "weight"):
+        return False
+    return any(isinstance(p, SpectralNorm) for p in module.parametrizations["weight"])
 
 
 def _class_agreement(
@@ -174,8 +265,43 @@ def _feature_networks(pairs: Sequence[str], device: str) -> dict[str, torch.nn.M
     return {name: load_network(name, path).to(dev) for name, path in paths.items()}
 
 
-def eval_run(args: argparse.Namespace) -> dict[str, float]:
-    """``gendsl eval``: print the metrics table (or JSON with ``--json``)."""
+def sweep_run(args: argparse.Namespace, model: Model, data: Dataset) -> list[dict]:
+    """``gendsl eval --nfe-sweep`` / ``--guidance-sweep``: the rows of
+    :mod:`gendsl.metrics.sweeps`, printed (Markdown or ``--json``) and plotted with ``--plot``."""
+    from gendsl.metrics import sweeps
+
+    real = as_float(data.x[: args.n])
+    extra = _digits_fd if _is_digits(real, data) else None
+    fd = ["digits_fd"] if extra else []
+    if args.nfe_sweep:
+        budgets = parse_list("--nfe-sweep", args.nfe_sweep, int)
+        chosen = [s for s in (args.samplers or "").split(",") if s]
+        rows = sweeps.nfe_sweep(model, real, budgets, seed=args.seed, samplers=chosen, extra=extra)
+        plot = {"x": "nfe", "ys": ["w2", *fd], "group": "sampler", "log_x": True}
+        plot.update(log_y=True, ticks=budgets)
+    else:
+        scales = parse_list("--guidance-sweep", args.guidance_sweep, float)
+        conditions = _data_conditions(model, data, len(real))
+        rows = sweeps.guidance_sweep(model, real, conditions, scales, seed=args.seed, extra=extra)
+        plot = {"x": "guidance_scale", "ys": ["w2", "precision", "recall", *fd]}
+    if args.plot:
+        sweeps.plot_rows(rows, args.plot, title=f"{model.checked.name} on {data.name}", **plot)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        print(f"{model.checked.name} on {data.name} (test split, n = {len(real)})")
+        print(sweeps.rows_table(rows))
+    return rows
+
+
+def _digits_fd(fake: Tensor, real: Tensor) -> dict[str, float]:
+    from gendsl import metrics
+
+    return {"digits_fd": metrics.digits_fd(fake.clamp(0, 1), reference=real)}
+
+
+def eval_run(args: argparse.Namespace) -> dict[str, float] | list[dict]:
+    """``gendsl eval``: print the metrics table (or JSON with ``--json``), or a sweep's."""
     networks = _feature_networks(getattr(args, "features", None) or [], args.device)
     model, config = open_run(args.run, device=args.device)
     data_name = args.data or config.get("data")
@@ -183,6 +309,8 @@ def eval_run(args: argparse.Namespace) -> dict[str, float]:
         raise UsageError("--data is required: the run does not record its data set")
     data = dataset_for(model.checked, data_name, split="test", seed=args.seed, n=args.n)
     bind_sizes(model.checked, data, dict(config.get("bindings") or {}))  # the run's shapes
+    if getattr(args, "nfe_sweep", None) or getattr(args, "guidance_sweep", None):
+        return sweep_run(args, model, data)
     results = evaluate(
         model,
         data,

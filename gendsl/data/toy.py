@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-__all__ = ["LABELLED", "NAMES", "make", "make_labelled"]
+__all__ = ["LABELLED", "MIXTURES", "NAMES", "make", "make_labelled", "mixture_modes"]
 
 _Generator = Callable[[int, np.random.Generator], tuple[np.ndarray, np.ndarray | None]]
 
@@ -51,9 +51,23 @@ def _circles(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
 def _eight_gaussians(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """Eight Gaussians (std 0.1) centred on the circle of radius √2 at angles kπ/4 (rms ≈ 1.0)."""
     y = _split(n, 8, rng)
-    angle = y * (np.pi / 4.0)
-    centres = np.sqrt(2.0) * np.stack([np.cos(angle), np.sin(angle)], axis=1)
-    return centres + 0.1 * rng.standard_normal((n, 2)), y
+    return _ring_centres()[y] + _RING_STD * rng.standard_normal((n, 2)), y
+
+
+_RING_STD = 0.1
+_GRID_STD = 0.05
+
+
+def _ring_centres() -> np.ndarray:
+    """The eight means ``√2 (cos kπ/4, sin kπ/4)``, ``k = 0..7``, as ``[8, 2]``."""
+    angle = np.arange(8) * (np.pi / 4.0)
+    return np.sqrt(2.0) * np.stack([np.cos(angle), np.sin(angle)], axis=1)
+
+
+def _grid_centres() -> np.ndarray:
+    """The 25 means ``0.7 (i − 2, j − 2)``, row ``5 i + j``, as ``[25, 2]``."""
+    k = np.arange(25)
+    return 0.7 * (np.stack([k // 5, k % 5], axis=1) - 2.0)
 
 
 def _twenty_five_gaussians(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -62,8 +76,7 @@ def _twenty_five_gaussians(n: int, rng: np.random.Generator) -> tuple[np.ndarray
     Label ``5 i + j`` is the component in row ``i`` (first coordinate) and column ``j``.
     """
     y = _split(n, 25, rng)
-    centres = 0.7 * (np.stack([y // 5, y % 5], axis=1) - 2.0)
-    return centres + 0.05 * rng.standard_normal((n, 2)), y
+    return _grid_centres()[y] + _GRID_STD * rng.standard_normal((n, 2)), y
 
 
 def _checkerboard(n: int, rng: np.random.Generator) -> tuple[np.ndarray, None]:
@@ -149,6 +162,21 @@ LABELLED: dict[str, int] = {
     "rings": 4,
 }
 """Number of parts (classes) of each toy set whose points carry a label."""
+
+
+MIXTURES: tuple[str, ...] = ("8gaussians", "25gaussians")
+"""The toy sets that are isotropic Gaussian mixtures with equal weights (the mode-collapse
+benchmarks of VEEGAN and PacGAN: Srivastava et al. 2017; Lin et al. 2018)."""
+
+
+def mixture_modes(name: str) -> tuple[np.ndarray, float]:
+    """The component means ``float64 [K, 2]`` (row ``k`` is label ``k``) and the common
+    standard deviation of a Gaussian-mixture toy set (one of :data:`MIXTURES`)."""
+    if name == "8gaussians":
+        return _ring_centres(), _RING_STD
+    if name == "25gaussians":
+        return _grid_centres(), _GRID_STD
+    raise ValueError(f"{name!r} is not a Gaussian mixture; expected one of {', '.join(MIXTURES)}")
 
 
 def make_labelled(

@@ -7,7 +7,7 @@ distances (FID from any features, digits-FD, fontdigits-FD) and the Inception Sc
 from __future__ import annotations
 
 from gendsl.metrics.digits_fd import digits_classifier, digits_fd
-from gendsl.metrics.distances import mmd, precision_recall, sliced_w2, w2
+from gendsl.metrics.distances import mmd, precision_recall, sliced_w2, w1, w2
 from gendsl.metrics.fontdigits_metrics import fontdigits_fd, fontdigits_is, fontdigits_scores
 from gendsl.metrics.frechet import fid, fid_from_features, frechet_distance
 from gendsl.metrics.scores import SplitScore, inception_score
@@ -26,5 +26,6 @@ __all__ = [
     "mmd",
     "precision_recall",
     "sliced_w2",
+    "w1",
     "w2",
 ]
