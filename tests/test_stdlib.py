@@ -253,6 +253,7 @@ EXAMPLE_FAMILY = {
     "gmm_prior_vae.gen": "latent",
     "iwae_digits.gen": "latent",
     "ot_cfm_8gaussians.gen": "matching",
+    "ot_cfm_8gaussians_moons.gen": "matching",
     "realnvp_moons.gen": "flow",
     "vae_digits.gen": "latent",
     "vp_sde_digits_unet.gen": "diffusion",

@@ -60,4 +60,3 @@ def check_components(
             )
             return False
     return True
-

@@ -27,7 +27,7 @@ from torch import Tensor, nn
 
 from gendsl import ir, sampler_registry
 from gendsl.errors import InternalError, UsageError
-from gendsl.ir import CheckedModel, Opt
+from gendsl.ir import CheckedModel, Opt, Site
 from gendsl.lower.base import Batch, Capabilities, Model, PretrainedRun
 from gendsl.lower.dists import draw
 from gendsl.lower.interpret import Program
@@ -182,19 +182,8 @@ class MatchingModel(Model):
         self.path = (NoiselessPath if self.noiseless else AffinePath)(**torch_fns(self.kernel))
         self.source_name, self.data_name = self.kernel.x0, self.kernel.x1
         self.noised_name = self.kernel.target
-        data = [v.name for v in checked.data_vars()]
-        if data != [self.data_name]:
-            raise UsageError(
-                f"a matching model's data must be the path's end {self.data_name}; found "
-                f"data {', '.join(data) or 'none'}"
-            )
+        self.source_site = self.check_ends(checked)
         self.data_shape = self.shape_of(self.data_name)
-        self.source_site = next((s for s in checked.sites if s.name == self.source_name), None)
-        if self.source_site is None or self.source_site.given or self.source_site.packed:
-            raise UsageError(
-                f"the source {self.source_name} must be drawn from a fixed distribution, "
-                f"e.g. {self.source_name} ~ Normal(0, 1)"
-            )
         self.coupling_opt = coupling_option(checked)
         self.coupling = build_coupling(self.coupling_opt)
         self.program = Program(self)
@@ -211,6 +200,23 @@ class MatchingModel(Model):
 
     # -------------------------------------------------------------- source and velocity
 
+    def check_ends(self, checked: CheckedModel) -> Site | None:
+        """The source's site, after checking that the data is the path's end x1 and the source
+        x0 is drawn from a fixed distribution (hook: a data -> data transport's ends)."""
+        data = [v.name for v in checked.data_vars()]
+        if data != [self.data_name]:
+            raise UsageError(
+                f"a matching model's data must be the path's end {self.data_name}; found "
+                f"data {', '.join(data) or 'none'}"
+            )
+        site = next((s for s in checked.sites if s.name == self.source_name), None)
+        if site is None or site.given or site.packed:
+            raise UsageError(
+                f"the source {self.source_name} must be drawn from a fixed distribution, "
+                f"e.g. {self.source_name} ~ Normal(0, 1)"
+            )
+        return site
+
     def source(self, n: int) -> torch.distributions.Distribution:
         """The source distribution p0 of ``x0 ~ ...`` for ``n`` draws (the source site of the
         spec's program, :mod:`gendsl.lower.interpret`)."""
@@ -219,7 +225,10 @@ class MatchingModel(Model):
     def _normal_source(self) -> tuple[float, float] | None:
         """(μ, σ) when the source is ``Normal(μ, σ)`` with constant scalar parameters, else
         None (the lets are constants, so this is evaluated once)."""
-        site, params = self.source_site, self.program.params(self.source_name)
+        site = self.source_site
+        if site is None:
+            return None
+        params = self.program.params(self.source_name)
         values = [params.get(k) for k in ("loc", "scale")]
         scalar = all(
             isinstance(v, (int, float)) or (isinstance(v, Tensor) and v.numel() == 1)
@@ -530,5 +539,11 @@ class ReflowModel(MatchingModel):
 @register("matching")
 def build(checked: CheckedModel, bindings: Mapping[str, int]) -> MatchingModel:
     """The compiled model of a checked matching spec."""
+    from gendsl.families.matching import transport_source
+
+    if transport_source(checked) is not None:
+        from gendsl.lower.transport import TransportModel
+
+        return TransportModel(checked, bindings)
     reflow = checked.couple is not None and checked.couple.coupling.name == "reflow"
     return (ReflowModel if reflow else MatchingModel)(checked, bindings)
