@@ -250,6 +250,10 @@ class MatchingModel(Model):
         loc, scale = normal
         return eps if (loc, scale) == (0.0, 1.0) else loc + scale * eps
 
+    def source_batch(self, data: Mapping[str, Tensor], n: int) -> Tensor:
+        """The x0 of a training batch of ``n`` data points: ``n`` source draws (hook)."""
+        return self.draw_source(n)
+
     def velocity(self, x_t: Tensor, t: Tensor, cond: Conditions) -> Tensor:
         """v(x_t, t) of the ``predict velocity = v(x_t, t[, y])`` call: ``t`` is the time, a
         ``label`` condition the class input, any other condition an extra tensor input."""
@@ -304,7 +308,8 @@ class MatchingModel(Model):
         """‖v(x_t, t) − u_t‖² per pair (:func:`~gendsl.objectives.flow_matching.
         flow_matching_loss`)."""
         x1 = data[self.data_name]
-        x0, x1, cond = self.couple(self.draw_source(x1.shape[0]), x1, self.conditions(data))
+        x0 = self.source_batch(data, x1.shape[0])
+        x0, x1, cond = self.couple(x0, x1, self.conditions(data))
         w = x1.new_zeros(()) if self.noiseless else None  # no noise to draw
         return flow_matching_loss(lambda x, t: self.velocity(x, t, cond), self.path, x0, x1, w=w)
 
@@ -316,7 +321,8 @@ class MatchingModel(Model):
         """The loss with t in each quarter of [0, 1] (``loss_t1`` nearest the source)."""
         data = self.as_data(batch)
         x1 = data[self.data_name]
-        x0, x1, cond = self.couple(self.draw_source(x1.shape[0]), x1, self.conditions(data))
+        x0 = self.source_batch(data, x1.shape[0])
+        x0, x1, cond = self.couple(x0, x1, self.conditions(data))
         out = {}
         for q in range(4):
             t = (q + sample_time(x1.shape[0], like=x1)) / 4

@@ -77,6 +77,12 @@ class TransportModel(MatchingModel):
             "data (--source-data), uniformly with replacement",
         ]
 
+    def source_batch(self, data: Mapping[str, Tensor], n: int) -> Tensor:
+        """The batch's own ``x0`` rows when it carries them (``model.loss({"x0": ..., "x1":
+        ...})``), else ``n`` rows of the source data."""
+        given = data.get(self.source_name)
+        return given if given is not None else self.draw_source(n)
+
     def source(self, n: int) -> torch.distributions.Distribution:
         raise UsageError(
             f"model {self.checked.name} transports from the data {self.source_name}: it has no "
