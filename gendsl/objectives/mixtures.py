@@ -40,6 +40,7 @@ class GaussianMixture(pdist.MixtureSameFamily):
             weights, locs, scales = weights[None], locs[..., None], scales[..., None]
         if validate_args and not bool((weights > 0).all()):
             raise ValueError(f"Expected parameter weights to be positive, found {weights}")
+        self._event_dims = event_dims
         k_axis = -1 - event_dims
         loc, scale = torch.broadcast_tensors(locs, scales)
         component = pdist.Normal(
@@ -49,3 +50,15 @@ class GaussianMixture(pdist.MixtureSameFamily):
             component = component.to_event(event_dims)
         mix = pdist.Categorical(probs=weights, validate_args=validate_args)
         super().__init__(mix, component, validate_args=validate_args)
+
+    def expand(self, batch_shape: tuple[int, ...], _instance: object = None) -> GaussianMixture:
+        """The same mixture with batch shape ``batch_shape`` (Pyro's plates expand a site)."""
+        shape, e = torch.Size(batch_shape), self._event_dims
+        comp = self.component_distribution
+        normal = comp.base_dist if e else comp
+        k, event = self._num_component, tuple(self.event_shape)
+        weights = self.mixture_distribution.probs.expand(*shape, k)
+        locs, scales = (
+            t.expand(*shape, k, *event).movedim(-1 - e, -1) for t in (normal.loc, normal.scale)
+        )
+        return GaussianMixture(weights, locs, scales, event_dims=e, validate_args=False)
