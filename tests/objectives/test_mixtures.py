@@ -140,3 +140,31 @@ def test_the_mixture_prior_elbo_equals_pyro_trace_elbo_on_the_same_draws(tmp_pat
         strict=True,
     ):
         torch.testing.assert_close(a, b)
+
+
+def test_a_mixture_source_gives_a_flow_its_density():
+    """With a zero velocity the flow is the identity, so log p_1(x) = log p_0(x): the mixture's
+    hand-written log-density."""
+    from gendsl.lower import load
+
+    model = load(
+        """
+model f {
+  data x1 : real[2]
+  latent x0 : real[2]
+  x0 ~ GaussianMixture([1, 3], [[-2, 0], [2, 1]], [0.5, 1])
+  path x_t = (1 - t) * x0 + t * x1
+  net v = MLP(hidden = [8], time = concat)
+  predict velocity = v(x_t, t)
+  loss flow_matching
+}""",
+        D=2,
+    )
+    last = model.nets["v"].body[-1]
+    torch.nn.init.zeros_(last.weight)
+    torch.nn.init.zeros_(last.bias)
+    x = torch.tensor([[0.1, 0.2], [-2.0, 0.0], [3.0, -1.0]])
+    want = [by_hand(r, [1, 3], [[-2, 0], [2, 1]], [0.5, 1]) for r in x.tolist()]
+    torch.testing.assert_close(model.log_prob(x), torch.tensor(want), rtol=1e-5, atol=1e-5)
+    draws = model.sample(4, generator=torch.Generator().manual_seed(0))
+    assert draws.shape == (4, 2)
