@@ -270,8 +270,8 @@ def _previous_run(
             f"--resume: {out} is a run of model {previous['model']}, not {model}; pass "
             f"--model {previous['model']} to continue it"
         )
-    for flag, key in (("--data", "data"), ("--seed", "seed")):
-        given = getattr(args, key)
+    for flag, key in (("--data", "data"), ("--seed", "seed"), ("--source-data", "source_data")):
+        given = getattr(args, key, None)
         if given is not None and previous.get(key) is not None and given != previous[key]:
             raise UsageError(
                 f"--resume: {out} was trained with {flag} {previous[key]}, not {given}; drop "

@@ -71,10 +71,11 @@ class TransportModel(MatchingModel):
         return self.source_data[idx.to(self.source_data.device)]
 
     def objective_terms(self) -> list[str]:
+        rows = f"the {len(self.source_data)} rows" if len(self.source_data) else "the rows"
         return [
             *super().objective_terms(),
-            f"  source: {self.source_name} ~ the {len(self.source_data)} rows of the source "
-            "data (--source-data), uniformly with replacement",
+            f"  source: {self.source_name} ~ {rows} of the source data (--source-data), "
+            "uniformly with replacement",
         ]
 
     def source_batch(self, data: Mapping[str, Tensor], n: int) -> Tensor:

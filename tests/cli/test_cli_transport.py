@@ -92,3 +92,16 @@ def test_a_batch_that_carries_x0_is_paired_as_given(tmp_path):
     with torch.no_grad():
         loss = model.loss({"x0": x0, "x1": x1})
     torch.testing.assert_close(loss, (x1 - x0).pow(2).sum(1).mean())
+
+
+def test_resume_keeps_the_source_data_and_refuses_another(tmp_path, capsys):
+    assert _train(tmp_path, "--source-data", "moons") == 0
+    assert _train(tmp_path, "--resume", "--source-data", "8gaussians") == 2
+    assert "was trained with --source-data moons, not 8gaussians" in capsys.readouterr().err
+    spec = tmp_path / "t.gen"
+    argv = ["train", str(spec), "--steps", "5", "--out", str(tmp_path / "run"), "--resume"]
+    assert main([*argv, "--no-progress"]) == 0  # data and source data from the run
+    assert "trained moons_to_rings for 5 steps" in capsys.readouterr().out
+    model, config = open_run(tmp_path / "run", device="cpu")
+    assert config["source_data"] == "moons" and config["data"] == "rings"
+    assert len(model.source_data) > 0
