@@ -22,8 +22,8 @@ def _components(e: ast.Expr) -> int | None:
     return len(e.items) if isinstance(e, ast.List) else None
 
 
-def _bad_weight(e: ast.Expr) -> ast.Expr | None:
-    """The first literal weight ≤ 0 of a weights list."""
+def _non_positive(e: ast.Expr) -> ast.Expr | None:
+    """The first literal item ≤ 0 of a list (weights, scales)."""
     for item in e.items if isinstance(e, ast.List) else ():
         negative = isinstance(item, ast.Neg) and isinstance(item.operand, ast.Num)
         if negative or (isinstance(item, ast.Num) and item.value <= 0):
@@ -46,10 +46,11 @@ def check_components(
             weights.span,
         )
         return False
-    bad = _bad_weight(weights)
-    if bad is not None:
-        error(f"{info.name}: every weight must be > 0; found {describe(bad)}", bad.span)
-        return False
+    for name, what in (("weights", "weight"), ("scales", "scale")):
+        bad = _non_positive(params[name])
+        if bad is not None:
+            error(f"{info.name}: every {what} must be > 0; found {describe(bad)}", bad.span)
+            return False
     for name in ("locs", "scales"):
         n = _components(params[name])
         if n is not None and n != k:

@@ -6,6 +6,7 @@ misplaced ``--source-data`` before anything is written."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -15,6 +16,7 @@ from gendsl.data import load_dataset
 from gendsl.runs import open_run
 
 torch.set_num_threads(1)
+REPO = Path(__file__).resolve().parents[2]
 
 SPEC = """\
 model moons_to_rings {
@@ -105,3 +107,13 @@ def test_resume_keeps_the_source_data_and_refuses_another(tmp_path, capsys):
     model, config = open_run(tmp_path / "run", device="cpu")
     assert config["source_data"] == "moons" and config["data"] == "rings"
     assert len(model.source_data) > 0
+
+
+def test_the_example_trains_from_eight_gaussians_to_moons(tmp_path):
+    out = tmp_path / "run"
+    spec = REPO / "examples" / "ot_cfm_8gaussians_moons.gen"
+    argv = ["train", str(spec), "--data", "moons", "--steps", "2"]
+    argv += ["--source-data", "8gaussians", "--batch-size", "32", "--out", str(out)]
+    assert main([*argv, "--no-progress"]) == 0
+    assert main(["sample", str(out), "-n", "4", "--out", str(tmp_path / "s.npy")]) == 0
+    assert np.load(tmp_path / "s.npy").shape == (4, 2)
