@@ -29,7 +29,6 @@ from gendsl import ir, sampler_registry
 from gendsl.errors import InternalError, UsageError
 from gendsl.ir import CheckedModel, Opt, Site
 from gendsl.lower.base import Batch, Capabilities, Model, PretrainedRun
-from gendsl.lower.dists import draw
 from gendsl.lower.interpret import Program
 from gendsl.lower.registry import register
 from gendsl.objectives.couplings import (
@@ -39,6 +38,7 @@ from gendsl.objectives.couplings import (
     Independent,
     SchrodingerBridge,
 )
+from gendsl.objectives.densities import draw
 from gendsl.objectives.divergence import default_trace, ode_log_prob
 from gendsl.objectives.flow_matching import (
     AffinePath,
