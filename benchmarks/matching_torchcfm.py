@@ -14,10 +14,10 @@ batch and steps, over several seeds, with W2, the normalised path energy and ms/
 * Methods: I-CFM (independent pairs, x_t = (1 − t) x0 + t x1 + σ w, σ = 0.1), OT-CFM (the same
   path on exact minibatch OT pairs) and SB-CFM (entropic pairs with ε = 2σ², Brownian-bridge
   path, σ = 0.5; torchcfm with ``ot_method = "sinkhorn"``).  gendsl trains the compiled spec's
-  ``model.loss`` for N→data; the data→data pair has no source distribution to declare (the
-  language has one data variable), so it is trained through the Python API: the compiled
-  model's coupling (``model.couple``), path and network with
-  :func:`gendsl.objectives.flow_matching.flow_matching_loss` on 8gaussians draws.
+  ``model.loss`` for every pair: N→data with ``x0 ~ Normal(0, 1)``, data→data with the source
+  declared ``data x0 : real[D]`` (a transport between two data sets, docs/language.md) and the
+  same fresh 8gaussians draws torchcfm gets given in the batch, ``model.loss({"x0": x0, "x1":
+  x1})``.
 * Optimiser: Adam, lr 1e-3; batch 512.  Both models are integrated by the same dopri5
   (``gendsl.lower.matching.integrate``, rtol = atol = 1e-5) from the same 2000 source points.
 * W2: exact, to 2000 fresh target points.  NPE = |PE − W2²(source, target)| / W2²(source,
@@ -49,7 +49,6 @@ from gendsl.lower import load
 from gendsl.lower.matching import MatchingModel, integrate
 from gendsl.metrics import w2
 from gendsl.objectives.couplings import Coupling, squared_cost
-from gendsl.objectives.flow_matching import flow_matching_loss
 
 __all__ = ["SAMPLERS", "main", "path_energy", "sample_8gaussians", "sample_moons"]
 
@@ -102,16 +101,17 @@ METHODS = {
 VelocityFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
-def gendsl_model(method: str) -> MatchingModel:
-    """The method's spec, compiled, with the MLP's activations swapped for SELU."""
+def gendsl_model(method: str, *, data_source: bool = False) -> MatchingModel:
+    """The method's spec, compiled, with the MLP's activations swapped for SELU; with
+    ``data_source`` its source x0 is declared data (a data -> data transport)."""
     couple, path, sigma = METHODS[method]
+    source = "data x0 : real[D]" if data_source else "latent x0 : real[D]\n  x0 ~ Normal(0, 1)"
     model = load(
         f"""
 model cfm {{
   data x1 : real[D]
-  latent x0 : real[D]
+  {source}
   let sigma = {sigma}
-  x0 ~ Normal(0, 1)
   couple x0, x1 by {couple}
   path x_t = {path}
   net v = MLP(hidden = [64, 64, 64], time = concat)
@@ -143,24 +143,22 @@ def torchcfm_matcher(method: str):
 
 
 def train_gendsl(method, source, target, args, rng, coupling=None) -> tuple[VelocityFn, float]:
-    model = gendsl_model(method)
+    normal = source is sample_normal
+    model = gendsl_model(method, data_source=not normal)
     if coupling is not None:
         model.coupling = coupling
     opt = torch.optim.Adam(model.parameters(), lr=args.lr)
-    normal = source is sample_normal
 
     def v_fn(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         return model.velocity(x, t, {})
 
     start = time.perf_counter()
     for _ in range(args.steps):
-        x1 = target(args.batch, rng)
+        # the same draws as torchcfm's loop: x0 first (data -> data), then x1
+        batch = {} if normal else {"x0": source(args.batch, rng)}
+        batch["x1"] = target(args.batch, rng)
         opt.zero_grad()
-        if normal:
-            loss = model.loss({"x1": x1})
-        else:
-            x0, x1, _ = model.couple(source(args.batch, rng), x1, {})
-            loss = flow_matching_loss(v_fn, model.path, x0, x1).mean()
+        loss = model.loss(batch)
         loss.backward()
         opt.step()
     seconds = time.perf_counter() - start

@@ -216,6 +216,11 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("spec", metavar="SPEC")
     t.add_argument("--model", help="which model of the file (default: the last)")
     t.add_argument("--data", help="data set name (moons, digits_binary, ...) or a file/folder")
+    t.add_argument(
+        "--source-data",
+        metavar="NAME",
+        help="samples of the source x0 of a data -> data flow (data x0 and data x1)",
+    )
     t.add_argument("--steps", type=int)
     t.add_argument("--batch-size", type=int)
     t.add_argument("--lr", type=float)

@@ -40,7 +40,9 @@ class DistInfo:
     parameterisations (``probs`` or ``logits``); the first is the one a positional argument
     means, the last the one a packed network output means.  ``positive`` names the parameters
     that must be > 0; ``torch_names`` maps a parameter to its keyword in the torch class where
-    the two differ; ``packable`` says whether one network output may carry every parameter.
+    the two differ; ``packable`` says whether one network output may carry every parameter;
+    ``mixture`` marks a mixture whose parameters end in the component axis ``K`` (its density
+    is over the whole event, not a product over coordinates).
     """
 
     name: str
@@ -50,6 +52,7 @@ class DistInfo:
     positive: tuple[str, ...] = ()
     torch_names: Mapping[str, str] = field(default_factory=dict)
     packable: bool = True
+    mixture: bool = False
 
     def n_params(self) -> int:
         """How many tensors a packed network output holds (``Normal(enc(x))``: 2)."""
@@ -91,4 +94,14 @@ DISTRIBUTIONS: Mapping[str, DistInfo] = _table(
     DistInfo("Bernoulli", (), "binary", _PROBS),
     DistInfo("Categorical", (), "label", _PROBS),
     DistInfo("ContinuousBernoulli", (), "unit", _PROBS),
+    # Σ_k w_k N(x; μ_k, σ_k² I) / Σ_k w_k: every parameter ends in the component axis K, so
+    # ``locs = [[-2, 0], [2, 0]]`` lists two components of a 2-d variable
+    DistInfo(
+        "GaussianMixture",
+        ("weights", "locs", "scales"),
+        "real",
+        positive=("weights", "scales"),
+        packable=False,
+        mixture=True,
+    ),
 )

@@ -23,10 +23,12 @@ import torch
 from gendsl.analysis import load_checked
 from gendsl.analysis.model import CheckedModel, Opt
 from gendsl.cli_checks import RUN_FILES, check_not_replaced, check_output_folder
-from gendsl.data import BUNDLED, Dataset, load_dataset, toy
+from gendsl.data import BUNDLED, Dataset, check_against, load_dataset, toy
 from gendsl.errors import DataError, TrainingError, UsageError
+from gendsl.families.matching import transport_source
 from gendsl.lower import bind_sizes, compile_model
 from gendsl.lower.base import Model
+from gendsl.lower.sizes import declaration
 from gendsl.lower.trained import compile_run
 from gendsl.spec_bundle import SpecBundle, collect, describe_changes
 from gendsl.train import CHECKPOINT, distributed, fit, resolve_device
@@ -128,6 +130,29 @@ def _tensors(checked: CheckedModel, dataset: Dataset) -> torch.Tensor | tuple[to
     return dataset.x
 
 
+def _source_data(
+    checked: CheckedModel, name: str | None, bindings: dict[str, int], seed: int
+) -> Dataset | None:
+    """The source samples of a data -> data model (``--source-data``), checked against the
+    declaration of its source (binding its sizes into ``bindings``); None for other models."""
+    source = transport_source(checked)
+    if source is None:
+        if name:
+            raise UsageError(
+                f"--source-data applies only to a flow-matching model whose source x0 is declared "
+                f"data; model {checked.name} is not one"
+            )
+        return None
+    if not name:
+        raise UsageError(
+            f"model {checked.name} transports from the data {source}: pass --source-data NAME "
+            f"(a bundled set or a file) for its samples, e.g. --source-data 8gaussians"
+        )
+    dataset = dataset_for(checked, name, split="train", seed=seed + 1)
+    bindings.update(check_against(dataset, declaration(checked, source), bindings=bindings))
+    return dataset
+
+
 def train_run(args: argparse.Namespace) -> Path:
     """``gendsl train``: check, bind, compile, and fit; returns the run directory.
 
@@ -162,10 +187,14 @@ def train_run(args: argparse.Namespace) -> Path:
         checked, config["data"], split="test", seed=seed, n=min(2000, len(train))
     )
     bindings = bind_sizes(checked, train)
+    config["source_data"] = getattr(args, "source_data", None) or previous.get("source_data")
+    source = _source_data(checked, config["source_data"], bindings, seed)
     config["bindings"] = bindings
     torch.manual_seed(seed)  # the initial weights (fit seeds the rest of the run)
     model = compile_model(checked, bindings=bindings)
     _attach_pretrained(model, config)
+    if source is not None:
+        model.set_source_data(source.x)
     config["levels"] = train.levels
     if train.levels:
         model.set_data_levels(train.levels)
@@ -241,8 +270,8 @@ def _previous_run(
             f"--resume: {out} is a run of model {previous['model']}, not {model}; pass "
             f"--model {previous['model']} to continue it"
         )
-    for flag, key in (("--data", "data"), ("--seed", "seed")):
-        given = getattr(args, key)
+    for flag, key in (("--data", "data"), ("--seed", "seed"), ("--source-data", "source_data")):
+        given = getattr(args, key, None)
         if given is not None and previous.get(key) is not None and given != previous[key]:
             raise UsageError(
                 f"--resume: {out} was trained with {flag} {previous[key]}, not {given}; drop "

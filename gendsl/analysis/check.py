@@ -25,7 +25,7 @@ from gendsl.analysis.model import CheckedModel, Variable, VarType
 from gendsl.analysis.resolve import Scope, closest, load, merged_model
 from gendsl.analysis.supported import unsupported
 from gendsl.analysis.to_ir import to_ir
-from gendsl.analysis.usage import one_data_variable, unused_latents
+from gendsl.analysis.usage import one_data_variable, path_source, unused_latents
 from gendsl.errors import Diagnostic, SpecError, SpecErrors, UsageError
 from gendsl.frontend import ast
 from gendsl.source import Span
@@ -59,7 +59,7 @@ def check_model(scope: Scope, model: ast.Model) -> tuple[CheckedModel | None, li
     graph = build_graph(cx)
     unused_latents(cx.variables, cx.sampled, graph, cx.error)
     if cx.family is not None:
-        one_data_variable(cx.variables, cx.family, cx.error)
+        one_data_variable(cx.variables, cx.family, cx.error, source=path_source(model))
     cycle = find_cycle(graph)
     if cycle is not None:
         names, span = cycle

@@ -16,8 +16,9 @@ statement to change, together with every other error of the spec:
 - a ``reflow`` coupling in a conditional model (``lower/matching.py``): reflow pairs carry no
   conditions;
 - a consistency ``teacher`` that is not a diffusion model (``lower/diffusion_consistency.py``);
-- a flow-matching model whose data is not the path's end ``x1``, or whose source ``x0`` is not
-  drawn from a fixed distribution (``lower/matching.py``).
+- a flow-matching model whose data is not one of the path's ends ``x0``, ``x1``, whose source
+  ``x0`` is not drawn from a fixed distribution, or is both data and sampled
+  (``lower/matching.py``).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from gendsl.analysis import library as lib
 from gendsl.analysis.resolve import Scope, merged_model
 from gendsl.errors import SpecError
 from gendsl.families import table as families
+from gendsl.families.matching import transport_source
 from gendsl.ir import CheckedModel
 from gendsl.source import Span
 
@@ -123,14 +125,20 @@ def _path_ends(model: CheckedModel, report: Report) -> None:
     base = path.target[:-2]
     source, end = base + "0", base + "1"
     for v in model.data_vars():
-        if v.name != end:
+        if v.name not in (end, source):
             report(
                 f"a flow-matching model's data must be the path's end {end}; '{v.name}' is not "
                 f"(declare 'data {end} : ...' and let the path run from {source} to {end})",
                 v.span,
             )
     site = next((s for s in model.sites if s.name == source), None)
-    if site is not None and (site.given or site.packed is not None):
+    if site is not None and transport_source(model) == source:
+        report(
+            f"the source {source} is data (drawn from --source-data); remove '{source} ~ ...' "
+            f"or declare it 'latent {source} : ...'",
+            site.span,
+        )
+    elif site is not None and (site.given or site.packed is not None):
         report(
             f"the source {source} must be drawn from a fixed distribution, e.g. "
             f"{source} ~ Normal(0, 1)",

@@ -16,6 +16,7 @@ from typing import Any
 
 from gendsl.analysis import library as lib
 from gendsl.analysis.context import Context, StatementVisitor, is_quantize, where
+from gendsl.analysis.mixtures import check_components
 from gendsl.analysis.model import Site, Variable
 from gendsl.analysis.options import describe
 from gendsl.analysis.resolve import closest, unknown
@@ -296,6 +297,7 @@ class TypesPass(StatementVisitor):
             if negative or (isinstance(value, ast.Num) and value.value <= 0):
                 self.cx.error(f"{p} must be > 0; found {describe(value)}", value.span)
                 ok = False
+        ok = check_components(info, params, self.cx.error) and ok
         return Site(stmt.target, given, info.name, params, None, stmt.span) if ok else None
 
     def params(self, info: lib.DistInfo, call: ast.Call) -> dict[str, ast.Expr] | None:

@@ -16,9 +16,10 @@ import networkx as nx
 
 from gendsl.analysis.model import Variable
 from gendsl.families import table as families
+from gendsl.frontend import ast
 from gendsl.source import Span
 
-__all__ = ["one_data_variable", "unused_latents"]
+__all__ = ["one_data_variable", "path_source", "unused_latents"]
 
 Report = Callable[[str, Span], None]
 
@@ -52,13 +53,24 @@ def unused_latents(
         )
 
 
-def one_data_variable(variables: Mapping[str, Variable], family: str, report: Report) -> None:
+def path_source(model: ast.Model) -> str | None:
+    """The source ``x0`` of the model's ``path x_t = ...`` (None without a path)."""
+    for stmt in model.body:
+        if isinstance(stmt, ast.Path) and stmt.target.endswith("_t"):
+            return stmt.target[:-2] + "0"
+    return None
+
+
+def one_data_variable(
+    variables: Mapping[str, Variable], family: str, report: Report, *, source: str | None = None
+) -> None:
     """Report every ``data`` variable after the first in a family that generates one (its
-    plugin's ``one_data_variable``), in the plugin's ``words``."""
+    plugin's ``one_data_variable``), in the plugin's ``words``.  ``source``: a path's source,
+    which may be data too (a transport between two data sets)."""
     plugin = families.family(family)
     if not plugin.one_data_variable:
         return
-    data = [v for v in variables.values() if v.role == "data"]
+    data = [v for v in variables.values() if v.role == "data" and v.name != source]
     for extra in data[1:]:
         report(
             f"{plugin.words} generates exactly one data variable, but '{extra.name}' is a second "

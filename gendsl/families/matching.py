@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from gendsl.symbolic.derived import Section
     from gendsl.symbolic.path import PathKernel
 
-__all__ = ["MATCHING", "check_path", "derive"]
+__all__ = ["MATCHING", "check_path", "derive", "transport_source"]
 
 
 def derive(model: CheckedModel, sec: Section) -> PathKernel:
@@ -44,8 +44,26 @@ def derive(model: CheckedModel, sec: Section) -> PathKernel:
     )
     coupling = model.couple.coupling.name if model.couple is not None else "independent"
     sec.add("coupling", f"(x0, x1) ~ {coupling}")
+    source = transport_source(model)
+    if source is not None:
+        sec.add(
+            "source",
+            f"{source} ~ the empirical distribution of a second data set (--source-data): "
+            "data -> data transport, no source density (no likelihood)",
+        )
     sec.add("sampling", "dx/dt = v_theta(x, t), integrated from t = 0 to 1")
     return pk
+
+
+def transport_source(model: CheckedModel) -> str | None:
+    """The path's source ``x0`` when it is declared ``data`` (a transport between two data sets,
+    its samples from a second data set: ``gendsl train --source-data``), else None."""
+    path = model.path
+    if model.family != "matching" or path is None or not path.target.endswith("_t"):
+        return None
+    name = path.target[:-2] + "0"
+    var = model.variables.get(name)
+    return name if var is not None and var.role == "data" else None
 
 
 def check_path(model: CheckedModel) -> None:

@@ -27,9 +27,8 @@ from torch import Tensor, nn
 
 from gendsl import ir, sampler_registry
 from gendsl.errors import InternalError, UsageError
-from gendsl.ir import CheckedModel, Opt
+from gendsl.ir import CheckedModel, Opt, Site
 from gendsl.lower.base import Batch, Capabilities, Model, PretrainedRun
-from gendsl.lower.dists import draw
 from gendsl.lower.interpret import Program
 from gendsl.lower.registry import register
 from gendsl.objectives.couplings import (
@@ -39,6 +38,7 @@ from gendsl.objectives.couplings import (
     Independent,
     SchrodingerBridge,
 )
+from gendsl.objectives.densities import draw
 from gendsl.objectives.divergence import default_trace, ode_log_prob
 from gendsl.objectives.flow_matching import (
     AffinePath,
@@ -182,19 +182,8 @@ class MatchingModel(Model):
         self.path = (NoiselessPath if self.noiseless else AffinePath)(**torch_fns(self.kernel))
         self.source_name, self.data_name = self.kernel.x0, self.kernel.x1
         self.noised_name = self.kernel.target
-        data = [v.name for v in checked.data_vars()]
-        if data != [self.data_name]:
-            raise UsageError(
-                f"a matching model's data must be the path's end {self.data_name}; found "
-                f"data {', '.join(data) or 'none'}"
-            )
+        self.source_site = self.check_ends(checked)
         self.data_shape = self.shape_of(self.data_name)
-        self.source_site = next((s for s in checked.sites if s.name == self.source_name), None)
-        if self.source_site is None or self.source_site.given or self.source_site.packed:
-            raise UsageError(
-                f"the source {self.source_name} must be drawn from a fixed distribution, "
-                f"e.g. {self.source_name} ~ Normal(0, 1)"
-            )
         self.coupling_opt = coupling_option(checked)
         self.coupling = build_coupling(self.coupling_opt)
         self.program = Program(self)
@@ -211,6 +200,23 @@ class MatchingModel(Model):
 
     # -------------------------------------------------------------- source and velocity
 
+    def check_ends(self, checked: CheckedModel) -> Site | None:
+        """The source's site, after checking that the data is the path's end x1 and the source
+        x0 is drawn from a fixed distribution (hook: a data -> data transport's ends)."""
+        data = [v.name for v in checked.data_vars()]
+        if data != [self.data_name]:
+            raise UsageError(
+                f"a matching model's data must be the path's end {self.data_name}; found "
+                f"data {', '.join(data) or 'none'}"
+            )
+        site = next((s for s in checked.sites if s.name == self.source_name), None)
+        if site is None or site.given or site.packed:
+            raise UsageError(
+                f"the source {self.source_name} must be drawn from a fixed distribution, "
+                f"e.g. {self.source_name} ~ Normal(0, 1)"
+            )
+        return site
+
     def source(self, n: int) -> torch.distributions.Distribution:
         """The source distribution p0 of ``x0 ~ ...`` for ``n`` draws (the source site of the
         spec's program, :mod:`gendsl.lower.interpret`)."""
@@ -219,7 +225,10 @@ class MatchingModel(Model):
     def _normal_source(self) -> tuple[float, float] | None:
         """(μ, σ) when the source is ``Normal(μ, σ)`` with constant scalar parameters, else
         None (the lets are constants, so this is evaluated once)."""
-        site, params = self.source_site, self.program.params(self.source_name)
+        site = self.source_site
+        if site is None:
+            return None
+        params = self.program.params(self.source_name)
         values = [params.get(k) for k in ("loc", "scale")]
         scalar = all(
             isinstance(v, (int, float)) or (isinstance(v, Tensor) and v.numel() == 1)
@@ -240,6 +249,10 @@ class MatchingModel(Model):
         eps = torch.randn(shape, device=like.device, dtype=like.dtype)
         loc, scale = normal
         return eps if (loc, scale) == (0.0, 1.0) else loc + scale * eps
+
+    def source_batch(self, data: Mapping[str, Tensor], n: int) -> Tensor:
+        """The x0 of a training batch of ``n`` data points: ``n`` source draws (hook)."""
+        return self.draw_source(n)
 
     def velocity(self, x_t: Tensor, t: Tensor, cond: Conditions) -> Tensor:
         """v(x_t, t) of the ``predict velocity = v(x_t, t[, y])`` call: ``t`` is the time, a
@@ -295,7 +308,8 @@ class MatchingModel(Model):
         """‖v(x_t, t) − u_t‖² per pair (:func:`~gendsl.objectives.flow_matching.
         flow_matching_loss`)."""
         x1 = data[self.data_name]
-        x0, x1, cond = self.couple(self.draw_source(x1.shape[0]), x1, self.conditions(data))
+        x0 = self.source_batch(data, x1.shape[0])
+        x0, x1, cond = self.couple(x0, x1, self.conditions(data))
         w = x1.new_zeros(()) if self.noiseless else None  # no noise to draw
         return flow_matching_loss(lambda x, t: self.velocity(x, t, cond), self.path, x0, x1, w=w)
 
@@ -307,7 +321,8 @@ class MatchingModel(Model):
         """The loss with t in each quarter of [0, 1] (``loss_t1`` nearest the source)."""
         data = self.as_data(batch)
         x1 = data[self.data_name]
-        x0, x1, cond = self.couple(self.draw_source(x1.shape[0]), x1, self.conditions(data))
+        x0 = self.source_batch(data, x1.shape[0])
+        x0, x1, cond = self.couple(x0, x1, self.conditions(data))
         out = {}
         for q in range(4):
             t = (q + sample_time(x1.shape[0], like=x1)) / 4
@@ -530,5 +545,11 @@ class ReflowModel(MatchingModel):
 @register("matching")
 def build(checked: CheckedModel, bindings: Mapping[str, int]) -> MatchingModel:
     """The compiled model of a checked matching spec."""
+    from gendsl.families.matching import transport_source
+
+    if transport_source(checked) is not None:
+        from gendsl.lower.transport import TransportModel
+
+        return TransportModel(checked, bindings)
     reflow = checked.couple is not None and checked.couple.coupling.name == "reflow"
     return (ReflowModel if reflow else MatchingModel)(checked, bindings)

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from gendsl.errors import UsageError
+from gendsl.families.matching import transport_source
 from gendsl.ir import CheckedModel
 
 if TYPE_CHECKING:
@@ -41,7 +42,8 @@ def bind_sizes(
     if data is None:
         return bound
     dataset = data if isinstance(data, Dataset) else load_dataset(data)
-    data_vars = checked.data_vars()
+    source = transport_source(checked)  # bound from the source data set (gendsl.runs)
+    data_vars = [v for v in checked.data_vars() if v.name != source]
     if len(data_vars) != 1:
         raise UsageError(
             f"model {checked.name} declares {len(data_vars)} data variables; training from one "

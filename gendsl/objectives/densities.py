@@ -28,6 +28,7 @@ from torch.distributions import Distribution, Independent, kl_divergence
 from gendsl.distributions import DISTRIBUTIONS, PACKED_SCALE_MIN, DistInfo
 from gendsl.errors import UsageError
 from gendsl.objectives import draws
+from gendsl.objectives.mixtures import GaussianMixture
 
 __all__ = [
     "TORCH_CLASSES",
@@ -60,6 +61,7 @@ TORCH_CLASSES: Mapping[str, type[Distribution]] = MappingProxyType(
         "Bernoulli": pdist.Bernoulli,
         "Categorical": pdist.Categorical,
         "ContinuousBernoulli": pdist.ContinuousBernoulli,
+        "GaussianMixture": GaussianMixture,
     }
 )
 
@@ -146,6 +148,8 @@ def make_dist(
     parameters, and network outputs are positive by construction).
     """
     full = (*batch_shape, *event_shape) if classes is None else (*batch_shape, classes)
+    if _info(name).mixture:
+        return _mixture(params, batch_shape, event_shape, like, validate)
     tensors = {}
     for key, value in params.items():
         t = torch.as_tensor(value, device=like.device)
@@ -153,6 +157,25 @@ def make_dist(
         tensors[key] = t if t.shape == full else t.expand(broadcast_shape(t.shape, full))
     d = build(name, tensors, validate=validate)
     return d.to_event(len(event_shape)) if event_shape else d
+
+
+def _mixture(
+    params: Mapping[str, Tensor | float],
+    batch_shape: tuple[int, ...],
+    event_shape: tuple[int, ...],
+    like: Tensor,
+    validate: bool,
+) -> Distribution:
+    """A :class:`GaussianMixture` whose parameters (ending in the component axis K) are
+    broadcast to ``batch + (K,)`` (weights) and ``batch + event + (K,)`` (locs, scales)."""
+    t = {k: torch.as_tensor(v, device=like.device, dtype=like.dtype) for k, v in params.items()}
+    k = max(v.shape[-1] if v.dim() else 1 for v in t.values())
+    weights = t["weights"].expand(broadcast_shape(t["weights"].shape, (*batch_shape, k)))
+    full = (*batch_shape, *event_shape, k)
+    locs, scales = (t[p].expand(broadcast_shape(t[p].shape, full)) for p in ("locs", "scales"))
+    return GaussianMixture(
+        weights, locs, scales, event_dims=len(event_shape), validate_args=validate
+    )
 
 
 def base_of(d: Distribution) -> tuple[Distribution, int]:
@@ -293,6 +316,8 @@ class Density:
     def shape(self) -> tuple[int, ...]:
         """The shape of a value: batch (widened by parameters with extra leading axes) + event."""
         full = (*self.batch, *self.event)
+        if DISTRIBUTIONS[self.name].mixture:  # its parameters end in the components
+            return full
         drop = 0 if self.classes is None else 1  # a Categorical's parameters end in the classes
         wider = [
             p.shape[: p.dim() - drop]
