@@ -95,8 +95,7 @@ def test_a_time_derivative_groups_as_one_term(text, printed):
     assert _let_value(printed) == e  # the printed form reads back as the same tree
 
 
-def test_d_of_e_over_dt_is_differentiated_by_autograd():
-    spec = """
+VP_BY_DERIVATIVE = """
 model vp {
   data x : real[2]
   let log_alpha(t) = -0.5 * (0.1 * t + 9.95 * t^2)
@@ -108,7 +107,10 @@ model vp {
   loss dsm
 }
 """
-    checked = gendsl.check(spec)
+
+
+def test_d_of_e_over_dt_is_differentiated_by_autograd():
+    checked = gendsl.check(VP_BY_DERIVATIVE)
     t = torch.linspace(0, 1, 7, dtype=torch.float64)
     scope = Scope({"t": t}, like=t)
     for name, let in checked.lets.items():
@@ -117,9 +119,10 @@ model vp {
     torch.testing.assert_close(scope["half"](t), 1.5 * t**2)
 
 
-def test_the_reduction_model_trains_from_the_cli(tmp_path):
-    spec = tmp_path / "well.gen"
-    spec.write_text(EBM)
+@pytest.mark.parametrize("text", [EBM, VP_BY_DERIVATIVE], ids=["reductions", "derivative"])
+def test_the_new_expressions_train_from_the_cli(text, tmp_path):
+    spec = tmp_path / "spec.gen"
+    spec.write_text(text)
     out = tmp_path / "run"
     argv = ["train", str(spec), "--data", "moons", "--steps", "2", "--batch-size", "16"]
     assert main([*argv, "--out", str(out)]) == 0
@@ -137,3 +140,13 @@ def test_the_symbolic_core_reads_reductions_of_numbers_and_refuses_vectors():
     assert sp.simplify(got - (3 * t + sp.Abs(t) + t**2)) == 0
     with pytest.raises(SpecError, match=r"sum\(\.\.\.\) reduces a per-sample vector"):
         to_sympy(checked.energy.value, checked.lets, symbols={"x": sp.Symbol("x")})
+
+
+def test_derive_states_the_schedule_and_the_energy(tmp_path, capsys):
+    vp = tmp_path / "vp.gen"
+    vp.write_text(VP_BY_DERIVATIVE)
+    assert main(["derive", str(vp), "--brief"]) == 0
+    assert "diffusion: g(t) = sqrt(1990*t + 10)/10" in capsys.readouterr().out  # √(0.1+19.9t)
+    assert main(["derive", "examples/ebm_rings_expression.gen", "--brief"]) == 0
+    out = capsys.readouterr().out
+    assert "energy: U(x) = 0.5 * (norm(x) - r)^2 + 0.01 * sum(x^2) + E(x)  (sum, mean" in out
