@@ -74,6 +74,27 @@ def test_let_constants_reach_the_ir_as_numbers():
     assert checked.train["steps"] == 8
 
 
+def test_embedding_classes_from_a_let_constant_trains_from_the_cli(tmp_path):
+    spec = tmp_path / "mixture.gen"
+    spec.write_text(
+        """
+model mixture {
+  data x : real[2]
+  let K = 3
+  latent c : label[K]
+  net means = Embedding(classes = K)
+  c ~ Categorical(logits = zeros(K))
+  x | c ~ Normal(means(c), 0.5)
+  loss elbo(enumerate = [c])
+}
+"""
+    )
+    checked = gendsl.check(str(spec))
+    assert checked.nets["means"].options["classes"] == 3
+    argv = ["train", str(spec), "--data", "moons", "--steps", "2", "--batch-size", "16"]
+    assert main([*argv, "--out", str(tmp_path / "run")]) == 0
+
+
 def _let_value(text: str) -> ast.Expr:
     (model,) = parse(f"model m {{\n  let f(t) = {text}\n}}", "<t>").models
     (let,) = model.body
