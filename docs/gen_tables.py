@@ -90,6 +90,10 @@ def render() -> str:
         for f, n in library.MATH_FUNCTIONS.items()
     )
     out.append(f"- math: {math}")
+    reductions = ", ".join(
+        f"`{f}`" + ("" if n == 1 else f" ({n} arguments)") for f, n in library.REDUCTIONS.items()
+    )
+    out.append(f"- reductions over the per-sample axes: {reductions}")
     out.append("- constants: " + ", ".join(f"`{c}`" for c in library.CONSTANTS))
     ctor = ", ".join(
         f"`{c}` ({n} argument{'s' * (n > 1)})" for c, n in library.CONSTRUCTORS.items()

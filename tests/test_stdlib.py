@@ -249,6 +249,7 @@ EXAMPLE_FAMILY = {
     "cfg_moons.gen": "diffusion",
     "ddpm_moons.gen": "diffusion",
     "ebm_rings.gen": "energy",
+    "ebm_rings_expression.gen": "energy",
     "hvae_digits.gen": "latent",
     "gmm_prior_vae.gen": "latent",
     "iwae_digits.gen": "latent",

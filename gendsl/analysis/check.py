@@ -17,7 +17,7 @@ from typing import Any
 
 import networkx as nx
 
-from gendsl.analysis import family_rules, shapes, types
+from gendsl.analysis import family_rules, let_constants, shapes, types
 from gendsl.analysis import scope as scope_pass
 from gendsl.analysis.context import Context
 from gendsl.analysis.graph import build_graph, find_cycle, topological
@@ -49,7 +49,7 @@ def check_model(scope: Scope, model: ast.Model) -> tuple[CheckedModel | None, li
     family (recognition, train, loss, sampler, the family's rules) -> shapes (network
     signatures) -> graph (the model graph, unused latents, one data variable, cycles).
     """
-    cx = Context(scope, model)
+    cx = Context(scope, let_constants.substitute(model))
     scope_pass.run(cx)
     types.run(cx)
     cx.family = family_rules.recognise(cx)

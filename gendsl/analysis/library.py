@@ -48,6 +48,7 @@ __all__ = [
     "MATH_FUNCTIONS",
     "NETWORKS",
     "PACKED_SCALE_MIN",
+    "REDUCTIONS",
     "SPECIAL_FUNCTIONS",
     "TRAIN",
     "TYPES",
@@ -198,6 +199,10 @@ MATH_FUNCTIONS: Mapping[str, int] = MappingProxyType(
         "max": 2,
     }
 )
+
+#: Reductions over a value's per-sample (event) axes and their number of arguments: each gives
+#: one number per sample (shape ``()``); the batch axis is untouched.
+REDUCTIONS: Mapping[str, int] = MappingProxyType({"sum": 1, "mean": 1, "norm": 1, "dot": 2})
 
 #: Named constants.
 CONSTANTS: Mapping[str, float] = MappingProxyType({"pi": 3.141592653589793})

@@ -51,6 +51,7 @@ class ShapesPass(StatementVisitor):
         self.cx = cx
         self.sites = {s.span: s for s in cx.sites}
         self.data = cx.data_var()
+        self.reported: set[tuple[str, Any]] = set()
 
     def run(self) -> None:
         body = self.cx.model.body
@@ -108,6 +109,7 @@ class ShapesPass(StatementVisitor):
         """A critic or an energy: a scalar expression, or a network of ``params``."""
         if stmt.value is not None:
             self.expr_nets(stmt.value, ())
+            self.scalar(stmt, stmt.value)
         elif stmt.name in self.cx.net_decls:
             args = tuple(ast.Name(p, stmt.span) for p in params)
             self.use_net(ast.Call(stmt.name, args, (), stmt.span), ())
@@ -129,8 +131,10 @@ class ShapesPass(StatementVisitor):
     # ------------------------------------------------------------------ shapes
     def shape_of(self, e: ast.Expr) -> Shape | None:
         cx = self.cx
-        if isinstance(e, ast.Num | ast.Index):
+        if isinstance(e, ast.Num):
             return ()
+        if isinstance(e, ast.Index):
+            return self.index_shape(e)
         if isinstance(e, ast.Name):
             var = cx.variables.get(e.id)
             if var is not None:
@@ -140,6 +144,9 @@ class ShapesPass(StatementVisitor):
             if e.func in cx.net_decls:
                 spec = cx.nets.get(e.func)
                 return spec.out_shape if spec is not None else None
+            if e.func in lib.REDUCTIONS:
+                self.reduced(e)
+                return ()
             return self.shape_of(e.args[0]) if e.args else ()
         if isinstance(e, ast.Neg):
             return self.shape_of(e.operand)
@@ -149,6 +156,71 @@ class ShapesPass(StatementVisitor):
                 return None
             return left if len(left) >= len(right) else right
         return None
+
+    def report(self, message: str, span: Any) -> None:
+        """Report an error once (an expression's shape may be asked for more than once)."""
+        if (message, span) not in self.reported:
+            self.reported.add((message, span))
+            self.cx.error(message, span)
+
+    def index_shape(self, e: ast.Index) -> Shape:
+        """``x[i]`` drops ``x``'s first event axis; a constant ``i`` must lie inside it."""
+        base = self.shape_of(e.base)
+        if not base:
+            return ()
+        i, n = e.index, base[0]
+        if isinstance(i, ast.Neg) and isinstance(i.operand, ast.Num):
+            self.report(f"index {describe(i)} is negative; indices run from 0", i.span)
+        elif isinstance(i, ast.Num) and isinstance(n, int) and not 0 <= i.value < n:
+            self.report(
+                f"index {describe(i)} is out of range for '{describe(e.base)}' of shape "
+                f"{_shape(base)}: indices run from 0 to {n - 1}",
+                i.span,
+            )
+        return base[1:]
+
+    def reduced(self, e: ast.Call) -> None:
+        """``dot(x, y)`` needs two values of one shape."""
+        if e.func != "dot" or len(e.args) != 2:
+            return
+        left, right = (self.shape_of(a) for a in e.args)
+        if left is not None and right is not None and left != right:
+            self.report(
+                f"dot({describe(e.args[0])}, {describe(e.args[1])}) needs two values of one "
+                f"shape; found {_shape(left)} and {_shape(right)}",
+                e.span,
+            )
+
+    def scalar(self, stmt: ast.Critic | ast.Energy, e: ast.Expr) -> None:
+        """A critic or an energy is one number per sample; an expression of a variable's shape
+        is summed over its coordinates, but adding such a term to a per-sample number
+        (``0.5 * x^2 + E(x)``: ``(2,)`` plus ``()``) is refused at the term."""
+        terms = self.terms(e)
+        vector = next((t for t in terms if self.shape_of(t)), None)
+        number = next((t for t in terms if self.shape_of(t) == () and self.per_sample(t)), None)
+        if vector is not None and number is not None:
+            what = "critic" if isinstance(stmt, ast.Critic) else "energy"
+            self.report(
+                f"the {what} '{stmt.name}' adds '{describe(number)}', one number per sample, "
+                f"to '{describe(vector)}' of shape {_shape(self.shape_of(vector))}: reduce "
+                f"it, e.g. sum({describe(vector)})",
+                vector.span,
+            )
+
+    def terms(self, e: ast.Expr) -> list[ast.Expr]:
+        """The terms of the sum ``e``."""
+        if isinstance(e, ast.BinOp) and e.op in "+-":
+            return [*self.terms(e.left), *self.terms(e.right)]
+        return [e]
+
+    def per_sample(self, e: ast.Expr) -> bool:
+        """Whether ``e`` mentions a per-sample value (a variable or a network call)."""
+        cx = self.cx
+        return any(
+            (isinstance(n, ast.Name) and n.id in cx.variables)
+            or (isinstance(n, ast.Call) and n.func in cx.net_decls)
+            for n in ast.walk(e)
+        )
 
     def use_net(self, call: ast.Call, out: Shape | None) -> None:
         cx = self.cx

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from gendsl import ir
 from gendsl.analysis import library as lib
+from gendsl.analysis.event_shapes import event_shape
 from gendsl.analysis.options import OptionChecker
 from gendsl.errors import InternalError
 from gendsl.frontend import ast
@@ -95,6 +96,7 @@ class Resolver:
             ("let", self.functions),
             ("distribution", lib.DISTRIBUTIONS),
             ("math", lib.MATH_FUNCTIONS),
+            ("reduction", lib.REDUCTIONS),
             ("constructor", lib.CONSTRUCTORS),
             ("special", lib.SPECIAL_FUNCTIONS),
         ):
@@ -125,23 +127,9 @@ def _call(e: ast.Call, r: Resolver) -> ir.Expr:
     kind = r.call_kind(e.func)
     net = r.nets.get(e.func) if kind == "network" else None
     shape = net.out_shape if net is not None else None
+    if kind == "reduction" and args:
+        shape = event_shape(args[0], r.variables)
     return ir.Call(e.func, args, kwargs, e.span, e.func_span, kind, shape)
-
-
-def _is_derivative(e: ast.Expr) -> bool:
-    """Whether ``e`` is ``d(E) / dX`` with one expression ``E`` and a divisor ``dX``."""
-    if not isinstance(e, ast.BinOp) or e.op != "/":
-        return False
-    left, right = e.left, e.right
-    return (
-        isinstance(left, ast.Call)
-        and left.func == "d"
-        and len(left.args) == 1
-        and not left.kwargs
-        and isinstance(right, ast.Name)
-        and right.id.startswith("d")
-        and len(right.id) > 1
-    )
 
 
 def _derivative(e: ast.BinOp, r: Resolver) -> ir.Derivative:
@@ -155,7 +143,7 @@ def _binop(e: ast.BinOp, r: Resolver) -> ir.Expr:
     spine (a flat sum of thousands of terms is a list, not a recursion)."""
     spine: list[ast.BinOp] = []
     node: ast.Expr = e
-    while isinstance(node, ast.BinOp) and not (r.sugar and _is_derivative(node)):
+    while isinstance(node, ast.BinOp) and not (r.sugar and ast.is_derivative(node)):
         spine.append(node)
         node = node.left
     out = expr_to_ir(node, r)
@@ -164,12 +152,22 @@ def _binop(e: ast.BinOp, r: Resolver) -> ir.Expr:
     return out
 
 
+def _index(e: ast.Index, r: Resolver) -> ir.Index:
+    """``base[index]``; a chain's ``x[k - 1]`` (an index of local names) is the chain's step,
+    not a coordinate (no rank)."""
+    base, index = expr_to_ir(e.base, r), expr_to_ir(e.index, r)
+    shape = event_shape(base, r.variables)
+    stepped = any(isinstance(n, ir.Name) and n.id in r.local for n in ir.walk(index))
+    rank = len(shape) if shape and not stepped else None
+    return ir.Index(base, index, e.span, rank)
+
+
 _CONVERT: dict[type, Callable[[Any, Resolver], ir.Expr]] = {
     ast.Num: lambda e, r: ir.Num(e.value, e.span),
     ast.Str: lambda e, r: ir.Str(e.value, e.span),
     ast.Name: lambda e, r: r.name(e),
     ast.Call: _call,
-    ast.Index: lambda e, r: ir.Index(expr_to_ir(e.base, r), expr_to_ir(e.index, r), e.span),
+    ast.Index: _index,
     ast.Neg: lambda e, r: ir.Neg(expr_to_ir(e.operand, r), e.span),
     ast.List: lambda e, r: ir.List(tuple(expr_to_ir(i, r) for i in e.items), e.span),
 }
@@ -178,7 +176,7 @@ _CONVERT: dict[type, Callable[[Any, Resolver], ir.Expr]] = {
 def expr_to_ir(e: ast.Expr, r: Resolver = _LIBRARY) -> ir.Expr:
     """The IR of expression ``e``, its names resolved by ``r`` (library words without one)."""
     if isinstance(e, ast.BinOp):
-        return _derivative(e, r) if r.sugar and _is_derivative(e) else _binop(e, r)
+        return _derivative(e, r) if r.sugar and ast.is_derivative(e) else _binop(e, r)
     convert = _CONVERT.get(type(e))
     if convert is None:
         raise TypeError(f"not an expression: {e!r}")

@@ -117,11 +117,30 @@ class TypesPass(StatementVisitor):
     # ------------------------------------------------------------------ expressions
     def expr(self, e: ast.Expr, local: frozenset[str], ctx: str) -> None:
         """Check names and calls in ``e``; ``local`` names are bound (t, k, parameters)."""
+        derivatives = [n for n in ast.walk(e) if ast.is_derivative(n)]
+        divisors = {id(n.right) for n in derivatives}
+        operators = {id(n.left) for n in derivatives}
         for node in ast.walk(e):
-            if isinstance(node, ast.Name):
+            if isinstance(node, ast.Name) and id(node) in divisors:
+                self.divisor(node, local)
+            elif isinstance(node, ast.Name):
                 self.name(node, local, ctx)
+            elif isinstance(node, ast.Call) and node.func == "d" and id(node) not in operators:
+                self.cx.error(
+                    "d(E) is a time derivative: divide it by the time, d(E)/dt", node.span
+                )
             elif isinstance(node, ast.Call):
                 self.call(node, ctx)
+
+    def divisor(self, node: ast.Name, local: frozenset[str]) -> None:
+        """The ``dX`` of ``d(E)/dX``: ``X`` must be a time bound here."""
+        time = node.id[1:]
+        if time not in local:
+            self.cx.error(
+                f"d(E)/{node.id}: '{time}' is not a time here; a time derivative is taken in a "
+                f"let of the time (let f({time}) = d(E)/{node.id}), an sde or a path",
+                node.span,
+            )
 
     def name(self, node: ast.Name, local: frozenset[str], ctx: str) -> None:
         cx = self.cx
@@ -171,7 +190,7 @@ class TypesPass(StatementVisitor):
         cx, f = self.cx, node.func
         if f in cx.flows:
             return 1
-        for table in (cx.funcs, lib.MATH_FUNCTIONS, lib.CONSTRUCTORS):
+        for table in (cx.funcs, lib.MATH_FUNCTIONS, lib.REDUCTIONS, lib.CONSTRUCTORS):
             if f in table:
                 return table[f]
         if f == "d":
@@ -209,6 +228,7 @@ class TypesPass(StatementVisitor):
                 *cx.flows,
                 *cx.funcs,
                 *lib.MATH_FUNCTIONS,
+                *lib.REDUCTIONS,
                 *lib.CONSTRUCTORS,
             ]
             cx.error(f"undefined function '{f}'{closest(f, callables)}", node.func_span)
@@ -338,7 +358,8 @@ class TypesPass(StatementVisitor):
     def not_nets(self) -> set[str]:
         """Callable names that are not networks (their value is not a packed output)."""
         cx = self.cx
-        return {*cx.flows, *cx.funcs, *lib.MATH_FUNCTIONS, *lib.CONSTRUCTORS, "quantize"}
+        not_nets = (*cx.flows, *cx.funcs, *lib.MATH_FUNCTIONS, *lib.REDUCTIONS, *lib.CONSTRUCTORS)
+        return {*not_nets, "quantize"}
 
     def fits(self, info: lib.DistInfo, var: Variable | None, call: ast.Call) -> bool:
         if var is None or var.type.kind not in ("binary", "label"):

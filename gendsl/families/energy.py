@@ -5,9 +5,11 @@ from __future__ import annotations
 from types import MappingProxyType
 from typing import TYPE_CHECKING
 
+from gendsl import ir
 from gendsl.families.base import Family
 from gendsl.families.text import opt_text
 from gendsl.frontend import ast
+from gendsl.ir.printer import format_expr
 
 if TYPE_CHECKING:
     from gendsl.ir import CheckedModel
@@ -16,9 +18,21 @@ if TYPE_CHECKING:
 __all__ = ["ENERGY", "derive"]
 
 
+def _energy_text(energy: ir.Energy) -> str:
+    """``E(x) = expr``, saying where sums run over the per-sample axes."""
+    text = f"{energy.name}({', '.join(energy.params)}) = {format_expr(energy.value)}"
+    reduces = any(isinstance(n, ir.Call) and n.kind == "reduction" for n in ir.walk(energy.value))
+    return text + ("  (sum, mean, norm, dot over each sample's coordinates)" if reduces else "")
+
+
 def derive(model: CheckedModel, sec: Section) -> None:
     """The density, its score and the contrastive-divergence gradient (Hinton 2002)."""
     sec.add("density", "p(x) = exp(-E(x)) / Z", r"p(x) = e^{-E(x)}/Z")
+    energy = model.energy
+    if energy is not None and energy.value is not None:
+        text = _energy_text(energy)
+        latex = text.replace("_", r"\_").replace("^", r"\textasciicircum{}")
+        sec.add("energy", text, rf"\text{{{latex}}}")
     sec.add("score", "grad_x log p(x) = -grad_x E(x)", r"\nabla_x\log p = -\nabla_x E")
     if model.loss.name == "contrastive_divergence":
         sec.add(

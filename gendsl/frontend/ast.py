@@ -52,6 +52,7 @@ __all__ = [
     "Str",
     "Train",
     "TypeExpr",
+    "is_derivative",
     "walk",
 ]
 
@@ -169,6 +170,23 @@ class List(Node):
 
     items: tuple[Expr, ...]
     span: Span = _span()
+
+
+def is_derivative(e: Node) -> bool:
+    """Whether ``e`` is ``d(E) / dX``: the derivative of one expression ``E`` in ``X`` (the
+    parser groups ``a * d(E)/dt`` as ``a * (d(E)/dt)``)."""
+    if not isinstance(e, BinOp) or e.op != "/":
+        return False
+    left, right = e.left, e.right
+    return (
+        isinstance(left, Call)
+        and left.func == "d"
+        and len(left.args) == 1
+        and not left.kwargs
+        and isinstance(right, Name)
+        and right.id.startswith("d")
+        and len(right.id) > 1
+    )
 
 
 Expr = Num | Str | Name | Call | Index | BinOp | Neg | List

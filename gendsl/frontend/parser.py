@@ -112,7 +112,28 @@ class _Build(Transformer):
         return self._binop("*", c)
 
     def div(self, c):
+        left, right = c
+        if isinstance(right, ast.Name) and right.id.startswith("d") and len(right.id) > 1:
+            grouped = self._derivative(left, right)
+            if grouped is not None:
+                return grouped
         return self._binop("/", c)
+
+    def _derivative(self, left: ast.Expr, dx: ast.Name) -> ast.Expr | None:
+        """``a * d(E) / dt`` as ``a * (d(E)/dt)``: the divisor ``dX`` of a time derivative
+        belongs to the ``d(E)`` just before it, whatever the product or minus around it;
+        ``None`` where there is no ``d(E)`` at the end of ``left``."""
+        if isinstance(left, ast.Call) and left.func == "d":
+            return ast.BinOp("/", left, dx, self._span(left, dx))
+        if isinstance(left, ast.Neg):
+            inner = self._derivative(left.operand, dx)
+            return ast.Neg(inner, left.span.to(dx.span)) if inner is not None else None
+        if isinstance(left, ast.BinOp) and left.op in ("*", "/"):
+            inner = self._derivative(left.right, dx)
+            if inner is None:
+                return None
+            return ast.BinOp(left.op, left.left, inner, left.span.to(dx.span))
+        return None
 
     def pow(self, c):
         return self._binop("^", c)

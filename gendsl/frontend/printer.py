@@ -39,6 +39,8 @@ def _string(value: str) -> str:
 
 
 def _power(e: ast.Expr) -> int:
+    if ast.is_derivative(e):  # d(E)/dt binds like a unary minus (the parser groups it)
+        return _POWER["neg"]
     if isinstance(e, ast.BinOp):
         return _POWER[e.op]
     if isinstance(e, ast.Neg):
@@ -72,6 +74,8 @@ def format_expr(e: ast.Expr) -> str:
     if isinstance(e, ast.Neg):
         # -(a ^ b) prints as -a ^ b; -(a + b) needs its parentheses
         return "-" + _wrap(format_expr(e.operand), _power(e.operand) < _POWER["neg"])
+    if ast.is_derivative(e):
+        return f"{format_expr(e.left)} / {format_expr(e.right)}"
     if isinstance(e, ast.BinOp):
         p = _POWER[e.op]
         if e.op == "^":  # right-associative: base must bind tighter, exponent may be unary

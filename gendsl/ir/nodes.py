@@ -93,6 +93,7 @@ CALL_KINDS = (
     "let",
     "distribution",
     "math",
+    "reduction",
     "constructor",
     "special",
     "option",
@@ -172,7 +173,8 @@ class KwArg(Node):
 @dataclass(frozen=True)
 class Call(Node):
     """``func(args..., name = value...)``; ``kind`` says what ``func`` is (module docstring),
-    ``shape`` the per-sample shape of a network's output where the checker inferred it."""
+    ``shape`` the per-sample shape of a network's output where the checker inferred it, and of
+    a reduction's (``sum``, ``mean``, ``norm``, ``dot``) argument: the event axes it reduces."""
 
     func: str
     args: tuple[Expr, ...] = ()
@@ -226,11 +228,13 @@ class Derivative(Node):
 
 @dataclass(frozen=True)
 class Index(Node):
-    """``base[index]``."""
+    """``base[index]``: indexes the first per-sample (event) axis of ``base``, which has
+    ``rank`` event axes (``None``: not known to the checker; the leading axis is indexed)."""
 
     base: Expr
     index: Expr
     span: Span = _span()
+    rank: int | None = _info()
 
 
 @dataclass(frozen=True)

@@ -37,8 +37,8 @@ def _string(value: str) -> str:
 def _power(e: ir.Expr) -> int:
     if isinstance(e, ir.BinOp):
         return _POWER[e.op]
-    if isinstance(e, ir.Derivative):
-        return _POWER["/"]
+    if isinstance(e, ir.Derivative):  # binds like a unary minus (the parser groups it)
+        return _POWER["neg"]
     if isinstance(e, ir.Neg):
         return _POWER["neg"]
     return _ATOM

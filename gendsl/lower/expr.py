@@ -21,7 +21,19 @@ from torch import Tensor
 from gendsl import ir
 from gendsl.errors import InternalError, UsageError
 
-__all__ = ["LIBRARY", "Compiled", "Scope", "compile_expr", "evaluate", "let_function"]
+__all__ = [
+    "LIBRARY",
+    "Compiled",
+    "Scope",
+    "compile_expr",
+    "evaluate",
+    "let_function",
+    "reduce_dot",
+    "reduce_mean",
+    "reduce_norm",
+    "reduce_sum",
+    "time_derivative",
+]
 
 Value = Tensor | float | int | Callable[..., Any]
 
@@ -152,8 +164,58 @@ def _stack(items: list[Any], like: Tensor) -> Tensor:
     return torch.stack(torch.broadcast_tensors(*(_as_tensor_like(i, ref) for i in items)), -1)
 
 
-def _index(base: Any, index: Any) -> Any:
-    return base[index.long() if isinstance(index, Tensor) else int(index)]
+def _index(base: Any, index: Any, rank: int | None) -> Any:
+    """``base[index]``: the first of ``base``'s ``rank`` trailing event axes at a constant
+    ``index`` (the batch axis is kept); else ``base``'s leading axis (a constant vector)."""
+    if isinstance(index, Tensor):
+        return base[index.long()]
+    if rank and isinstance(base, Tensor):
+        return base.select(-rank, int(index))
+    return base[int(index)]
+
+
+def _event_dims(x: Tensor, shape: tuple[Any, ...] | None) -> tuple[int, ...]:
+    """The event axes of ``x``: its trailing ``len(shape)`` axes, or every axis but the batch
+    axis 0 where the checker did not know the shape."""
+    rank = len(shape) if shape is not None else x.dim() - 1
+    return tuple(range(x.dim() - rank, x.dim()))
+
+
+def reduce_sum(x: Tensor | float, shape: tuple[Any, ...] | None) -> Tensor | float:
+    """sum(x) = Σ_i x_i over the event axes."""
+    if not isinstance(x, Tensor):
+        return x
+    dims = _event_dims(x, shape)
+    return x.sum(dims) if dims else x
+
+
+def reduce_mean(x: Tensor | float, shape: tuple[Any, ...] | None) -> Tensor | float:
+    """mean(x) = (1/n) Σ_i x_i over the n event coordinates."""
+    if not isinstance(x, Tensor):
+        return x
+    dims = _event_dims(x, shape)
+    return x.mean(dims) if dims else x
+
+
+def reduce_norm(x: Tensor | float, shape: tuple[Any, ...] | None) -> Tensor | float:
+    """norm(x) = (Σ_i x_i²)^(1/2) over the event axes (the Euclidean norm)."""
+    if not isinstance(x, Tensor):
+        return abs(x)
+    dims = _event_dims(x, shape)
+    return torch.linalg.vector_norm(x, dim=dims) if dims else x.abs()
+
+
+def reduce_dot(x: Tensor | float, y: Tensor | float, shape: tuple[Any, ...] | None) -> Any:
+    """dot(x, y) = Σ_i x_i y_i over the event axes."""
+    return reduce_sum(x * y, shape)
+
+
+_REDUCTIONS: dict[str, Callable[..., Any]] = {
+    "sum": reduce_sum,
+    "mean": reduce_mean,
+    "norm": reduce_norm,
+    "dot": reduce_dot,
+}
 
 
 def _compile_call(e: ir.Call) -> Compiled:
@@ -161,6 +223,9 @@ def _compile_call(e: ir.Call) -> Compiled:
     func = e.func
     if func in _CONSTRUCTORS:
         return lambda s: _constructor(func, [a(s) for a in args], s.like)
+    if e.kind == "reduction":
+        reduce, shape = _REDUCTIONS[func], e.shape
+        return lambda s: reduce(*[a(s) for a in args], shape)
     kwargs = [(k.name, compile_expr(k.value)) for k in e.kwargs]
 
     def function(s: Scope) -> Callable[..., Any]:
@@ -173,6 +238,26 @@ def _compile_call(e: ir.Call) -> Compiled:
         (arg,) = args
         return lambda s: function(s)(arg(s))
     return lambda s: function(s)(*[a(s) for a in args], **{k: v(s) for k, v in kwargs})
+
+
+def time_derivative(value: Callable[[Any], Any], t: Tensor | float, like: Tensor) -> Any:
+    """dE/dt of ``value(t) = E(t)`` by autograd: ``E`` is evaluated at ``t`` made a leaf
+    (per sample when ``t`` holds one time per sample: each output depends on its own ``t``,
+    so the gradient of the sum is the elementwise derivative); the graph is kept, so a loss
+    may differentiate through it."""
+    leaf = t.detach() if isinstance(t, Tensor) else torch.tensor(float(t), dtype=like.dtype)
+    leaf = leaf.to(like.device).requires_grad_(True)
+    with torch.enable_grad():
+        out = value(leaf)
+        if not isinstance(out, Tensor) or not out.requires_grad:
+            return torch.zeros_like(leaf)
+        (grad,) = torch.autograd.grad(out.sum(), leaf, create_graph=True)
+    return grad
+
+
+def _compile_derivative(e: ir.Derivative) -> Compiled:
+    operand, time = compile_expr(e.operand), e.time
+    return lambda s: time_derivative(lambda t: operand(s.child({time: t})), s[time], s.like)
 
 
 def compile_expr(e: ir.Expr) -> Compiled:
@@ -193,10 +278,12 @@ def compile_expr(e: ir.Expr) -> Compiled:
         items = [compile_expr(i) for i in e.items]
         return lambda s: _stack([i(s) for i in items], s.like)
     if isinstance(e, ir.Index):
-        base, index = compile_expr(e.base), compile_expr(e.index)
-        return lambda s: _index(base(s), index(s))
+        base, index, rank = compile_expr(e.base), compile_expr(e.index), e.rank
+        return lambda s: _index(base(s), index(s), rank)
     if isinstance(e, ir.Call):
         return _compile_call(e)
+    if isinstance(e, ir.Derivative):
+        return _compile_derivative(e)
     if isinstance(e, ir.Quantize):  # the quantiser is bound in the scope, like a network
         operand = compile_expr(e.operand)
         return lambda s: s["quantize"](operand(s))

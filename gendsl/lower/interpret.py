@@ -64,6 +64,8 @@ def names_in(e: ir.Expr) -> set[str]:
         return names_in(e.base) | names_in(e.index)
     if isinstance(e, ir.Quantize):
         return {"quantize"} | names_in(e.operand)
+    if isinstance(e, ir.Derivative):
+        return names_in(e.operand)
     return set()
 
 

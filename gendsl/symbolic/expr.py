@@ -201,6 +201,8 @@ class _Translator:
             raise SpecError(
                 f"d(E) must be divided by d{self.time}: write d(E)/d{self.time}", e.span
             )
+        if e.kind == "reduction":
+            return self.reduction(e)
         args = [self(a) for a in e.args]
         if e.func in _MATH:
             expected = 2 if e.func in ("min", "max") else 1
@@ -220,6 +222,21 @@ class _Translator:
                 e.span,
             )
         return self.inline(let, dict(zip(let.params, args, strict=True)), e.span)
+
+    def reduction(self, e: ir.Call) -> sp.Expr:
+        """``sum``, ``mean``, ``norm``, ``dot`` of scalars (a schedule's values): the value,
+        the value, its absolute value, the product.  Over a vector's event axes they have no
+        closed form here."""
+        if e.shape:
+            raise SpecError(
+                f"{e.func}(...) reduces a per-sample vector: it is computed by the model, "
+                "not derived symbolically (derivations read scalar schedules)",
+                e.span,
+            )
+        args = [self(a) for a in e.args]
+        if e.func == "dot":
+            return args[0] * args[1]
+        return sp.Abs(args[0]) if e.func == "norm" else args[0]
 
     def index(self, e: ir.Index) -> sp.Expr:
         i = self(e.index)
