@@ -44,9 +44,9 @@ def test_whole_models_are_marked():
     assert len(SPECS) >= 4
 
 
-def _train_one_step(path: Path, name: str, data: str, out: Path) -> None:
-    argv = ["train", str(path), "--model", name, "--data", data, "--steps", "1"]
-    code = main([*argv, "--batch-size", "16", "--out", str(out / name)])
+def _train_one_step(path: Path, name: str, data: list[str], out: Path) -> None:
+    argv = ["train", str(path), "--model", name, "--steps", "1", "--batch-size", "16"]
+    code = main([*argv, *data, "--out", str(out / name)])
     assert code == 0, (path, name)
 
 
@@ -58,7 +58,10 @@ def test_documented_spec_checks_compiles_and_trains(line, text, tmp_path, capsys
     assert names, f"line {line}: no model"
     for name in names:
         checked = gendsl.check(str(spec), name)
-        (data,) = [v for v in checked.variables.values() if v.role == "data"]
-        _train_one_step(spec, name, DATA[data.type.kind], tmp_path)
+        *source, data = [v for v in checked.variables.values() if v.role == "data"]
+        args = ["--data", DATA[data.type.kind]]
+        if source:  # transport between two data sets: the first data variable is the source
+            args += ["--source-data", "8gaussians"]
+        _train_one_step(spec, name, args, tmp_path)
         metrics = (tmp_path / name / "metrics.jsonl").read_text().splitlines()
         assert math.isfinite(json.loads(metrics[-1])["loss"]), (line, name, metrics[-1])
