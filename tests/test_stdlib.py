@@ -250,6 +250,7 @@ EXAMPLE_FAMILY = {
     "ddpm_moons.gen": "diffusion",
     "ebm_rings.gen": "energy",
     "hvae_digits.gen": "latent",
+    "nvae_residual_digits.gen": "latent",
     "iwae_digits.gen": "latent",
     "ot_cfm_8gaussians.gen": "matching",
     "realnvp_moons.gen": "flow",

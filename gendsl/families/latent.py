@@ -122,6 +122,15 @@ def _elbo(
             "free bits",
             f"each KL dimension counts max({free_bits}, KL_d) (Kingma et al. 2016)",
         )
+    if option(loss, "residual", False):
+        sec.add(
+            "residual cells",
+            "q(z_l | z_<l, x) = N(mu_p + dmu, (sigma_p dsigma)^2) relative to the prior "
+            "p(z_l | z_<l) = N(mu_p, sigma_p^2): KL = 1/2 (dmu^2/sigma_p^2 + dsigma^2 - "
+            "log dsigma^2 - 1) per dimension (Vahdat & Kautz 2020, eq. 2)",
+            r"\mathrm{KL}=\tfrac12\Big(\frac{\Delta\mu^2}{\sigma_p^2}+\Delta\sigma^2"
+            r"-\log\Delta\sigma^2-1\Big)",
+        )
     for note in notes:
         sec.add("closed form", note)
 

@@ -49,6 +49,7 @@ from gendsl.lower.handlers import (
 )
 from gendsl.lower.interpret import Program
 from gendsl.lower.registry import register
+from gendsl.lower.residual import residual_guide
 from gendsl.objectives.code_prior import code_prior
 from gendsl.objectives.eager import eager
 from gendsl.objectives.elbo import (
@@ -146,6 +147,8 @@ class LatentModel(Model):
         self.data_names = [v.name for v in checked.data_vars()]
         self._configure_loss(checked.loss)
         self.program = Program(self, values=self.calls)
+        if self.residual:
+            self.program.guide = residual_guide(self.program.guide, self.program.sites)
         guided = {s.name for s in checked.guide} | set(self.enumerate)
         for site in checked.sites:
             role = checked.variables[site.name].role
@@ -193,6 +196,7 @@ class LatentModel(Model):
             raise UsageError(f"kl must be analytic or mc, got {kl!r}")
         self.analytic = kl == "analytic"
         self.k = int(kw.get("k", 16)) if loss.name == "iwae" else 1
+        self.residual = bool(kw.get("residual", False))
         if self.enumerate and (self.objective == "iwae" or self.free_bits):
             raise UsageError("enumerate works with loss elbo without free_bits")
         if self.free_bits and not self.analytic:
@@ -439,6 +443,8 @@ class LatentModel(Model):
             terms.append(f"{name}: summed out exactly (TraceEnum_ELBO)")
         for q in self.checked.guide:
             kl = "analytic" if self.analytic else "Monte Carlo"
+            if self.residual:
+                kl += ", residual q = N(mu_p + dmu, (sigma_p dsigma)^2) (NVAE)"
             terms.append(f"KL(q({q.name} | {', '.join(q.given)}) || p({q.name})): {kl}")
         if self.objective == "iwae":
             terms.append(f"importance-weighted bound with k = {self.k} (Burda et al. 2016)")
@@ -482,6 +488,7 @@ class VQModel(LatentModel):
 
     def _configure_loss(self, loss: Opt) -> None:
         self.objective, self.enumerate, self.anneal, self.beta = "vq", [], None, 1.0
+        self.residual = False
         self.free_bits, self.analytic, self.k = 0.0, True, 1
 
     def _quantized(self, data: Mapping[str, Tensor]) -> tuple[dict[str, SiteRecord], dict]:
