@@ -251,6 +251,7 @@ EXAMPLE_FAMILY = {
     "ebm_rings.gen": "energy",
     "hvae_digits.gen": "latent",
     "nvae_residual_digits.gen": "latent",
+    "vqvae2_fontdigits.gen": "latent",
     "iwae_digits.gen": "latent",
     "ot_cfm_8gaussians.gen": "matching",
     "realnvp_moons.gen": "flow",

@@ -9,6 +9,7 @@ from __future__ import annotations
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
+from gendsl import ir
 from gendsl.families.base import Family
 from gendsl.families.text import opt_text, option
 from gendsl.ir.printer import format_expr
@@ -150,6 +151,14 @@ def derive(model: CheckedModel, sec: Section) -> None:
             f"{opt_text(loss)}: ||x - dec(q(e))||^2 + ||sg(e) - q||^2 + "
             "commitment ||e - sg(q)||^2 (van den Oord et al. 2017)",
         )
+        codes = [a.target for a in model.assigns if isinstance(a.value, ir.Quantize)]
+        if len(codes) > 1:
+            sec.add(
+                "code levels",
+                f"{', '.join(codes)}: one codebook, one codebook/commitment term and one prior "
+                f"each, the loss summed over levels; sampling draws {' then '.join(codes)} "
+                "from their priors and decodes (VQ-VAE-2, Razavi et al. 2019)",
+            )
         return
     beta, anneal = _beta(loss)
     weight = "beta(step) * " if anneal is not None else ("" if beta == 1 else f"{beta} * ")
