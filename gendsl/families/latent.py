@@ -156,8 +156,9 @@ def derive(model: CheckedModel, sec: Section) -> None:
             sec.add(
                 "code levels",
                 f"{', '.join(codes)}: one codebook, one codebook/commitment term and one prior "
-                f"each, the loss summed over levels; sampling draws {' then '.join(codes)} "
-                "from their priors and decodes (VQ-VAE-2, Razavi et al. 2019)",
+                "each (a PixelCNN prior given the previous level's codes), the loss summed over "
+                f"levels; sampling draws {' then '.join(codes)} from their priors and decodes "
+                "(VQ-VAE-2, Razavi et al. 2019)",
             )
         return
     beta, anneal = _beta(loss)

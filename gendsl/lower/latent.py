@@ -471,7 +471,8 @@ class VQModel(LatentModel):
     β_c ‖z_e − sg[e]‖² + the prior's NLL of sg[codes]], per data point.  ``sample`` draws every
     level's codes from its prior (uniform, as the paper trains, or a PixelCNN) and decodes them.
     The first level's codebook and prior are ``quantizer`` and ``prior``; a further level
-    ``b``'s are ``quantizer_b`` and ``prior_b``.
+    ``b``'s are ``quantizer_b`` and ``prior_b``; a PixelCNN prior of a level after the first
+    is conditioned on the codes of the level before it.
     """
 
     def __init__(self, checked: CheckedModel, bindings: Mapping[str, int]):
@@ -493,7 +494,8 @@ class VQModel(LatentModel):
             quantizer = VectorQuantizer(K, dim, ema=name == "ema", decay=decay)
             try:
                 grid = self.nets[quantize.operand.func].out_shape[1:]
-                prior = code_prior(kw.get("prior"), K, grid)
+                cond_K = self.levels[-1].quantizer.K if self.levels else None
+                prior = code_prior(kw.get("prior"), K, grid, cond_K=cond_K)
             except ValueError as err:
                 raise UsageError(f"loss vq: {err}") from err
             suffix = "" if i == 0 else f"_{code}"
@@ -528,8 +530,9 @@ class VQModel(LatentModel):
         """Reconstruction NLL + Σ_levels (codebook + β_c·commitment + prior NLL), mean per data
         point."""
         value, terms = self._vq_run(self.as_data(batch))
-        for level, t in zip(self.levels, terms, strict=True):
-            value = value + self.commitment * t.commitment + level.prior.loss(t.index, self.step)
+        for level, t, cond in zip(self.levels, terms, _previous(terms), strict=True):
+            value = value + self.commitment * t.commitment
+            value = value + level.prior.loss(t.index, self.step, cond)
             if not level.quantizer.ema:
                 value = value + t.codebook
         if self.training and torch.is_grad_enabled():
@@ -542,7 +545,8 @@ class VQModel(LatentModel):
         the uniform prior."""
         nll, terms = self._vq_run(self.as_data(x))
         log_p = [
-            level.prior.log_prob(t.index) for level, t in zip(self.levels, terms, strict=True)
+            level.prior.log_prob(t.index, cond)
+            for level, t, cond in zip(self.levels, terms, _previous(terms), strict=True)
         ]
         return -nll + sum(log_p)
 
@@ -565,8 +569,9 @@ class VQModel(LatentModel):
     ) -> dict[str, Any]:
         """The prior's values with each level's grid of codes drawn from its prior."""
         values = super()._sample_values(n, conditions, generator)
+        index = None
         for level in self.levels:
-            index = level.prior.sample(n, generator=generator, device=self.like.device)
+            index = level.prior.sample(n, generator=generator, device=self.like.device, cond=index)
             values[level.name] = level.quantizer.lookup(index)
         return values
 
@@ -578,6 +583,12 @@ class VQModel(LatentModel):
             terms.append(f"codebook of {level.name}: {q.K} codes, {book}")
             terms.append(f"{level.name} {level.prior.describe()}")
         return terms
+
+
+def _previous(terms: Sequence[LevelTerms]) -> list[Tensor | None]:
+    """Per level, the codes of the level before it (``None`` for the first): what a
+    conditional prior of the level is given."""
+    return [None, *(t.index for t in terms[:-1])]
 
 
 @register("latent")

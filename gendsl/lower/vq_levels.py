@@ -4,8 +4,10 @@ Oord et al. 2017; two (a coarse top grid ``t`` and a finer bottom grid ``b`` who
 decoder see the top codes) are VQ-VAE-2 (Razavi et al. 2019, sec. 3.1–3.2).
 
 Each level's loss is its codebook term (unless the codebook is an EMA), β_c times its
-commitment term and its prior's NLL on the stop-gradient codes; sampling draws every level's
-codes from its own prior, in the order the spec quantises them, and decodes them.
+commitment term and its prior's NLL on the stop-gradient codes; a PixelCNN prior of a level
+after the first is conditioned on the codes of the level before it (the bottom prior given
+the top codes, Razavi et al. 2019, sec. 3.3).  Sampling draws every level's codes from its
+prior, in the order the spec quantises them, each given the level before, and decodes them.
 """
 
 from __future__ import annotations

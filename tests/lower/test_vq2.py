@@ -80,3 +80,22 @@ def test_sampling_draws_both_levels_from_their_priors():
     with torch.no_grad():
         torch.testing.assert_close(means, model.nets["dec"](u, v))
     assert set(model.diagnostics(torch.rand(2, 1, 8, 8))) >= {"perplexity/t", "perplexity/b"}
+
+
+def test_the_bottom_pixelcnn_prior_is_conditioned_on_the_top_codes():
+    torch.manual_seed(0)
+    text = VQVAE2.replace("codebook = loss)", "codebook = loss, prior = pixelcnn(channels = 4))")
+    (checked,) = check_text(text)
+    model = compile_model(checked, bindings={})
+    top, bottom = model.levels
+    assert top.prior.net.cond_embed is None and bottom.prior.net.cond_embed.num_embeddings == 5
+    x = torch.rand(3, 1, 8, 8)
+    with torch.no_grad():
+        elbo = model.elbo(x)
+        nll = -model._vq_terms(model.as_data(x))["nll"]
+        t, b = top.quantizer.last["index"], bottom.quantizer.last["index"]
+        log_p = top.prior.log_prob(t) + bottom.prior.log_prob(b, t)
+        torch.testing.assert_close(elbo, nll + log_p)
+        other = (t + 1) % 5  # other top codes give the bottom codes another probability
+        assert not torch.allclose(bottom.prior.log_prob(b, other), bottom.prior.log_prob(b, t))
+    assert model.sample(2, generator=torch.Generator().manual_seed(1)).shape == (2, 1, 8, 8)
