@@ -252,6 +252,8 @@ EXAMPLE_FAMILY = {
     "ebm_rings_expression.gen": "energy",
     "hvae_digits.gen": "latent",
     "gmm_prior_vae.gen": "latent",
+    "nvae_residual_digits.gen": "latent",
+    "vqvae2_fontdigits.gen": "latent",
     "iwae_digits.gen": "latent",
     "ot_cfm_8gaussians.gen": "matching",
     "ot_cfm_8gaussians_moons.gen": "matching",

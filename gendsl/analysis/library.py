@@ -423,6 +423,7 @@ FAMILY_INFO: Mapping[str, FamilyInfo] = MappingProxyType(
                     free_bits=_num(0.0),
                     enumerate=Param("names", []),
                     kl=_choice("analytic", "analytic", "mc"),
+                    residual=_bool(False, "guide Normals relative to the prior (NVAE)"),
                 ),
                 _spec("iwae", "importance-weighted bound (Burda et al. 2016)", k=_int(16)),
                 _spec(

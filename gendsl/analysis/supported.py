@@ -7,6 +7,10 @@ statement to change, together with every other error of the spec:
 - ``loss elbo(enumerate = [...])`` with ``free_bits`` (``lower/latent.py``): the free-bits KL
   is per guide site, enumerated sites have none;
 - ``free_bits`` with ``kl = mc`` (``lower/latent.py``): free bits clamp the analytic KL;
+- ``residual = true`` with a guide site that is not a Normal relative to a Normal prior whose
+  parents the guide has drawn before it (``lower/residual.py``; :mod:`.residual_rules`);
+- ``loss vq(prior = pixelcnn)`` with a code that is not a 2-D grid (``objectives/code_prior.py``;
+  :mod:`.vq_rules`);
 - a condition in a family whose plugin says it is not ``conditional`` (energy, adversarial:
   ``lower/energy.py``, ``lower/adversarial.py``);
 - a packed ``Uniform(net(...))`` (not ``packable`` in :mod:`gendsl.distributions`): its two
@@ -26,7 +30,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from gendsl.analysis import library as lib
+from gendsl.analysis.residual_rules import check_residual
 from gendsl.analysis.resolve import Scope, merged_model
+from gendsl.analysis.vq_rules import check_code_priors
 from gendsl.errors import SpecError
 from gendsl.families import table as families
 from gendsl.families.matching import transport_source
@@ -159,4 +165,6 @@ def unsupported(model: CheckedModel, scope: Scope) -> list[SpecError]:
     _conditions(model, report)
     _packed_sites(model, report)
     _path_ends(model, report)
+    check_residual(model, report)
+    check_code_priors(model, _written(model, "prior"), report)
     return found

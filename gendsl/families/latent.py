@@ -9,6 +9,7 @@ from __future__ import annotations
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
+from gendsl import ir
 from gendsl.families.base import Family
 from gendsl.families.text import opt_text, option
 from gendsl.ir.printer import format_expr
@@ -122,6 +123,15 @@ def _elbo(
             "free bits",
             f"each KL dimension counts max({free_bits}, KL_d) (Kingma et al. 2016)",
         )
+    if option(loss, "residual", False):
+        sec.add(
+            "residual cells",
+            "q(z_l | z_<l, x) = N(mu_p + dmu, (sigma_p dsigma)^2) relative to the prior "
+            "p(z_l | z_<l) = N(mu_p, sigma_p^2): KL = 1/2 (dmu^2/sigma_p^2 + dsigma^2 - "
+            "log dsigma^2 - 1) per dimension (Vahdat & Kautz 2020, eq. 2)",
+            r"\mathrm{KL}=\tfrac12\Big(\frac{\Delta\mu^2}{\sigma_p^2}+\Delta\sigma^2"
+            r"-\log\Delta\sigma^2-1\Big)",
+        )
     for note in notes:
         sec.add("closed form", note)
 
@@ -141,6 +151,15 @@ def derive(model: CheckedModel, sec: Section) -> None:
             f"{opt_text(loss)}: ||x - dec(q(e))||^2 + ||sg(e) - q||^2 + "
             "commitment ||e - sg(q)||^2 (van den Oord et al. 2017)",
         )
+        codes = [a.target for a in model.assigns if isinstance(a.value, ir.Quantize)]
+        if len(codes) > 1:
+            sec.add(
+                "code levels",
+                f"{', '.join(codes)}: one codebook, one codebook/commitment term and one prior "
+                "each (a PixelCNN prior given the previous level's codes), the loss summed over "
+                f"levels; sampling draws {' then '.join(codes)} from their priors and decodes "
+                "(VQ-VAE-2, Razavi et al. 2019)",
+            )
         return
     beta, anneal = _beta(loss)
     weight = "beta(step) * " if anneal is not None else ("" if beta == 1 else f"{beta} * ")

@@ -154,6 +154,12 @@ class Program:
         self._constants = [let for n, let in c.lets.items() if n not in scoped]
         self._lets: dict[tuple[torch.device, torch.dtype], Scope] = {}
 
+    def bind(self, name: str, fn: Compiled) -> None:
+        """Derive the assigned ``name`` by ``fn`` instead of its expression (a back end's own
+        evaluation of it, e.g. one codebook per quantised code)."""
+        self.derived[name] = ("assign", fn)
+        self._plain[name] = fn
+
     def lets(self) -> Scope:
         """The scope of the sizes and of the lets that mention no variable, on the model's
         device and dtype (evaluated once per device and dtype)."""

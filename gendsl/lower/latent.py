@@ -35,7 +35,7 @@ from gendsl import ir
 from gendsl.errors import UsageError
 from gendsl.ir import CheckedModel, NetSpec, Opt
 from gendsl.lower.base import Batch, Capabilities, Model, resolve_shape
-from gendsl.lower.expr import Scope
+from gendsl.lower.expr import Scope, compile_expr
 from gendsl.lower.handlers import (
     Condition,
     Draw,
@@ -49,6 +49,14 @@ from gendsl.lower.handlers import (
 )
 from gendsl.lower.interpret import Program
 from gendsl.lower.registry import register
+from gendsl.lower.residual import residual_guide
+from gendsl.lower.vq_levels import (
+    CodeLevel,
+    LevelTerms,
+    level_diagnostics,
+    level_terms,
+    quantizing,
+)
 from gendsl.objectives.code_prior import code_prior
 from gendsl.objectives.eager import eager
 from gendsl.objectives.elbo import (
@@ -61,7 +69,7 @@ from gendsl.objectives.elbo import (
     iwae_bound,
     log_weights,
 )
-from gendsl.objectives.vq import VectorQuantizer, codebook_loss, commitment_loss, perplexity
+from gendsl.objectives.vq import VectorQuantizer
 
 __all__ = ["LatentModel", "VQModel", "build_latent"]
 
@@ -146,6 +154,8 @@ class LatentModel(Model):
         self.data_names = [v.name for v in checked.data_vars()]
         self._configure_loss(checked.loss)
         self.program = Program(self, values=self.calls)
+        if self.residual:
+            self.program.guide = residual_guide(self.program.guide, self.program.sites)
         guided = {s.name for s in checked.guide} | set(self.enumerate)
         for site in checked.sites:
             role = checked.variables[site.name].role
@@ -193,6 +203,7 @@ class LatentModel(Model):
             raise UsageError(f"kl must be analytic or mc, got {kl!r}")
         self.analytic = kl == "analytic"
         self.k = int(kw.get("k", 16)) if loss.name == "iwae" else 1
+        self.residual = bool(kw.get("residual", False))
         if self.enumerate and (self.objective == "iwae" or self.free_bits):
             raise UsageError("enumerate works with loss elbo without free_bits")
         if self.free_bits and not self.analytic:
@@ -439,6 +450,8 @@ class LatentModel(Model):
             terms.append(f"{name}: summed out exactly (TraceEnum_ELBO)")
         for q in self.checked.guide:
             kl = "analytic" if self.analytic else "Monte Carlo"
+            if self.residual:
+                kl += ", residual q = N(mu_p + dmu, (sigma_p dsigma)^2) (NVAE)"
             terms.append(f"KL(q({q.name} | {', '.join(q.given)}) || p({q.name})): {kl}")
         if self.objective == "iwae":
             terms.append(f"importance-weighted bound with k = {self.k} (Burda et al. 2016)")
@@ -450,19 +463,23 @@ class LatentModel(Model):
 
 
 class VQModel(LatentModel):
-    """A VQ-VAE (van den Oord et al. 2017) compiled to plain torch.
+    """A VQ-VAE (van den Oord et al. 2017) or, with two quantised codes, a VQ-VAE-2 (Razavi et
+    al. 2019) compiled to plain torch: one :class:`~gendsl.lower.vq_levels.CodeLevel` (codebook
+    and prior) per ``e = quantize(enc(...))``, in the order the spec quantises them.
 
-    loss = −log p(x | z_q(x)) + ‖sg[z_e] − e‖² (unless the codebook is an EMA) +
-    β_c ‖z_e − sg[e]‖², per data point.  ``sample`` draws codes uniformly (the uniform prior the
-    paper trains with) and decodes them.
+    loss = −log p(x | z_q(x)) + Σ_levels [‖sg[z_e] − e‖² (unless the codebook is an EMA) +
+    β_c ‖z_e − sg[e]‖² + the prior's NLL of sg[codes]], per data point.  ``sample`` draws every
+    level's codes from its prior (uniform, as the paper trains, or a PixelCNN) and decodes them.
+    The first level's codebook and prior are ``quantizer`` and ``prior``; a further level
+    ``b``'s are ``quantizer_b`` and ``prior_b``; a PixelCNN prior of a level after the first
+    is conditioned on the codes of the level before it.
     """
 
     def __init__(self, checked: CheckedModel, bindings: Mapping[str, int]):
-        quantized = [a.value for a in checked.assigns if isinstance(a.value, ir.Quantize)]
-        if len(quantized) != 1:
-            raise UsageError("loss vq needs exactly one 'e = quantize(enc(x))'")
-        self.code_name = next(a.target for a in checked.assigns if a.value is quantized[0])
-        self.encoder_call = quantized[0].operand
+        codes = [(a.target, a.value) for a in checked.assigns if isinstance(a.value, ir.Quantize)]
+        if not codes:
+            raise UsageError("loss vq needs a code assigned by 'e = quantize(enc(x))'")
+        self.code_name, self.encoder_call = codes[0][0], codes[0][1].operand
         super().__init__(checked, bindings)
         kw = checked.loss.kwargs
         codebook = kw.get("codebook", "ema")
@@ -471,85 +488,107 @@ class VQModel(LatentModel):
         if name not in ("ema", "loss"):
             raise UsageError(f"codebook must be ema(decay = ...) or loss, got {name!r}")
         self.commitment = float(kw.get("commitment", 0.25))
-        K, dim = self.classes_of(self.code_name), self.shape_of(self.code_name)[0]
-        self.quantizer = VectorQuantizer(K, dim, ema=name == "ema", decay=decay)
-        self.program.values["quantize"] = self.quantizer
-        try:
-            grid = self.nets[self.encoder_call.func].out_shape[1:]
-            self.prior = code_prior(kw.get("prior"), K, grid)
-        except ValueError as err:
-            raise UsageError(f"loss vq: {err}") from err
+        self.levels: list[CodeLevel] = []
+        for i, (code, quantize) in enumerate(codes):
+            K, dim = self.classes_of(code), self.shape_of(code)[0]
+            quantizer = VectorQuantizer(K, dim, ema=name == "ema", decay=decay)
+            try:
+                grid = self.nets[quantize.operand.func].out_shape[1:]
+                cond_K = self.levels[-1].quantizer.K if self.levels else None
+                prior = code_prior(kw.get("prior"), K, grid, cond_K=cond_K)
+            except ValueError as err:
+                raise UsageError(f"loss vq: {err}") from err
+            suffix = "" if i == 0 else f"_{code}"
+            self.add_module(f"quantizer{suffix}", quantizer)
+            self.add_module(f"prior{suffix}", prior)
+            self.levels.append(CodeLevel(code, quantizer, prior))
+            self.program.bind(code, quantizing(quantizer, compile_expr(quantize.operand)))
+        self.quantizer, self.prior = self.levels[0].quantizer, self.levels[0].prior
 
     def _configure_loss(self, loss: Opt) -> None:
         self.objective, self.enumerate, self.anneal, self.beta = "vq", [], None, 1.0
-        self.free_bits, self.analytic, self.k = 0.0, True, 1
+        self.free_bits, self.analytic, self.k, self.residual = 0.0, True, 1, False
 
-    def _quantized(self, data: Mapping[str, Tensor]) -> tuple[dict[str, SiteRecord], dict]:
+    def _vq_run(self, data: Mapping[str, Tensor]) -> tuple[Tensor, list[LevelTerms]]:
+        """−log p(x | z_q(x)) per data point and every level's terms."""
         trace = Trace()
         self.run(data, [trace, Condition(data)], (self._batch_size(data),))
-        return trace.records, self.quantizer.last
+        nll = -sum(r.fn.log_prob(r.value) for r in trace.records.values() if r.observed)
+        return nll, [level_terms(level) for level in self.levels]
 
     def _vq_terms(self, data: Mapping[str, Tensor]) -> dict[str, Tensor]:
-        records, last = self._quantized(data)
-        nll = -sum(r.fn.log_prob(r.value) for r in records.values() if r.observed)
+        """The first level's terms with the NLL (as :meth:`_vq_run`)."""
+        nll, (first, *_) = self._vq_run(data)
         return {
             "nll": nll,
-            "codebook": codebook_loss(last["z_e"], last["z_q"]),
-            "commitment": commitment_loss(last["z_e"], last["z_q"]),
-            "index": last["index"],
+            "codebook": first.codebook,
+            "commitment": first.commitment,
+            "index": first.index,
         }
 
     def loss(self, batch: Batch) -> Tensor:
-        """Reconstruction NLL + codebook + β_c·commitment, mean per data point."""
-        t = self._vq_terms(self.as_data(batch))
-        value = t["nll"] + self.commitment * t["commitment"]
-        if not self.quantizer.ema:
-            value = value + t["codebook"]
-        value = value + self.prior.loss(t["index"], self.step)
+        """Reconstruction NLL + Σ_levels (codebook + β_c·commitment + prior NLL), mean per data
+        point."""
+        value, terms = self._vq_run(self.as_data(batch))
+        for level, t, cond in zip(self.levels, terms, _previous(terms), strict=True):
+            value = value + self.commitment * t.commitment
+            value = value + level.prior.loss(t.index, self.step, cond)
+            if not level.quantizer.ema:
+                value = value + t.codebook
         if self.training and torch.is_grad_enabled():
             self.step.add_(1)  # in place: no Module.__setattr__ per step
         return value.mean()
 
     def elbo(self, x: Batch) -> Tensor:
-        """log p(x | z_q(x)) + log p(c(x)): the ELBO with a deterministic one-hot posterior
-        (van den Oord et al. 2017, sec. 3.2); log p(c) = −log K·(code positions) under the
-        uniform prior."""
-        t = self._vq_terms(self.as_data(x))
-        return -t["nll"] + self.prior.log_prob(t["index"])
+        """log p(x | z_q(x)) + Σ_levels log p(c(x)): the ELBO with a deterministic one-hot
+        posterior (van den Oord et al. 2017, sec. 3.2); log p(c) = −log K·(code positions) under
+        the uniform prior."""
+        nll, terms = self._vq_run(self.as_data(x))
+        log_p = [
+            level.prior.log_prob(t.index, cond)
+            for level, t, cond in zip(self.levels, terms, _previous(terms), strict=True)
+        ]
+        return -nll + sum(log_p)
 
     def iwae(self, x: Batch, k: int = 16) -> Tensor:
         raise UsageError("a VQ-VAE has a deterministic posterior; use elbo(x)")
 
     @torch.no_grad()
     def diagnostics(self, batch: Batch) -> dict[str, float]:
-        """Reconstruction NLL, codebook and commitment terms, code perplexity and usage."""
-        t = self._vq_terms(self.as_data(batch))
-        K = self.quantizer.K
-        used = torch.unique(t["index"]).numel()
-        return {
-            "nll": float(t["nll"].mean()),
-            "codebook": float(t["codebook"].mean()),
-            "commitment": float(t["commitment"].mean()),
-            "perplexity": float(perplexity(t["index"], K)),
-            "codebook_usage": used / K,
-        }
+        """Reconstruction NLL, and per level the codebook and commitment terms, code perplexity
+        and usage (keys end in ``/name`` with more than one level)."""
+        nll, terms = self._vq_run(self.as_data(batch))
+        out = {"nll": float(nll.mean())}
+        many = len(self.levels) > 1
+        for level, t in zip(self.levels, terms, strict=True):
+            out.update(level_diagnostics(level, t, f"/{level.name}" if many else ""))
+        return out
 
     def _sample_values(
         self, n: int, conditions: Mapping[str, Any], generator: torch.Generator | None
     ) -> dict[str, Any]:
-        """The prior's values with a grid of codes drawn from the code prior."""
+        """The prior's values with each level's grid of codes drawn from its prior."""
         values = super()._sample_values(n, conditions, generator)
-        index = self.prior.sample(n, generator=generator, device=self.like.device)
-        values[self.code_name] = self.quantizer.lookup(index)
+        index = None
+        for level in self.levels:
+            index = level.prior.sample(n, generator=generator, device=self.like.device, cond=index)
+            values[level.name] = level.quantizer.lookup(index)
         return values
 
     def objective_terms(self) -> list[str]:
         terms = ["reconstruction: -log p(x | z_q(x))", f"commitment: {self.commitment}"]
-        if self.quantizer.ema:
-            terms.append(f"codebook: EMA, decay {self.quantizer.decay}")
-        else:
-            terms.append("codebook: ||sg[z_e] - e||^2")
-        return [*terms, self.prior.describe()]
+        for level in self.levels:
+            q = level.quantizer
+            book = f"EMA, decay {q.decay}" if q.ema else "||sg[z_e] - e||^2"
+            terms.append(f"codebook of {level.name}: {q.K} codes, {book}")
+            terms.append(f"{level.name} {level.prior.describe()}")
+        return terms
+
+
+def _previous(terms: Sequence[LevelTerms]) -> list[Tensor | None]:
+    """Per level, the codes of the level before it (``None`` for the first): what a
+    conditional prior of the level is given."""
+    return [None, *(t.index for t in terms[:-1])]
 
 
 @register("latent")

@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 from cli_support import REPO
 
+from gendsl.data import fontdigits as fd
+
 
 @pytest.fixture(scope="session")
 def cli_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
@@ -48,3 +50,14 @@ def in_process_cache(cli_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -
     """In-process ``main(...)`` calls use the session's cache too (never the user's): the
     digits classifier behind ``digits_fd`` and class agreement is trained there once."""
     monkeypatch.setenv("GENDSL_CACHE", cli_env["GENDSL_CACHE"])
+
+
+@pytest.fixture
+def small_fontdigits(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """The bundled fontdigits recipe at a small size (64/16 images), generated into a
+    temporary cache, so a training test on it stays cheap."""
+    monkeypatch.setenv("GENDSL_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(fd, "SPLIT_SIZES", {"train": 64, "test": 16})
+    fd._cached.cache_clear()
+    yield
+    fd._cached.cache_clear()

@@ -7,23 +7,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import pytest
 import torch
 
 from gendsl.cli import main
-from gendsl.data import fontdigits as fd
 from gendsl.runs import open_run
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "vqvae_fontdigits.gen"
-
-
-@pytest.fixture
-def small_fontdigits(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.setenv("GENDSL_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setattr(fd, "SPLIT_SIZES", {"train": 64, "test": 16})
-    fd._cached.cache_clear()
-    yield
-    fd._cached.cache_clear()
 
 
 def test_vqvae_trains_on_fontdigits_with_a_7x7_code_grid(small_fontdigits, tmp_path: Path):

@@ -12,6 +12,7 @@ from pyro.infer import Trace_ELBO, TraceMeanField_ELBO
 
 from gendsl.errors import UsageError
 from gendsl.lower import compile_model
+from gendsl.objectives.residual import ResidualNormal
 
 VAE = """
 model vae {
@@ -107,20 +108,24 @@ def test_linear_gaussian_vae_reaches_the_ppca_log_likelihood():
 # ------------------------------------------------------------------ agreement with Pyro
 
 
+def assert_loss_is_pyros(model, x: torch.Tensor, pyro_cls, *, seed: int) -> None:
+    """The model's loss and its gradients equal Pyro's ``pyro_cls`` on the same draws."""
+    torch.manual_seed(seed)
+    ours = model.loss(x)
+    torch.manual_seed(seed)
+    theirs = pyro_cls().differentiable_loss(model.pyro_model, model.pyro_guide, {"x": x})
+    torch.testing.assert_close(ours, theirs / x.shape[0])
+    g1 = torch.autograd.grad(ours, list(model.parameters()))
+    g2 = torch.autograd.grad(theirs / x.shape[0], list(model.parameters()))
+    for a, b in zip(g1, g2, strict=True):
+        torch.testing.assert_close(a, b)
+
+
 @pytest.mark.parametrize(
     ("loss", "pyro_cls"), [("elbo", TraceMeanField_ELBO), ("elbo(kl = mc)", Trace_ELBO)]
 )
 def test_loss_equals_pyro_elbo_on_the_same_draws(loss, pyro_cls):
-    model, x = vae(loss), binary(10, 6)
-    torch.manual_seed(5)
-    ours = model.loss(x)
-    torch.manual_seed(5)
-    theirs = pyro_cls().differentiable_loss(model.pyro_model, model.pyro_guide, {"x": x}) / 10
-    torch.testing.assert_close(ours, theirs)
-    g1 = torch.autograd.grad(ours, list(model.parameters()))
-    g2 = torch.autograd.grad(theirs, list(model.parameters()))
-    for a, b in zip(g1, g2, strict=True):
-        torch.testing.assert_close(a, b)
+    assert_loss_is_pyros(vae(loss), binary(10, 6), pyro_cls, seed=5)
 
 
 def test_beta_scales_the_kl_like_poutine_scale_in_pyro():
@@ -150,6 +155,47 @@ def test_hierarchical_vae_matches_pyro():
     )
     torch.testing.assert_close(ours, theirs / 7)
     assert set(model.diagnostics(x)) >= {"kl/z1", "kl/z2", "active_units/z1", "elbo"}
+
+
+# ------------------------------------------------------------------ NVAE residual cells
+
+
+def residual_hvae(loss: str):
+    torch.manual_seed(0)
+    return compile_model(
+        checked_latent(HVAE.replace("loss elbo\n", f"loss {loss}\n")), bindings={}
+    )
+
+
+@pytest.mark.parametrize(
+    ("loss", "pyro_cls"),
+    [
+        ("elbo(residual = true)", TraceMeanField_ELBO),
+        ("elbo(residual = true, kl = mc)", Trace_ELBO),
+    ],
+)
+def test_residual_elbo_equals_pyro_on_the_same_draws(loss, pyro_cls):
+    assert_loss_is_pyros(residual_hvae(loss), binary(7, 6), pyro_cls, seed=9)
+
+
+def test_residual_guide_is_relative_to_the_prior_of_its_parents():
+    model, x = residual_hvae("elbo(residual = true)"), binary(7, 6)
+    plain = residual_hvae("elbo")
+    plain.load_state_dict(model.state_dict())
+    torch.manual_seed(3)
+    m, q = model.trace(model.as_data(x))
+    z1 = q["z1"].fn
+    assert isinstance(z1, ResidualNormal)
+    prior = m["z1"].fn.params  # p(z1 | z2) at the guide's z2
+    torch.testing.assert_close(z1.params["loc"], prior["loc"] + z1.delta_loc)
+    torch.testing.assert_close(z1.params["scale"], prior["scale"] * z1.delta_scale)
+    # under the N(0, 1) prior of the top level the residual is the absolute parameterisation
+    torch.manual_seed(3)
+    _, q_plain = plain.trace(plain.as_data(x))
+    torch.testing.assert_close(q["z2"].fn.params["loc"], q_plain["z2"].fn.params["loc"])
+    torch.testing.assert_close(q["z2"].fn.params["scale"], q_plain["z2"].fn.params["scale"])
+    # below it the guide network gives the deltas
+    torch.testing.assert_close(z1.delta_loc, plain.nets["enc1"](x, q["z2"].value)[:, 0])
 
 
 # ------------------------------------------------------------------ KL, IWAE

@@ -11,8 +11,10 @@ import pytest
 import torch
 
 from gendsl.analysis import check_text
-from gendsl.errors import UsageError
+from gendsl.errors import SpecErrors
+from gendsl.ir import Opt
 from gendsl.lower import compile_model
+from gendsl.objectives.code_prior import code_prior
 
 torch.set_num_threads(1)
 
@@ -91,6 +93,8 @@ def test_uniform_elbo_is_minus_positions_log_k():
 def test_a_pixelcnn_prior_needs_a_grid_of_codes():
     text = SPEC.replace("ConvNet(channels = [4, 4], down = 2)", "MLP(hidden = [8])")
     text = text.replace("ConvNet(channels = [4, 4], transpose = true, up = 2)", "MLP()")
-    (m,) = check_text(text.replace("PRIOR", "pixelcnn"))
-    with pytest.raises(UsageError, match="prior = pixelcnn needs a 2-D grid of codes"):
-        compile_model(m, bindings={})
+    with pytest.raises(SpecErrors, match="prior = pixelcnn needs a 2-D grid of codes") as err:
+        check_text(text.replace("PRIOR", "pixelcnn"))
+    assert str(err.value).startswith("<string>:9:28: error")  # at the prior option
+    with pytest.raises(ValueError, match="prior = pixelcnn needs a 2-D grid of codes"):
+        code_prior(Opt("pixelcnn", (), {}), 8, (8,))  # the back end refuses it too

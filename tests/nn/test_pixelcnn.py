@@ -72,3 +72,46 @@ def test_ancestral_samples_follow_the_model():
     sd = (n * p * (1 - p)).sqrt()
     assert bool(((counts - n * p).abs() <= 4.5 * sd + 1).all()), (counts, n * p)
     assert counts.sum() == n
+
+
+def _conditional(K: int, cond_K: int, seed: int = 0) -> PixelCNN:
+    torch.manual_seed(seed)
+    net = PixelCNN(K, channels=8, layers=2, cond_K=cond_K)
+    with torch.no_grad():
+        for p in net.parameters():
+            p.mul_(3.0)
+    return net
+
+
+def test_a_conditional_pixelcnn_is_normalised_and_causal_for_every_condition():
+    K, grid = 2, (2, 2)
+    net = _conditional(K, cond_K=3)
+    codes = torch.tensor(list(itertools.product(range(K), repeat=4))).reshape(-1, *grid)
+    conds = [torch.tensor([[0]]), torch.tensor([[2]]), torch.tensor([[1, 2], [0, 1]])]
+    dists = []
+    for cond in conds:  # a 1x1 and a 2x2 conditioning grid, resized to the 2x2 grid
+        log_p = net.log_prob(codes, cond.expand(len(codes), *cond.shape))
+        torch.testing.assert_close(
+            log_p.double().exp().sum(), torch.tensor(1.0, dtype=torch.float64)
+        )
+        dists.append(log_p.detach())
+    assert not torch.allclose(dists[0], dists[1])  # the condition changes the distribution
+    # p(c_i | c_<i, cond) does not depend on c_i or later codes under a fixed condition
+    cond = conds[2].expand(2, 2, 2)
+    a, b = torch.tensor([[[1, 0], [1, 1]]]), torch.tensor([[[1, 1], [0, 0]]])
+    la, lb = net.logits(a, cond[:1]), net.logits(b, cond[:1])
+    torch.testing.assert_close(la[..., 0, 0], lb[..., 0, 0])
+    torch.testing.assert_close(la[..., 0, 1], lb[..., 0, 1])
+
+
+def test_conditional_ancestral_samples_follow_the_model():
+    K, grid = 2, (2, 2)
+    net = _conditional(K, cond_K=3, seed=3)
+    n = 4000
+    cond = torch.tensor([[2, 0], [1, 1]]).expand(n, 2, 2)
+    s = net.sample(n, grid, generator=torch.Generator().manual_seed(0), cond=cond)
+    codes = torch.tensor(list(itertools.product(range(K), repeat=4))).reshape(-1, *grid)
+    p = net.log_prob(codes, cond[: len(codes)]).double().exp().detach()
+    counts = torch.stack([(s == c).flatten(1).all(1).sum() for c in codes]).double()
+    sd = (n * p * (1 - p)).sqrt()
+    assert bool(((counts - n * p).abs() <= 4.5 * sd + 1).all()), (counts, n * p)
