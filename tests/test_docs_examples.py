@@ -10,6 +10,7 @@ import math
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import gendsl
@@ -44,6 +45,18 @@ def test_whole_models_are_marked():
     assert len(SPECS) >= 4
 
 
+def _data_for(var, tmp_path: Path) -> str:
+    """A bundled set that fits ``var``; for images of another size than the bundled 8x8 digits,
+    a small file of random uint8 images of the declared shape (one step only has to run)."""
+    shape = tuple(var.type.shape)
+    if var.type.kind != "image" or shape == (1, 8, 8):
+        return DATA[var.type.kind]
+    images = np.random.default_rng(0).integers(0, 256, (32, *shape), dtype=np.uint8)
+    path = tmp_path / f"images_{'x'.join(map(str, shape))}.npy"
+    np.save(path, images)
+    return str(path)
+
+
 def _train_one_step(path: Path, name: str, data: list[str], out: Path) -> None:
     argv = ["train", str(path), "--model", name, "--steps", "1", "--batch-size", "16"]
     code = main([*argv, *data, "--out", str(out / name)])
@@ -59,7 +72,7 @@ def test_documented_spec_checks_compiles_and_trains(line, text, tmp_path, capsys
     for name in names:
         checked = gendsl.check(str(spec), name)
         *source, data = [v for v in checked.variables.values() if v.role == "data"]
-        args = ["--data", DATA[data.type.kind]]
+        args = ["--data", _data_for(data, tmp_path)]
         if source:  # transport between two data sets: the first data variable is the source
             args += ["--source-data", "8gaussians"]
         _train_one_step(spec, name, args, tmp_path)
