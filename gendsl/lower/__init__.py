@@ -13,10 +13,10 @@ from typing import Any
 
 from gendsl.ir import CheckedModel
 from gendsl.lower.base import Model
-from gendsl.lower.registry import BACKENDS, builder, register
+from gendsl.lower.registry import builder
 from gendsl.lower.sizes import bind_sizes
 
-__all__ = ["BACKENDS", "Model", "bind_sizes", "compile_model", "load", "register"]
+__all__ = ["Model", "bind_sizes", "compile_model", "load"]
 
 
 def compile_model(checked: CheckedModel, *, bindings: Mapping[str, int] | None = None) -> Model:

@@ -31,7 +31,6 @@ from gendsl.lower.base import Batch, Capabilities, Model
 from gendsl.lower.expr import compile_expr
 from gendsl.lower.handlers import Draw
 from gendsl.lower.interpret import Program, names_in
-from gendsl.lower.registry import register
 from gendsl.objectives.adversarial import (
     clip_weights_,
     dragan_penalty,
@@ -44,10 +43,7 @@ from gendsl.objectives.adversarial import (
     wasserstein_generator_loss,
 )
 
-__all__ = ["AdversarialModel", "SpecProgram", "build", "names_in"]
-
-#: The interpreter's program (the name energy.py imported before the interpreter existed).
-SpecProgram = Program
+__all__ = ["AdversarialModel", "build"]
 
 
 def _penalty(loss: Opt) -> tuple[str, float]:
@@ -236,7 +232,6 @@ class AdversarialModel(Model):
         return lines
 
 
-@register("adversarial")
 def build(checked: CheckedModel, bindings: Mapping[str, int]) -> AdversarialModel:
     """The compiled model of a checked adversarial spec."""
     return AdversarialModel(checked, bindings)

@@ -18,7 +18,6 @@ from gendsl.lower.diffusion_guidance import (
     ClassifierGuidedModel,
     ControlNetModel,
 )
-from gendsl.lower.registry import register
 
 __all__ = [
     "ClassifierFreeModel",
@@ -46,7 +45,6 @@ def model_class(checked: CheckedModel) -> type[DiffusionModel]:
     return DiffusionModel
 
 
-@register("diffusion")
 def build(checked: CheckedModel, bindings: Mapping[str, int]) -> DiffusionModel:
     """The compiled model of a checked diffusion spec."""
     return model_class(checked)(checked, bindings)

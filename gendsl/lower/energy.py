@@ -30,7 +30,6 @@ from gendsl.ir import CheckedModel, Opt
 from gendsl.lower.base import Batch, Capabilities, Model
 from gendsl.lower.expr import compile_expr
 from gendsl.lower.interpret import Program
-from gendsl.lower.registry import register
 from gendsl.objectives import draws
 from gendsl.objectives.dsm import dsm_fixed_sigma, sliced_score_matching
 from gendsl.objectives.energy import (
@@ -186,7 +185,6 @@ class EnergyModel(Model):
         ]
 
 
-@register("energy")
 def build(checked: CheckedModel, bindings: Mapping[str, int]) -> EnergyModel:
     """The compiled model of a checked energy spec."""
     return EnergyModel(checked, bindings)

@@ -54,7 +54,6 @@ from gendsl.lower.flow_layers import (
     Transform,
 )
 from gendsl.lower.interpret import Program
-from gendsl.lower.registry import register
 from gendsl.metrics.pf_ode import bits_per_dim, dequantize, dequantized_log_prob
 
 __all__ = ["DEFAULT_LEVELS", "FlowModel", "build", "expand_layers", "layer_options"]
@@ -306,7 +305,6 @@ def _layer_names(flow: Flow) -> list[str]:
     return names
 
 
-@register("flow")
 def build(checked: CheckedModel, bindings: Mapping[str, int]) -> FlowModel:
     """The compiled model of a checked flow spec."""
     return FlowModel(checked, bindings)

@@ -48,7 +48,6 @@ from gendsl.lower.handlers import (
     Trace,
 )
 from gendsl.lower.interpret import Program
-from gendsl.lower.registry import register
 from gendsl.objectives.code_prior import code_prior
 from gendsl.objectives.eager import eager
 from gendsl.objectives.elbo import (
@@ -552,7 +551,6 @@ class VQModel(LatentModel):
         return [*terms, self.prior.describe()]
 
 
-@register("latent")
 def build_latent(checked: CheckedModel, bindings: dict[str, int]) -> LatentModel:
     """The latent family's back end: a :class:`VQModel` for ``loss vq``, else a
     :class:`LatentModel`."""

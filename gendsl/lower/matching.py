@@ -31,7 +31,6 @@ from gendsl.ir import CheckedModel, Opt
 from gendsl.lower.base import Batch, Capabilities, Model, PretrainedRun
 from gendsl.lower.dists import draw
 from gendsl.lower.interpret import Program
-from gendsl.lower.registry import register
 from gendsl.objectives.couplings import (
     Coupling,
     EntropicOT,
@@ -527,7 +526,6 @@ class ReflowModel(MatchingModel):
         )
 
 
-@register("matching")
 def build(checked: CheckedModel, bindings: Mapping[str, int]) -> MatchingModel:
     """The compiled model of a checked matching spec."""
     reflow = checked.couple is not None and checked.couple.coupling.name == "reflow"
