@@ -25,8 +25,9 @@ from gendsl.analysis.model import CheckedModel, Opt
 from gendsl.cli_checks import RUN_FILES, check_not_replaced, check_output_folder
 from gendsl.data import BUNDLED, Dataset, load_dataset, toy
 from gendsl.errors import DataError, TrainingError, UsageError
-from gendsl.lower import bind_sizes, compile_model
+from gendsl.lower import compile_model
 from gendsl.lower.base import Model
+from gendsl.lower.sizes import bind_sizes
 from gendsl.lower.trained import compile_run
 from gendsl.spec_bundle import SpecBundle, collect, describe_changes
 from gendsl.train import CHECKPOINT, distributed, fit, resolve_device
@@ -34,8 +35,6 @@ from gendsl.train.loop import check_settings
 from gendsl.trained import RunConfig, checkpoint_path, open_trained
 
 __all__ = [
-    "RunConfig",
-    "bind_sizes",
     "build_model",
     "dataset_for",
     "open_run",

@@ -39,7 +39,6 @@ from gendsl.errors import SpecError
 from gendsl.ir import CheckedModel, NetSpec, Opt, Site, to_value
 from gendsl.lower.base import Batch, Capabilities, Model
 from gendsl.lower.cnf import CNF
-from gendsl.lower.dists import Density, draw
 from gendsl.lower.flow_layers import (
     ActNorm,
     AdditiveCoupling,
@@ -55,6 +54,7 @@ from gendsl.lower.flow_layers import (
 )
 from gendsl.lower.interpret import Program
 from gendsl.metrics.pf_ode import bits_per_dim, dequantize, dequantized_log_prob
+from gendsl.objectives.densities import Density, draw
 
 __all__ = ["DEFAULT_LEVELS", "FlowModel", "build", "expand_layers", "layer_options"]
 

@@ -29,7 +29,6 @@ from gendsl import ir, sampler_registry
 from gendsl.errors import InternalError, UsageError
 from gendsl.ir import CheckedModel, Opt
 from gendsl.lower.base import Batch, Capabilities, Model, PretrainedRun
-from gendsl.lower.dists import draw
 from gendsl.lower.interpret import Program
 from gendsl.objectives.couplings import (
     Coupling,
@@ -38,6 +37,7 @@ from gendsl.objectives.couplings import (
     Independent,
     SchrodingerBridge,
 )
+from gendsl.objectives.densities import draw
 from gendsl.objectives.divergence import default_trace, ode_log_prob
 from gendsl.objectives.flow_matching import (
     AffinePath,
@@ -65,7 +65,6 @@ __all__ = [
     "build_coupling",
     "flow_log_prob",
     "integrate",
-    "solver_nfe",
 ]
 
 
@@ -73,13 +72,6 @@ Conditions = dict[str, Tensor]
 
 
 # ------------------------------------------------------------------------------ the ODE
-
-
-def solver_nfe(solver: str, steps: int | None) -> int | None:
-    """Velocity evaluations of ``steps`` steps of ``solver`` (``None`` for adaptive dopri5),
-    as the sampler registry counts them."""
-    decl = sampler_registry.declared("matching", "ode")
-    return sampler_registry.nfe(decl, steps, {"solver": solver})
 
 
 def flow_log_prob(
