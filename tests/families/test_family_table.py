@@ -113,15 +113,6 @@ def test_a_missing_predict_gets_the_plugins_example(name):
     assert [e.message for e in info.value.errors] == [_MISSING_PREDICT[name]]
 
 
-@pytest.mark.parametrize("name", FAMILIES)
-def test_samplers_and_summary_are_the_librarys(name):
-    info = lib.FAMILY_INFO[name]
-    plugin = TABLE[name]
-    assert plugin.samplers == tuple(info.samplers)
-    assert plugin.default_sampler == info.default_sampler
-    assert plugin.summary == info.doc
-
-
 @pytest.mark.parametrize(("spec", "model"), MODELS, ids=IDS)
 def test_a_model_without_a_sampler_gets_the_plugins_default(spec, model):
     if any(s.startswith("sample ") for s in model.statements):
