@@ -13,84 +13,18 @@ from typing import Any
 
 from gendsl.frontend import ast
 from gendsl.frontend.parser import parse
+from gendsl.spec_text import INDENT, ExprPrinter, string_text
 
 __all__ = ["format_expr", "format_program", "format_source", "format_statement"]
 
-INDENT = "  "
 
-# binding power of each operator; '^' is right-associative, the others left-associative
-_POWER = {"+": 1, "-": 1, "*": 2, "/": 2, "neg": 3, "^": 4}
-_ATOM = 5
-
-
-def _number(value: int | float) -> str:
-    if isinstance(value, int):
-        return str(value)
-    text = repr(value)  # the shortest text that reads back as the same float
-    if "e" in text:
-        mantissa, exponent = text.split("e")
-        return f"{mantissa}e{int(exponent)}"  # 5e-05 -> 5e-5
-    return text if "." in text else text + ".0"
-
-
-def _string(value: str) -> str:
-    escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-    return '"' + escaped.replace("\t", "\\t") + '"'
-
-
-def _power(e: ast.Expr) -> int:
-    if isinstance(e, ast.BinOp):
-        return _POWER[e.op]
-    if isinstance(e, ast.Neg):
-        return _POWER["neg"]
-    return _ATOM
-
-
-def _wrap(text: str, needed: bool) -> str:
-    return f"({text})" if needed else text
-
-
-def _arguments(args: tuple[ast.Expr, ...], kwargs: tuple[ast.KwArg, ...]) -> str:
-    parts = [format_expr(a) for a in args] + [f"{k.name} = {format_expr(k.value)}" for k in kwargs]
-    return ", ".join(parts)
+_EXPRESSIONS = ExprPrinter(ast)
+_arguments = _EXPRESSIONS.arguments
 
 
 def format_expr(e: ast.Expr) -> str:
     """An expression in canonical form, parenthesised only where precedence requires."""
-    if isinstance(e, ast.Num):
-        return _number(e.value)
-    if isinstance(e, ast.Str):
-        return _string(e.value)
-    if isinstance(e, ast.Name):
-        return e.id
-    if isinstance(e, ast.List):
-        return "[" + ", ".join(format_expr(i) for i in e.items) + "]"
-    if isinstance(e, ast.Call):
-        return f"{e.func}({_arguments(e.args, e.kwargs)})"
-    if isinstance(e, ast.Index):
-        return f"{_wrap(format_expr(e.base), _power(e.base) < _ATOM)}[{format_expr(e.index)}]"
-    if isinstance(e, ast.Neg):
-        # -(a ^ b) prints as -a ^ b; -(a + b) needs its parentheses
-        return "-" + _wrap(format_expr(e.operand), _power(e.operand) < _POWER["neg"])
-    if isinstance(e, ast.BinOp):
-        p = _POWER[e.op]
-        if e.op == "^":  # right-associative: base must bind tighter, exponent may be unary
-            left = _wrap(format_expr(e.left), _power(e.left) <= p)
-            right = _wrap(format_expr(e.right), _power(e.right) < _POWER["neg"])
-            return f"{left}^{right}"
-        return _format_chain(e, p)
-    raise TypeError(f"not an expression: {e!r}")
-
-
-def _format_chain(e: ast.BinOp, p: int) -> str:
-    """A left-associative chain ``a + b - c + ...`` (one precedence level), printed by a loop
-    along its left spine: a flat sum of thousands of terms is a list, not a recursion."""
-    tail: list[str] = []
-    node: ast.Expr = e
-    while isinstance(node, ast.BinOp) and node.op != "^" and _POWER[node.op] == p:
-        tail.append(f" {node.op} {_wrap(format_expr(node.right), _power(node.right) <= p)}")
-        node = node.left
-    return _wrap(format_expr(node), _power(node) < p) + "".join(reversed(tail))
+    return _EXPRESSIONS.expr(e)
 
 
 def _option(o: ast.Option) -> str:
@@ -236,7 +170,7 @@ class _Printer:
 
     def text(self) -> str:
         for imp in self.program.imports:
-            self._emit(imp, [f"import {_string(imp.path)}"], 0)
+            self._emit(imp, [f"import {string_text(imp.path)}"], 0)
         for i, model in enumerate(self.program.models):
             if self.lines or i:
                 self.lines.append("")
