@@ -21,10 +21,10 @@ from typing import Any
 import torch
 
 from gendsl.analysis import load_checked
-from gendsl.analysis.model import CheckedModel, Opt
 from gendsl.cli_checks import RUN_FILES, check_not_replaced, check_output_folder
 from gendsl.data import BUNDLED, Dataset, load_dataset, toy
 from gendsl.errors import DataError, TrainingError, UsageError
+from gendsl.ir import CheckedModel, Opt
 from gendsl.lower import compile_model
 from gendsl.lower.base import Model
 from gendsl.lower.sizes import bind_sizes

@@ -30,7 +30,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from gendsl import ir
 from gendsl.analysis.library import FLOW_LAYERS
@@ -114,6 +114,7 @@ class FlowModel(Model):
         self.data_shape = self.shape_of(self.data_name)
         self.latent_shape = self.shape_of(self.latent_name)
         self._permutes = 0
+        self.nets = nn.ModuleDict()  # a flow's networks live inside its layers
         flow_ast = checked.flows[call.func]
         self.flow = self._build(expand_layers(flow_ast.body), self.data_shape, call.func)
         self.capabilities = Capabilities(
