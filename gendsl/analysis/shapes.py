@@ -17,9 +17,10 @@ from typing import Any
 from gendsl.analysis import library as lib
 from gendsl.analysis import resampling
 from gendsl.analysis.context import Context, StatementVisitor, is_quantize, where
-from gendsl.analysis.model import NetSpec, Shape, Site, to_value
+from gendsl.analysis.model import Site, to_value
 from gendsl.analysis.options import describe
 from gendsl.frontend import ast
+from gendsl.ir import NetSpec, Shape
 
 __all__ = ["ShapesPass", "run"]
 

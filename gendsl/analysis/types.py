@@ -16,10 +16,11 @@ from typing import Any
 
 from gendsl.analysis import library as lib
 from gendsl.analysis.context import Context, StatementVisitor, is_quantize, where
-from gendsl.analysis.model import Site, Variable
+from gendsl.analysis.model import Site
 from gendsl.analysis.options import describe
 from gendsl.analysis.resolve import closest, unknown
 from gendsl.frontend import ast
+from gendsl.ir import Variable
 from gendsl.source import Span
 
 __all__ = ["TypesPass", "check_train", "run"]

@@ -14,8 +14,8 @@ from collections.abc import Callable, Mapping
 
 import networkx as nx
 
-from gendsl.analysis.model import Variable
 from gendsl.families import table as families
+from gendsl.ir import Variable
 from gendsl.source import Span
 
 __all__ = ["one_data_variable", "unused_latents"]
