@@ -27,7 +27,7 @@ from torch import Tensor, nn
 
 from gendsl.errors import UsageError
 from gendsl.ir import CheckedModel, Opt
-from gendsl.lower.base import Batch, Capabilities, Model
+from gendsl.lower.base import Model
 from gendsl.lower.expr import compile_expr
 from gendsl.lower.handlers import Draw
 from gendsl.lower.interpret import Program, names_in
@@ -42,6 +42,7 @@ from gendsl.objectives.adversarial import (
     wasserstein_critic_loss,
     wasserstein_generator_loss,
 )
+from gendsl.protocol import Batch, Capabilities
 
 __all__ = ["AdversarialModel", "build"]
 

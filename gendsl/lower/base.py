@@ -29,9 +29,9 @@ from torch import Tensor, nn
 from gendsl.errors import UsageError
 from gendsl.ir import CheckedModel, NetSpec, Opt, Shape, Variable
 from gendsl.nn import build_network, count_parameters
-from gendsl.protocol import Batch, Capabilities, PretrainedRun
+from gendsl.protocol import Batch, Capabilities
 
-__all__ = ["Batch", "Capabilities", "Model", "PretrainedRun", "resolve_shape"]
+__all__ = ["Model", "resolve_shape"]
 
 
 def resolve_shape(shape: Shape, sizes: Mapping[str, int]) -> tuple[int, ...]:

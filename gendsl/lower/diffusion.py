@@ -1,8 +1,9 @@
 """The diffusion family's back end: ``sde``/``chain`` specs compiled to trainable models.
 
-:func:`build` (registered for the family ``diffusion``) picks the model class from the spec:
+:func:`build` (the builder the diffusion plugin names) picks the model class from the spec:
 a consistency model for ``predict x0 = consistency(f, ...)``, a guided model for ``guidance
-classifier_free | classifier | control``, else the plain :class:`DiffusionModel`.
+classifier_free | classifier | control``, else the plain
+:class:`~gendsl.lower.diffusion_core.DiffusionModel`.
 """
 
 from __future__ import annotations
@@ -19,15 +20,7 @@ from gendsl.lower.diffusion_guidance import (
     ControlNetModel,
 )
 
-__all__ = [
-    "ClassifierFreeModel",
-    "ClassifierGuidedModel",
-    "ConsistencyModel",
-    "ControlNetModel",
-    "DiffusionModel",
-    "build",
-    "model_class",
-]
+__all__ = ["build", "model_class"]
 
 _GUIDED = {
     "classifier_free": ClassifierFreeModel,

@@ -27,7 +27,7 @@ from torch import Tensor, nn
 
 from gendsl.errors import UsageError
 from gendsl.ir import CheckedModel, Opt
-from gendsl.lower.base import Batch, Capabilities, Model
+from gendsl.lower.base import Model
 from gendsl.lower.expr import compile_expr
 from gendsl.lower.interpret import Program
 from gendsl.objectives import draws
@@ -38,6 +38,7 @@ from gendsl.objectives.energy import (
     langevin,
     replay_starts,
 )
+from gendsl.protocol import Batch, Capabilities
 
 __all__ = ["EnergyModel", "build"]
 

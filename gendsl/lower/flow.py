@@ -37,7 +37,7 @@ from gendsl.analysis.library import FLOW_LAYERS
 from gendsl.data import IMAGE_LEVELS
 from gendsl.errors import SpecError
 from gendsl.ir import CheckedModel, NetSpec, Opt, Site, to_value
-from gendsl.lower.base import Batch, Capabilities, Model
+from gendsl.lower.base import Model
 from gendsl.lower.cnf import CNF
 from gendsl.lower.flow_layers import (
     ActNorm,
@@ -55,6 +55,7 @@ from gendsl.lower.flow_layers import (
 from gendsl.lower.interpret import Program
 from gendsl.metrics.pf_ode import bits_per_dim, dequantize, dequantized_log_prob
 from gendsl.objectives.densities import Density, draw
+from gendsl.protocol import Batch, Capabilities
 
 __all__ = ["DEFAULT_LEVELS", "FlowModel", "build", "expand_layers", "layer_options"]
 

@@ -34,7 +34,7 @@ from torch import Tensor, nn
 from gendsl import ir
 from gendsl.errors import UsageError
 from gendsl.ir import CheckedModel, NetSpec, Opt
-from gendsl.lower.base import Batch, Capabilities, Model, resolve_shape
+from gendsl.lower.base import Model, resolve_shape
 from gendsl.lower.expr import Scope
 from gendsl.lower.handlers import (
     Condition,
@@ -61,6 +61,7 @@ from gendsl.objectives.elbo import (
     log_weights,
 )
 from gendsl.objectives.vq import VectorQuantizer, codebook_loss, commitment_loss, perplexity
+from gendsl.protocol import Batch, Capabilities
 
 __all__ = ["LatentModel", "VQModel", "build_latent"]
 

@@ -28,7 +28,7 @@ from torch import Tensor, nn
 from gendsl import ir, sampler_registry
 from gendsl.errors import InternalError, UsageError
 from gendsl.ir import CheckedModel, Opt
-from gendsl.lower.base import Batch, Capabilities, Model, PretrainedRun
+from gendsl.lower.base import Model
 from gendsl.lower.interpret import Program
 from gendsl.objectives.couplings import (
     Coupling,
@@ -47,6 +47,7 @@ from gendsl.objectives.flow_matching import (
     straightness,
 )
 from gendsl.processes import expand_like
+from gendsl.protocol import Batch, Capabilities, PretrainedRun
 from gendsl.sampling.velocity import (
     DEFAULT_STEPS,
     SOLVERS,
@@ -64,7 +65,6 @@ __all__ = [
     "build",
     "build_coupling",
     "flow_log_prob",
-    "integrate",
 ]
 
 
