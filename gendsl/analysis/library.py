@@ -33,27 +33,22 @@ from typing import Any
 
 from gendsl import sampler_registry as samplers
 from gendsl.activations import ACTIVATIONS  # the one table; the network library reads it too
-from gendsl.distributions import DISTRIBUTIONS, PACKED_SCALE_MIN, DistInfo  # the one table
 from gendsl.families import TABLE  # the families' samplers and summaries
 
 __all__ = [
-    "ACTIVATIONS",
     "CONSTANTS",
     "CONSTRUCTORS",
     "COUPLINGS",
-    "DISTRIBUTIONS",
     "FAMILY_INFO",
     "FLOW_LAYERS",
     "GUIDANCE",
     "KEYWORDS",
     "MATH_FUNCTIONS",
     "NETWORKS",
-    "PACKED_SCALE_MIN",
     "SPECIAL_FUNCTIONS",
     "TRAIN",
     "TYPES",
     "VALUE_KINDS",
-    "DistInfo",
     "FamilyInfo",
     "OptionSpec",
     "Param",

@@ -19,6 +19,7 @@ from gendsl.analysis import resampling
 from gendsl.analysis.context import Context, StatementVisitor, is_quantize, where
 from gendsl.analysis.model import Site, to_value
 from gendsl.analysis.options import describe
+from gendsl.distributions import DISTRIBUTIONS
 from gendsl.frontend import ast
 from gendsl.ir import NetSpec, Shape
 
@@ -218,7 +219,7 @@ class ShapesPass(StatementVisitor):
             return
         target = (var.type.classes,) if var.type.kind == "label" else var.type.shape
         if site.packed is not None:
-            n = lib.DISTRIBUTIONS[site.dist].n_params()
+            n = DISTRIBUTIONS[site.dist].n_params()
             self.use_net(site.packed, (n, *target))
             return
         for value in site.params.values():

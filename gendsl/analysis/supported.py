@@ -24,8 +24,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from gendsl.analysis import library as lib
 from gendsl.analysis.resolve import Scope, merged_model
+from gendsl.distributions import DISTRIBUTIONS
 from gendsl.errors import SpecError
 from gendsl.families import table as families
 from gendsl.ir import CheckedModel
@@ -100,7 +100,7 @@ def _packed_sites(model: CheckedModel, report: Report) -> None:
     for site in model.sites:
         if site.packed is None:
             continue
-        info = lib.DISTRIBUTIONS[site.dist]
+        info = DISTRIBUTIONS[site.dist]
         if not info.packable:
             report(
                 f"{info.name} cannot take its parameters from one network; "
@@ -108,7 +108,7 @@ def _packed_sites(model: CheckedModel, report: Report) -> None:
                 site.packed.span,
             )
         elif model.family == "adversarial":
-            params = ", ".join(lib.DISTRIBUTIONS[site.dist].params)
+            params = ", ".join(DISTRIBUTIONS[site.dist].params)
             report(
                 f"the adversarial family takes explicit distribution parameters: write "
                 f"{site.dist}({params}) instead of one network {site.packed.func}(...)",

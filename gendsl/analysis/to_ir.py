@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from gendsl import ir
 from gendsl.analysis import library as lib
 from gendsl.analysis.options import OptionChecker
+from gendsl.distributions import DISTRIBUTIONS
 from gendsl.errors import InternalError
 from gendsl.frontend import ast
 from gendsl.frontend.printer import format_statement
@@ -93,7 +94,7 @@ class Resolver:
             ("network", self.nets),
             ("flow", self.flows),
             ("let", self.functions),
-            ("distribution", lib.DISTRIBUTIONS),
+            ("distribution", DISTRIBUTIONS),
             ("math", lib.MATH_FUNCTIONS),
             ("constructor", lib.CONSTRUCTORS),
             ("special", lib.SPECIAL_FUNCTIONS),

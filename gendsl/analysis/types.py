@@ -19,6 +19,7 @@ from gendsl.analysis.context import Context, StatementVisitor, is_quantize, wher
 from gendsl.analysis.model import Site
 from gendsl.analysis.options import describe
 from gendsl.analysis.resolve import closest, unknown
+from gendsl.distributions import DISTRIBUTIONS, DistInfo
 from gendsl.frontend import ast
 from gendsl.ir import Variable
 from gendsl.source import Span
@@ -199,7 +200,7 @@ class TypesPass(StatementVisitor):
                 "functions can be called",
                 node.func_span,
             )
-        elif f in lib.DISTRIBUTIONS:
+        elif f in DISTRIBUTIONS:
             cx.error(
                 f"'{f}' is a distribution: use it after '~', as in 'z ~ {f}(...)'", node.func_span
             )
@@ -269,10 +270,10 @@ class TypesPass(StatementVisitor):
             sites.append(site)
 
     def dist(self, call: ast.Call, var: Variable | None, stmt: ast.Sample) -> Site | None:
-        info = lib.DISTRIBUTIONS.get(call.func)
+        info = DISTRIBUTIONS.get(call.func)
         if info is None:
             self.cx.error(
-                f"unknown distribution '{call.func}'{closest(call.func, lib.DISTRIBUTIONS)}",
+                f"unknown distribution '{call.func}'{closest(call.func, DISTRIBUTIONS)}",
                 call.func_span,
             )
             return None
@@ -299,7 +300,7 @@ class TypesPass(StatementVisitor):
                 ok = False
         return Site(stmt.target, given, info.name, params, None, stmt.span) if ok else None
 
-    def params(self, info: lib.DistInfo, call: ast.Call) -> dict[str, ast.Expr] | None:
+    def params(self, info: DistInfo, call: ast.Call) -> dict[str, ast.Expr] | None:
         """The distribution's parameters by name (``None``: reported as wrong)."""
         cx = self.cx
         names = info.params or info.alternatives[:1]
@@ -339,7 +340,7 @@ class TypesPass(StatementVisitor):
         cx = self.cx
         return {*cx.flows, *cx.funcs, *lib.MATH_FUNCTIONS, *lib.CONSTRUCTORS, "quantize"}
 
-    def fits(self, info: lib.DistInfo, var: Variable | None, call: ast.Call) -> bool:
+    def fits(self, info: DistInfo, var: Variable | None, call: ast.Call) -> bool:
         if var is None or var.type.kind not in ("binary", "label"):
             kind = var.type.kind if var is not None else None
             binary_image = kind == "image" and info.support == "binary"  # binarised images
