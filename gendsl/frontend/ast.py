@@ -8,13 +8,12 @@ pretty-printer's round trip (``parse(format(parse(s))) == parse(s)``) relies on 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 
-from gendsl.source import Span
+from gendsl.source import Span, span_field
 
 __all__ = [
     "SDE",
-    "SPAN_NONE",
     "Assign",
     "BinOp",
     "Call",
@@ -55,11 +54,6 @@ __all__ = [
     "walk",
 ]
 
-SPAN_NONE = Span("<generated>", 0, 0, 0, 0)
-
-
-def _span() -> Span:
-    return field(default=SPAN_NONE, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -93,7 +87,7 @@ class Num(Node):
     """A number literal; ``value`` is an ``int`` when written without a point or exponent."""
 
     value: int | float
-    span: Span = _span()
+    span: Span = span_field()
 
 
 @dataclass(frozen=True)
@@ -101,7 +95,7 @@ class Str(Node):
     """A string literal (the value, without quotes or escapes)."""
 
     value: str
-    span: Span = _span()
+    span: Span = span_field()
 
 
 @dataclass(frozen=True)
@@ -109,7 +103,7 @@ class Name(Node):
     """A reference to a variable, network, function, or library word."""
 
     id: str
-    span: Span = _span()
+    span: Span = span_field()
 
 
 @dataclass(frozen=True)
@@ -118,7 +112,7 @@ class KwArg(Node):
 
     name: str
     value: Expr
-    span: Span = _span()
+    span: Span = span_field()
 
 
 @dataclass(frozen=True)
@@ -128,8 +122,8 @@ class Call(Node):
     func: str
     args: tuple[Expr, ...] = ()
     kwargs: tuple[KwArg, ...] = ()
-    span: Span = _span()
-    func_span: Span = _span()
+    span: Span = span_field()
+    func_span: Span = span_field()
 
     def kwarg(self, name: str) -> KwArg | None:
         """The named argument ``name``, if given."""
@@ -142,7 +136,7 @@ class Index(Node):
 
     base: Expr
     index: Expr
-    span: Span = _span()
+    span: Span = span_field()
 
 
 @dataclass(frozen=True)
@@ -152,7 +146,7 @@ class BinOp(Node):
     op: str
     left: Expr
     right: Expr
-    span: Span = _span()
+    span: Span = span_field()
 
 
 @dataclass(frozen=True)
@@ -160,7 +154,7 @@ class Neg(Node):
     """Unary minus."""
 
     operand: Expr
-    span: Span = _span()
+    span: Span = span_field()
 
 
 @dataclass(frozen=True)
@@ -168,7 +162,7 @@ class List(Node):
     """``[a, b, ...]``."""
 
     items: tuple[Expr, ...]
-    span: Span = _span()
+    span: Span = span_field()
 
 
 Expr = Num | Str | Name | Call | Index | BinOp | Neg | List
@@ -184,7 +178,7 @@ class TypeExpr(Node):
     kind: str
     args: tuple[Expr, ...]
     kwargs: tuple[KwArg, ...] = ()
-    span: Span = _span()
+    span: Span = span_field()
 
 
 @dataclass(frozen=True)
@@ -194,8 +188,8 @@ class Decl(Node):
     role: str
     name: str
     type: TypeExpr
-    span: Span = _span()
-    name_span: Span = _span()
+    span: Span = span_field()
+    name_span: Span = span_field()
 
 
 @dataclass(frozen=True)
@@ -205,8 +199,8 @@ class Let(Node):
     name: str
     params: tuple[str, ...]
     value: Expr
-    span: Span = _span()
-    name_span: Span = _span()
+    span: Span = span_field()
+    name_span: Span = span_field()
 
 
 @dataclass(frozen=True)
@@ -215,8 +209,8 @@ class Net(Node):
 
     name: str
     constructor: Call
-    span: Span = _span()
-    name_span: Span = _span()
+    span: Span = span_field()
+    name_span: Span = span_field()
 
 
 @dataclass(frozen=True)
@@ -226,8 +220,8 @@ class Sample(Node):
     target: str
     given: tuple[Name, ...]
     dist: Call
-    span: Span = _span()
-    target_span: Span = _span()
+    span: Span = span_field()
+    target_span: Span = span_field()
 
 
 @dataclass(frozen=True)
@@ -236,8 +230,8 @@ class Assign(Node):
 
     target: str
     value: Expr
-    span: Span = _span()
-    target_span: Span = _span()
+    span: Span = span_field()
+    target_span: Span = span_field()
 
 
 @dataclass(frozen=True)
@@ -245,7 +239,7 @@ class Guide(Node):
     """``guide { ... }``: the variational family."""
 
     body: tuple[Stmt, ...]
-    span: Span = _span()
+    span: Span = span_field()
 
 
 @dataclass(frozen=True)
@@ -255,7 +249,7 @@ class Layer(Node):
     name: str
     args: tuple[Expr, ...] = ()
     kwargs: tuple[KwArg, ...] = ()
-    span: Span = _span()
+    span: Span = span_field()
 
 
 @dataclass(frozen=True)
@@ -264,7 +258,7 @@ class Repeat(Node):
 
     count: int
     body: tuple[FlowItem, ...]
-    span: Span = _span()
+    span: Span = span_field()
 
 
 FlowItem = Layer | Repeat
@@ -276,8 +270,8 @@ class Flow(Node):
 
     name: str
     body: tuple[FlowItem, ...]
-    span: Span = _span()
-    name_span: Span = _span()
+    span: Span = span_field()
+    name_span: Span = span_field()
 
 
 @dataclass(frozen=True)
@@ -289,8 +283,8 @@ class SDE(Node):
     time: str
     t0: Expr
     t1: Expr
-    span: Span = _span()
-    differential_span: Span = _span()
+    span: Span = span_field()
+    differential_span: Span = span_field()
 
 
 @dataclass(frozen=True)
@@ -303,7 +297,7 @@ class Chain(Node):
     range_var: str
     lo: Expr
     hi: Expr
-    span: Span = _span()
+    span: Span = span_field()
 
 
 @dataclass(frozen=True)
@@ -312,7 +306,7 @@ class Path(Node):
 
     target: str
     value: Expr
-    span: Span = _span()
+    span: Span = span_field()
 
 
 @dataclass(frozen=True)
@@ -322,7 +316,7 @@ class Option(Node):
     name: str
     args: tuple[Expr, ...] = ()
     kwargs: tuple[KwArg, ...] = ()
-    span: Span = _span()
+    span: Span = span_field()
 
     def kwarg(self, name: str) -> KwArg | None:
         """The named argument ``name``, if given."""
@@ -336,7 +330,7 @@ class Couple(Node):
     left: str
     right: str
     coupling: Option
-    span: Span = _span()
+    span: Span = span_field()
 
 
 @dataclass(frozen=True)
@@ -345,8 +339,8 @@ class Predict(Node):
 
     kind: str
     value: Expr
-    span: Span = _span()
-    kind_span: Span = _span()
+    span: Span = span_field()
+    kind_span: Span = span_field()
 
 
 @dataclass(frozen=True)
@@ -355,7 +349,7 @@ class Critic(Node):
 
     name: str
     value: Expr | None
-    span: Span = _span()
+    span: Span = span_field()
 
 
 @dataclass(frozen=True)
@@ -365,7 +359,7 @@ class Energy(Node):
     name: str
     params: tuple[str, ...]
     value: Expr | None
-    span: Span = _span()
+    span: Span = span_field()
 
 
 @dataclass(frozen=True)
@@ -373,7 +367,7 @@ class Guidance(Node):
     """``guidance classifier_free(scale = 3)``."""
 
     option: Option
-    span: Span = _span()
+    span: Span = span_field()
 
 
 @dataclass(frozen=True)
@@ -381,7 +375,7 @@ class Loss(Node):
     """``loss elbo(beta = 4)``."""
 
     option: Option
-    span: Span = _span()
+    span: Span = span_field()
 
 
 @dataclass(frozen=True)
@@ -389,7 +383,7 @@ class SamplerDecl(Node):
     """``sample with dpm_solver(order = 2, steps = 20)``."""
 
     option: Option
-    span: Span = _span()
+    span: Span = span_field()
 
 
 @dataclass(frozen=True)
@@ -397,7 +391,7 @@ class Train(Node):
     """``train { key = value ... }``: training defaults."""
 
     items: tuple[KwArg, ...]
-    span: Span = _span()
+    span: Span = span_field()
 
 
 Stmt = (
@@ -429,9 +423,9 @@ class Model(Node):
     name: str
     base: str | None
     body: tuple[Stmt, ...]
-    span: Span = _span()
-    name_span: Span = _span()
-    base_span: Span = _span()
+    span: Span = span_field()
+    name_span: Span = span_field()
+    base_span: Span = span_field()
 
 
 @dataclass(frozen=True)
@@ -439,7 +433,7 @@ class Import(Node):
     """``import "path.gen"``."""
 
     path: str
-    span: Span = _span()
+    span: Span = span_field()
 
 
 @dataclass(frozen=True)
@@ -448,4 +442,4 @@ class Program(Node):
 
     imports: tuple[Import, ...]
     models: tuple[Model, ...]
-    span: Span = _span()
+    span: Span = span_field()

@@ -13,6 +13,7 @@ from typing import Any
 
 from gendsl.frontend import ast
 from gendsl.frontend.parser import parse
+from gendsl.source import SPAN_NONE
 from gendsl.spec_text import INDENT, ExprPrinter, string_text
 
 __all__ = ["format_expr", "format_program", "format_source", "format_statement"]
@@ -146,8 +147,8 @@ class _Printer:
             self.lines.append(INDENT * depth + self.comments.pop(line))
 
     def _emit(self, node: ast.Node, lines: list[str], depth: int, *, header: bool = False) -> None:
-        span = getattr(node, "span", ast.SPAN_NONE)
-        if span is ast.SPAN_NONE:
+        span = getattr(node, "span", SPAN_NONE)
+        if span is SPAN_NONE:
             self.lines += lines
             return
         self._leading(span.line, depth)
@@ -160,7 +161,7 @@ class _Printer:
 
     def _block(self, stmts: tuple[ast.Stmt, ...], depth: int) -> None:
         for s in stmts:
-            if isinstance(s, ast.Guide) and s.span is not ast.SPAN_NONE:
+            if isinstance(s, ast.Guide) and s.span is not SPAN_NONE:
                 self._leading(s.span.line, depth)
                 self.lines.append(f"{INDENT * depth}guide {{")
                 self._block(s.body, depth + 1)
@@ -185,7 +186,7 @@ class _Printer:
 
     def _model_end(self, index: int) -> int:
         models = self.program.models
-        if index + 1 < len(models) and models[index + 1].span is not ast.SPAN_NONE:
+        if index + 1 < len(models) and models[index + 1].span is not SPAN_NONE:
             return models[index + 1].span.line
         return 10**12 if index + 1 == len(models) else 0
 

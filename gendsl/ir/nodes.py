@@ -32,13 +32,12 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from gendsl.ir.types import Opt, Shape, VarType
-from gendsl.source import Span
+from gendsl.source import Span, span_field
 
 __all__ = [
     "CALL_KINDS",
     "NAME_ROLES",
     "SDE",
-    "SPAN_NONE",
     "Assign",
     "BinOp",
     "Call",
@@ -71,8 +70,6 @@ __all__ = [
     "walk",
 ]
 
-SPAN_NONE = Span("<generated>", 0, 0, 0, 0)
-
 #: What a :class:`Name` can refer to (besides a variable's role).
 NAME_ROLES = (
     "let",
@@ -99,8 +96,6 @@ CALL_KINDS = (
 )
 
 
-def _span() -> Any:
-    return field(default=SPAN_NONE, compare=False, repr=False)
 
 
 def _info(default: Any = None) -> Any:
@@ -138,7 +133,7 @@ class Num(Node):
     """A number; ``value`` is an ``int`` when written without a point or exponent."""
 
     value: int | float
-    span: Span = _span()
+    span: Span = span_field()
 
 
 @dataclass(frozen=True)
@@ -146,7 +141,7 @@ class Str(Node):
     """A string (the value, without quotes or escapes)."""
 
     value: str
-    span: Span = _span()
+    span: Span = span_field()
 
 
 @dataclass(frozen=True)
@@ -155,7 +150,7 @@ class Name(Node):
     variable's type (``None`` for anything else)."""
 
     id: str
-    span: Span = _span()
+    span: Span = span_field()
     role: str = _info("word")
     type: VarType | None = _info()
 
@@ -166,7 +161,7 @@ class KwArg(Node):
 
     name: str
     value: Expr
-    span: Span = _span()
+    span: Span = span_field()
 
 
 @dataclass(frozen=True)
@@ -177,8 +172,8 @@ class Call(Node):
     func: str
     args: tuple[Expr, ...] = ()
     kwargs: tuple[KwArg, ...] = ()
-    span: Span = _span()
-    func_span: Span = _span()
+    span: Span = span_field()
+    func_span: Span = span_field()
     kind: str = _info("option")
     shape: Shape | None = _info()
 
@@ -199,8 +194,8 @@ class Consistency(Node):
     net: Name
     sigma_data: float
     kwargs: tuple[KwArg, ...] = ()
-    span: Span = _span()
-    func_span: Span = _span()
+    span: Span = span_field()
+    func_span: Span = span_field()
 
 
 @dataclass(frozen=True)
@@ -209,8 +204,8 @@ class Quantize(Node):
     with a straight-through gradient (van den Oord et al. 2017)."""
 
     operand: Expr
-    span: Span = _span()
-    func_span: Span = _span()
+    span: Span = span_field()
+    func_span: Span = span_field()
 
 
 @dataclass(frozen=True)
@@ -220,8 +215,8 @@ class Derivative(Node):
 
     operand: Expr
     time: str
-    span: Span = _span()
-    time_span: Span = _span()
+    span: Span = span_field()
+    time_span: Span = span_field()
 
 
 @dataclass(frozen=True)
@@ -230,7 +225,7 @@ class Index(Node):
 
     base: Expr
     index: Expr
-    span: Span = _span()
+    span: Span = span_field()
 
 
 @dataclass(frozen=True)
@@ -240,7 +235,7 @@ class BinOp(Node):
     op: str
     left: Expr
     right: Expr
-    span: Span = _span()
+    span: Span = span_field()
 
 
 @dataclass(frozen=True)
@@ -248,7 +243,7 @@ class Neg(Node):
     """Unary minus."""
 
     operand: Expr
-    span: Span = _span()
+    span: Span = span_field()
 
 
 @dataclass(frozen=True)
@@ -256,7 +251,7 @@ class List(Node):
     """``[a, b, ...]``."""
 
     items: tuple[Expr, ...]
-    span: Span = _span()
+    span: Span = span_field()
 
 
 Expr = Num | Str | Name | Call | Index | BinOp | Neg | List | Consistency | Quantize | Derivative
@@ -272,8 +267,8 @@ class Let(Node):
     name: str
     params: tuple[str, ...]
     value: Expr
-    span: Span = _span()
-    name_span: Span = _span()
+    span: Span = span_field()
+    name_span: Span = span_field()
 
 
 @dataclass(frozen=True)
@@ -282,8 +277,8 @@ class Assign(Node):
 
     target: str
     value: Expr
-    span: Span = _span()
-    target_span: Span = _span()
+    span: Span = span_field()
+    target_span: Span = span_field()
 
 
 @dataclass(frozen=True)
@@ -293,7 +288,7 @@ class Layer(Node):
     name: str
     args: tuple[Expr, ...] = ()
     kwargs: tuple[KwArg, ...] = ()
-    span: Span = _span()
+    span: Span = span_field()
 
 
 @dataclass(frozen=True)
@@ -302,7 +297,7 @@ class Repeat(Node):
 
     count: int
     body: tuple[FlowItem, ...]
-    span: Span = _span()
+    span: Span = span_field()
 
 
 FlowItem = Layer | Repeat
@@ -314,8 +309,8 @@ class Flow(Node):
 
     name: str
     body: tuple[FlowItem, ...]
-    span: Span = _span()
-    name_span: Span = _span()
+    span: Span = span_field()
+    name_span: Span = span_field()
 
 
 @dataclass(frozen=True)
@@ -327,8 +322,8 @@ class SDE(Node):
     time: str
     t0: Expr
     t1: Expr
-    span: Span = _span()
-    differential_span: Span = _span()
+    span: Span = span_field()
+    differential_span: Span = span_field()
 
 
 @dataclass(frozen=True)
@@ -341,7 +336,7 @@ class Chain(Node):
     range_var: str
     lo: Expr
     hi: Expr
-    span: Span = _span()
+    span: Span = span_field()
 
 
 @dataclass(frozen=True)
@@ -350,7 +345,7 @@ class Path(Node):
 
     target: str
     value: Expr
-    span: Span = _span()
+    span: Span = span_field()
 
 
 @dataclass(frozen=True)
@@ -360,7 +355,7 @@ class Option(Node):
     name: str
     args: tuple[Expr, ...] = ()
     kwargs: tuple[KwArg, ...] = ()
-    span: Span = _span()
+    span: Span = span_field()
 
     def kwarg(self, name: str) -> KwArg | None:
         """The named argument ``name``, if given."""
@@ -374,7 +369,7 @@ class Couple(Node):
     left: str
     right: str
     coupling: Option
-    span: Span = _span()
+    span: Span = span_field()
     checked: Opt | None = _info()
 
 
@@ -384,8 +379,8 @@ class Predict(Node):
 
     kind: str
     value: Expr
-    span: Span = _span()
-    kind_span: Span = _span()
+    span: Span = span_field()
+    kind_span: Span = span_field()
 
 
 @dataclass(frozen=True)
@@ -394,7 +389,7 @@ class Critic(Node):
 
     name: str
     value: Expr | None
-    span: Span = _span()
+    span: Span = span_field()
 
 
 @dataclass(frozen=True)
@@ -404,7 +399,7 @@ class Energy(Node):
     name: str
     params: tuple[str, ...]
     value: Expr | None
-    span: Span = _span()
+    span: Span = span_field()
 
 
 @dataclass(frozen=True)
@@ -412,7 +407,7 @@ class Guidance(Node):
     """``guidance classifier_free(scale = 3)``; ``value`` is the option as plain Python."""
 
     option: Option
-    span: Span = _span()
+    span: Span = span_field()
     value: Opt | None = _info()
 
 
