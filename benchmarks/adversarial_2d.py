@@ -21,8 +21,8 @@ import time
 
 import torch
 
-from gendsl.analysis.model import Opt
 from gendsl.data import load_dataset
+from gendsl.ir import Opt
 from gendsl.lower import Model, load
 from gendsl.metrics import w2
 from gendsl.resources import stdlib_dir

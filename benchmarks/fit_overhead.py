@@ -36,7 +36,7 @@ from torch import nn
 from gendsl.analysis import load_checked
 from gendsl.data import load_dataset
 from gendsl.lower import compile_model
-from gendsl.runs import bind_sizes
+from gendsl.lower.sizes import bind_sizes
 from gendsl.train import fit
 
 __all__ = ["CASES", "Case", "bare_loop", "fit_loop", "main", "ratio_table"]

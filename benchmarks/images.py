@@ -34,12 +34,13 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from gendsl.analysis import load_checked
 from gendsl.data import load_dataset
 from gendsl.data.dataset import as_float
 from gendsl.errors import UsageError
 from gendsl.lower import compile_model
 from gendsl.metrics import fontdigits_scores
-from gendsl.runs import load_checked, train_settings
+from gendsl.runs import train_settings
 from gendsl.train import fit
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"

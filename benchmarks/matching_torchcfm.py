@@ -19,7 +19,7 @@ batch and steps, over several seeds, with W2, the normalised path energy and ms/
   same fresh 8gaussians draws torchcfm gets given in the batch, ``model.loss({"x0": x0, "x1":
   x1})``.
 * Optimiser: Adam, lr 1e-3; batch 512.  Both models are integrated by the same dopri5
-  (``gendsl.lower.matching.integrate``, rtol = atol = 1e-5) from the same 2000 source points.
+  (``gendsl.sampling.velocity.integrate``, rtol = atol = 1e-5) from the same 2000 source points.
 * W2: exact, to 2000 fresh target points.  NPE = |PE − W2²(source, target)| / W2²(source,
   target) with the path energy PE = E ∫ ‖v(x(t), t)‖² dt on 100 Euler steps (Tong et al. 2024,
   TMLR, Sec. 5.1).
@@ -46,9 +46,10 @@ import torch
 from torch import nn
 
 from gendsl.lower import load
-from gendsl.lower.matching import MatchingModel, integrate
+from gendsl.lower.matching import MatchingModel
 from gendsl.metrics import w2
 from gendsl.objectives.couplings import Coupling, squared_cost
+from gendsl.sampling.velocity import integrate
 
 __all__ = ["SAMPLERS", "main", "path_energy", "sample_8gaussians", "sample_moons"]
 

@@ -18,11 +18,12 @@ from pathlib import Path
 
 import torch
 
+from gendsl.analysis import load_checked
 from gendsl.data import load_dataset
 from gendsl.data.dataset import as_float
 from gendsl.lower import compile_model
 from gendsl.metrics import fontdigits_scores
-from gendsl.runs import _train_settings, load_checked
+from gendsl.runs import train_settings
 from gendsl.train import fit
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "vqvae_fontdigits.gen"
@@ -52,7 +53,7 @@ def main() -> None:
     if hasattr(model, "levels"):
         model.levels = data.levels
     flags = argparse.Namespace(steps=args.steps, batch_size=None, lr=None, eval_every=None)
-    settings = _train_settings(checked, flags)
+    settings = train_settings(checked, flags)
     settings["eval_every"] = settings["log_every"] = settings["checkpoint_every"] = args.steps
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as out:

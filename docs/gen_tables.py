@@ -18,6 +18,7 @@ from typing import Any
 from gendsl import sampler_registry
 from gendsl.analysis import library
 from gendsl.analysis.library import OptionSpec, Param
+from gendsl.distributions import DISTRIBUTIONS
 
 __all__ = ["BEGIN", "END", "LANGUAGE_MD", "SAMPLERS_MD", "render", "render_samplers", "splice"]
 
@@ -80,7 +81,7 @@ def render() -> str:
         out.append(f"| `{t.name}` | {sizes} | {t.doc} |")
     out += ["", "### Distributions", ""]
     out += ["| distribution | parameters | support | must be > 0 |", "| --- | --- | --- | --- |"]
-    for d in library.DISTRIBUTIONS.values():
+    for d in DISTRIBUTIONS.values():
         params = ", ".join(d.params) if d.params else " \\| ".join(d.alternatives)
         positive = ", ".join(d.positive) or "—"
         out.append(f"| `{d.name}` | {params} | {d.support} | {positive} |")

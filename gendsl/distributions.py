@@ -1,5 +1,5 @@
 """The distribution table of the language: one home for its facts, read by the checker
-(:mod:`gendsl.analysis.library`, without torch), the docs and the densities of the back ends
+(:mod:`gendsl.analysis`, without torch), the docs and the densities of the back ends
 (:mod:`gendsl.objectives.densities`, which adds only the torch constructors).
 
 Each row gives a distribution's parameters in positional order, the keyword its torch class

@@ -25,8 +25,9 @@ from gendsl.cli_checks import parse_list
 from gendsl.data import Dataset, as_float
 from gendsl.errors import UsageError
 from gendsl.lower.base import Model
+from gendsl.lower.sizes import bind_sizes
 from gendsl.run_sampling import draw, set_guidance_scale
-from gendsl.runs import bind_sizes, dataset_for, open_run
+from gendsl.runs import dataset_for, open_run
 from gendsl.train import resolve_device
 
 __all__ = ["eval_run", "evaluate", "lipschitz_constraint", "sweep_run"]

@@ -18,9 +18,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from gendsl.analysis.model import Variable
 from gendsl.data import as_float
 from gendsl.errors import UsageError
+from gendsl.ir import Variable
 from gendsl.lower.base import Model
 from gendsl.runs import dataset_for, open_run
 

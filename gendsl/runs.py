@@ -21,14 +21,14 @@ from typing import Any
 import torch
 
 from gendsl.analysis import load_checked
-from gendsl.analysis.model import CheckedModel, Opt
 from gendsl.cli_checks import RUN_FILES, check_not_replaced, check_output_folder
 from gendsl.data import BUNDLED, Dataset, check_against, load_dataset, toy
 from gendsl.errors import DataError, TrainingError, UsageError
 from gendsl.families.matching import transport_source
-from gendsl.lower import bind_sizes, compile_model
+from gendsl.ir import CheckedModel, Opt
+from gendsl.lower import compile_model
 from gendsl.lower.base import Model
-from gendsl.lower.sizes import declaration
+from gendsl.lower.sizes import bind_sizes, declaration
 from gendsl.lower.trained import compile_run
 from gendsl.spec_bundle import SpecBundle, collect, describe_changes
 from gendsl.train import CHECKPOINT, distributed, fit, resolve_device
@@ -36,8 +36,6 @@ from gendsl.train.loop import check_settings
 from gendsl.trained import RunConfig, checkpoint_path, open_trained
 
 __all__ = [
-    "RunConfig",
-    "bind_sizes",
     "build_model",
     "dataset_for",
     "open_run",

@@ -10,10 +10,11 @@ start and end.  :func:`render` turns a span and a message into the diagnostic us
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
+from typing import Any
 
-__all__ = ["Source", "Span", "render"]
+__all__ = ["SPAN_NONE", "Source", "Span", "render", "span_field"]
 
 
 @dataclass(frozen=True)
@@ -86,3 +87,14 @@ def render(source: Source | None, span: Span | None, message: str, *, kind: str 
     if not text.strip():
         return head
     return f"{head}\n  {text}\n  {' ' * start}{'^' * width}"
+
+
+#: The span of a node the compiler made rather than read (it points into no file).
+SPAN_NONE = Span("<generated>", 0, 0, 0, 0)
+
+
+def span_field() -> Any:
+    """The dataclass field of a node's span (in the syntax tree and in the IR): it defaults to
+    :data:`SPAN_NONE` and takes no part in equality or repr, so two trees that differ only in
+    where they were written compare equal."""
+    return field(default=SPAN_NONE, compare=False, repr=False)

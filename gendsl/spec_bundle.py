@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gendsl.analysis import CheckedModel, check_text
-from gendsl.analysis.resolve import _find as find_import
+from gendsl.analysis.resolve import find_import
 from gendsl.frontend.parser import parse
 
 __all__ = ["SpecBundle", "check_bundle", "collect", "describe_changes"]

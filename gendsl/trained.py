@@ -23,8 +23,8 @@ from typing import Any
 from torch import Tensor
 
 from gendsl.analysis import check_text
-from gendsl.analysis.model import CheckedModel
 from gendsl.errors import UsageError
+from gendsl.ir import CheckedModel
 from gendsl.spec_bundle import SpecBundle, check_bundle
 from gendsl.train import CHECKPOINT, load_checkpoint
 

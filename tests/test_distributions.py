@@ -8,7 +8,6 @@ import pytest
 import torch
 
 from gendsl.analysis import check_text
-from gendsl.analysis import library as lib
 from gendsl.distributions import DISTRIBUTIONS, SUPPORTS, DistInfo
 from gendsl.errors import SpecErrors
 from gendsl.objectives.densities import TORCH_CLASSES, build, unpacker
@@ -43,7 +42,6 @@ def in_support(info: DistInfo, x: torch.Tensor, params: dict[str, torch.Tensor])
 
 def test_the_table_and_the_torch_constructors_have_the_same_rows():
     assert set(TORCH_CLASSES) == set(DISTRIBUTIONS)
-    assert lib.DISTRIBUTIONS is DISTRIBUTIONS and lib.DistInfo is DistInfo
 
 
 @pytest.mark.parametrize("name", NAMES)

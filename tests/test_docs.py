@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from gendsl.analysis import check_text, library
+from gendsl.distributions import DISTRIBUTIONS
 from gendsl.errors import SpecErrors
 from gendsl.frontend.parser import parse
 from gendsl.resources import grammar_text
@@ -37,7 +38,7 @@ def _library_names() -> dict[str, set[str]]:
     families = library.FAMILY_INFO.values()
     return {
         "type": set(library.TYPES),
-        "distribution": set(library.DISTRIBUTIONS),
+        "distribution": set(DISTRIBUTIONS),
         "network": set(library.NETWORKS),
         "flow layer": set(library.FLOW_LAYERS),
         "loss": {name for f in families for name in f.losses},

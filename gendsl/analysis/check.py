@@ -21,13 +21,14 @@ from gendsl.analysis import family_rules, let_constants, shapes, types
 from gendsl.analysis import scope as scope_pass
 from gendsl.analysis.context import Context
 from gendsl.analysis.graph import build_graph, find_cycle, topological
-from gendsl.analysis.model import CheckedModel, Variable, VarType
+from gendsl.analysis.model import CheckedModel
 from gendsl.analysis.resolve import Scope, closest, load, merged_model
 from gendsl.analysis.supported import unsupported
 from gendsl.analysis.to_ir import to_ir
 from gendsl.analysis.usage import one_data_variable, path_source, unused_latents
 from gendsl.errors import Diagnostic, SpecError, SpecErrors, UsageError
 from gendsl.frontend import ast
+from gendsl.ir import Variable, VarType
 from gendsl.source import Span
 
 __all__ = [

@@ -14,11 +14,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gendsl.analysis import library as lib
-from gendsl.analysis.model import NetSpec, Opt, Shape, Site, Variable
+from gendsl.analysis.model import Site
 from gendsl.analysis.options import OptionChecker
 from gendsl.analysis.resolve import Scope, closest
 from gendsl.errors import Diagnostic, SpecError
 from gendsl.frontend import ast
+from gendsl.ir import NetSpec, Opt, Shape, Variable
 from gendsl.source import Span
 
 __all__ = ["Context", "StatementVisitor", "is_quantize", "where"]

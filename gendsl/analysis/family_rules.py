@@ -14,12 +14,12 @@ from __future__ import annotations
 
 from gendsl.analysis import library as lib
 from gendsl.analysis.context import Context, is_quantize, where
-from gendsl.analysis.model import Opt
 from gendsl.analysis.options import describe
 from gendsl.analysis.resolve import unknown
 from gendsl.families import table as families
 from gendsl.families.base import resolve
 from gendsl.frontend import ast
+from gendsl.ir import Opt
 
 __all__ = [
     "check_adversarial",

@@ -33,27 +33,23 @@ from typing import Any
 
 from gendsl import sampler_registry as samplers
 from gendsl.activations import ACTIVATIONS  # the one table; the network library reads it too
-from gendsl.distributions import DISTRIBUTIONS, PACKED_SCALE_MIN, DistInfo  # the one table
+from gendsl.families import TABLE  # the families' samplers and summaries
 
 __all__ = [
-    "ACTIVATIONS",
     "CONSTANTS",
     "CONSTRUCTORS",
     "COUPLINGS",
-    "DISTRIBUTIONS",
     "FAMILY_INFO",
     "FLOW_LAYERS",
     "GUIDANCE",
     "KEYWORDS",
     "MATH_FUNCTIONS",
     "NETWORKS",
-    "PACKED_SCALE_MIN",
     "REDUCTIONS",
     "SPECIAL_FUNCTIONS",
     "TRAIN",
     "TYPES",
     "VALUE_KINDS",
-    "DistInfo",
     "FamilyInfo",
     "OptionSpec",
     "Param",
@@ -356,14 +352,14 @@ def _params(options: Mapping[str, samplers.Option]) -> Mapping[str, Param]:
     return MappingProxyType({k: _param(o) for k, o in options.items()})
 
 
-def _samplers(family: str) -> Mapping[str, OptionSpec]:
-    """The samplers the registry (:mod:`gendsl.sampler_registry`) declares for ``family``."""
-    return MappingProxyType(
-        {
-            name: OptionSpec(name, _params(d.options), 0, f"{d.doc} ({d.cite})", d.aliases)
-            for name, d in samplers.of_family(family).items()
-        }
-    )
+def _sampler(family: str, name: str) -> OptionSpec:
+    """The options of ``family``'s sampler ``name``: the sampler registry's declaration
+    (:mod:`gendsl.sampler_registry`), or the library's own for a sampler without one."""
+    declared = samplers.of_family(family)
+    if name not in declared:
+        return _UNREGISTERED[name]
+    d = declared[name]
+    return OptionSpec(name, _params(d.options), 0, f"{d.doc} ({d.cite})", d.aliases)
 
 
 _LANGEVIN = _spec(
@@ -378,13 +374,20 @@ _LANGEVIN = _spec(
 
 @dataclass(frozen=True)
 class FamilyInfo:
-    """A model family: its losses and samplers (first = default) and what it predicts."""
+    """A model family: its losses and samplers (first = default) and what it predicts.
+
+    The sampler names, their order and the family's summary are its plugin's
+    (:mod:`gendsl.families`); the options of the samplers are the sampler registry's."""
 
     name: str
     losses: Mapping[str, OptionSpec]
     samplers: Mapping[str, OptionSpec]
     predicts: tuple[str, ...] = ()
-    doc: str = ""
+
+    @property
+    def doc(self) -> str:
+        """The plugin's one-line summary of the family."""
+        return TABLE[self.name].summary
 
     @property
     def default_loss(self) -> str:
@@ -402,11 +405,24 @@ def _table(*specs: OptionSpec) -> Mapping[str, OptionSpec]:
 
 
 _ANCESTRAL = _spec("ancestral", "sample every site in topological order")
+#: Samplers the sampler registry does not declare (their families sample without steps).
+_UNREGISTERED = _table(_ANCESTRAL, _LANGEVIN)
+
+
+def _family(
+    name: str, losses: Mapping[str, OptionSpec], predicts: tuple[str, ...] = ()
+) -> FamilyInfo:
+    """The entry of family ``name``: ``losses``, ``predicts`` and the samplers its plugin
+    names, in its order."""
+    options = {s: _sampler(name, s) for s in TABLE[name].samplers}
+    return FamilyInfo(name, losses, MappingProxyType(options), predicts)
+
+
 _PIXELCNN = _spec("pixelcnn", "", 0, channels=_int(64), layers=_int(5), after=_int(0))
 
 FAMILY_INFO: Mapping[str, FamilyInfo] = MappingProxyType(
     {
-        "latent": FamilyInfo(
+        "latent": _family(
             "latent",
             _table(
                 _spec(
@@ -436,10 +452,8 @@ FAMILY_INFO: Mapping[str, FamilyInfo] = MappingProxyType(
                     prior=_choice("uniform", "uniform", "pixelcnn", calls=(_PIXELCNN,)),
                 ),
             ),
-            _table(_ANCESTRAL),
-            doc="random choices over latent variables",
         ),
-        "diffusion": FamilyInfo(
+        "diffusion": _family(
             "diffusion",
             _table(
                 _spec(
@@ -465,24 +479,18 @@ FAMILY_INFO: Mapping[str, FamilyInfo] = MappingProxyType(
                     metric=_choice("l2", "l2", "pseudo_huber"),
                 ),
             ),
-            _samplers("diffusion"),
             ("eps", "x0", "v", "score"),
-            "a forward noising process (sde or chain)",
         ),
-        "matching": FamilyInfo(
+        "matching": _family(
             "matching",
             _table(_spec("flow_matching", "conditional flow matching (Lipman et al. 2023)")),
-            _samplers("matching"),
             ("velocity",),
-            "a probability path",
         ),
-        "flow": FamilyInfo(
+        "flow": _family(
             "flow",
             _table(_spec("nll", "exact negative log-likelihood by change of variables")),
-            _table(_ANCESTRAL),
-            doc="an invertible map of a base distribution",
         ),
-        "adversarial": FamilyInfo(
+        "adversarial": _family(
             "adversarial",
             _table(
                 _spec(
@@ -508,10 +516,8 @@ FAMILY_INFO: Mapping[str, FamilyInfo] = MappingProxyType(
                 ),
                 _spec("hinge", "hinge loss (Lim & Ye 2017; Miyato et al. 2018)"),
             ),
-            _table(_ANCESTRAL),
-            doc="an implicit generator trained against a critic",
         ),
-        "energy": FamilyInfo(
+        "energy": _family(
             "energy",
             _table(
                 _spec(
@@ -524,8 +530,6 @@ FAMILY_INFO: Mapping[str, FamilyInfo] = MappingProxyType(
                 _spec("dsm", "denoising score matching (Vincent 2011)", sigma=_num(0.1)),
                 _spec("ssm", "sliced score matching (Song et al. 2019)", projections=_int(1)),
             ),
-            _table(_LANGEVIN),
-            doc="an unnormalised density exp(-E(x))",
         ),
     }
 )

@@ -5,8 +5,8 @@ names, types and shapes, infers every network's input and output shapes from its
 model's family, and fills a :class:`CheckedModel` that still holds syntax-tree nodes; the last
 step of checking converts it into :class:`gendsl.ir.CheckedModel` (:mod:`gendsl.analysis.to_ir`),
 which is what every consumer below the checker receives.  The value types (:class:`VarType`,
-:class:`Variable`, :class:`NetSpec`, :class:`Opt`, ``Shape``, ``FAMILIES``) live in
-:mod:`gendsl.ir.types` and are re-exported here.
+:class:`Variable`, :class:`NetSpec`, :class:`Opt`, ``Shape``) are the IR's
+(:mod:`gendsl.ir`), the family names :data:`gendsl.families.FAMILIES`.
 
 Option values (``loss elbo(beta = 4, anneal = linear(0, 1, steps = 100))``, ``train { }``,
 network hyper-parameters) are converted to plain Python by :func:`to_value`: numbers stay
@@ -22,30 +22,11 @@ from typing import Any
 import networkx as nx
 
 from gendsl.frontend import ast
-from gendsl.ir.types import NetSpec, Opt, Shape, Variable, VarType
+from gendsl.ir.types import NetSpec, Opt, Variable
 from gendsl.ir.values import to_value as ir_value
 from gendsl.source import Source, Span
 
-__all__ = [
-    "CheckedModel",
-    "NetSpec",
-    "Opt",
-    "Shape",
-    "Site",
-    "VarType",
-    "Variable",
-    "to_value",
-]
-
-
-def __getattr__(name: str) -> Any:
-    """``FAMILIES``: the names of the model families, from :data:`gendsl.families.TABLE`
-    (looked up on first use: the families' modules import this one)."""
-    if name == "FAMILIES":
-        from gendsl.families import FAMILIES
-
-        return FAMILIES
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__all__ = ["CheckedModel", "Site", "to_value"]
 
 
 def to_value(e: ast.Expr | ast.Option) -> Any:

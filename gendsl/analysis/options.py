@@ -11,10 +11,11 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from gendsl.analysis.library import NETWORKS, OptionSpec, Param
-from gendsl.analysis.model import Opt, to_value
+from gendsl.analysis.model import to_value
 from gendsl.analysis.ranges import out_of_range
 from gendsl.analysis.resolve import closest, unknown
 from gendsl.frontend import ast
+from gendsl.ir import Opt
 from gendsl.source import Span
 
 __all__ = ["OptionChecker", "describe"]

@@ -21,7 +21,7 @@ from typing import Any
 from gendsl import sampler_registry as samplers
 from gendsl.value_range import AT_LEAST_ONE, NON_NEGATIVE, POSITIVE, Range
 
-__all__ = ["Range", "out_of_range", "range_of"]
+__all__ = ["out_of_range", "range_of"]
 
 
 OPEN_UNIT = Range(0, 1, low_open=True, high_open=True)

@@ -13,8 +13,9 @@ from collections.abc import Callable
 from typing import Any
 
 from gendsl.analysis import library as lib
-from gendsl.analysis.model import NetSpec, Shape, to_value
+from gendsl.analysis.model import to_value
 from gendsl.frontend import ast
+from gendsl.ir import NetSpec, Shape
 from gendsl.source import Span
 from gendsl.strides import halved, stride_stages
 

@@ -22,7 +22,7 @@ from gendsl.frontend.parser import parse
 from gendsl.resources import stdlib_dir
 from gendsl.source import Source, Span
 
-__all__ = ["Scope", "closest", "load", "merged_model", "unknown"]
+__all__ = ["Scope", "closest", "find_import", "load", "merged_model", "unknown"]
 
 
 def closest(name: str, candidates: object) -> str:
@@ -67,8 +67,9 @@ def _read(path: Path, name: str) -> Source:
         raise
 
 
-def _find(target: str, folder: Path) -> tuple[Path, str] | None:
-    """The file an import names, and the name it is reported under."""
+def find_import(target: str, folder: Path) -> tuple[Path, str] | None:
+    """The file ``import "target"`` names in a spec of ``folder`` (a file next to it first, then
+    the standard library), and the name it is reported under; ``None`` when neither exists."""
     local = folder / target
     if local.is_file():
         return local, os.path.normpath(local.as_posix())
@@ -111,7 +112,7 @@ def _define(scope: Scope, model: ast.Model) -> None:
 
 def _imports(scope: Scope, program: ast.Program, folder: Path, chain: list[str]) -> None:
     for imp in program.imports:
-        found = _find(imp.path, folder)
+        found = find_import(imp.path, folder)
         if found is None:
             scope.missing_import = True
             scope.error(

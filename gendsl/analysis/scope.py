@@ -14,10 +14,10 @@ from __future__ import annotations
 
 from gendsl.analysis import library as lib
 from gendsl.analysis.context import Context, StatementVisitor
-from gendsl.analysis.model import Variable, VarType
 from gendsl.analysis.options import describe
 from gendsl.analysis.resolve import unknown
 from gendsl.frontend import ast
+from gendsl.ir import Variable, VarType
 from gendsl.source import Span
 
 __all__ = ["ScopePass", "run"]

@@ -17,9 +17,11 @@ from typing import Any
 from gendsl.analysis import library as lib
 from gendsl.analysis import resampling
 from gendsl.analysis.context import Context, StatementVisitor, is_quantize, where
-from gendsl.analysis.model import NetSpec, Shape, Site, to_value
+from gendsl.analysis.model import Site, to_value
 from gendsl.analysis.options import describe
+from gendsl.distributions import DISTRIBUTIONS
 from gendsl.frontend import ast
+from gendsl.ir import NetSpec, Shape
 
 __all__ = ["ShapesPass", "run"]
 
@@ -289,7 +291,7 @@ class ShapesPass(StatementVisitor):
             return
         target = (var.type.classes,) if var.type.kind == "label" else var.type.shape
         if site.packed is not None:
-            n = lib.DISTRIBUTIONS[site.dist].n_params()
+            n = DISTRIBUTIONS[site.dist].n_params()
             self.use_net(site.packed, (n, *target))
             return
         for value in site.params.values():

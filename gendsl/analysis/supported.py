@@ -29,10 +29,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from gendsl.analysis import library as lib
 from gendsl.analysis.residual_rules import check_residual
 from gendsl.analysis.resolve import Scope, merged_model
 from gendsl.analysis.vq_rules import check_code_priors
+from gendsl.distributions import DISTRIBUTIONS
 from gendsl.errors import SpecError
 from gendsl.families import table as families
 from gendsl.families.matching import transport_source
@@ -108,7 +108,7 @@ def _packed_sites(model: CheckedModel, report: Report) -> None:
     for site in model.sites:
         if site.packed is None:
             continue
-        info = lib.DISTRIBUTIONS[site.dist]
+        info = DISTRIBUTIONS[site.dist]
         if not info.packable:
             report(
                 f"{info.name} cannot take its parameters from one network; "
@@ -116,7 +116,7 @@ def _packed_sites(model: CheckedModel, report: Report) -> None:
                 site.packed.span,
             )
         elif model.family == "adversarial":
-            params = ", ".join(lib.DISTRIBUTIONS[site.dist].params)
+            params = ", ".join(DISTRIBUTIONS[site.dist].params)
             report(
                 f"the adversarial family takes explicit distribution parameters: write "
                 f"{site.dist}({params}) instead of one network {site.packed.func}(...)",

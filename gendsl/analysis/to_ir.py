@@ -18,6 +18,7 @@ from gendsl import ir
 from gendsl.analysis import library as lib
 from gendsl.analysis.event_shapes import event_shape
 from gendsl.analysis.options import OptionChecker
+from gendsl.distributions import DISTRIBUTIONS
 from gendsl.errors import InternalError
 from gendsl.frontend import ast
 from gendsl.frontend.printer import format_statement
@@ -94,7 +95,7 @@ class Resolver:
             ("network", self.nets),
             ("flow", self.flows),
             ("let", self.functions),
-            ("distribution", lib.DISTRIBUTIONS),
+            ("distribution", DISTRIBUTIONS),
             ("math", lib.MATH_FUNCTIONS),
             ("reduction", lib.REDUCTIONS),
             ("constructor", lib.CONSTRUCTORS),

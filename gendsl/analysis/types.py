@@ -17,10 +17,12 @@ from typing import Any
 from gendsl.analysis import library as lib
 from gendsl.analysis.context import Context, StatementVisitor, is_quantize, where
 from gendsl.analysis.mixtures import check_components
-from gendsl.analysis.model import Site, Variable
+from gendsl.analysis.model import Site
 from gendsl.analysis.options import describe
 from gendsl.analysis.resolve import closest, unknown
+from gendsl.distributions import DISTRIBUTIONS, DistInfo
 from gendsl.frontend import ast
+from gendsl.ir import Variable
 from gendsl.source import Span
 
 __all__ = ["TypesPass", "check_train", "run"]
@@ -218,7 +220,7 @@ class TypesPass(StatementVisitor):
                 "functions can be called",
                 node.func_span,
             )
-        elif f in lib.DISTRIBUTIONS:
+        elif f in DISTRIBUTIONS:
             cx.error(
                 f"'{f}' is a distribution: use it after '~', as in 'z ~ {f}(...)'", node.func_span
             )
@@ -289,10 +291,10 @@ class TypesPass(StatementVisitor):
             sites.append(site)
 
     def dist(self, call: ast.Call, var: Variable | None, stmt: ast.Sample) -> Site | None:
-        info = lib.DISTRIBUTIONS.get(call.func)
+        info = DISTRIBUTIONS.get(call.func)
         if info is None:
             self.cx.error(
-                f"unknown distribution '{call.func}'{closest(call.func, lib.DISTRIBUTIONS)}",
+                f"unknown distribution '{call.func}'{closest(call.func, DISTRIBUTIONS)}",
                 call.func_span,
             )
             return None
@@ -320,7 +322,7 @@ class TypesPass(StatementVisitor):
         ok = check_components(info, params, self.cx.error) and ok
         return Site(stmt.target, given, info.name, params, None, stmt.span) if ok else None
 
-    def params(self, info: lib.DistInfo, call: ast.Call) -> dict[str, ast.Expr] | None:
+    def params(self, info: DistInfo, call: ast.Call) -> dict[str, ast.Expr] | None:
         """The distribution's parameters by name (``None``: reported as wrong)."""
         cx = self.cx
         names = info.params or info.alternatives[:1]
@@ -361,7 +363,7 @@ class TypesPass(StatementVisitor):
         not_nets = (*cx.flows, *cx.funcs, *lib.MATH_FUNCTIONS, *lib.REDUCTIONS, *lib.CONSTRUCTORS)
         return {*not_nets, "quantize"}
 
-    def fits(self, info: lib.DistInfo, var: Variable | None, call: ast.Call) -> bool:
+    def fits(self, info: DistInfo, var: Variable | None, call: ast.Call) -> bool:
         if var is None or var.type.kind not in ("binary", "label"):
             kind = var.type.kind if var is not None else None
             binary_image = kind == "image" and info.support == "binary"  # binarised images

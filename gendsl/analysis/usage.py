@@ -14,9 +14,9 @@ from collections.abc import Callable, Mapping
 
 import networkx as nx
 
-from gendsl.analysis.model import Variable
 from gendsl.families import table as families
 from gendsl.frontend import ast
+from gendsl.ir import Variable
 from gendsl.source import Span
 
 __all__ = ["one_data_variable", "path_source", "unused_latents"]

@@ -56,7 +56,8 @@ class Family:
     :mod:`gendsl.lower.registry` when a model is compiled: the builder
     ``(checked, bindings) -> Model`` and the :class:`~gendsl.lower.base.Model` subclass every
     model it builds is an instance of.  ``samplers``: the sampler names the family offers, the
-    default first (their options live in the sampler registry).  ``predict_example``: the
+    default first (the registry's, for a family the sampler registry declares samplers of;
+    their options live there).  ``predict_example``: the
     ``predict`` statement the checker suggests when a model of the family lacks one (``None``:
     the family has no ``predict``).  ``nodes``: the graph node kinds the family's statements
     add, with how to draw them.  ``symbolic_check``: the checks of the symbolic core on the

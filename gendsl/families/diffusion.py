@@ -10,7 +10,7 @@ from __future__ import annotations
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
-from gendsl import ir
+from gendsl import ir, sampler_registry
 from gendsl.families.base import Family
 from gendsl.families.graph_styles import NOISED, PROCESS
 from gendsl.families.text import opt_text, option
@@ -179,18 +179,7 @@ DIFFUSION = Family(
     derive=derive,
     lower="gendsl.lower.diffusion:build",
     model_class="gendsl.lower.diffusion_core:DiffusionModel",
-    samplers=(
-        "ancestral",
-        "euler_maruyama",
-        "sde",
-        "ode",
-        "pc",
-        "ddim",
-        "dpm_solver",
-        "unipc",
-        "onestep",
-        "multistep",
-    ),
+    samplers=tuple(sampler_registry.of_family("diffusion")),
     predict_example="predict eps = eps(x_t, t)",
     nodes=MappingProxyType({"process": PROCESS, "noised": NOISED}),
     symbolic_check=check_process,

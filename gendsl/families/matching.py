@@ -10,6 +10,7 @@ from __future__ import annotations
 from types import MappingProxyType
 from typing import TYPE_CHECKING
 
+from gendsl import sampler_registry
 from gendsl.families.base import Family
 from gendsl.families.graph_styles import NOISE, NOISED, PROCESS
 from gendsl.frontend import ast
@@ -85,7 +86,7 @@ MATCHING = Family(
     derive=derive,
     lower="gendsl.lower.matching:build",
     model_class="gendsl.lower.matching:MatchingModel",
-    samplers=("ode",),
+    samplers=tuple(sampler_registry.of_family("matching")),
     predict_example="predict velocity = v(x_t, t)",
     nodes=MappingProxyType({"process": PROCESS, "noised": NOISED, "noise": NOISE}),
     symbolic_check=check_path,

@@ -8,13 +8,12 @@ pretty-printer's round trip (``parse(format(parse(s))) == parse(s)``) relies on 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 
-from gendsl.source import Span
+from gendsl.source import Span, span_field
 
 __all__ = [
     "SDE",
-    "SPAN_NONE",
     "Assign",
     "BinOp",
     "Call",
@@ -56,11 +55,6 @@ __all__ = [
     "walk",
 ]
 
-SPAN_NONE = Span("<generated>", 0, 0, 0, 0)
-
-
-def _span() -> Span:
-    return field(default=SPAN_NONE, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -94,7 +88,7 @@ class Num(Node):
     """A number literal; ``value`` is an ``int`` when written without a point or exponent."""
 
     value: int | float
-    span: Span = _span()
+    span: Span = span_field()
 
 
 @dataclass(frozen=True)
@@ -102,7 +96,7 @@ class Str(Node):
     """A string literal (the value, without quotes or escapes)."""
 
     value: str
-    span: Span = _span()
+    span: Span = span_field()
 
 
 @dataclass(frozen=True)
@@ -110,7 +104,7 @@ class Name(Node):
     """A reference to a variable, network, function, or library word."""
 
     id: str
-    span: Span = _span()
+    span: Span = span_field()
 
 
 @dataclass(frozen=True)
@@ -119,7 +113,7 @@ class KwArg(Node):
 
     name: str
     value: Expr
-    span: Span = _span()
+    span: Span = span_field()
 
 
 @dataclass(frozen=True)
@@ -129,8 +123,8 @@ class Call(Node):
     func: str
     args: tuple[Expr, ...] = ()
     kwargs: tuple[KwArg, ...] = ()
-    span: Span = _span()
-    func_span: Span = _span()
+    span: Span = span_field()
+    func_span: Span = span_field()
 
     def kwarg(self, name: str) -> KwArg | None:
         """The named argument ``name``, if given."""
@@ -143,7 +137,7 @@ class Index(Node):
 
     base: Expr
     index: Expr
-    span: Span = _span()
+    span: Span = span_field()
 
 
 @dataclass(frozen=True)
@@ -153,7 +147,7 @@ class BinOp(Node):
     op: str
     left: Expr
     right: Expr
-    span: Span = _span()
+    span: Span = span_field()
 
 
 @dataclass(frozen=True)
@@ -161,7 +155,7 @@ class Neg(Node):
     """Unary minus."""
 
     operand: Expr
-    span: Span = _span()
+    span: Span = span_field()
 
 
 @dataclass(frozen=True)
@@ -169,7 +163,7 @@ class List(Node):
     """``[a, b, ...]``."""
 
     items: tuple[Expr, ...]
-    span: Span = _span()
+    span: Span = span_field()
 
 
 def is_derivative(e: Node) -> bool:
@@ -202,7 +196,7 @@ class TypeExpr(Node):
     kind: str
     args: tuple[Expr, ...]
     kwargs: tuple[KwArg, ...] = ()
-    span: Span = _span()
+    span: Span = span_field()
 
 
 @dataclass(frozen=True)
@@ -212,8 +206,8 @@ class Decl(Node):
     role: str
     name: str
     type: TypeExpr
-    span: Span = _span()
-    name_span: Span = _span()
+    span: Span = span_field()
+    name_span: Span = span_field()
 
 
 @dataclass(frozen=True)
@@ -223,8 +217,8 @@ class Let(Node):
     name: str
     params: tuple[str, ...]
     value: Expr
-    span: Span = _span()
-    name_span: Span = _span()
+    span: Span = span_field()
+    name_span: Span = span_field()
 
 
 @dataclass(frozen=True)
@@ -233,8 +227,8 @@ class Net(Node):
 
     name: str
     constructor: Call
-    span: Span = _span()
-    name_span: Span = _span()
+    span: Span = span_field()
+    name_span: Span = span_field()
 
 
 @dataclass(frozen=True)
@@ -244,8 +238,8 @@ class Sample(Node):
     target: str
     given: tuple[Name, ...]
     dist: Call
-    span: Span = _span()
-    target_span: Span = _span()
+    span: Span = span_field()
+    target_span: Span = span_field()
 
 
 @dataclass(frozen=True)
@@ -254,8 +248,8 @@ class Assign(Node):
 
     target: str
     value: Expr
-    span: Span = _span()
-    target_span: Span = _span()
+    span: Span = span_field()
+    target_span: Span = span_field()
 
 
 @dataclass(frozen=True)
@@ -263,7 +257,7 @@ class Guide(Node):
     """``guide { ... }``: the variational family."""
 
     body: tuple[Stmt, ...]
-    span: Span = _span()
+    span: Span = span_field()
 
 
 @dataclass(frozen=True)
@@ -273,7 +267,7 @@ class Layer(Node):
     name: str
     args: tuple[Expr, ...] = ()
     kwargs: tuple[KwArg, ...] = ()
-    span: Span = _span()
+    span: Span = span_field()
 
 
 @dataclass(frozen=True)
@@ -282,7 +276,7 @@ class Repeat(Node):
 
     count: int
     body: tuple[FlowItem, ...]
-    span: Span = _span()
+    span: Span = span_field()
 
 
 FlowItem = Layer | Repeat
@@ -294,8 +288,8 @@ class Flow(Node):
 
     name: str
     body: tuple[FlowItem, ...]
-    span: Span = _span()
-    name_span: Span = _span()
+    span: Span = span_field()
+    name_span: Span = span_field()
 
 
 @dataclass(frozen=True)
@@ -307,8 +301,8 @@ class SDE(Node):
     time: str
     t0: Expr
     t1: Expr
-    span: Span = _span()
-    differential_span: Span = _span()
+    span: Span = span_field()
+    differential_span: Span = span_field()
 
 
 @dataclass(frozen=True)
@@ -321,7 +315,7 @@ class Chain(Node):
     range_var: str
     lo: Expr
     hi: Expr
-    span: Span = _span()
+    span: Span = span_field()
 
 
 @dataclass(frozen=True)
@@ -330,7 +324,7 @@ class Path(Node):
 
     target: str
     value: Expr
-    span: Span = _span()
+    span: Span = span_field()
 
 
 @dataclass(frozen=True)
@@ -340,7 +334,7 @@ class Option(Node):
     name: str
     args: tuple[Expr, ...] = ()
     kwargs: tuple[KwArg, ...] = ()
-    span: Span = _span()
+    span: Span = span_field()
 
     def kwarg(self, name: str) -> KwArg | None:
         """The named argument ``name``, if given."""
@@ -354,7 +348,7 @@ class Couple(Node):
     left: str
     right: str
     coupling: Option
-    span: Span = _span()
+    span: Span = span_field()
 
 
 @dataclass(frozen=True)
@@ -363,8 +357,8 @@ class Predict(Node):
 
     kind: str
     value: Expr
-    span: Span = _span()
-    kind_span: Span = _span()
+    span: Span = span_field()
+    kind_span: Span = span_field()
 
 
 @dataclass(frozen=True)
@@ -373,7 +367,7 @@ class Critic(Node):
 
     name: str
     value: Expr | None
-    span: Span = _span()
+    span: Span = span_field()
 
 
 @dataclass(frozen=True)
@@ -383,7 +377,7 @@ class Energy(Node):
     name: str
     params: tuple[str, ...]
     value: Expr | None
-    span: Span = _span()
+    span: Span = span_field()
 
 
 @dataclass(frozen=True)
@@ -391,7 +385,7 @@ class Guidance(Node):
     """``guidance classifier_free(scale = 3)``."""
 
     option: Option
-    span: Span = _span()
+    span: Span = span_field()
 
 
 @dataclass(frozen=True)
@@ -399,7 +393,7 @@ class Loss(Node):
     """``loss elbo(beta = 4)``."""
 
     option: Option
-    span: Span = _span()
+    span: Span = span_field()
 
 
 @dataclass(frozen=True)
@@ -407,7 +401,7 @@ class SamplerDecl(Node):
     """``sample with dpm_solver(order = 2, steps = 20)``."""
 
     option: Option
-    span: Span = _span()
+    span: Span = span_field()
 
 
 @dataclass(frozen=True)
@@ -415,7 +409,7 @@ class Train(Node):
     """``train { key = value ... }``: training defaults."""
 
     items: tuple[KwArg, ...]
-    span: Span = _span()
+    span: Span = span_field()
 
 
 Stmt = (
@@ -447,9 +441,9 @@ class Model(Node):
     name: str
     base: str | None
     body: tuple[Stmt, ...]
-    span: Span = _span()
-    name_span: Span = _span()
-    base_span: Span = _span()
+    span: Span = span_field()
+    name_span: Span = span_field()
+    base_span: Span = span_field()
 
 
 @dataclass(frozen=True)
@@ -457,7 +451,7 @@ class Import(Node):
     """``import "path.gen"``."""
 
     path: str
-    span: Span = _span()
+    span: Span = span_field()
 
 
 @dataclass(frozen=True)
@@ -466,4 +460,4 @@ class Program(Node):
 
     imports: tuple[Import, ...]
     models: tuple[Model, ...]
-    span: Span = _span()
+    span: Span = span_field()

@@ -22,7 +22,7 @@ from gendsl.cache import cache_folder
 from gendsl.errors import SpecSyntaxError
 from gendsl.frontend import ast
 from gendsl.resources import grammar_text
-from gendsl.source import Source, Span
+from gendsl.source import SPAN_NONE, Source, Span
 
 __all__ = ["MAX_CHAIN", "MAX_DEPTH", "parse", "parse_expr"]
 
@@ -62,7 +62,7 @@ class _Build(Transformer):
         located = [self._of(i) for i in items]
         located = [s for s in located if s is not None]
         if not located:
-            return ast.SPAN_NONE
+            return SPAN_NONE
         return located[0].to(located[-1])
 
     def _of(self, item: object) -> Span | None:
@@ -70,7 +70,7 @@ class _Build(Transformer):
             return _tok_span(self.file, item)
         if isinstance(item, ast.Node):
             span = getattr(item, "span", None)
-            return span if span is not None and span is not ast.SPAN_NONE else None
+            return span if span is not None and span is not SPAN_NONE else None
         if isinstance(item, tuple | list) and item:
             return self._span(*item)
         return None
@@ -167,14 +167,14 @@ class _Build(Transformer):
 
     def call(self, c):
         name, (args, kwargs, aspan) = c
-        end = aspan if aspan is not ast.SPAN_NONE else _tok_span(self.file, name)
+        end = aspan if aspan is not SPAN_NONE else _tok_span(self.file, name)
         span = _tok_span(self.file, name).to(end)
         return ast.Call(str(name), args, kwargs, span, _tok_span(self.file, name))
 
     # ------------------------------------------------------------------ statements
     def type(self, c):
         name, (args, kwargs, aspan) = c
-        end = aspan if aspan is not ast.SPAN_NONE else _tok_span(self.file, name)
+        end = aspan if aspan is not SPAN_NONE else _tok_span(self.file, name)
         return ast.TypeExpr(str(name), args, kwargs, _tok_span(self.file, name).to(end))
 
     def decl_kind(self, c):
@@ -223,8 +223,8 @@ class _Build(Transformer):
 
     def layer(self, c):
         name, *rest = c
-        args, kwargs, aspan = rest[0] if rest else ((), (), ast.SPAN_NONE)
-        end = aspan if aspan is not ast.SPAN_NONE else _tok_span(self.file, name)
+        args, kwargs, aspan = rest[0] if rest else ((), (), SPAN_NONE)
+        end = aspan if aspan is not SPAN_NONE else _tok_span(self.file, name)
         return ast.Layer(str(name), args, kwargs, _tok_span(self.file, name).to(end))
 
     def repeat(self, c):
@@ -256,8 +256,8 @@ class _Build(Transformer):
 
     def option(self, c):
         name, *rest = c
-        args, kwargs, aspan = rest[0] if rest else ((), (), ast.SPAN_NONE)
-        end = aspan if aspan is not ast.SPAN_NONE else _tok_span(self.file, name)
+        args, kwargs, aspan = rest[0] if rest else ((), (), SPAN_NONE)
+        end = aspan if aspan is not SPAN_NONE else _tok_span(self.file, name)
         return ast.Option(str(name), args, kwargs, _tok_span(self.file, name).to(end))
 
     def couple_stmt(self, c):
@@ -304,7 +304,7 @@ class _Build(Transformer):
             tuple(rest),
             self._span(name, *rest),
             _tok_span(self.file, name),
-            _tok_span(self.file, base) if base is not None else ast.SPAN_NONE,
+            _tok_span(self.file, base) if base is not None else SPAN_NONE,
         )
 
     def import_stmt(self, c):
@@ -619,7 +619,7 @@ def _with_keyword_spans(program: ast.Program, source: Source) -> ast.Program:
         if isinstance(node, ast.Flow | ast.Repeat):
             body = tuple(fix(s) for s in node.body)
             return dataclasses.replace(node, body=body, span=_widen(source, node.span))
-        if isinstance(node, _KEYWORDED) and node.span is not ast.SPAN_NONE:
+        if isinstance(node, _KEYWORDED) and node.span is not SPAN_NONE:
             return dataclasses.replace(node, span=_widen(source, node.span))
         return node
 

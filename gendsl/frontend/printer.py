@@ -13,88 +13,32 @@ from typing import Any
 
 from gendsl.frontend import ast
 from gendsl.frontend.parser import parse
+from gendsl.source import SPAN_NONE
+from gendsl.spec_text import INDENT, POWER, ExprPrinter, string_text
 
 __all__ = ["format_expr", "format_program", "format_source", "format_statement"]
 
-INDENT = "  "
 
-# binding power of each operator; '^' is right-associative, the others left-associative
-_POWER = {"+": 1, "-": 1, "*": 2, "/": 2, "neg": 3, "^": 4}
-_ATOM = 5
+class _SyntaxPrinter(ExprPrinter):
+    """The common expressions, and ``d(E)/dt`` as one term (the parser groups it: it binds like
+    a unary minus)."""
 
+    def power(self, e: Any) -> int:
+        return POWER["neg"] if ast.is_derivative(e) else super().power(e)
 
-def _number(value: int | float) -> str:
-    if isinstance(value, int):
-        return str(value)
-    text = repr(value)  # the shortest text that reads back as the same float
-    if "e" in text:
-        mantissa, exponent = text.split("e")
-        return f"{mantissa}e{int(exponent)}"  # 5e-05 -> 5e-5
-    return text if "." in text else text + ".0"
+    def expr(self, e: Any) -> str:
+        if ast.is_derivative(e):
+            return f"{self.expr(e.left)} / {self.expr(e.right)}"
+        return super().expr(e)
 
 
-def _string(value: str) -> str:
-    escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-    return '"' + escaped.replace("\t", "\\t") + '"'
-
-
-def _power(e: ast.Expr) -> int:
-    if ast.is_derivative(e):  # d(E)/dt binds like a unary minus (the parser groups it)
-        return _POWER["neg"]
-    if isinstance(e, ast.BinOp):
-        return _POWER[e.op]
-    if isinstance(e, ast.Neg):
-        return _POWER["neg"]
-    return _ATOM
-
-
-def _wrap(text: str, needed: bool) -> str:
-    return f"({text})" if needed else text
-
-
-def _arguments(args: tuple[ast.Expr, ...], kwargs: tuple[ast.KwArg, ...]) -> str:
-    parts = [format_expr(a) for a in args] + [f"{k.name} = {format_expr(k.value)}" for k in kwargs]
-    return ", ".join(parts)
+_EXPRESSIONS = _SyntaxPrinter(ast)
+_arguments = _EXPRESSIONS.arguments
 
 
 def format_expr(e: ast.Expr) -> str:
     """An expression in canonical form, parenthesised only where precedence requires."""
-    if isinstance(e, ast.Num):
-        return _number(e.value)
-    if isinstance(e, ast.Str):
-        return _string(e.value)
-    if isinstance(e, ast.Name):
-        return e.id
-    if isinstance(e, ast.List):
-        return "[" + ", ".join(format_expr(i) for i in e.items) + "]"
-    if isinstance(e, ast.Call):
-        return f"{e.func}({_arguments(e.args, e.kwargs)})"
-    if isinstance(e, ast.Index):
-        return f"{_wrap(format_expr(e.base), _power(e.base) < _ATOM)}[{format_expr(e.index)}]"
-    if isinstance(e, ast.Neg):
-        # -(a ^ b) prints as -a ^ b; -(a + b) needs its parentheses
-        return "-" + _wrap(format_expr(e.operand), _power(e.operand) < _POWER["neg"])
-    if ast.is_derivative(e):
-        return f"{format_expr(e.left)} / {format_expr(e.right)}"
-    if isinstance(e, ast.BinOp):
-        p = _POWER[e.op]
-        if e.op == "^":  # right-associative: base must bind tighter, exponent may be unary
-            left = _wrap(format_expr(e.left), _power(e.left) <= p)
-            right = _wrap(format_expr(e.right), _power(e.right) < _POWER["neg"])
-            return f"{left}^{right}"
-        return _format_chain(e, p)
-    raise TypeError(f"not an expression: {e!r}")
-
-
-def _format_chain(e: ast.BinOp, p: int) -> str:
-    """A left-associative chain ``a + b - c + ...`` (one precedence level), printed by a loop
-    along its left spine: a flat sum of thousands of terms is a list, not a recursion."""
-    tail: list[str] = []
-    node: ast.Expr = e
-    while isinstance(node, ast.BinOp) and node.op != "^" and _POWER[node.op] == p:
-        tail.append(f" {node.op} {_wrap(format_expr(node.right), _power(node.right) <= p)}")
-        node = node.left
-    return _wrap(format_expr(node), _power(node) < p) + "".join(reversed(tail))
+    return _EXPRESSIONS.expr(e)
 
 
 def _option(o: ast.Option) -> str:
@@ -216,8 +160,8 @@ class _Printer:
             self.lines.append(INDENT * depth + self.comments.pop(line))
 
     def _emit(self, node: ast.Node, lines: list[str], depth: int, *, header: bool = False) -> None:
-        span = getattr(node, "span", ast.SPAN_NONE)
-        if span is ast.SPAN_NONE:
+        span = getattr(node, "span", SPAN_NONE)
+        if span is SPAN_NONE:
             self.lines += lines
             return
         self._leading(span.line, depth)
@@ -230,7 +174,7 @@ class _Printer:
 
     def _block(self, stmts: tuple[ast.Stmt, ...], depth: int) -> None:
         for s in stmts:
-            if isinstance(s, ast.Guide) and s.span is not ast.SPAN_NONE:
+            if isinstance(s, ast.Guide) and s.span is not SPAN_NONE:
                 self._leading(s.span.line, depth)
                 self.lines.append(f"{INDENT * depth}guide {{")
                 self._block(s.body, depth + 1)
@@ -240,7 +184,7 @@ class _Printer:
 
     def text(self) -> str:
         for imp in self.program.imports:
-            self._emit(imp, [f"import {_string(imp.path)}"], 0)
+            self._emit(imp, [f"import {string_text(imp.path)}"], 0)
         for i, model in enumerate(self.program.models):
             if self.lines or i:
                 self.lines.append("")
@@ -255,7 +199,7 @@ class _Printer:
 
     def _model_end(self, index: int) -> int:
         models = self.program.models
-        if index + 1 < len(models) and models[index + 1].span is not ast.SPAN_NONE:
+        if index + 1 < len(models) and models[index + 1].span is not SPAN_NONE:
             return models[index + 1].span.line
         return 10**12 if index + 1 == len(models) else 0
 

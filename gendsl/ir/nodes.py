@@ -32,13 +32,12 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from gendsl.ir.types import Opt, Shape, VarType
-from gendsl.source import Span
+from gendsl.source import Span, span_field
 
 __all__ = [
     "CALL_KINDS",
     "NAME_ROLES",
     "SDE",
-    "SPAN_NONE",
     "Assign",
     "BinOp",
     "Call",
@@ -71,8 +70,6 @@ __all__ = [
     "walk",
 ]
 
-SPAN_NONE = Span("<generated>", 0, 0, 0, 0)
-
 #: What a :class:`Name` can refer to (besides a variable's role).
 NAME_ROLES = (
     "let",
@@ -100,8 +97,6 @@ CALL_KINDS = (
 )
 
 
-def _span() -> Any:
-    return field(default=SPAN_NONE, compare=False, repr=False)
 
 
 def _info(default: Any = None) -> Any:
@@ -139,7 +134,7 @@ class Num(Node):
     """A number; ``value`` is an ``int`` when written without a point or exponent."""
 
     value: int | float
-    span: Span = _span()
+    span: Span = span_field()
 
 
 @dataclass(frozen=True)
@@ -147,7 +142,7 @@ class Str(Node):
     """A string (the value, without quotes or escapes)."""
 
     value: str
-    span: Span = _span()
+    span: Span = span_field()
 
 
 @dataclass(frozen=True)
@@ -156,7 +151,7 @@ class Name(Node):
     variable's type (``None`` for anything else)."""
 
     id: str
-    span: Span = _span()
+    span: Span = span_field()
     role: str = _info("word")
     type: VarType | None = _info()
 
@@ -167,7 +162,7 @@ class KwArg(Node):
 
     name: str
     value: Expr
-    span: Span = _span()
+    span: Span = span_field()
 
 
 @dataclass(frozen=True)
@@ -179,8 +174,8 @@ class Call(Node):
     func: str
     args: tuple[Expr, ...] = ()
     kwargs: tuple[KwArg, ...] = ()
-    span: Span = _span()
-    func_span: Span = _span()
+    span: Span = span_field()
+    func_span: Span = span_field()
     kind: str = _info("option")
     shape: Shape | None = _info()
 
@@ -201,8 +196,8 @@ class Consistency(Node):
     net: Name
     sigma_data: float
     kwargs: tuple[KwArg, ...] = ()
-    span: Span = _span()
-    func_span: Span = _span()
+    span: Span = span_field()
+    func_span: Span = span_field()
 
 
 @dataclass(frozen=True)
@@ -211,8 +206,8 @@ class Quantize(Node):
     with a straight-through gradient (van den Oord et al. 2017)."""
 
     operand: Expr
-    span: Span = _span()
-    func_span: Span = _span()
+    span: Span = span_field()
+    func_span: Span = span_field()
 
 
 @dataclass(frozen=True)
@@ -222,8 +217,8 @@ class Derivative(Node):
 
     operand: Expr
     time: str
-    span: Span = _span()
-    time_span: Span = _span()
+    span: Span = span_field()
+    time_span: Span = span_field()
 
 
 @dataclass(frozen=True)
@@ -233,7 +228,7 @@ class Index(Node):
 
     base: Expr
     index: Expr
-    span: Span = _span()
+    span: Span = span_field()
     rank: int | None = _info()
 
 
@@ -244,7 +239,7 @@ class BinOp(Node):
     op: str
     left: Expr
     right: Expr
-    span: Span = _span()
+    span: Span = span_field()
 
 
 @dataclass(frozen=True)
@@ -252,7 +247,7 @@ class Neg(Node):
     """Unary minus."""
 
     operand: Expr
-    span: Span = _span()
+    span: Span = span_field()
 
 
 @dataclass(frozen=True)
@@ -260,7 +255,7 @@ class List(Node):
     """``[a, b, ...]``."""
 
     items: tuple[Expr, ...]
-    span: Span = _span()
+    span: Span = span_field()
 
 
 Expr = Num | Str | Name | Call | Index | BinOp | Neg | List | Consistency | Quantize | Derivative
@@ -276,8 +271,8 @@ class Let(Node):
     name: str
     params: tuple[str, ...]
     value: Expr
-    span: Span = _span()
-    name_span: Span = _span()
+    span: Span = span_field()
+    name_span: Span = span_field()
 
 
 @dataclass(frozen=True)
@@ -286,8 +281,8 @@ class Assign(Node):
 
     target: str
     value: Expr
-    span: Span = _span()
-    target_span: Span = _span()
+    span: Span = span_field()
+    target_span: Span = span_field()
 
 
 @dataclass(frozen=True)
@@ -297,7 +292,7 @@ class Layer(Node):
     name: str
     args: tuple[Expr, ...] = ()
     kwargs: tuple[KwArg, ...] = ()
-    span: Span = _span()
+    span: Span = span_field()
 
 
 @dataclass(frozen=True)
@@ -306,7 +301,7 @@ class Repeat(Node):
 
     count: int
     body: tuple[FlowItem, ...]
-    span: Span = _span()
+    span: Span = span_field()
 
 
 FlowItem = Layer | Repeat
@@ -318,8 +313,8 @@ class Flow(Node):
 
     name: str
     body: tuple[FlowItem, ...]
-    span: Span = _span()
-    name_span: Span = _span()
+    span: Span = span_field()
+    name_span: Span = span_field()
 
 
 @dataclass(frozen=True)
@@ -331,8 +326,8 @@ class SDE(Node):
     time: str
     t0: Expr
     t1: Expr
-    span: Span = _span()
-    differential_span: Span = _span()
+    span: Span = span_field()
+    differential_span: Span = span_field()
 
 
 @dataclass(frozen=True)
@@ -345,7 +340,7 @@ class Chain(Node):
     range_var: str
     lo: Expr
     hi: Expr
-    span: Span = _span()
+    span: Span = span_field()
 
 
 @dataclass(frozen=True)
@@ -354,7 +349,7 @@ class Path(Node):
 
     target: str
     value: Expr
-    span: Span = _span()
+    span: Span = span_field()
 
 
 @dataclass(frozen=True)
@@ -364,7 +359,7 @@ class Option(Node):
     name: str
     args: tuple[Expr, ...] = ()
     kwargs: tuple[KwArg, ...] = ()
-    span: Span = _span()
+    span: Span = span_field()
 
     def kwarg(self, name: str) -> KwArg | None:
         """The named argument ``name``, if given."""
@@ -378,7 +373,7 @@ class Couple(Node):
     left: str
     right: str
     coupling: Option
-    span: Span = _span()
+    span: Span = span_field()
     checked: Opt | None = _info()
 
 
@@ -388,8 +383,8 @@ class Predict(Node):
 
     kind: str
     value: Expr
-    span: Span = _span()
-    kind_span: Span = _span()
+    span: Span = span_field()
+    kind_span: Span = span_field()
 
 
 @dataclass(frozen=True)
@@ -398,7 +393,7 @@ class Critic(Node):
 
     name: str
     value: Expr | None
-    span: Span = _span()
+    span: Span = span_field()
 
 
 @dataclass(frozen=True)
@@ -408,7 +403,7 @@ class Energy(Node):
     name: str
     params: tuple[str, ...]
     value: Expr | None
-    span: Span = _span()
+    span: Span = span_field()
 
 
 @dataclass(frozen=True)
@@ -416,7 +411,7 @@ class Guidance(Node):
     """``guidance classifier_free(scale = 3)``; ``value`` is the option as plain Python."""
 
     option: Option
-    span: Span = _span()
+    span: Span = span_field()
     value: Opt | None = _info()
 
 

@@ -8,100 +8,38 @@ parentheses that keep the meaning; the sugar nodes print as written (``consisten
 
 from __future__ import annotations
 
+from typing import Any
+
 from gendsl.ir import nodes as ir
+from gendsl.spec_text import INDENT, POWER, ExprPrinter
 
 __all__ = ["format_expr", "format_statement"]
 
-INDENT = "  "
 
-# binding power of each operator; '^' is right-associative, the others left-associative
-_POWER = {"+": 1, "-": 1, "*": 2, "/": 2, "neg": 3, "^": 4}
-_ATOM = 5
+class _IRPrinter(ExprPrinter):
+    """The common expressions, and the sugar nodes as written (``d(E) / dt`` binds like a unary
+    minus: the parser groups it)."""
 
+    def power(self, e: Any) -> int:
+        return POWER["neg"] if isinstance(e, ir.Derivative) else super().power(e)
 
-def _number(value: int | float) -> str:
-    if isinstance(value, int):
-        return str(value)
-    text = repr(value)  # the shortest text that reads back as the same float
-    if "e" in text:
-        mantissa, exponent = text.split("e")
-        return f"{mantissa}e{int(exponent)}"  # 5e-05 -> 5e-5
-    return text if "." in text else text + ".0"
-
-
-def _string(value: str) -> str:
-    escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-    return '"' + escaped.replace("\t", "\\t") + '"'
+    def other(self, e: Any) -> str:
+        if isinstance(e, ir.Consistency):
+            return f"consistency({self.arguments((e.net,), e.kwargs)})"
+        if isinstance(e, ir.Quantize):
+            return f"quantize({self.expr(e.operand)})"
+        if isinstance(e, ir.Derivative):
+            return f"d({self.expr(e.operand)}) / d{e.time}"
+        return super().other(e)
 
 
-def _power(e: ir.Expr) -> int:
-    if isinstance(e, ir.BinOp):
-        return _POWER[e.op]
-    if isinstance(e, ir.Derivative):  # binds like a unary minus (the parser groups it)
-        return _POWER["neg"]
-    if isinstance(e, ir.Neg):
-        return _POWER["neg"]
-    return _ATOM
-
-
-def _wrap(text: str, needed: bool) -> str:
-    return f"({text})" if needed else text
-
-
-def _arguments(args: tuple[ir.Expr, ...], kwargs: tuple[ir.KwArg, ...]) -> str:
-    parts = [format_expr(a) for a in args] + [f"{k.name} = {format_expr(k.value)}" for k in kwargs]
-    return ", ".join(parts)
-
-
-def _sugar(e: ir.Expr) -> str | None:
-    if isinstance(e, ir.Consistency):
-        return f"consistency({_arguments((e.net,), e.kwargs)})"
-    if isinstance(e, ir.Quantize):
-        return f"quantize({format_expr(e.operand)})"
-    if isinstance(e, ir.Derivative):
-        return f"d({format_expr(e.operand)}) / d{e.time}"
-    return None
+_EXPRESSIONS = _IRPrinter(ir)
+_arguments = _EXPRESSIONS.arguments
 
 
 def format_expr(e: ir.Expr) -> str:
     """An expression in canonical form, parenthesised only where precedence requires."""
-    if isinstance(e, ir.Num):
-        return _number(e.value)
-    if isinstance(e, ir.Str):
-        return _string(e.value)
-    if isinstance(e, ir.Name):
-        return e.id
-    if isinstance(e, ir.List):
-        return "[" + ", ".join(format_expr(i) for i in e.items) + "]"
-    if isinstance(e, ir.Call):
-        return f"{e.func}({_arguments(e.args, e.kwargs)})"
-    if isinstance(e, ir.Index):
-        return f"{_wrap(format_expr(e.base), _power(e.base) < _ATOM)}[{format_expr(e.index)}]"
-    if isinstance(e, ir.Neg):
-        # -(a ^ b) prints as -a ^ b; -(a + b) needs its parentheses
-        return "-" + _wrap(format_expr(e.operand), _power(e.operand) < _POWER["neg"])
-    if isinstance(e, ir.BinOp):
-        p = _POWER[e.op]
-        if e.op == "^":  # right-associative: base must bind tighter, exponent may be unary
-            left = _wrap(format_expr(e.left), _power(e.left) <= p)
-            right = _wrap(format_expr(e.right), _power(e.right) < _POWER["neg"])
-            return f"{left}^{right}"
-        return _format_chain(e, p)
-    text = _sugar(e)
-    if text is None:
-        raise TypeError(f"not an expression: {e!r}")
-    return text
-
-
-def _format_chain(e: ir.BinOp, p: int) -> str:
-    """A left-associative chain ``a + b - c + ...`` (one precedence level), printed by a loop
-    along its left spine: a flat sum of thousands of terms is a list, not a recursion."""
-    tail: list[str] = []
-    node: ir.Expr = e
-    while isinstance(node, ir.BinOp) and node.op != "^" and _POWER[node.op] == p:
-        tail.append(f" {node.op} {_wrap(format_expr(node.right), _power(node.right) <= p)}")
-        node = node.left
-    return _wrap(format_expr(node), _power(node) < p) + "".join(reversed(tail))
+    return _EXPRESSIONS.expr(e)
 
 
 def _option(o: ir.Option) -> str:

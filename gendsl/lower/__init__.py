@@ -13,10 +13,10 @@ from typing import Any
 
 from gendsl.ir import CheckedModel
 from gendsl.lower.base import Model
-from gendsl.lower.registry import BACKENDS, builder, register
+from gendsl.lower.registry import builder
 from gendsl.lower.sizes import bind_sizes
 
-__all__ = ["BACKENDS", "Model", "bind_sizes", "compile_model", "load", "register"]
+__all__ = ["Model", "compile_model", "load"]
 
 
 def compile_model(checked: CheckedModel, *, bindings: Mapping[str, int] | None = None) -> Model:
@@ -30,7 +30,8 @@ def load(
     """Parse, check and compile a spec (a path or the text itself).
 
     Symbolic sizes come from ``bindings`` (``D=64``) and, when ``data`` is given, from the data
-    set via :func:`bind_sizes`.  ``model`` picks one model of a file that holds several.
+    set via :func:`~gendsl.lower.sizes.bind_sizes`.  ``model`` picks one model of a file that
+    holds several.
     """
     from gendsl.analysis.check import load_checked
 

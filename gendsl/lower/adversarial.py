@@ -27,11 +27,10 @@ from torch import Tensor, nn
 
 from gendsl.errors import UsageError
 from gendsl.ir import CheckedModel, Opt
-from gendsl.lower.base import Batch, Capabilities, Model
+from gendsl.lower.base import Model
 from gendsl.lower.expr import compile_expr
 from gendsl.lower.handlers import Draw
 from gendsl.lower.interpret import Program, names_in
-from gendsl.lower.registry import register
 from gendsl.objectives.adversarial import (
     clip_weights_,
     dragan_penalty,
@@ -43,11 +42,9 @@ from gendsl.objectives.adversarial import (
     wasserstein_critic_loss,
     wasserstein_generator_loss,
 )
+from gendsl.protocol import Batch, Capabilities
 
-__all__ = ["AdversarialModel", "SpecProgram", "build", "names_in"]
-
-#: The interpreter's program (the name energy.py imported before the interpreter existed).
-SpecProgram = Program
+__all__ = ["AdversarialModel", "build"]
 
 
 def _penalty(loss: Opt) -> tuple[str, float]:
@@ -236,7 +233,6 @@ class AdversarialModel(Model):
         return lines
 
 
-@register("adversarial")
 def build(checked: CheckedModel, bindings: Mapping[str, int]) -> AdversarialModel:
     """The compiled model of a checked adversarial spec."""
     return AdversarialModel(checked, bindings)

@@ -29,9 +29,9 @@ from torch import Tensor, nn
 from gendsl.errors import UsageError
 from gendsl.ir import CheckedModel, NetSpec, Opt, Shape, Variable
 from gendsl.nn import build_network, count_parameters
-from gendsl.protocol import Batch, Capabilities, PretrainedRun
+from gendsl.protocol import Batch, Capabilities
 
-__all__ = ["Batch", "Capabilities", "Model", "PretrainedRun", "resolve_shape"]
+__all__ = ["Model", "resolve_shape"]
 
 
 def resolve_shape(shape: Shape, sizes: Mapping[str, int]) -> tuple[int, ...]:
@@ -71,6 +71,10 @@ class Model(nn.Module):
     #: The default scale of a guided model's sampler (classifier-free or classifier guidance),
     #: which ``sample(..., scale=s)`` overrides; ``None`` for a model without guidance.
     guidance_scale: float | None = None
+    #: The model's networks by the names the spec gives them, built by :meth:`build_net`; every
+    #: back end sets it in ``__init__`` (empty where the networks live elsewhere, as a flow's
+    #: inside its layers).
+    nets: nn.ModuleDict
 
     def __init__(self, checked: CheckedModel, bindings: Mapping[str, int]):
         super().__init__()
@@ -228,15 +232,13 @@ class Model(nn.Module):
                     lines.append(
                         f"  {s.name}{given} ~ {s.dist}  [{role}, {self.shape_of(s.name)}]"
                     )
-        nets = getattr(self, "nets", {})
-        if nets:
+        if self.nets:
             lines.append("networks:")
-            for name, net in nets.items():
-                spec = c.nets[name]
-                ins = ", ".join(str(tuple(s)) for s in getattr(net, "in_shapes", spec.in_shapes))
-                out = tuple(getattr(net, "out_shape", spec.out_shape))
+            for name, net in self.nets.items():
+                ins = ", ".join(str(tuple(s)) for s in net.in_shapes)
                 lines.append(
-                    f"  {name} = {spec.kind}: {ins} -> {out}, {count_parameters(net)} parameters"
+                    f"  {name} = {c.nets[name].kind}: {ins} -> {tuple(net.out_shape)}, "
+                    f"{count_parameters(net)} parameters"
                 )
         lines.append(f"parameters: {count_parameters(self)}")
         terms = self.objective_terms()

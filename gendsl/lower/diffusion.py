@@ -1,8 +1,9 @@
 """The diffusion family's back end: ``sde``/``chain`` specs compiled to trainable models.
 
-:func:`build` (registered for the family ``diffusion``) picks the model class from the spec:
+:func:`build` (the builder the diffusion plugin names) picks the model class from the spec:
 a consistency model for ``predict x0 = consistency(f, ...)``, a guided model for ``guidance
-classifier_free | classifier | control``, else the plain :class:`DiffusionModel`.
+classifier_free | classifier | control``, else the plain
+:class:`~gendsl.lower.diffusion_core.DiffusionModel`.
 """
 
 from __future__ import annotations
@@ -18,17 +19,8 @@ from gendsl.lower.diffusion_guidance import (
     ClassifierGuidedModel,
     ControlNetModel,
 )
-from gendsl.lower.registry import register
 
-__all__ = [
-    "ClassifierFreeModel",
-    "ClassifierGuidedModel",
-    "ConsistencyModel",
-    "ControlNetModel",
-    "DiffusionModel",
-    "build",
-    "model_class",
-]
+__all__ = ["build", "model_class"]
 
 _GUIDED = {
     "classifier_free": ClassifierFreeModel,
@@ -46,7 +38,6 @@ def model_class(checked: CheckedModel) -> type[DiffusionModel]:
     return DiffusionModel
 
 
-@register("diffusion")
 def build(checked: CheckedModel, bindings: Mapping[str, int]) -> DiffusionModel:
     """The compiled model of a checked diffusion spec."""
     return model_class(checked)(checked, bindings)

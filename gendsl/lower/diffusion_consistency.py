@@ -31,7 +31,7 @@ from torch import Tensor
 from gendsl import ir, sampler_registry
 from gendsl.errors import UsageError
 from gendsl.ir import CheckedModel
-from gendsl.lower.base import Model, PretrainedRun
+from gendsl.lower.base import Model
 from gendsl.lower.diffusion_core import Conditions, DiffusionModel
 from gendsl.objectives.consistency import (
     consistency_distillation_loss,
@@ -43,6 +43,7 @@ from gendsl.objectives.consistency import (
     ve_score_from_process,
 )
 from gendsl.processes import ScoreFn, expand_like
+from gendsl.protocol import PretrainedRun
 
 __all__ = ["ConsistencyModel", "c_noise"]
 

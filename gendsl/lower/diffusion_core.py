@@ -35,7 +35,7 @@ from gendsl import ir, sampler_registry
 from gendsl.data import IMAGE_LEVELS
 from gendsl.errors import UsageError
 from gendsl.ir import CheckedModel, Opt
-from gendsl.lower.base import Batch, Capabilities, Model
+from gendsl.lower.base import Model
 from gendsl.metrics import pf_ode
 from gendsl.objectives.divergence import default_trace
 from gendsl.objectives.dsm import (
@@ -54,6 +54,7 @@ from gendsl.processes import (
     expand_like,
 )
 from gendsl.processes.edm import c_in
+from gendsl.protocol import Batch, Capabilities
 from gendsl.sampling import sample as run_sampler
 
 __all__ = [

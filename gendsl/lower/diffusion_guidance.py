@@ -17,11 +17,12 @@ from torch import Tensor, nn
 
 from gendsl.errors import UsageError
 from gendsl.ir import CheckedModel, Opt
-from gendsl.lower.base import Model, PretrainedRun
+from gendsl.lower.base import Model
 from gendsl.lower.diffusion_core import Conditions, DiffusionModel, sub_state
 from gendsl.nn import copy_for_control
 from gendsl.objectives.dsm import perturb, sample_time
 from gendsl.processes import ScoreFn
+from gendsl.protocol import PretrainedRun
 
 __all__ = [
     "ClassifierFreeModel",

@@ -27,10 +27,9 @@ from torch import Tensor, nn
 
 from gendsl.errors import UsageError
 from gendsl.ir import CheckedModel, Opt
-from gendsl.lower.base import Batch, Capabilities, Model
+from gendsl.lower.base import Model
 from gendsl.lower.expr import compile_expr
 from gendsl.lower.interpret import Program
-from gendsl.lower.registry import register
 from gendsl.objectives import draws
 from gendsl.objectives.dsm import dsm_fixed_sigma, sliced_score_matching
 from gendsl.objectives.energy import (
@@ -39,6 +38,7 @@ from gendsl.objectives.energy import (
     langevin,
     replay_starts,
 )
+from gendsl.protocol import Batch, Capabilities
 
 __all__ = ["EnergyModel", "build"]
 
@@ -186,7 +186,6 @@ class EnergyModel(Model):
         ]
 
 
-@register("energy")
 def build(checked: CheckedModel, bindings: Mapping[str, int]) -> EnergyModel:
     """The compiled model of a checked energy spec."""
     return EnergyModel(checked, bindings)

@@ -32,16 +32,15 @@ from collections.abc import Mapping
 from typing import Any
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from gendsl import ir
 from gendsl.analysis.library import FLOW_LAYERS
 from gendsl.data import IMAGE_LEVELS
 from gendsl.errors import SpecError
 from gendsl.ir import CheckedModel, NetSpec, Opt, Site, to_value
-from gendsl.lower.base import Batch, Capabilities, Model
+from gendsl.lower.base import Model
 from gendsl.lower.cnf import CNF
-from gendsl.lower.dists import Density, draw
 from gendsl.lower.flow_layers import (
     ActNorm,
     AdditiveCoupling,
@@ -57,8 +56,9 @@ from gendsl.lower.flow_layers import (
 )
 from gendsl.lower.flow_priors import LearnedTop, SplitPrior
 from gendsl.lower.interpret import Program
-from gendsl.lower.registry import register
 from gendsl.metrics.pf_ode import bits_per_dim, dequantize, dequantized_log_prob
+from gendsl.objectives.densities import Density, draw
+from gendsl.protocol import Batch, Capabilities
 
 __all__ = ["DEFAULT_LEVELS", "FlowModel", "build", "expand_layers", "layer_options"]
 
@@ -118,6 +118,7 @@ class FlowModel(Model):
         self.data_shape = self.shape_of(self.data_name)
         self.latent_shape = self.shape_of(self.latent_name)
         self._permutes = 0
+        self.nets = nn.ModuleDict()  # a flow's networks live inside its layers
         flow_ast = checked.flows[call.func]
         self.flow = self._build(expand_layers(flow_ast.body), self.data_shape, call.func)
         self.capabilities = Capabilities(
@@ -319,7 +320,6 @@ def _layer_names(flow: Flow) -> list[str]:
     return names
 
 
-@register("flow")
 def build(checked: CheckedModel, bindings: Mapping[str, int]) -> FlowModel:
     """The compiled model of a checked flow spec."""
     return FlowModel(checked, bindings)

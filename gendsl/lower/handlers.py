@@ -11,7 +11,7 @@ the data (:class:`Condition`) or from another run (:class:`Replay`), weight its 
 :func:`apply_stack` follows Pyro's scheme step by step.
 
 Why not Pyro's own messengers for every run: the training losses run under ``torch.compile``
-and hold a site's distribution as a :class:`~gendsl.lower.dists.Density` (closed forms, no
+and hold a site's distribution as a :class:`~gendsl.objectives.densities.Density` (closed forms, no
 ``torch.distributions`` object on the hot path), while Pyro's stack is a global list of
 messengers whose messages carry Pyro distributions and whose trace is a graph.  So the stack
 here is an explicit list passed to each run (no global state) and the messages are small
@@ -30,7 +30,7 @@ import pyro
 import pyro.poutine as poutine
 import torch
 
-from gendsl.lower.dists import Density, draw
+from gendsl.objectives.densities import Density, draw
 from gendsl.objectives.elbo import SiteRecord
 
 __all__ = [
@@ -170,7 +170,7 @@ class Enumerate(Handler):
 
 
 class Draw(Handler):
-    """Sites without a value are drawn with :func:`~gendsl.lower.dists.draw`, reproducibly
+    """Sites without a value are drawn with :func:`~gendsl.objectives.densities.draw`, reproducibly
     from ``generator`` (from the global RNG when it is None)."""
 
     def __init__(self, generator: torch.Generator | None):

@@ -36,9 +36,9 @@ import torch
 from gendsl import ir
 from gendsl.errors import UsageError
 from gendsl.ir import CheckedModel, Site
-from gendsl.lower.dists import Density, unpacker
 from gendsl.lower.expr import Compiled, Scope, compile_expr, evaluate, let_function
 from gendsl.lower.handlers import Handler, Message, apply_stack
+from gendsl.objectives.densities import Density, unpacker
 
 if TYPE_CHECKING:
     from gendsl.lower.base import Model

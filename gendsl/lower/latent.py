@@ -34,7 +34,7 @@ from torch import Tensor, nn
 from gendsl import ir
 from gendsl.errors import UsageError
 from gendsl.ir import CheckedModel, NetSpec, Opt
-from gendsl.lower.base import Batch, Capabilities, Model, resolve_shape
+from gendsl.lower.base import Model, resolve_shape
 from gendsl.lower.expr import Scope, compile_expr
 from gendsl.lower.handlers import (
     Condition,
@@ -48,7 +48,6 @@ from gendsl.lower.handlers import (
     Trace,
 )
 from gendsl.lower.interpret import Program
-from gendsl.lower.registry import register
 from gendsl.lower.residual import residual_guide
 from gendsl.lower.vq_levels import (
     CodeLevel,
@@ -70,6 +69,7 @@ from gendsl.objectives.elbo import (
     log_weights,
 )
 from gendsl.objectives.vq import VectorQuantizer
+from gendsl.protocol import Batch, Capabilities
 
 __all__ = ["LatentModel", "VQModel", "build_latent"]
 
@@ -591,7 +591,6 @@ def _previous(terms: Sequence[LevelTerms]) -> list[Tensor | None]:
     return [None, *(t.index for t in terms[:-1])]
 
 
-@register("latent")
 def build_latent(checked: CheckedModel, bindings: dict[str, int]) -> LatentModel:
     """The latent family's back end: a :class:`VQModel` for ``loss vq``, else a
     :class:`LatentModel`."""

@@ -28,9 +28,8 @@ from torch import Tensor, nn
 from gendsl import ir, sampler_registry
 from gendsl.errors import InternalError, UsageError
 from gendsl.ir import CheckedModel, Opt, Site
-from gendsl.lower.base import Batch, Capabilities, Model, PretrainedRun
+from gendsl.lower.base import Model
 from gendsl.lower.interpret import Program
-from gendsl.lower.registry import register
 from gendsl.objectives.couplings import (
     Coupling,
     EntropicOT,
@@ -48,6 +47,7 @@ from gendsl.objectives.flow_matching import (
     straightness,
 )
 from gendsl.processes import expand_like
+from gendsl.protocol import Batch, Capabilities, PretrainedRun
 from gendsl.sampling.velocity import (
     DEFAULT_STEPS,
     SOLVERS,
@@ -65,8 +65,6 @@ __all__ = [
     "build",
     "build_coupling",
     "flow_log_prob",
-    "integrate",
-    "solver_nfe",
 ]
 
 
@@ -74,13 +72,6 @@ Conditions = dict[str, Tensor]
 
 
 # ------------------------------------------------------------------------------ the ODE
-
-
-def solver_nfe(solver: str, steps: int | None) -> int | None:
-    """Velocity evaluations of ``steps`` steps of ``solver`` (``None`` for adaptive dopri5),
-    as the sampler registry counts them."""
-    decl = sampler_registry.declared("matching", "ode")
-    return sampler_registry.nfe(decl, steps, {"solver": solver})
 
 
 def flow_log_prob(
@@ -542,7 +533,6 @@ class ReflowModel(MatchingModel):
         )
 
 
-@register("matching")
 def build(checked: CheckedModel, bindings: Mapping[str, int]) -> MatchingModel:
     """The compiled model of a checked matching spec."""
     from gendsl.families.matching import transport_source

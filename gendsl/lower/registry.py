@@ -5,9 +5,6 @@ A family's :class:`~gendsl.families.Family` names its builder by a lazy referenc
 so checking and deriving a spec never import torch, and a new back end needs no edit here::
 
     def build(checked: CheckedModel, bindings: dict[str, int]) -> Model: ...
-
-:func:`register` and :data:`BACKENDS` remain while the back-end modules still decorate their
-builders; a test checks that each registered builder is the one its plugin names.
 """
 
 from __future__ import annotations
@@ -22,23 +19,9 @@ if TYPE_CHECKING:
     from gendsl.ir import CheckedModel
     from gendsl.lower.base import Model
 
-__all__ = ["BACKENDS", "Builder", "builder", "model_class", "register"]
+__all__ = ["Builder", "builder", "model_class"]
 
 Builder = Callable[["CheckedModel", dict[str, int]], "Model"]
-
-#: family name -> builder, filled by :func:`register` as the back-end modules are imported.
-BACKENDS: dict[str, Builder] = {}
-
-
-def register(family: str) -> Callable[[Builder], Builder]:
-    """Decorator: record ``builder`` as the back end of ``family`` in :data:`BACKENDS`."""
-
-    def add(builder: Builder) -> Builder:
-        BACKENDS[family] = builder
-        return builder
-
-    return add
-
 
 def _plugin(family: str) -> Family:
     if family not in TABLE:

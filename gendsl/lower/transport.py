@@ -20,8 +20,8 @@ from torch import Tensor
 
 from gendsl.errors import DataError, UsageError
 from gendsl.ir import CheckedModel
-from gendsl.lower.base import Capabilities
 from gendsl.lower.matching import MatchingModel
+from gendsl.protocol import Capabilities
 
 __all__ = ["TransportModel"]
 

@@ -17,8 +17,6 @@ __all__ = [
     "SIGMA_CAP",
     "karras",
     "log_snr_jump",
-    "sigma_of_t",
-    "t_of_sigma",
     "truncated_log_snr",
     "uniform_log_snr",
     "uniform_t",

@@ -76,9 +76,13 @@ def torch_fn(e: Any, t: Any) -> TorchFn:
 
 
 def _lambdified(kernel: Any) -> dict[str, TorchFn]:
+    """A sympy kernel (:class:`~gendsl.symbolic.path.PathKernel` or an SDE's) as torch
+    functions of ``t`` (imported here: sympy loads only when a kernel must be lambdified)."""
     import sympy as sp
 
-    if hasattr(kernel, "d_alpha"):
+    from gendsl.symbolic.path import PathKernel
+
+    if isinstance(kernel, PathKernel):
         return {n: torch_fn(getattr(kernel, n), kernel.t) for n in PATH_NAMES}
     out = {"f": torch_fn(kernel.f, kernel.t), "g": torch_fn(kernel.g, kernel.t)}
     if kernel.a is not None and kernel.s2 is not None:

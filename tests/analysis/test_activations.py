@@ -6,7 +6,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from gendsl.analysis.library import ACTIVATIONS, NETWORKS
+from gendsl.activations import ACTIVATIONS
+from gendsl.analysis.library import NETWORKS
 from gendsl.nn.layers import activation
 
 _REFERENCE = {

@@ -11,6 +11,7 @@ import pytest
 
 from gendsl.analysis import check_file, check_text, load_checked, model_graph, report
 from gendsl.analysis import library as lib
+from gendsl.distributions import DISTRIBUTIONS
 from gendsl.errors import SpecErrors, SpecSyntaxError
 
 GOOD = Path(__file__).resolve().parents[1] / "programs" / "good"
@@ -173,9 +174,9 @@ def test_imports_prefer_the_local_file(tmp_path):
 
 
 def test_library_tables_are_consistent():
-    assert lib.DISTRIBUTIONS["Normal"].n_params() == 2
-    assert lib.DISTRIBUTIONS["Bernoulli"].n_params() == 1
-    for info in lib.DISTRIBUTIONS.values():
+    assert DISTRIBUTIONS["Normal"].n_params() == 2
+    assert DISTRIBUTIONS["Bernoulli"].n_params() == 1
+    for info in DISTRIBUTIONS.values():
         assert set(info.positive) <= set(info.params)
     for fam in lib.FAMILY_INFO.values():
         assert fam.default_loss in fam.losses and fam.default_sampler in fam.samplers

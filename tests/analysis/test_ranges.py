@@ -5,10 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from gendsl.analysis.ranges import Range, out_of_range, range_of
+from gendsl.analysis.ranges import out_of_range, range_of
 from gendsl.errors import UsageError
 from gendsl.processes.sdes import VPSDE
 from gendsl.sampling.dispatch import sample
+from gendsl.value_range import Range
 
 
 @pytest.mark.parametrize(

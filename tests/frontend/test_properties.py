@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from gendsl.analysis import check_text
 from gendsl.analysis import library as lib
 from gendsl.analysis.library import KEYWORDS
+from gendsl.distributions import DISTRIBUTIONS
 from gendsl.errors import Diagnostic, SpecErrors
 from gendsl.frontend import ast
 from gendsl.frontend.parser import parse
@@ -145,7 +146,7 @@ _POOL = ["x", "z", "y", "t", "x_t", "w", "dt", "dw", "enc", "dec", "f", "k", "K"
 _WORDS = sorted(
     {
         *_POOL,
-        *lib.DISTRIBUTIONS,
+        *DISTRIBUTIONS,
         *lib.NETWORKS,
         *lib.MATH_FUNCTIONS,
         *lib.CONSTRUCTORS,

@@ -7,11 +7,12 @@ from __future__ import annotations
 import networkx as nx
 
 from gendsl import ir
-from gendsl.analysis.model import CheckedModel, NetSpec, Site, Variable, VarType, to_value
+from gendsl.analysis.model import CheckedModel, Site, to_value
 from gendsl.analysis.to_ir import to_ir
 from gendsl.distributions import DISTRIBUTIONS
 from gendsl.frontend import ast
 from gendsl.frontend.parser import parse
+from gendsl.ir import NetSpec, Variable, VarType
 from gendsl.source import Source
 
 __all__ = ["checked_latent"]

@@ -14,9 +14,9 @@ import torch
 from scipy import integrate, stats
 
 import gendsl.lower as L
-from gendsl.analysis.model import Opt
 from gendsl.data import load_dataset
 from gendsl.errors import UsageError
+from gendsl.ir import Opt
 from gendsl.metrics.distances import w2
 from gendsl.objectives.adversarial import (
     clip_weights_,

@@ -11,12 +11,12 @@ import torch
 
 from gendsl.errors import UsageError
 from gendsl.lower import load
-from gendsl.lower.diffusion import (
+from gendsl.lower.diffusion_consistency import ConsistencyModel
+from gendsl.lower.diffusion_core import DiffusionModel
+from gendsl.lower.diffusion_guidance import (
     ClassifierFreeModel,
     ClassifierGuidedModel,
-    ConsistencyModel,
     ControlNetModel,
-    DiffusionModel,
 )
 from gendsl.metrics import w2
 from gendsl.resources import stdlib_dir

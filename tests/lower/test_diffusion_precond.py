@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from gendsl.lower import load
-from gendsl.lower.diffusion import DiffusionModel
+from gendsl.lower.diffusion_core import DiffusionModel
 from gendsl.metrics import w2
 from gendsl.resources import stdlib_dir
 

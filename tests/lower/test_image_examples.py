@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from gendsl.analysis import load_checked
 from gendsl.lower import compile_model
-from gendsl.runs import load_checked, train_settings
+from gendsl.runs import train_settings
 from gendsl.train import fit
 
 torch.set_num_threads(1)

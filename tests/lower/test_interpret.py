@@ -11,9 +11,9 @@ from lower_specs import checked_latent
 from pyro.poutine.messenger import Messenger
 
 from gendsl.lower import compile_model, load
-from gendsl.lower.dists import Density
 from gendsl.lower.handlers import Condition, Handler, Message, Trace, apply_stack
 from gendsl.lower.interpret import scoped_lets
+from gendsl.objectives.densities import Density
 
 VAE = """
 model vae {

@@ -386,7 +386,7 @@ def test_checked_default_loss_has_no_annealing():
 
 def test_the_loss_of_normal_and_bernoulli_sites_builds_no_distribution_objects(monkeypatch):
     """The hot path uses the closed forms; Pyro distributions are for the Pyro programs."""
-    from gendsl.lower.dists import Density
+    from gendsl.objectives.densities import Density
 
     model, x = vae(), binary(5, 6)
     torch.manual_seed(0)

@@ -9,8 +9,8 @@ import torch
 from gendsl.analysis import check_text
 from gendsl.data import Dataset
 from gendsl.errors import DataError, UsageError
-from gendsl.lower import bind_sizes, load
-from gendsl.runs import bind_sizes as runs_bind_sizes
+from gendsl.lower import load
+from gendsl.lower.sizes import bind_sizes
 
 GAUSS = "model g {{ data x : real[D]; {cond} x ~ Normal(0, 1); loss elbo }}"
 
@@ -22,7 +22,6 @@ def dataset(d: int, labels: int | None = None) -> Dataset:
 
 
 def test_sizes_come_from_the_data_and_the_given_bindings():
-    assert runs_bind_sizes is bind_sizes
     (checked,) = check_text(GAUSS.format(cond=""))
     assert bind_sizes(checked, dataset(3)) == {"D": 3}
     assert bind_sizes(checked, dataset(3), {"D": 3, "H": 5}) == {"D": 3, "H": 5}

@@ -16,7 +16,7 @@ from gendsl.families.text import opt_text, option
 from gendsl.symbolic.steps.model import Topic
 
 if TYPE_CHECKING:
-    from gendsl.analysis.model import CheckedModel
+    from gendsl.ir import CheckedModel
 
 __all__ = ["adversarial_steps"]
 

@@ -13,8 +13,8 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from gendsl.analysis.model import CheckedModel
 from gendsl.cache import read_json, write_json
+from gendsl.ir import CheckedModel
 from gendsl.symbolic.derived import fingerprint
 from gendsl.symbolic.steps.model import Check, Outcome, Step, Steps, Topic, run_checks
 

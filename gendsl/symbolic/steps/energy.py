@@ -16,7 +16,7 @@ import numpy as np
 from gendsl.symbolic.steps.model import Topic
 
 if TYPE_CHECKING:
-    from gendsl.analysis.model import CheckedModel
+    from gendsl.ir import CheckedModel
 
 __all__ = ["energy_steps"]
 

@@ -16,7 +16,7 @@ from gendsl import ir
 from gendsl.symbolic.steps.model import Topic
 
 if TYPE_CHECKING:
-    from gendsl.analysis.model import CheckedModel
+    from gendsl.ir import CheckedModel
 
 __all__ = ["flow_steps"]
 

@@ -19,7 +19,7 @@ from gendsl.symbolic.steps.kl import KL_STEPS
 from gendsl.symbolic.steps.model import Topic
 
 if TYPE_CHECKING:
-    from gendsl.analysis.model import CheckedModel
+    from gendsl.ir import CheckedModel
 
 __all__ = ["latent_steps"]
 

@@ -18,7 +18,7 @@ from gendsl.symbolic.expr import to_text
 from gendsl.symbolic.steps.model import Topic, binding
 
 if TYPE_CHECKING:
-    from gendsl.analysis.model import CheckedModel
+    from gendsl.ir import CheckedModel
     from gendsl.symbolic.path import PathKernel
 
 __all__ = ["matching_steps"]

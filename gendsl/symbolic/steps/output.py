@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from gendsl.analysis.model import CheckedModel
 from gendsl.errors import UsageError
+from gendsl.ir import CheckedModel
 from gendsl.symbolic.derived import derive, render
 from gendsl.symbolic.steps.build import fresh_steps, stepwise
 from gendsl.symbolic.steps.render import render_steps
