@@ -7,8 +7,8 @@ statement to change, together with every other error of the spec:
 - ``loss elbo(enumerate = [...])`` with ``free_bits`` (``lower/latent.py``): the free-bits KL
   is per guide site, enumerated sites have none;
 - ``free_bits`` with ``kl = mc`` (``lower/latent.py``): free bits clamp the analytic KL;
-- a condition in a family whose plugin says it is not ``conditional`` (energy, adversarial:
-  ``lower/energy.py``, ``lower/adversarial.py``);
+- a condition in a family whose plugin says it is not ``conditional``; the rules of
+  conditional GANs and energies (:mod:`gendsl.analysis.conditional`);
 - a packed ``Uniform(net(...))`` (not ``packable`` in :mod:`gendsl.distributions`): its two
   ends cannot be split from one output;
 - a packed site in the adversarial family (``lower/adversarial.py``), which evaluates explicit
@@ -25,6 +25,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from gendsl.analysis import library as lib
+from gendsl.analysis.conditional import conditional_rules
 from gendsl.analysis.resolve import Scope, merged_model
 from gendsl.errors import SpecError
 from gendsl.families import table as families
@@ -149,6 +150,7 @@ def unsupported(model: CheckedModel, scope: Scope) -> list[SpecError]:
     _loss_options(model, report)
     _teacher(model, scope, report)
     _conditions(model, report)
+    conditional_rules(model, report)
     _packed_sites(model, report)
     _path_ends(model, report)
     return found
