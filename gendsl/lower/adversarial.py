@@ -15,6 +15,11 @@ Training uses the several-player contract of :func:`gendsl.train.fit`: :meth:`pa
 gives the ``critic`` and ``generator`` parameters and :meth:`training_step` makes
 ``critic_steps`` critic updates (each with fresh generated samples against the batch; weights
 clipped after each for ``clip``) and then one generator update.  The model has no likelihood.
+
+A conditional GAN (``condition y : label[K]``, ``x = G(z, y)``, ``critic c = D(x, y)``) scores
+the data at its own labels and generated samples at theirs, drawn by
+:func:`gendsl.lower.conditions.generator_conditions` (uniform labels); networks that take a
+label get it in their label embedding (:func:`gendsl.lower.conditions.net_calls`).
 """
 
 from __future__ import annotations

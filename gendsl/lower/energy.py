@@ -15,6 +15,11 @@ Sampling runs :func:`~gendsl.objectives.energy.langevin` (the ``sample with lang
 settings) from noise: uniform on [0, 1] for images, else uniform on the box [-b, b]^D with
 b = :attr:`EnergyModel.noise_box` (gendsl's 2-D data sets are standardised).  The family has no
 exact likelihood (the normaliser is unknown).
+
+A class-conditional energy ``energy E(x, y)`` of a label ``y`` is JEM's (Grathwohl et al. 2020):
+the network gives logits f(x), E(x, y) = -f(x)[y], the marginal energy is -logsumexp f(x) and
+the loss adds the classifier's cross-entropy -log softmax f(x)[y] to the marginal's loss;
+sampling runs Langevin dynamics on E(x, y) for the given labels.
 """
 
 from __future__ import annotations
