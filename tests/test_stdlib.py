@@ -251,6 +251,8 @@ EXAMPLE_FAMILY = {
     "cfg_moons.gen": "diffusion",
     "ddpm_moons.gen": "diffusion",
     "ebm_rings.gen": "energy",
+    "cgan_digits.gen": "adversarial",
+    "conditional_ebm_digits.gen": "energy",
     "hvae_digits.gen": "latent",
     "iwae_digits.gen": "latent",
     "ot_cfm_8gaussians.gen": "matching",
