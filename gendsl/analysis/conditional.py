@@ -1,8 +1,8 @@
 """The rules of conditional adversarial and energy models, checked on the typed IR.
 
 - a conditional GAN's generator and critic both see the condition: the data's assignment
-  ``x = G(z, y)`` mentions it, and the critic is an expression that mentions it
-  (``critic c = D(x, y)``), not a bare network ``critic D`` of the data alone;
+  ``x = G(z, y)`` mentions it, and the critic is called on it (``critic D(x, y)`` or an
+  expression such as ``critic c = D(x, y)``), not a bare network ``critic D`` of the data alone;
 - a conditional energy is JEM's (Grathwohl et al. 2020): a network energy ``energy E(x, y)``
   whose parameters include the model's one label condition;
 - a network declared with ``projection = true`` (Miyato & Koyama 2018) is a critic: it takes a
@@ -37,11 +37,14 @@ def _adversarial(model: CheckedModel, conditions: list[str], report: Report) -> 
             a.span,
         )
     critic = model.critic
-    if critic is not None and (critic.value is None or not _names(critic.value) & set(conditions)):
+    seen = set(critic.params) if critic is not None and critic.value is None else set()
+    if critic is not None and critic.value is not None:
+        seen = _names(critic.value)
+    if critic is not None and not seen & set(conditions):
         x = next(iter(data), "x")
         report(
             f"the critic of a conditional model must see the condition {first}; write "
-            f"critic c = D({x}, {first}) (a projection discriminator: net D = MLP(..., "
+            f"critic D({x}, {first}) (a projection discriminator: net D = MLP(..., "
             "projection = true))",
             critic.span,
         )
@@ -75,7 +78,7 @@ def _projections(model: CheckedModel, report: Report) -> None:
         if spec.cond_classes is None or spec.out_shape != ():
             report(
                 f"network '{spec.name}' has projection = true, a projection discriminator's "
-                "head: call it on the data and a label, as a critic (critic c = "
+                "head: call it on the data and a label, as a critic (critic "
                 f"{spec.name}(x, y))",
                 spec.span,
             )

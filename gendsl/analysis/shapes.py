@@ -98,7 +98,7 @@ class ShapesPass(StatementVisitor):
         self.use_net(call, data.type.shape if data is not None else ())
 
     def visit_Critic(self, stmt: ast.Critic) -> None:
-        params = (self.data.name,) if self.data else ()
+        params = stmt.params or ((self.data.name,) if self.data else ())
         self.scorer(stmt, params)
 
     def visit_Energy(self, stmt: ast.Energy) -> None:

@@ -81,7 +81,8 @@ class AdversarialModel(Model):
         self.data_name = self.sole_data_variable().name
         self.condition_names = [v.name for v in checked.condition_vars()]
         self.nets = nn.ModuleDict({n: self.build_net(s) for n, s in checked.nets.items()})
-        self.program = Program(self, values=net_calls(checked, self.nets), packed=False)
+        self.calls = net_calls(checked, self.nets)
+        self.program = Program(self, values=self.calls, packed=False)
         crit = checked.critic
         self._critic_expr = None if crit.value is None else compile_expr(crit.value)
         used = {crit.name} if crit.value is None else names_in(crit.value)
@@ -110,8 +111,12 @@ class AdversarialModel(Model):
 
     def critic(self, x: Tensor, cond: Conditions | None = None) -> Tensor:
         """The critic's value per sample, [B], of ``x`` under the conditions ``cond``."""
-        if self._critic_expr is None:
-            return self.nets[self.checked.critic.name](x)
+        crit = self.checked.critic
+        if self._critic_expr is None and not crit.params:
+            return self.nets[crit.name](x)
+        if self._critic_expr is None:  # critic D(x, y)
+            values = {**(cond or {}), self.data_name: x}
+            return self.calls[crit.name](*(values[p] for p in crit.params))
         return self._critic_expr(self.program.scope({**(cond or {}), self.data_name: x}))
 
     def fake_conditions(self, cond: Conditions) -> Conditions:

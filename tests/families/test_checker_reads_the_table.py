@@ -99,7 +99,7 @@ _CONDITIONAL_GAN = """model m {
 
 def test_a_conditional_adversarial_model_is_refused_in_the_plugins_words(plugin):
     unseen = (
-        "the critic of a conditional model must see the condition c; write critic c = D(x, c) "
+        "the critic of a conditional model must see the condition c; write critic D(x, c) "
         "(a projection discriminator: net D = MLP(..., projection = true))"
     )
     assert _messages(_CONDITIONAL_GAN) == [unseen]

@@ -21,7 +21,7 @@ SPEC = """model m {
   net D = MLP(hidden = [8])
   z ~ Normal(0, 1)
   x = G(z, y, c)
-  critic s = D(x, y, c)
+  critic D(x, y, c)
   loss hinge
 }"""
 
@@ -65,3 +65,9 @@ def test_a_conditional_gan_trains_a_step_and_samples_per_label(model):
     g = torch.Generator().manual_seed(0)
     b = model.sample(3, generator=g, y={"y": 2, "c": [[0.0, 0.0, 0.0]]})
     assert a.shape == (3, 2) and not torch.allclose(a, b)
+
+
+def test_critic_d_of_x_and_y_is_the_network_called_on_them(model):
+    x, y, c = torch.randn(5, 2), torch.randint(4, (5,)), torch.randn(5, 3)
+    expected = model.nets["D"](x, c, y=y)  # the label enters the label embedding
+    torch.testing.assert_close(model.critic(x, {"y": y, "c": c}), expected, rtol=0, atol=0)
