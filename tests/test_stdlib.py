@@ -38,6 +38,7 @@ FAMILY = {
     "wgan_gp": "adversarial",
     "dragan": "adversarial",
     "sngan": "adversarial",
+    "cgan": "adversarial",
     "ddpm": "diffusion",
     "vp_sde": "diffusion",
     "ve_sde": "diffusion",
@@ -55,6 +56,7 @@ FAMILY = {
     "ebm": "energy",
     "dsm": "energy",
     "ssm": "energy",
+    "conditional_ebm": "energy",
 }
 
 STDLIB = sorted(FAMILY)
@@ -250,6 +252,8 @@ EXAMPLE_FAMILY = {
     "ddpm_moons.gen": "diffusion",
     "ebm_rings.gen": "energy",
     "ebm_rings_expression.gen": "energy",
+    "cgan_digits.gen": "adversarial",
+    "conditional_ebm_digits.gen": "energy",
     "hvae_digits.gen": "latent",
     "gmm_prior_vae.gen": "latent",
     "nvae_residual_digits.gen": "latent",
@@ -279,7 +283,7 @@ EXAMPLE_FAMILY = {
 }
 
 #: Models whose checked form must be conditional (they declare a condition).
-CONDITIONAL = {"classifier_guidance", "cfg", "controlnet"}
+CONDITIONAL = {"classifier_guidance", "cfg", "controlnet", "cgan", "conditional_ebm"}
 
 
 def _checked(path: Path):

@@ -245,6 +245,7 @@ NETWORKS: Mapping[str, OptionSpec] = MappingProxyType(
             hidden=Param("ints", [64, 64]),
             activation=_choice("silu", *ACTIVATIONS),
             spectral_norm=_bool(False),
+            projection=_bool(False, "projection discriminator head (Miyato & Koyama 2018)"),
             **_NET_SHARED,
         ),
         "ResNet": _spec(

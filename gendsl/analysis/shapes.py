@@ -101,20 +101,29 @@ class ShapesPass(StatementVisitor):
         self.use_net(call, data.type.shape if data is not None else ())
 
     def visit_Critic(self, stmt: ast.Critic) -> None:
-        params = (self.data.name,) if self.data else ()
+        params = stmt.params or ((self.data.name,) if self.data else ())
         self.scorer(stmt, params)
 
     def visit_Energy(self, stmt: ast.Energy) -> None:
-        self.scorer(stmt, stmt.params)
+        variables = [self.cx.variables.get(p) for p in stmt.params]
+        labels = [v for v in variables if v is not None and v.type.kind == "label"]
+        if stmt.value is None and labels:  # JEM: E(x, y) = -f(x)[y], f a classifier of x
+            rest = tuple(p for p in stmt.params if p != labels[0].name)
+            self.scorer(stmt, rest, (labels[0].type.classes,))
+        else:
+            self.scorer(stmt, stmt.params)
 
-    def scorer(self, stmt: ast.Critic | ast.Energy, params: tuple[str, ...]) -> None:
-        """A critic or an energy: a scalar expression, or a network of ``params``."""
+    def scorer(
+        self, stmt: ast.Critic | ast.Energy, params: tuple[str, ...], out: Shape = ()
+    ) -> None:
+        """A critic or an energy: a scalar expression, or a network of ``params`` (with
+        output shape ``out``)."""
         if stmt.value is not None:
             self.expr_nets(stmt.value, ())
             self.scalar(stmt, stmt.value)
         elif stmt.name in self.cx.net_decls:
             args = tuple(ast.Name(p, stmt.span) for p in params)
-            self.use_net(ast.Call(stmt.name, args, (), stmt.span), ())
+            self.use_net(ast.Call(stmt.name, args, (), stmt.span), out)
 
     def visit_Guide(self, stmt: ast.Guide) -> None:
         for site in self.cx.guide_sites:

@@ -11,8 +11,8 @@ statement to change, together with every other error of the spec:
   parents the guide has drawn before it (``lower/residual.py``; :mod:`.residual_rules`);
 - ``loss vq(prior = pixelcnn)`` with a code that is not a 2-D grid (``objectives/code_prior.py``;
   :mod:`.vq_rules`);
-- a condition in a family whose plugin says it is not ``conditional`` (energy, adversarial:
-  ``lower/energy.py``, ``lower/adversarial.py``);
+- a condition in a family whose plugin says it is not ``conditional``; the rules of
+  conditional GANs and energies (:mod:`gendsl.analysis.conditional`);
 - a packed ``Uniform(net(...))`` (not ``packable`` in :mod:`gendsl.distributions`): its two
   ends cannot be split from one output;
 - a packed site in the adversarial family (``lower/adversarial.py``), which evaluates explicit
@@ -29,6 +29,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from gendsl.analysis.conditional import conditional_rules
 from gendsl.analysis.residual_rules import check_residual
 from gendsl.analysis.resolve import Scope, merged_model
 from gendsl.analysis.vq_rules import check_code_priors
@@ -163,6 +164,7 @@ def unsupported(model: CheckedModel, scope: Scope) -> list[SpecError]:
     _loss_options(model, report)
     _teacher(model, scope, report)
     _conditions(model, report)
+    conditional_rules(model, report)
     _packed_sites(model, report)
     _path_ends(model, report)
     check_residual(model, report)

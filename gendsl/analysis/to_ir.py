@@ -263,7 +263,7 @@ _STATEMENTS: dict[type, Callable[[Any, Resolver], ir.Stmt]] = {
         s.left, s.right, option_to_ir(s.coupling, r), s.span, _coupling(s.coupling)
     ),
     ast.Predict: lambda s, r: ir.Predict(s.kind, expr_to_ir(s.value, r), s.span, s.kind_span),
-    ast.Critic: lambda s, r: ir.Critic(s.name, _optional(s.value, r), s.span),
+    ast.Critic: lambda s, r: ir.Critic(s.name, _optional(s.value, r), s.span, s.params),
     ast.Energy: lambda s, r: ir.Energy(
         s.name, s.params, _optional(s.value, _params(s.params, r)), s.span
     ),

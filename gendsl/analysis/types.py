@@ -99,6 +99,9 @@ class TypesPass(StatementVisitor):
             self.expr(stmt.value, _NONE, "plain")
         elif stmt.name not in self.cx.net_decls:
             self.cx.not_a_net(stmt.name, stmt.span, "critic")
+        for p in stmt.params:
+            if p not in self.cx.variables:
+                self.cx.error(f"undefined name '{p}'{closest(p, self.cx.variables)}", stmt.span)
 
     def visit_Energy(self, stmt: ast.Energy) -> None:
         cx = self.cx

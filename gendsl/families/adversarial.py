@@ -40,6 +40,26 @@ def derive(model: CheckedModel, sec: Section) -> None:
             r"D^*(x) = \frac{p_{data}(x)}{p_{data}(x)+p_g(x)}",
         )
         sec.add("loss", opt_text(loss))
+    _conditional(model, sec)
+
+
+def _conditional(model: CheckedModel, sec: Section) -> None:
+    """A conditional GAN's lines: the generator's labels and a projection critic."""
+    labels = [v.name for v in model.condition_vars() if v.type.kind == "label"]
+    if not labels:
+        return
+    y = labels[0]
+    sec.add(
+        "conditional",
+        f"x = G(z, {y}), {y} ~ Uniform{{0..K-1}} in training (as BigGAN, SN-GAN projection)",
+        rf"x = G(z, {y}),\ {y}\sim\mathcal U\{{0..K-1\}}",
+    )
+    if any(n.options.get("projection") is True for n in model.nets.values()):
+        sec.add(
+            "projection critic",
+            f"D(x, {y}) = psi(phi(x)) + embed({y})^T phi(x)  (Miyato & Koyama 2018)",
+            rf"D(x, {y}) = \psi(\phi(x)) + e_{{{y}}}^\top\phi(x)",
+        )
 
 
 ADVERSARIAL = Family(
@@ -52,5 +72,4 @@ ADVERSARIAL = Family(
     model_class="gendsl.lower.adversarial:AdversarialModel",
     samplers=("ancestral",),
     check="gendsl.analysis.family_rules:check_adversarial",
-    conditional=False,
 )

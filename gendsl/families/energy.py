@@ -26,7 +26,9 @@ def _energy_text(energy: ir.Energy) -> str:
 
 
 def derive(model: CheckedModel, sec: Section) -> None:
-    """The density, its score and the contrastive-divergence gradient (Hinton 2002)."""
+    """The density, its score and the contrastive-divergence gradient (Hinton 2002); JEM's
+    joint, marginal and classifier (Grathwohl et al. 2020) for a class-conditional energy."""
+    _jem(model, sec)
     sec.add("density", "p(x) = exp(-E(x)) / Z", r"p(x) = e^{-E(x)}/Z")
     energy = model.energy
     if energy is not None and energy.value is not None:
@@ -44,6 +46,25 @@ def derive(model: CheckedModel, sec: Section) -> None:
         sec.add("loss", opt_text(model.loss))
 
 
+def _jem(model: CheckedModel, sec: Section) -> None:
+    energy = model.energy
+    labels = [v.name for v in model.condition_vars() if v.type.kind == "label"]
+    if energy is None or energy.value is not None or not set(labels) & set(energy.params):
+        return
+    f, y = energy.name, labels[0]
+    sec.add(
+        "JEM joint",
+        f"E(x, {y}) = -{f}(x)[{y}], p(x, {y}) = exp {f}(x)[{y}] / Z  (Grathwohl et al. 2020)",
+        rf"E(x, {y}) = -f(x)[{y}],\ p(x, {y}) = e^{{f(x)[{y}]}}/Z",
+    )
+    sec.add(
+        "JEM marginal",
+        f"E(x) = -logsumexp_{y} {f}(x)[{y}],  p({y} | x) = softmax {f}(x)",
+        rf"E(x) = -\log\sum_{y} e^{{f(x)[{y}]}},\ p({y}|x) = \mathrm{{softmax}} f(x)",
+    )
+    sec.add("JEM loss", f"-log p({y} | x) (cross-entropy) + the loss of p(x) below")
+
+
 ENERGY = Family(
     name="energy",
     words="an energy-based model",
@@ -54,5 +75,4 @@ ENERGY = Family(
     model_class="gendsl.lower.energy:EnergyModel",
     samplers=("langevin",),
     check="gendsl.analysis.family_rules:check_energy",
-    conditional=False,
 )

@@ -363,11 +363,13 @@ class Predict(Node):
 
 @dataclass(frozen=True)
 class Critic(Node):
-    """``critic D`` or ``critic name = expr``."""
+    """``critic D``, ``critic D(x, y)`` (the network D of those variables) or
+    ``critic name = expr``."""
 
     name: str
     value: Expr | None
     span: Span = span_field()
+    params: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -273,6 +273,10 @@ class _Build(Transformer):
         value = rest[0] if rest else None
         return ast.Critic(str(name), value, self._span(name, *rest))
 
+    def critic_call(self, c):
+        name, params = c
+        return ast.Critic(str(name), None, self._span(name), params)
+
     def energy_stmt(self, c):
         name, params, *rest = c
         value = rest[0] if rest else None

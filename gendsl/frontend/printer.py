@@ -71,6 +71,10 @@ def _value(s: ast.Critic | ast.Energy) -> str:
     return f" = {format_expr(s.value)}" if s.value is not None else ""
 
 
+def _params(params: tuple[str, ...]) -> str:
+    return f"({', '.join(params)})" if params else ""
+
+
 def _let(s: ast.Let) -> str:
     params = f"({', '.join(s.params)})" if s.params else ""
     return f"let {s.name}{params} = {format_expr(s.value)}"
@@ -102,7 +106,7 @@ _LINES: dict[type, Callable[[Any], str]] = {
     ast.Path: lambda s: f"path {s.target} = {format_expr(s.value)}",
     ast.Couple: lambda s: f"couple {s.left}, {s.right} by {_option(s.coupling)}",
     ast.Predict: lambda s: f"predict {s.kind} = {format_expr(s.value)}",
-    ast.Critic: lambda s: f"critic {s.name}{_value(s)}",
+    ast.Critic: lambda s: f"critic {s.name}{_params(s.params)}{_value(s)}",
     ast.Energy: lambda s: f"energy {s.name}({', '.join(s.params)}){_value(s)}",
     ast.Guidance: lambda s: f"guidance {_option(s.option)}",
     ast.Loss: lambda s: f"loss {_option(s.option)}",

@@ -389,11 +389,13 @@ class Predict(Node):
 
 @dataclass(frozen=True)
 class Critic(Node):
-    """``critic D`` or ``critic name = expr``."""
+    """``critic D``, ``critic D(x, y)`` or ``critic name = expr``; ``params``: the variables
+    the network ``D`` is called on (empty: the data alone)."""
 
     name: str
     value: Expr | None
     span: Span = span_field()
+    params: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -88,7 +88,8 @@ def _line(s: ir.Stmt) -> str:
     if isinstance(s, ir.Predict):
         return f"predict {s.kind} = {format_expr(s.value)}"
     if isinstance(s, ir.Critic):
-        return f"critic {s.name}{_optional(s.value)}"
+        params = f"({', '.join(s.params)})" if s.params else ""
+        return f"critic {s.name}{params}{_optional(s.value)}"
     if isinstance(s, ir.Energy):
         return f"energy {s.name}({', '.join(s.params)}){_optional(s.value)}"
     if isinstance(s, ir.Guidance):

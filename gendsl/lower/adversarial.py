@@ -15,6 +15,11 @@ Training uses the several-player contract of :func:`gendsl.train.fit`: :meth:`pa
 gives the ``critic`` and ``generator`` parameters and :meth:`training_step` makes
 ``critic_steps`` critic updates (each with fresh generated samples against the batch; weights
 clipped after each for ``clip``) and then one generator update.  The model has no likelihood.
+
+A conditional GAN (``condition y : label[K]``, ``x = G(z, y)``, ``critic c = D(x, y)``) scores
+the data at its own labels and generated samples at theirs, drawn by
+:func:`gendsl.lower.conditions.generator_conditions` (uniform labels); networks that take a
+label get it in their label embedding (:func:`gendsl.lower.conditions.net_calls`).
 """
 
 from __future__ import annotations
@@ -28,6 +33,12 @@ from torch import Tensor, nn
 from gendsl.errors import UsageError
 from gendsl.ir import CheckedModel, Opt
 from gendsl.lower.base import Model
+from gendsl.lower.conditions import (
+    Conditions,
+    generator_conditions,
+    net_calls,
+    sampling_conditions,
+)
 from gendsl.lower.expr import compile_expr
 from gendsl.lower.handlers import Draw
 from gendsl.lower.interpret import Program, names_in
@@ -64,11 +75,11 @@ class AdversarialModel(Model):
 
     def __init__(self, checked: CheckedModel, bindings: Mapping[str, int]):
         super().__init__(checked, bindings)
-        if checked.conditional:
-            raise UsageError("conditional adversarial models are not supported yet")
         self.data_name = self.sole_data_variable().name
+        self.condition_names = [v.name for v in checked.condition_vars()]
         self.nets = nn.ModuleDict({n: self.build_net(s) for n, s in checked.nets.items()})
-        self.program = Program(self, values=self.nets, packed=False)
+        self.calls = net_calls(checked, self.nets)
+        self.program = Program(self, values=self.calls, packed=False)
         crit = checked.critic
         self._critic_expr = None if crit.value is None else compile_expr(crit.value)
         used = {crit.name} if crit.value is None else names_in(crit.value)
@@ -83,17 +94,31 @@ class AdversarialModel(Model):
 
     # ------------------------------------------------------------------ the two players
 
-    def generate(self, n: int, *, generator: torch.Generator | None = None) -> Tensor:
-        """``n`` generated samples x = G(z); differentiable in G's parameters when
-        ``generator`` is None."""
+    def generate(
+        self,
+        n: int,
+        cond: Conditions | None = None,
+        *,
+        generator: torch.Generator | None = None,
+    ) -> Tensor:
+        """``n`` generated samples x = G(z, y) for the conditions ``cond`` (none for an
+        unconditional model); differentiable in G's parameters when ``generator`` is None."""
         handlers = [] if generator is None else [Draw(generator)]
-        return self.program.run(handlers, batch=(n,))[self.data_name]
+        return self.program.run(handlers, batch=(n,), values=cond)[self.data_name]
 
-    def critic(self, x: Tensor) -> Tensor:
-        """The critic's value per sample, [B]."""
-        if self._critic_expr is None:
-            return self.nets[self.checked.critic.name](x)
-        return self._critic_expr(self.program.scope({self.data_name: x}))
+    def critic(self, x: Tensor, cond: Conditions | None = None) -> Tensor:
+        """The critic's value per sample, [B], of ``x`` under the conditions ``cond``."""
+        crit = self.checked.critic
+        if self._critic_expr is None and not crit.params:
+            return self.nets[crit.name](x)
+        if self._critic_expr is None:  # critic D(x, y)
+            values = {**(cond or {}), self.data_name: x}
+            return self.calls[crit.name](*(values[p] for p in crit.params))
+        return self._critic_expr(self.program.scope({**(cond or {}), self.data_name: x}))
+
+    def fake_conditions(self, cond: Conditions) -> Conditions:
+        """The conditions the generator is trained on (see :mod:`gendsl.lower.conditions`)."""
+        return generator_conditions(self.checked, cond, self.classes_of)
 
     def critic_parameters(self) -> list[nn.Parameter]:
         """The critic's trainable parameters."""
@@ -106,28 +131,42 @@ class AdversarialModel(Model):
 
     # ------------------------------------------------------------------ losses (hooks)
 
-    def critic_regulariser(self, x: Tensor, x_fake: Tensor) -> Tensor | None:
-        """λ times the gradient penalty of WGAN-GP or DRAGAN; None for other losses."""
+    def critic_regulariser(
+        self, x: Tensor, x_fake: Tensor, cond: Conditions | None = None
+    ) -> Tensor | None:
+        """λ times the gradient penalty of WGAN-GP or DRAGAN; None for other losses.  In a
+        conditional model the penalty is taken at the real points' conditions."""
         if self.loss_name != "wasserstein" or self.penalty in ("none", "clip"):
             return None
-        if self.penalty == "gradient":
-            return self.penalty_value * gradient_penalty(self.critic, x, x_fake)
-        return self.penalty_value * dragan_penalty(self.critic, x)
 
-    def critic_loss(self, x: Tensor, x_fake: Tensor) -> Tensor:
-        """The loss the critic minimises on real ``x`` and generated ``x_fake``."""
-        real, fake = self.critic(x), self.critic(x_fake)
+        def critic(v: Tensor) -> Tensor:
+            return self.critic(v, cond)
+
+        if self.penalty == "gradient":
+            return self.penalty_value * gradient_penalty(critic, x, x_fake)
+        return self.penalty_value * dragan_penalty(critic, x)
+
+    def critic_loss(
+        self,
+        x: Tensor,
+        x_fake: Tensor,
+        cond: Conditions | None = None,
+        fake_cond: Conditions | None = None,
+    ) -> Tensor:
+        """The loss the critic minimises on real ``x`` (conditions ``cond``) and generated
+        ``x_fake`` (conditions ``fake_cond``)."""
+        real, fake = self.critic(x, cond), self.critic(x_fake, fake_cond)
         if self.loss_name == "gan":
             return gan_critic_loss(real, fake)
         if self.loss_name == "hinge":
             return hinge_critic_loss(real, fake)
         loss = wasserstein_critic_loss(real, fake)
-        reg = self.critic_regulariser(x, x_fake)
+        reg = self.critic_regulariser(x, x_fake, cond)
         return loss if reg is None else loss + reg
 
-    def generator_loss(self, x_fake: Tensor) -> Tensor:
+    def generator_loss(self, x_fake: Tensor, fake_cond: Conditions | None = None) -> Tensor:
         """The loss the generator minimises on its samples ``x_fake``."""
-        fake = self.critic(x_fake)
+        fake = self.critic(x_fake, fake_cond)
         if self.loss_name == "gan":
             return gan_generator_loss(fake, form=self.form)
         if self.loss_name == "hinge":
@@ -141,8 +180,10 @@ class AdversarialModel(Model):
 
     # ------------------------------------------------------------------ the model hooks
 
-    def _data(self, batch: Batch) -> Tensor:
-        return self.as_data(batch)[self.data_name]
+    def _data(self, batch: Batch) -> tuple[Tensor, Conditions]:
+        """The batch's data and its conditions ({} for an unconditional model)."""
+        items = self.as_data(batch)
+        return items[self.data_name], {k: items[k] for k in self.condition_names}
 
     def loss(self, batch: Batch) -> Tensor:
         """The sum of both players' losses on one batch, the critic's on detached samples.
@@ -151,9 +192,12 @@ class AdversarialModel(Model):
         not a training direction — :func:`~gendsl.train.fit` trains through
         :meth:`training_step`, which updates each player on its own loss.
         """
-        x = self._data(batch)
-        x_fake = self.generate(x.shape[0])
-        return self.critic_loss(x, x_fake.detach()) + self.generator_loss(x_fake)
+        x, cond = self._data(batch)
+        fake_cond = self.fake_conditions(cond)
+        x_fake = self.generate(x.shape[0], fake_cond)
+        return self.critic_loss(x, x_fake.detach(), cond, fake_cond) + self.generator_loss(
+            x_fake, fake_cond
+        )
 
     def param_groups(self) -> dict[str, list[nn.Parameter]]:
         """The two players' parameters, one optimiser each."""
@@ -173,15 +217,17 @@ class AdversarialModel(Model):
         """``critic_steps`` critic updates against the batch (fresh generated samples each),
         then one generator update (Arjovsky et al. 2017, Algorithm 1); the losses stay on the
         device."""
-        x = self._data(batch)
+        x, cond = self._data(batch)
         n = x.shape[0]
         for _ in range(self.critic_steps):
+            fake_cond = self.fake_conditions(cond)
             with torch.no_grad():
-                x_fake = self.generate(n)
-            critic_loss = self.critic_loss(x, x_fake)
+                x_fake = self.generate(n, fake_cond)
+            critic_loss = self.critic_loss(x, x_fake, cond, fake_cond)
             self._update(critic_loss, optimizers["critic"])
             self.after_critic_step()
-        generator_loss = self.generator_loss(self.generate(n))
+        fake_cond = self.fake_conditions(cond)
+        generator_loss = self.generator_loss(self.generate(n, fake_cond), fake_cond)
         self._update(generator_loss, optimizers["generator"])
         self.step.add_(1)
         c, g = critic_loss.detach(), generator_loss.detach()
@@ -190,9 +236,9 @@ class AdversarialModel(Model):
     def diagnostics(self, batch: Batch) -> dict[str, float]:
         """The critic's mean value on real and generated samples (their difference is the
         Wasserstein estimate for a Lipschitz critic)."""
-        x = self._data(batch)
-        real = float(self.critic(x).mean())
-        fake = float(self.critic(self.generate(x.shape[0])).mean())
+        x, cond = self._data(batch)
+        real = float(self.critic(x, cond).mean())
+        fake = float(self.critic(self.generate(x.shape[0], cond), cond).mean())
         return {"critic_real": real, "critic_fake": fake, "critic_gap": real - fake}
 
     @torch.no_grad()
@@ -203,11 +249,15 @@ class AdversarialModel(Model):
         method: str | None = None,
         steps: int | None = None,
         generator: torch.Generator | None = None,
+        y: Any = None,
         **opts: Any,
     ) -> Tensor:
-        """``n`` samples: the noise drawn from ``generator`` and pushed through the generator."""
+        """``n`` samples: the noise drawn from ``generator`` and pushed through the generator;
+        a conditional model's conditions come as ``y`` (the only condition's value, or a
+        mapping from names to values), one value for all samples or one per sample."""
+        cond = sampling_conditions(self.checked, y, n, self.like.device)
         self.one_pass_sampling(method, steps, opts)
-        return self.generate(n, generator=generator)
+        return self.generate(n, cond, generator=generator)
 
     def objective_terms(self) -> list[str]:
         k = self.critic_steps

@@ -15,6 +15,11 @@ Sampling runs :func:`~gendsl.objectives.energy.langevin` (the ``sample with lang
 settings) from noise: uniform on [0, 1] for images, else uniform on the box [-b, b]^D with
 b = :attr:`EnergyModel.noise_box` (gendsl's 2-D data sets are standardised).  The family has no
 exact likelihood (the normaliser is unknown).
+
+A class-conditional energy ``energy E(x, y)`` of a label ``y`` is JEM's (Grathwohl et al. 2020):
+the network gives logits f(x), E(x, y) = -f(x)[y], the marginal energy is -logsumexp f(x) and
+the loss adds the classifier's cross-entropy -log softmax f(x)[y] to the marginal's loss;
+sampling runs Langevin dynamics on E(x, y) for the given labels.
 """
 
 from __future__ import annotations
@@ -24,10 +29,12 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
+from torch.nn import functional as F
 
 from gendsl.errors import UsageError
 from gendsl.ir import CheckedModel, Opt
 from gendsl.lower.base import Model
+from gendsl.lower.conditions import sampling_conditions
 from gendsl.lower.expr import compile_expr
 from gendsl.lower.interpret import Program
 from gendsl.objectives import draws
@@ -35,6 +42,9 @@ from gendsl.objectives.dsm import dsm_fixed_sigma, sliced_score_matching
 from gendsl.objectives.energy import (
     contrastive_divergence_loss,
     energy_score,
+    jem_class_energy,
+    jem_class_log_probs,
+    jem_marginal_energy,
     langevin,
     replay_starts,
 )
@@ -63,14 +73,25 @@ class EnergyModel(Model):
 
     def __init__(self, checked: CheckedModel, bindings: Mapping[str, int]):
         super().__init__(checked, bindings)
-        if checked.conditional:
-            raise UsageError("conditional energy models are not supported yet")
         data = self.sole_data_variable()
         self.data_name = data.name
         self.image = data.type.kind == "image"
         self.nets = nn.ModuleDict({n: self.build_net(s) for n, s in checked.nets.items()})
         self.program = Program(self, values=self.nets, packed=False)
         energy = checked.energy
+        #: JEM's label (``energy E(x, y)`` with a label y; the network E gives the logits).
+        self.label = (
+            next(
+                (
+                    p
+                    for p in energy.params
+                    if p in checked.variables and checked.variables[p].type.kind == "label"
+                ),
+                None,
+            )
+            if energy.value is None
+            else None
+        )
         self._energy_expr = None if energy.value is None else compile_expr(energy.value)
         self.loss_name = checked.loss.name
         self.loss_options = dict(checked.loss.kwargs)
@@ -84,9 +105,22 @@ class EnergyModel(Model):
 
     # ------------------------------------------------------------------ energy and score
 
-    def energy(self, x: Tensor) -> Tensor:
+    def logits(self, x: Tensor) -> Tensor:
+        """JEM's classifier f(x), [B, K] (the network of ``energy E(x, y)``)."""
+        return self.nets[self.checked.energy.name](x)
+
+    def class_log_probs(self, x: Tensor) -> Tensor:
+        """JEM's log p(y | x) = log softmax f(x), [B, K]."""
+        return jem_class_log_probs(self.logits(x))
+
+    def energy(self, x: Tensor, y: Tensor | None = None) -> Tensor:
         """E(x) per sample, [B].  An expression energy that keeps the data's shape (written per
-        coordinate, ``energy U(x) = 0.5 * x^2``) is summed over it: independent coordinates."""
+        coordinate, ``energy U(x) = 0.5 * x^2``) is summed over it: independent coordinates.
+        A JEM energy is E(x, y) = -f(x)[y] for labels ``y``, the marginal's -logsumexp f(x)
+        without them."""
+        if self.label is not None:
+            logits = self.logits(x)
+            return jem_marginal_energy(logits) if y is None else jem_class_energy(logits, y)
         if self._energy_expr is None:
             return self.nets[self.checked.energy.name](x)
         (param,) = self.checked.energy.params
@@ -124,8 +158,19 @@ class EnergyModel(Model):
         return x_neg
 
     def loss(self, batch: Batch) -> Tensor:
-        """The mean loss of one batch: contrastive divergence, DSM or SSM."""
-        x = self.as_data(batch)[self.data_name]
+        """The mean loss of one batch: contrastive divergence, DSM or SSM of the (marginal)
+        energy; for JEM plus the classifier's cross-entropy -log p(y | x) (Grathwohl et al.
+        2020, eq. 8: log p(x, y) = log p(x) + log p(y | x))."""
+        items = self.as_data(batch)
+        x = items[self.data_name]
+        density = self.density_loss(x)
+        if self.label is None:
+            return density
+        y = items[self.label].long()
+        return density + F.nll_loss(self.class_log_probs(x), y)
+
+    def density_loss(self, x: Tensor) -> Tensor:
+        """The loss of p(x): contrastive divergence, DSM or SSM."""
         opts = self.loss_options
         if self.loss_name == "contrastive_divergence":
             x_neg = self.negative_samples(x.shape[0])
@@ -156,11 +201,14 @@ class EnergyModel(Model):
         method: str | None = None,
         steps: int | None = None,
         generator: torch.Generator | None = None,
+        y: Any = None,
         **opts: Any,
     ) -> Tensor:
         """``n`` samples by Langevin dynamics from noise; ``steps`` and the keywords of
         :func:`~gendsl.objectives.energy.langevin` (``step``, ``noise``, ``metropolis``)
-        override the spec's ``sample with langevin(...)``."""
+        override the spec's ``sample with langevin(...)``.  A JEM model samples p(x | y) for
+        the labels ``y`` (the energy -f(x)[y])."""
+        cond = sampling_conditions(self.checked, y, n, self.like.device)
         if method not in (None, "langevin"):
             raise UsageError(f"the energy family samples with langevin, got {method!r}")
         unknown = set(opts) - {"step", "noise", "metropolis"}
@@ -170,7 +218,12 @@ class EnergyModel(Model):
         if steps is not None:
             settings["steps"] = steps
         x0 = self.init_noise(n, generator=generator)
-        return langevin(self.energy, x0, generator=generator, **settings)
+        labels = cond.get(self.label) if self.label is not None else None
+
+        def energy(v: Tensor) -> Tensor:
+            return self.energy(v, labels)
+
+        return langevin(energy, x0, generator=generator, **settings)
 
     def objective_terms(self) -> list[str]:
         o = self.loss_options

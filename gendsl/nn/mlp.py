@@ -10,6 +10,7 @@ from torch import Tensor, nn
 from gendsl.nn.base import ShapedNet
 from gendsl.nn.layers import activation as make_activation
 from gendsl.nn.layers import check_positive_ints, maybe_spectral_norm, numel
+from gendsl.nn.projection import ProjectionHead
 
 __all__ = ["MLP", "ResNet"]
 
@@ -20,6 +21,10 @@ class MLP(ShapedNet):
     :param hidden: widths of the hidden layers (may be empty: one linear map).
     :param activation: one of :data:`~gendsl.nn.layers.ACTIVATIONS`.
     :param spectral_norm: normalise every linear layer's weight (SN-GAN critics).
+    :param projection: a projection discriminator's head (Miyato & Koyama 2018): the label
+        is not concatenated to the inputs but projected on the last hidden features φ,
+        ``out = ψ(φ) + embed(y)ᵀ φ`` (:class:`~gendsl.nn.projection.ProjectionHead`); needs a
+        label, a scalar output and at least one hidden layer.
     """
 
     def __init__(
@@ -28,18 +33,22 @@ class MLP(ShapedNet):
         hidden: Sequence[int] = (64, 64),
         activation: str = "silu",
         spectral_norm: bool = False,
+        projection: bool = False,
         **shapes,
     ):
         super().__init__(**shapes)
         widths = check_positive_ints("hidden", hidden, allow_empty=True)
+        self.head = None
+        if projection:
+            self.head = ProjectionHead.replacing_label(self, widths, spectral_norm)
         d_in = sum(numel(s) for s in self.in_shapes) + self.context_dim
         if d_in == 0:
             raise ValueError("an MLP needs at least one input, a time or a label")
-        dims = [d_in, *widths, self.out_numel]
+        dims = [d_in, *widths] + ([] if projection else [self.out_numel])
         layers: list[nn.Module] = []
         for i in range(len(dims) - 1):
             layers.append(maybe_spectral_norm(nn.Linear(dims[i], dims[i + 1]), spectral_norm))
-            if i < len(dims) - 2:
+            if i < len(dims) - 2 or projection:
                 layers.append(make_activation(activation))
         self.body = nn.Sequential(*layers)
 
@@ -47,9 +56,11 @@ class MLP(ShapedNet):
         self.check_inputs(inputs)
         like = inputs[0] if inputs else _time_like(t, y, self)
         parts = [x.reshape(x.shape[0], -1) for x in inputs]
-        ctx = self.context(t, y, like)
-        h = torch.cat(parts + ([] if ctx is None else [ctx]), dim=1)
-        return self.to_output(self.body(h))
+        ctx = self.context(t, None if self.head is not None else y, like)
+        h = self.body(torch.cat(parts + ([] if ctx is None else [ctx]), dim=1))
+        if self.head is not None:
+            return self.to_output(self.head(h, y))
+        return self.to_output(h)
 
 
 class _ResidualBlock(nn.Module):

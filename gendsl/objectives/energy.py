@@ -25,6 +25,9 @@ __all__ = [
     "EnergyFn",
     "contrastive_divergence_loss",
     "energy_score",
+    "jem_class_energy",
+    "jem_class_log_probs",
+    "jem_marginal_energy",
     "langevin",
     "langevin_temperature",
     "replay_starts",
@@ -161,3 +164,22 @@ def replay_starts(
     fresh = draws.rand(n, generator=generator, device=buffer.device) < reinit
     shape = (-1,) + (1,) * (buffer.dim() - 1)
     return idx, torch.where(fresh.reshape(shape), noise, buffer[idx])
+
+
+def jem_class_energy(logits: Tensor, y: Tensor) -> Tensor:
+    """E(x, y) = -f(x)[y] per sample, [B]: the class-conditional energy of a classifier's logits
+    f(x) [B, K] (Grathwohl et al. 2020, "Your Classifier is Secretly an Energy Based Model",
+    eq. 5: p(x, y) = exp f(x)[y] / Z)."""
+    return -logits.gather(1, y.long().reshape(-1, 1)).squeeze(1)
+
+
+def jem_marginal_energy(logits: Tensor) -> Tensor:
+    """E(x) = -log Σ_y exp f(x)[y] per sample, [B]: the energy of the marginal
+    p(x) = Σ_y p(x, y) (Grathwohl et al. 2020, eq. 6)."""
+    return -torch.logsumexp(logits, dim=1)
+
+
+def jem_class_log_probs(logits: Tensor) -> Tensor:
+    """log p(y | x) = f(x)[y] - logsumexp_y' f(x)[y'], [B, K]: p(x, y) / p(x), the softmax
+    classifier the energies share (Grathwohl et al. 2020, eq. 7)."""
+    return torch.log_softmax(logits, dim=1)

@@ -65,12 +65,21 @@ def test_the_predict_example_is_the_plugins(plugin):
     assert _messages(text) == [example.replace("eps = eps", "x0 = f")]
 
 
+_CONDITIONAL_ENERGY = """model m {
+  data x : real[2]
+  condition y : label[3]
+  net E = MLP(hidden = [16])
+  energy E(x, y)
+  loss dsm
+}"""
+
+
 def test_conditions_are_refused_where_the_plugin_says_so(plugin):
-    text = _bad("72_conditional_energy")
+    text = _CONDITIONAL_ENERGY
     refused = "conditional energy-based models are not supported yet; remove 'condition y'"
-    assert _messages(text) == [refused]
-    plugin("energy", conditional=True)
     assert _messages(text) == []
+    plugin("energy", conditional=False)
+    assert _messages(text) == [refused]
     plugin("energy", conditional=False, words="an EBM")
     assert _messages(text) == [refused.replace("energy-based model", "EBM")]
 
@@ -89,10 +98,14 @@ _CONDITIONAL_GAN = """model m {
 
 
 def test_a_conditional_adversarial_model_is_refused_in_the_plugins_words(plugin):
+    unseen = (
+        "the critic of a conditional model must see the condition c; write critic D(x, c) "
+        "(a projection discriminator: net D = MLP(..., projection = true))"
+    )
+    assert _messages(_CONDITIONAL_GAN) == [unseen]
+    plugin("adversarial", conditional=False)
     refused = "conditional adversarial models are not supported yet; remove 'condition c'"
-    assert _messages(_CONDITIONAL_GAN) == [refused]
-    plugin("adversarial", conditional=True)
-    assert _messages(_CONDITIONAL_GAN) == []
+    assert _messages(_CONDITIONAL_GAN) == [refused, unseen]
 
 
 def test_one_data_variable_is_the_plugins_flag(plugin):
@@ -119,9 +132,12 @@ def test_one_data_variable_is_the_plugins_flag(plugin):
 
 
 def test_the_family_rules_are_the_plugins_check_hook(plugin):
-    text = _bad("72_conditional_energy").replace("  loss dsm", "  predict eps = E(x)\n  loss dsm")
+    # two classes: JEM's E(x) gives one logit per class, the [2] that eps = E(x) needs
+    text = _CONDITIONAL_ENERGY.replace("label[3]", "label[2]").replace(
+        "  loss dsm", "  predict eps = E(x)\n  loss dsm"
+    )
     assert _messages(text) == ["predict has no meaning in an energy-based model"]
-    plugin("energy", check=None)
+    plugin("energy", check=None, conditional=False)
     assert _messages(text) == [
         "conditional energy-based models are not supported yet; remove 'condition y'"
     ]
