@@ -72,7 +72,8 @@ def test_documented_spec_checks_compiles_and_trains(line, text, tmp_path, capsys
     for name in names:
         checked = gendsl.check(str(spec), name)
         *source, data = [v for v in checked.variables.values() if v.role == "data"]
-        args = ["--data", _data_for(data, tmp_path)]
+        labelled = any(v.type.kind == "label" for v in checked.condition_vars())
+        args = ["--data", "digits" if labelled else _data_for(data, tmp_path)]
         if source:  # transport between two data sets: the first data variable is the source
             args += ["--source-data", "8gaussians"]
         _train_one_step(spec, name, args, tmp_path)
