@@ -274,6 +274,9 @@ NETWORKS: Mapping[str, OptionSpec] = MappingProxyType(
             channels=Param("ints", [32, 64], doc="width of each level"),
             blocks=_int(1, "residual blocks per level"),
             attention=Param("ints", [], doc="resolutions with self-attention, e.g. [16]"),
+            cross_attention=Param(
+                "ints", [], doc="resolutions attending to a condition real[L, E], e.g. [8]"
+            ),
             heads=_int(1, "attention heads"),
             dropout=_num(0.0, "dropout in the residual blocks"),
             groups=_int(8, "GroupNorm groups"),
