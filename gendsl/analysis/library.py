@@ -244,6 +244,7 @@ NETWORKS: Mapping[str, OptionSpec] = MappingProxyType(
             hidden=Param("ints", [64, 64]),
             activation=_choice("silu", *ACTIVATIONS),
             spectral_norm=_bool(False),
+            film=_bool(False, "the inputs after the first modulate the layers (FiLM)"),
             **_NET_SHARED,
         ),
         "ResNet": _spec(

@@ -201,7 +201,7 @@ class ShapesPass(StatementVisitor):
             call.span,
         )
         resampling.check_stages(spec, decl, call.span, cx.error)
-        sequences.check_cross_attention(spec, decl, in_names, call.span, cx.error)
+        sequences.check_condition_inputs(spec, decl, in_names, call.span, cx.error)
 
     def input_shape(self, arg: ast.Expr) -> Shape:
         shape = self.shape_of(arg)

@@ -26,6 +26,11 @@ def _reading(net: NetSpec | None, shape: tuple) -> str:
             "Q from the feature map, K and V from the tokens of the condition "
             "(Rombach et al. 2022, eq. 3)"
         )
+    if net is not None and net.kind == "MLP" and net.options.get("film") is True:
+        return (
+            f"modulates {net.name} by FiLM, (1 + gamma(c)) h + beta(c) in every hidden layer "
+            "(Perez et al. 2018)"
+        )
     if net is not None and net.kind == "UNet":
         return f"joins the t embedding of {net.name}, added in every residual block"
     return "concatenated with the network's other inputs"

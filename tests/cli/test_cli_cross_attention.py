@@ -75,3 +75,33 @@ def test_data_without_conditions_is_a_located_error(tmp_path, capsys):
     assert err.startswith(f"{SPEC}:9:13: error: condition c is declared real[L, E] but ")
     assert "digits_image has no conditions; train on an .npz holding the arrays x and c" in err
     assert not (tmp_path / "r").exists()
+
+
+FILM = """\
+model film_cfg {
+  data x : real[2]
+  condition c : real[E]
+  let beta(t) = 0.1 + 19.9 * t
+  sde dx = -0.5 * beta(t) * x * dt + sqrt(beta(t)) * dw, t in [0, 1]
+  net eps = MLP(hidden = [32, 32], film = true, time = fourier)
+  predict eps = eps(x_t, t, c)
+  loss dsm
+  guidance classifier_free(scale = 1, drop = 0.2)
+  sample with ddim(steps = 4)
+}
+"""
+
+
+def test_a_pooled_embedding_modulates_an_mlp_by_film(tmp_path, capsys):
+    moons = load_dataset("moons", n=64)
+    table = np.random.default_rng(0).standard_normal((2, 5)).astype(np.float32)
+    data = write_conditioned(tmp_path / "moons.npz", moons.x.numpy(), table[moons.y.numpy()])
+    (tmp_path / "film.gen").write_text(FILM)
+    argv = ["train", str(tmp_path / "film.gen"), "--data", str(data), "--no-progress"]
+    assert main([*argv, "--out", str(tmp_path / "run"), "--steps", "2", "--batch-size", "8"]) == 0
+    np.save(tmp_path / "c.npy", table[1])
+    drawn = _sample(tmp_path / "run", tmp_path / "s.npy", "--condition", f"c={tmp_path}/c.npy")
+    assert drawn.shape == (3, 2) and np.isfinite(drawn).all()
+    capsys.readouterr()
+    assert main(["derive", str(tmp_path / "film.gen")]) == 0
+    assert "condition c: real[E]: modulates eps by FiLM" in capsys.readouterr().out
