@@ -11,6 +11,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING
 
 from gendsl.families.base import Family
+from gendsl.families.embedding_conditions import derive_conditions
 from gendsl.families.graph_styles import NOISE, NOISED, PROCESS
 from gendsl.frontend import ast
 
@@ -44,6 +45,7 @@ def derive(model: CheckedModel, sec: Section) -> PathKernel:
     )
     coupling = model.couple.coupling.name if model.couple is not None else "independent"
     sec.add("coupling", f"(x0, x1) ~ {coupling}")
+    derive_conditions(model, sec)
     sec.add("sampling", "dx/dt = v_theta(x, t), integrated from t = 0 to 1")
     return pk
 

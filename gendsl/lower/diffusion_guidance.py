@@ -53,7 +53,8 @@ def drop_to_null(
     network learns both ε(x_t, t, c) and ε(x_t, t, ∅) (Ho & Salimans 2022, Alg. 1; the learned
     null embedding of text-conditioned latent diffusion, Rombach et al. 2022).  ``c`` is
     ``[B, ...]`` (labels ``[B]``), ``null`` broadcasts against one sample."""
-    dropped = torch.rand(c.shape[0], device=c.device, generator=generator) < p
+    drawn = {} if generator is None else {"generator": generator}  # torch.compile: no None
+    dropped = torch.rand(c.shape[:1], device=c.device, **drawn) < p
     mask = dropped.reshape(-1, *([1] * (c.ndim - 1)))
     return torch.where(mask, null.to(c.dtype).expand_as(c), c)
 

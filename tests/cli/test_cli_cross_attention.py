@@ -105,3 +105,35 @@ def test_a_pooled_embedding_modulates_an_mlp_by_film(tmp_path, capsys):
     capsys.readouterr()
     assert main(["derive", str(tmp_path / "film.gen")]) == 0
     assert "condition c: real[E]: modulates eps by FiLM" in capsys.readouterr().out
+
+
+MATCHING = """\
+model fm_xattn {
+  data x1 : image[1, 8, 8]
+  latent x0 : image[1, 8, 8]
+  condition c : real[L, E]
+  x0 ~ Normal(0, 1)
+  couple x0, x1 by independent
+  path x_t = (1 - t) * x0 + t * x1
+  net v = UNet(channels = [8, 16], cross_attention = [4], time = fourier)
+  predict velocity = v(x_t, t, c)
+  loss flow_matching
+  sample with ode(method = euler, steps = 3)
+}
+"""
+
+
+def test_flow_matching_reads_caption_embeddings_by_cross_attention(run, tmp_path, capsys):
+    _, data = run
+    (tmp_path / "fm.gen").write_text(MATCHING)
+    argv = ["train", str(tmp_path / "fm.gen"), "--data", str(data), "--no-progress"]
+    assert main([*argv, "--out", str(tmp_path / "run"), "--steps", "2", "--batch-size", "8"]) == 0
+    np.save(tmp_path / "c.npy", caption_embeddings([3], dim=8)[0])
+    drawn = _sample(tmp_path / "run", tmp_path / "s.npy", "--condition", f"c={tmp_path}/c.npy")
+    assert drawn.shape == (3, 1, 8, 8) and np.isfinite(drawn).all()
+    capsys.readouterr()
+    assert main(["derive", str(tmp_path / "fm.gen")]) == 0
+    assert (
+        "condition c: real[L, E]: cross-attention in v at resolutions [4]"
+        in capsys.readouterr().out
+    )
