@@ -1,6 +1,6 @@
 """Caption embeddings for the bundled labelled sets, computed without downloading a text
 encoder: every label gets procedurally generated captions ("a handwritten seven", "the digit
-7", ...) whose words are mapped by a fixed, seeded word-embedding table to a sequence
+seven", ...) whose words are mapped by a fixed word-embedding table to a sequence
 ``[L, E]`` (padded with a ``<pad>`` word).  The same seed gives the same table on every machine,
 so the embeddings play the role CLIP text embeddings play for latent diffusion (Rombach et al.
 2022): a real condition ``c : real[L, E]`` stored with the images in an ``.npz`` (``x``, ``c``,
@@ -14,7 +14,15 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["CAPTION_LENGTH", "VOCABULARY", "caption_embeddings", "captions", "write_conditioned"]
+__all__ = [
+    "CAPTION_LENGTH",
+    "TABLE_SEED",
+    "VOCABULARY",
+    "caption_embeddings",
+    "captions",
+    "word_table",
+    "write_conditioned",
+]
 
 _NUMBERS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 _TEMPLATES = (
@@ -29,6 +37,8 @@ VOCABULARY: tuple[str, ...] = (
     "<pad>", "a", "the", "handwritten", "digit", *_NUMBERS, *(str(k) for k in range(10))
 )  # fmt: skip
 """Every word a caption can hold."""
+TABLE_SEED = 20221220
+"""The seed of the word-embedding table (the fixed encoder)."""
 
 
 def captions(labels: Sequence[int], *, seed: int = 0) -> list[list[str]]:
@@ -42,10 +52,16 @@ def captions(labels: Sequence[int], *, seed: int = 0) -> list[list[str]]:
     return out
 
 
+def word_table(dim: int) -> np.ndarray:
+    """The fixed encoder: one N(0, 1) vector of size ``dim`` per word of :data:`VOCABULARY`,
+    drawn from :data:`TABLE_SEED` (the same on every machine and for every caption seed)."""
+    return np.random.default_rng([TABLE_SEED, dim]).standard_normal((len(VOCABULARY), dim))
+
+
 def caption_embeddings(labels: Sequence[int], *, dim: int = 16, seed: int = 0) -> np.ndarray:
-    """``float32 [n, L, E]``: the captions of ``labels`` (:func:`captions`) encoded word by word
-    by a fixed table of N(0, 1) vectors of size ``dim`` drawn from ``seed``."""
-    table = np.random.default_rng([seed, dim]).standard_normal((len(VOCABULARY), dim))
+    """``float32 [n, L, E]``: the captions of ``labels`` (:func:`captions`, templates drawn
+    from ``seed``) encoded word by word by :func:`word_table`."""
+    table = word_table(dim)
     index = {w: i for i, w in enumerate(VOCABULARY)}
     ids = np.array([[index[w] for w in c] for c in captions(labels, seed=seed)], dtype=np.int64)
     return table[ids.reshape(len(labels), CAPTION_LENGTH)].astype(np.float32)

@@ -81,3 +81,10 @@ def test_write_conditioned_round_trips(tmp_path):
     np.testing.assert_array_equal(data.c.numpy(), c)
     with pytest.raises(ValueError, match="5 conditions for 6 samples"):
         write_conditioned(tmp_path / "v.npz", x, c[:5])
+
+
+def test_the_word_table_does_not_depend_on_the_caption_seed():
+    a, b = caption_embeddings([4] * 50, dim=8, seed=0), caption_embeddings([4] * 50, dim=8, seed=3)
+    words_a, words_b = captions([4] * 50, seed=0), captions([4] * 50, seed=3)
+    i, j = next((i, j) for i in range(50) for j in range(50) if words_a[i] == words_b[j])
+    np.testing.assert_array_equal(a[i], b[j])
