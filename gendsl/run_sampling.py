@@ -1,7 +1,9 @@
 """``gendsl sample``: draw from a trained run, conditioned and guided as asked, and save or plot.
 
 ``--condition NAME=VALUE`` gives a declared ``condition``: a class index for a ``label``, a
-number or a ``.npy`` file (one vector for every sample, or one row per sample) for the others.
+number or a ``.npy`` file (one vector for every sample, or one row per sample) for the others;
+an ``.npz`` gives its array ``NAME``, else ``c`` (the embeddings of a data file, e.g. a caption's
+sequence ``[L, E]``).
 ``--guidance-scale S`` overrides a guided model's scale.  Samples are written as ``.npy``,
 ``.npz`` (array ``samples``, plus the conditions) or ``.pt`` (a tensor), by the suffix.
 """
@@ -19,6 +21,7 @@ import torch
 from torch import Tensor
 
 from gendsl.data import as_float
+from gendsl.data.files import CONDITION_KEY
 from gendsl.errors import UsageError
 from gendsl.ir import Variable
 from gendsl.lower.base import Model
@@ -27,17 +30,32 @@ from gendsl.runs import dataset_for, open_run
 __all__ = ["draw", "parse_conditions", "sample_run", "save_samples", "set_guidance_scale"]
 
 
+def _read_array(name: str, text: str) -> np.ndarray:
+    """The array of a ``.npy`` file, or of an ``.npz``'s entry ``name`` (else ``c``: the
+    conditions of a data file, :data:`gendsl.data.files.CONDITION_KEY`)."""
+    try:
+        loaded = np.load(text, allow_pickle=False)
+        if not isinstance(loaded, np.lib.npyio.NpzFile):
+            return np.asarray(loaded)
+        with loaded:
+            key = next((k for k in (name, CONDITION_KEY) if k in loaded.files), None)
+            if key is None:
+                raise UsageError(
+                    f"--condition {name}={text}: the archive holds no array {name!r} or "
+                    f"{CONDITION_KEY!r} (it holds {', '.join(loaded.files) or 'nothing'})"
+                )
+            return np.asarray(loaded[key])
+    except (OSError, ValueError) as err:
+        raise UsageError(f"--condition {name}={text}: cannot read the array: {err}") from None
+
+
 def _condition_value(
     var: Variable, classes: int | None, shape: Sequence[int], text: str, n: int
 ) -> Tensor:
     """The tensor of one ``--condition`` for ``n`` samples (checked against its declaration)."""
     name = var.name
-    if text.endswith(".npy"):
-        try:
-            array = np.load(text, allow_pickle=False)
-        except (OSError, ValueError) as err:
-            raise UsageError(f"--condition {name}={text}: cannot read the array: {err}") from None
-        value = torch.from_numpy(np.asarray(array))
+    if text.endswith((".npy", ".npz")):
+        value = torch.from_numpy(_read_array(name, text))
     else:
         try:
             number = float(text)

@@ -122,10 +122,16 @@ def _check_settings(settings: Mapping[str, Any]) -> None:
 
 
 def _tensors(checked: CheckedModel, dataset: Dataset) -> torch.Tensor | tuple[torch.Tensor, ...]:
-    """The training tensors: ``x``, or ``(x, y)`` for a conditional model."""
-    if checked.condition_vars() and dataset.y is not None:
-        return dataset.x, dataset.y
-    return dataset.x
+    """The training tensors: ``x``, or ``x`` followed by the conditions of a conditional model
+    in declaration order (a label from ``dataset.y``, a real condition from ``dataset.c``; up
+    to the first the data set does not hold)."""
+    parts = []
+    for v in checked.condition_vars():
+        part = {"label": dataset.y, "real": dataset.c}.get(v.type.kind)
+        if part is None:
+            break
+        parts.append(part)
+    return (dataset.x, *parts) if parts else dataset.x
 
 
 def _source_data(

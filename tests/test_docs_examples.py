@@ -57,6 +57,18 @@ def _data_for(var, tmp_path: Path) -> str:
     return str(path)
 
 
+def _captions(tmp_path: Path) -> str:
+    """The 8x8 digits with caption embeddings, as examples/digit_captions.py writes them."""
+    from gendsl.data import load_dataset
+    from gendsl.data.captions import caption_embeddings, write_conditioned
+
+    digits = load_dataset("digits_image", split="all")
+    y = digits.y.numpy()
+    return str(
+        write_conditioned(tmp_path / "captions.npz", digits.x.numpy(), caption_embeddings(y), y)
+    )
+
+
 def _train_one_step(path: Path, name: str, data: list[str], out: Path) -> None:
     argv = ["train", str(path), "--model", name, "--steps", "1", "--batch-size", "16"]
     code = main([*argv, *data, "--out", str(out / name)])
@@ -72,8 +84,11 @@ def test_documented_spec_checks_compiles_and_trains(line, text, tmp_path, capsys
     for name in names:
         checked = gendsl.check(str(spec), name)
         *source, data = [v for v in checked.variables.values() if v.role == "data"]
-        labelled = any(v.type.kind == "label" for v in checked.condition_vars())
-        args = ["--data", "digits" if labelled else _data_for(data, tmp_path)]
+        kinds = {v.type.kind for v in checked.condition_vars()}
+        if "real" in kinds:  # embedding conditions: the caption embeddings of the digits
+            args = ["--data", _captions(tmp_path)]
+        else:
+            args = ["--data", "digits" if "label" in kinds else _data_for(data, tmp_path)]
         if source:  # transport between two data sets: the first data variable is the source
             args += ["--source-data", "8gaussians"]
         _train_one_step(spec, name, args, tmp_path)

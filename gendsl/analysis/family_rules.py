@@ -345,7 +345,8 @@ def guidance(cx: Context) -> None:
     args = set()
     if predict is not None and isinstance(predict.value, ast.Call):
         args = {a.id for a in predict.value.args if isinstance(a, ast.Name)}
-    if opt.name == "classifier_free" and not any(v.name in args for v in labels):
+    guided = labels + [v for v in cx.condition_vars() if v.type.kind == "real"]
+    if opt.name == "classifier_free" and not any(v.name in args for v in guided):
         cx.error(
             "guidance classifier_free needs a label condition given to the predict network, "
             "e.g. 'condition y : label[10]' and 'predict eps = eps(x_t, t, y)'",

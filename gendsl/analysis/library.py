@@ -246,6 +246,7 @@ NETWORKS: Mapping[str, OptionSpec] = MappingProxyType(
             activation=_choice("silu", *ACTIVATIONS),
             spectral_norm=_bool(False),
             projection=_bool(False, "projection discriminator head (Miyato & Koyama 2018)"),
+            film=_bool(False, "the inputs after the first modulate the layers (FiLM)"),
             **_NET_SHARED,
         ),
         "ResNet": _spec(
@@ -276,6 +277,9 @@ NETWORKS: Mapping[str, OptionSpec] = MappingProxyType(
             channels=Param("ints", [32, 64], doc="width of each level"),
             blocks=_int(1, "residual blocks per level"),
             attention=Param("ints", [], doc="resolutions with self-attention, e.g. [16]"),
+            cross_attention=Param(
+                "ints", [], doc="resolutions attending to a condition real[L, E], e.g. [8]"
+            ),
             heads=_int(1, "attention heads"),
             dropout=_num(0.0, "dropout in the residual blocks"),
             groups=_int(8, "GroupNorm groups"),

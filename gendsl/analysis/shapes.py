@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from gendsl.analysis import library as lib
-from gendsl.analysis import resampling
+from gendsl.analysis import resampling, sequences
 from gendsl.analysis.context import Context, StatementVisitor, is_quantize, where
 from gendsl.analysis.model import Site, to_value
 from gendsl.analysis.options import describe
@@ -240,6 +240,7 @@ class ShapesPass(StatementVisitor):
         time = False
         classes: int | str | None = None
         in_shapes: list[Shape] = []
+        in_names: list[str] = []
         for arg in call.args:
             var = cx.variables.get(arg.id) if isinstance(arg, ast.Name) else None
             if isinstance(arg, ast.Name) and arg.id == "t" and var is None:
@@ -248,6 +249,7 @@ class ShapesPass(StatementVisitor):
                 classes = var.type.classes
             else:
                 in_shapes.append(self.input_shape(arg))
+                in_names.append(describe(arg))
         first = cx.nets.get(call.func)
         if first is not None:
             if len(first.inputs) != len(call.args):
@@ -282,6 +284,7 @@ class ShapesPass(StatementVisitor):
             call.span,
         )
         resampling.check_stages(spec, decl, call.span, cx.error)
+        sequences.check_condition_inputs(spec, decl, in_names, call.span, cx.error)
 
     def input_shape(self, arg: ast.Expr) -> Shape:
         shape = self.shape_of(arg)

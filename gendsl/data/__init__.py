@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from gendsl.data import toy
-from gendsl.data.check import check_against, format_type
+from gendsl.data.check import check_against, check_conditions, format_type
 from gendsl.data.dataset import (
     IMAGE_LEVELS,
     Dataset,
@@ -29,7 +29,7 @@ from gendsl.data.dataset import (
     random_hflip,
 )
 from gendsl.data.digits import NUM_CLASSES, digits_split
-from gendsl.data.files import load_file, load_splits
+from gendsl.data.files import load_conditions, load_file, load_splits
 from gendsl.data.fontdigits import fontdigits_split
 from gendsl.data.formats import concat
 from gendsl.errors import DataError, UsageError
@@ -43,6 +43,7 @@ __all__ = [
     "as_float",
     "batches",
     "check_against",
+    "check_conditions",
     "format_type",
     "holdout",
     "holdout_index",
@@ -74,15 +75,21 @@ def _stream(seed: int, split: str) -> int | np.random.SeedSequence:
 
 
 def _subsample(
-    x: np.ndarray, y: np.ndarray | None, n: int | None, rng: np.random.Generator, what: str
-) -> tuple[np.ndarray, np.ndarray | None]:
-    """``n`` samples picked at random without replacement (all of them, in order, if ``None``)."""
+    x: np.ndarray,
+    y: np.ndarray | None,
+    n: int | None,
+    rng: np.random.Generator,
+    what: str,
+    c: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """``n`` samples (with their labels ``y`` and conditions ``c``) picked at random without
+    replacement (all of them, in order, if ``None``)."""
     if n is None:
-        return x, y
+        return x, y, c
     if not 0 <= n <= len(x):
         raise UsageError(f"n must be between 0 and the {len(x)} samples of {what}, got {n}")
     index = np.sort(rng.permutation(len(x))[:n])
-    return x[index], None if y is None else y[index]
+    return x[index], None if y is None else y[index], None if c is None else c[index]
 
 
 def _binarize(x: np.ndarray, mode: bool | str, rng: np.random.Generator, what: str) -> np.ndarray:
@@ -126,8 +133,9 @@ def _num_classes(*labels: np.ndarray | None) -> int | None:
 
 def _file_split(
     path: Path, split: str, seed: int, **options: Any
-) -> tuple[np.ndarray, np.ndarray | None, int | None]:
-    """Samples, labels and the number of classes of one split of a user file or folder.
+) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None, int | None]:
+    """Samples, labels, real conditions (an ``.npz``'s ``c``) and the number of classes of one
+    split of a user file or folder.
 
     A folder of a distributed set's standard files keeps its own train/test split; any other
     file holds out a seeded :data:`FILE_TEST_FRACTION` as its test split.
@@ -136,8 +144,9 @@ def _file_split(
     if standard is not None:
         num_classes = _num_classes(*(y for _, y in standard.values()))
         x, y = concat(list(standard.values())) if split == "all" else standard[split]
-        return x, y, num_classes
+        return x, y, None, num_classes
     x, y = load_file(path, **options)
+    c = load_conditions(path, len(x))
     if len(x) < 2:
         raise DataError(
             f"{path}: has {len(x)} sample{'' if len(x) == 1 else 's'}; gendsl needs at least 2 "
@@ -146,8 +155,10 @@ def _file_split(
     if split != "all":
         train, test = holdout_index(len(x), FILE_TEST_FRACTION, seed=seed)
         index = train if split == "train" else test
-        return x[index], None if y is None else y[index], _num_classes(y)
-    return x, y, _num_classes(y)
+        num_classes = _num_classes(y)
+        y, c = (None if a is None else a[index] for a in (y, c))
+        return x[index], y, c, num_classes
+    return x, y, c, _num_classes(y)
 
 
 def load_dataset(
@@ -189,6 +200,7 @@ def load_dataset(
         raise UsageError(f"split must be one of {', '.join(_SPLITS)}, got {split!r}")
     name = str(name_or_path)
     rng = np.random.default_rng(_stream(seed, split))
+    c = None
     if name in toy.NAMES:
         if split == "all":
             raise UsageError(
@@ -200,15 +212,15 @@ def load_dataset(
         num_classes = toy.LABELLED.get(name)
     elif name in _DIGITS:
         default_binary, default_image = _DIGITS[name]
-        x, y = _subsample(*digits_split(split), n, rng, f"the digits {split} split")
+        x, y, _ = _subsample(*digits_split(split), n, rng, f"the digits {split} split")
         x = x.reshape(-1, 1, 8, 8) if default_image else x
         binarize = default_binary if binarize is None else binarize
         num_classes = NUM_CLASSES
     elif name == FONTDIGITS:
-        x, y = _subsample(*fontdigits_split(split), n, rng, f"the fontdigits {split} split")
+        x, y, _ = _subsample(*fontdigits_split(split), n, rng, f"the fontdigits {split} split")
         num_classes = NUM_CLASSES
     else:
-        x, y, num_classes = _file_split(
+        x, y, c, num_classes = _file_split(
             Path(name),
             split,
             seed,
@@ -218,7 +230,7 @@ def load_dataset(
             channels=channels,
         )
         name = Path(name).name
-        x, y = _subsample(x, y, n, rng, f"the {split} split of {name}")
+        x, y, c = _subsample(x, y, n, rng, f"the {split} split of {name}", c)
     x = _shape_image(_binarize(x, binarize or False, rng, name), as_image, name)
     levels = DIGITS_LEVELS if str(name_or_path) in _DIGITS else None
-    return from_arrays(x, y, name, num_classes=num_classes, levels=levels)
+    return from_arrays(x, y, name, num_classes=num_classes, levels=levels, c=c)

@@ -20,7 +20,7 @@ from gendsl.data.dataset import Dataset
 from gendsl.errors import DataError, InternalError
 from gendsl.source import render
 
-__all__ = ["check_against", "format_type"]
+__all__ = ["check_against", "check_conditions", "format_type"]
 
 _TYPES = ("real", "binary", "image", "label")
 
@@ -129,5 +129,28 @@ def check_against(
         return bound
     declared_as = format_type(kind, declared)
     message = f"data {decl['name']} is declared {declared_as} but {dataset.name} {reason}"
+    span = decl.get("span")
+    raise DataError(message if span is None else render(None, span, message))
+
+
+def check_conditions(
+    dataset: Dataset, decl: Mapping[str, Any], *, bindings: Mapping[str, int] | None = None
+) -> dict[str, int]:
+    """Check the real conditions ``dataset.c`` (an ``.npz``'s ``c``) against a declaration
+    ``condition c : real[L, E]``; return the symbol bindings (as :func:`check_against`)."""
+    bound = dict(bindings or {})
+    declared = list(decl["shape"])
+    declared_as = format_type(decl["type"], declared)
+    if dataset.c is None:
+        reason = (
+            "has no conditions; train on an .npz holding the arrays x and c "
+            f"(c of shape [n, {', '.join(str(d) for d in declared)}])"
+        )
+    else:
+        found = _bind_shape(declared, tuple(dataset.c.shape[1:]), bound)
+        reason = None if found is None else found.replace("has samples", "has conditions", 1)
+    if reason is None:
+        return bound
+    message = f"condition {decl['name']} is declared {declared_as} but {dataset.name} {reason}"
     span = decl.get("span")
     raise DataError(message if span is None else render(None, span, message))

@@ -44,7 +44,8 @@ __all__ = [
 
 @dataclass(frozen=True)
 class Dataset:
-    """Samples ``x`` ``[n, *shape]`` with optional integer labels ``y`` ``[n]``.
+    """Samples ``x`` ``[n, *shape]`` with optional integer labels ``y`` ``[n]`` and optional
+    real conditions ``c`` ``[n, ...]`` (embeddings, from an ``.npz``'s ``c``).
 
     ``x`` is ``float32``, or ``uint8`` for 8-bit images (values ``k`` standing for ``k/255``,
     ``levels`` 256): convert batches with :func:`as_float`.
@@ -63,19 +64,21 @@ class Dataset:
     shape: tuple[int, ...]
     num_classes: int | None
     levels: int | None = None
+    c: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return self.x.shape[0]
 
     def to(self, device: torch.device | str) -> Dataset:
         """The same data on ``device``."""
-        y = None if self.y is None else self.y.to(device)
-        return replace(self, x=self.x.to(device), y=y)
+        y, c = (None if a is None else a.to(device) for a in (self.y, self.c))
+        return replace(self, x=self.x.to(device), y=y, c=c)
 
     def subset(self, index: torch.Tensor) -> Dataset:
         """The samples at ``index`` (a 1-D integer tensor), keeping name, kind and classes."""
         index = index.to(self.x.device)
-        return replace(self, x=self.x[index], y=None if self.y is None else self.y[index])
+        y, c = (None if a is None else a[index] for a in (self.y, self.c))
+        return replace(self, x=self.x[index], y=y, c=c)
 
 
 def from_arrays(
@@ -85,6 +88,7 @@ def from_arrays(
     *,
     num_classes: int | None = None,
     levels: int | None = None,
+    c: np.ndarray | None = None,
 ) -> Dataset:
     """A :class:`Dataset` of CPU tensors; ``kind`` is inferred, ``num_classes`` defaults to
     ``max(y) + 1``. A ``uint8`` ``x`` stays ``uint8`` (8-bit intensities, ``levels`` 256)."""
@@ -102,8 +106,16 @@ def from_arrays(
         kind = "real"
     if ty is not None and num_classes is None:
         num_classes = int(ty.max()) + 1 if ty.numel() else 0
+    tc = None if c is None else torch.from_numpy(np.ascontiguousarray(c, dtype=np.float32))
     return Dataset(
-        tx, ty, name, kind, tuple(tx.shape[1:]), num_classes, None if kind == "binary" else levels
+        tx,
+        ty,
+        name,
+        kind,
+        tuple(tx.shape[1:]),
+        num_classes,
+        None if kind == "binary" else levels,
+        tc,
     )
 
 

@@ -29,11 +29,14 @@ from gendsl.data.formats import (
 )
 from gendsl.errors import DataError, UsageError
 
-__all__ = ["IMAGE_SUFFIXES", "load_file", "load_splits"]
+__all__ = ["CONDITION_KEY", "IMAGE_SUFFIXES", "load_conditions", "load_file", "load_splits"]
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 _ARRAY_KEYS = ("x", "data")
 _LABEL_KEY = "y"
+CONDITION_KEY = "c"
+"""The ``.npz`` entry holding a real condition per sample (an embedding ``[n, E]`` or a
+sequence of embeddings ``[n, L, E]``, e.g. CLIP text embeddings of captions)."""
 _NUMERIC_ONLY = (
     "gendsl reads only numeric arrays and never unpickles a data file; save it with a numeric "
     "dtype (e.g. np.save(path, x.astype(np.float32)))"
@@ -68,7 +71,7 @@ def _pick(arrays: Mapping[str, object], where: str) -> tuple[object, object | No
     """The data entry (``x``, else ``data``, else the first non-label entry) and ``y``."""
     key = next((k for k in _ARRAY_KEYS if k in arrays), None)
     if key is None:
-        key = next((k for k in arrays if k != _LABEL_KEY), None)
+        key = next((k for k in arrays if k not in (_LABEL_KEY, CONDITION_KEY)), None)
     if key is None:
         raise DataError(f"{where}: no data array found (keys: {', '.join(arrays) or 'none'})")
     return arrays[key], arrays.get(_LABEL_KEY)
@@ -101,6 +104,34 @@ def _load_npz(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
         raise _numpy_error(path, err) from None
     x = _as_samples(np.asarray(x), str(path))
     return x, None if y is None else _as_labels(np.asarray(y), len(x), str(path))
+
+
+def load_conditions(path: str | Path, n: int) -> np.ndarray | None:
+    """The real conditions ``c`` ``float32 [n, ...]`` of an ``.npz`` file holding ``x`` and
+    ``c`` (``None`` for other files and archives without ``c``); ``n`` is the number of samples
+    of ``x``.  A non-numeric, non-finite or wrongly sized ``c`` is a :class:`DataError`."""
+    path = Path(path)
+    if path.suffix.lower() != ".npz":
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            if CONDITION_KEY not in archive.files:
+                return None
+            c = np.asarray(archive[CONDITION_KEY])
+    except (ValueError, EOFError, OSError, zipfile.BadZipFile) as err:
+        raise _numpy_error(path, err) from None
+    where = f"{path}: condition array {CONDITION_KEY!r}"
+    if c.dtype.kind not in "biuf":
+        raise DataError(f"{where}: expected a numeric array, got dtype {c.dtype}")
+    if c.ndim < 2 or len(c) != n:
+        raise DataError(
+            f"{where} has shape {list(c.shape)}; expected one row per sample of x: "
+            f"[{n}, E] or [{n}, L, E]"
+        )
+    c = c.astype(np.float32)
+    if not np.isfinite(c).all():
+        raise DataError(f"{where}: has non-finite values (NaN or inf)")
+    return c
 
 
 def _torch_load(path: Path) -> object:
@@ -282,7 +313,8 @@ def load_file(
     """Load samples ``x`` and labels ``y`` (or ``None``) from a file or an image folder.
 
     * ``.npy`` — one array; no labels.
-    * ``.npz`` — the array ``x``, else ``data``, else the first one stored; labels from ``y``.
+    * ``.npz`` — the array ``x``, else ``data``, else the first one stored; labels from ``y``
+      (real conditions from ``c``: :func:`load_conditions`).
     * ``.pt`` — a tensor, a dict like ``.npz``, or a tuple ``(x, y)``; read with
       ``torch.load(weights_only=True)``, so no code in the file is run.
     * ``.csv`` — numbers; ``header=None`` detects a header row; ``label_column`` (an index or a

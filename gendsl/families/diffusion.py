@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from gendsl import ir, sampler_registry
 from gendsl.families.base import Family
+from gendsl.families.embedding_conditions import derive_conditions
 from gendsl.families.graph_styles import NOISED, PROCESS
 from gendsl.families.text import opt_text, option
 from gendsl.frontend import ast
@@ -153,6 +154,7 @@ def derive(model: CheckedModel, sec: Section) -> Any:
     is_sde = isinstance(model.process, ir.SDE)
     kernel = _sde(model, sec) if is_sde else _chain(model, sec)
     _loss(model, sec)
+    derive_conditions(model, sec)
     return kernel
 
 

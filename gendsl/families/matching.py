@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from gendsl import sampler_registry
 from gendsl.families.base import Family
+from gendsl.families.embedding_conditions import derive_conditions
 from gendsl.families.graph_styles import NOISE, NOISED, PROCESS
 from gendsl.frontend import ast
 
@@ -52,6 +53,7 @@ def derive(model: CheckedModel, sec: Section) -> PathKernel:
             f"{source} ~ the empirical distribution of a second data set (--source-data): "
             "data -> data transport, no source density (no likelihood)",
         )
+    derive_conditions(model, sec)
     sec.add("sampling", "dx/dt = v_theta(x, t), integrated from t = 0 to 1")
     return pk
 

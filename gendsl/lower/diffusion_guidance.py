@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from gendsl import ir
 from gendsl.errors import UsageError
 from gendsl.ir import CheckedModel, Opt
 from gendsl.lower.base import Model
@@ -30,6 +31,7 @@ __all__ = [
     "ControlNetModel",
     "cfg_score",
     "classifier_guided_score",
+    "drop_to_null",
 ]
 
 
@@ -45,6 +47,19 @@ def classifier_guided_score(score: Tensor, grad_log_p_y: Tensor, s: float) -> Te
     return score + s * grad_log_p_y
 
 
+def drop_to_null(
+    c: Tensor, null: Tensor, p: float, *, generator: torch.Generator | None = None
+) -> Tensor:
+    """Each sample's condition c_i replaced by the null condition ∅ with probability p, so one
+    network learns both ε(x_t, t, c) and ε(x_t, t, ∅) (Ho & Salimans 2022, Alg. 1; the learned
+    null embedding of text-conditioned latent diffusion, Rombach et al. 2022).  ``c`` is
+    ``[B, ...]`` (labels ``[B]``), ``null`` broadcasts against one sample."""
+    drawn = {} if generator is None else {"generator": generator}  # torch.compile: no None
+    dropped = torch.rand(c.shape[:1], device=c.device, **drawn) < p
+    mask = dropped.reshape(-1, *([1] * (c.ndim - 1)))
+    return torch.where(mask, null.to(c.dtype).expand_as(c), c)
+
+
 def _guidance(checked: CheckedModel) -> Opt:
     return checked.guidance.value
 
@@ -53,11 +68,22 @@ def _label_name(model: DiffusionModel) -> str:
     return next(v.name for v in model.checked.condition_vars() if v.type.kind == "label")
 
 
+def _guided_name(model: DiffusionModel) -> str:
+    """The condition classifier-free guidance drops: the label given to the predict network,
+    else its real (embedding) condition."""
+    given = {a.id for a in model.predict_call.args if isinstance(a, ir.Name)}
+    conds = [v for v in model.checked.condition_vars() if v.name in given]
+    return next(v.name for v in sorted(conds, key=lambda v: v.type.kind != "label"))
+
+
 class ClassifierFreeModel(DiffusionModel):
     """``guidance classifier_free(scale = w, drop = p)``: one network learns ε(x_t, t, y) and,
-    with labels replaced by the null class (index K) with probability p, ε(x_t, t, ∅); sampling
-    uses :func:`cfg_score`.  ``scale`` is w of Ho & Salimans 2022: w = 0 is the plain
-    conditional model and w > 0 extrapolates away from the unconditional one."""
+    with the condition replaced by the null one with probability p (:func:`drop_to_null`),
+    ε(x_t, t, ∅); sampling uses :func:`cfg_score`.  The null condition of a label is the extra
+    class K; of a real condition (an embedding ``real[E]`` or a sequence ``real[L, E]``) a
+    learned null embedding of its shape, initialised at zero, as in latent diffusion.
+    ``scale`` is w of Ho & Salimans 2022: w = 0 is the plain conditional model and w > 0
+    extrapolates away from the unconditional one."""
 
     def __init__(self, checked: CheckedModel, bindings: Mapping[str, int]):
         super().__init__(checked, bindings)
@@ -66,16 +92,25 @@ class ClassifierFreeModel(DiffusionModel):
         self.drop = float(opt.kwargs.get("drop", 0.1))
         if not 0 <= self.drop <= 1:
             raise UsageError(f"classifier_free drop must be in [0, 1], got {self.drop}")
-        self.label = _label_name(self)
+        self.label = _guided_name(self)
         self.null_class = self.classes_of(self.label)
+        if self.null_class is None:
+            self.null_embedding = nn.Parameter(torch.zeros(self.shape_of(self.label)))
+
+    def null_condition(self, like: Tensor) -> Tensor:
+        """∅ for a batch shaped like ``like``: the null class, or the null embedding."""
+        if self.null_class is not None:
+            return torch.full_like(like, self.null_class)
+        return self.null_embedding.expand_as(like)
 
     def training_conditions(self, data: Mapping[str, Tensor]) -> Conditions:
-        """Labels replaced by the null class with probability ``drop`` (while training)."""
+        """The condition replaced by ∅ with probability ``drop`` (while training)."""
         cond = self.conditions(data)
         if self.training and self.label in cond:
-            y = cond[self.label].long()
-            dropped = torch.rand(y.shape, device=y.device) < self.drop
-            cond[self.label] = torch.where(dropped, torch.full_like(y, self.null_class), y)
+            c = cond[self.label]
+            c = c.long() if self.null_class is not None else c
+            null = self.null_condition(c[:1])[0]
+            cond[self.label] = drop_to_null(c, null, self.drop)
         return cond
 
     def sampling_score_fn(self, cond: Conditions, *, scale: float | None) -> ScoreFn:
@@ -86,7 +121,7 @@ class ClassifierFreeModel(DiffusionModel):
         y = cond[self.label]
 
         def score_fn(x: Tensor, t: Tensor) -> Tensor:
-            both = {**cond, self.label: torch.cat([y, torch.full_like(y, self.null_class)])}
+            both = {**cond, self.label: torch.cat([y, self.null_condition(y)])}
             s_both = self.score(torch.cat([x, x]), torch.cat([t, t]), both)
             s_cond, s_uncond = s_both.chunk(2)
             return cfg_score(s_cond, s_uncond, w)

@@ -34,9 +34,15 @@ def bind_sizes(
 
     ``data`` is a :class:`~gendsl.data.Dataset`, a name or path for
     :func:`gendsl.data.load_dataset`, or ``None`` (nothing to bind).  Its samples bind the
-    model's one data variable, its labels every ``label`` condition.
+    model's one data variable, its labels every ``label`` condition, its conditions ``c`` (an
+    ``.npz``'s) every ``real`` condition.
     """
-    from gendsl.data import Dataset, check_against, load_dataset  # loaded only to bind sizes
+    from gendsl.data import (  # loaded only to bind sizes
+        Dataset,
+        check_against,
+        check_conditions,
+        load_dataset,
+    )
 
     bound = dict(bindings or {})
     if data is None:
@@ -51,6 +57,9 @@ def bind_sizes(
         )
     bound = check_against(dataset, declaration(checked, data_vars[0].name), bindings=bound)
     for cond in checked.condition_vars():
+        if cond.type.kind == "real":
+            bound = check_conditions(dataset, declaration(checked, cond.name), bindings=bound)
+            continue
         if cond.type.kind != "label":
             continue
         if dataset.y is None:

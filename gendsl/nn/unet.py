@@ -1,7 +1,10 @@
 """The diffusion UNet of Ho et al. 2020 ("Denoising Diffusion Probabilistic Models", app. B), as
 used by Song et al. 2021 for DDPM++ / NCSN++: residual blocks with GroupNorm, the t / y / vector
 embedding added in every block, dropout, self-attention at chosen resolutions, factor-2 down-
-and up-sampling and a skip connection from every down-path block to the up path.
+and up-sampling and a skip connection from every down-path block to the up path.  With
+``cross_attention = [...]`` a sequence input ``[L, E]`` (embeddings of a caption, as CLIP gives)
+is attended to from the feature map after every residual block at those resolutions
+(:class:`~gendsl.nn.attention.CrossAttention`; Rombach et al. 2022, Sec. 3.3).
 
 Images whose height or width is not divisible by 2**(levels - 1) are zero-padded symmetrically
 on entry and cropped on exit (28 px with four levels runs at 32, 16, 8, 4), as reference
@@ -18,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from gendsl.nn.attention import CrossAttention
 from gendsl.nn.base import ShapedNet
 from gendsl.nn.conv import common_size, split_inputs
 from gendsl.nn.layers import activation as make_activation
@@ -79,16 +83,37 @@ class ResBlock(nn.Module):
 
 
 class _Stage(nn.Module):
-    """A residual block, followed by self-attention when the level has it."""
+    """A residual block, followed by self-attention and cross-attention when the level has
+    them."""
 
-    def __init__(self, block: ResBlock, attention: SelfAttention | None):
+    def __init__(
+        self, block: ResBlock, attention: SelfAttention | None, cross: CrossAttention | None
+    ):
         super().__init__()
         self.block = block
         self.attention = attention
+        self.cross = cross
 
-    def forward(self, x: Tensor, emb: Tensor | None) -> Tensor:
+    def forward(self, x: Tensor, emb: Tensor | None, context: Tensor | None = None) -> Tensor:
         h = self.block(x, emb)
-        return h if self.attention is None else self.attention(h)
+        h = h if self.attention is None else self.attention(h)
+        return h if self.cross is None else self.cross(h, context)
+
+
+def _sequence_input(
+    shapes: Sequence[tuple[int, ...]], others: Sequence[int], cross: bool
+) -> int | None:
+    """The index of the sequence input ``[L, E]`` that cross-attention reads (``None`` without
+    cross-attention, where every non-image input joins the embedding)."""
+    if not cross:
+        return None
+    found = [i for i in others if len(shapes[i]) == 2]
+    if len(found) != 1:
+        raise ValueError(
+            "cross_attention needs exactly one sequence input [L, E], got "
+            f"{[list(shapes[i]) for i in found] or 'none'}"
+        )
+    return found[0]
 
 
 def _int_option(name: str, value: object) -> int:
@@ -106,6 +131,8 @@ class UNet(ShapedNet):
     :param blocks: residual blocks per level on the down path (the up path has one more).
     :param attention: resolutions (feature-map heights) at which self-attention follows every
         residual block; each must be the height of some level.  The middle always has one.
+    :param cross_attention: resolutions at which cross-attention to the one sequence input
+        ``[L, E]`` follows every residual block (and the middle's self-attention).
     :param heads: attention heads.
     :param dropout: dropout probability inside the residual blocks.
     :param groups: GroupNorm groups (the largest divisor of the width that is <= groups).
@@ -117,6 +144,7 @@ class UNet(ShapedNet):
         channels: Sequence[int] = (32, 64),
         blocks: int = 1,
         attention: Sequence[int] = (),
+        cross_attention: Sequence[int] = (),
         heads: int = 1,
         dropout: float = 0.0,
         groups: int = 8,
@@ -129,9 +157,12 @@ class UNet(ShapedNet):
         heads = _int_option("heads", heads)
         groups = _int_option("groups", groups)
         attn_at = set(check_positive_ints("attention", attention, allow_empty=True))
+        cross_at = set(check_positive_ints("cross_attention", cross_attention, allow_empty=True))
         if not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
             raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
         self.images, self.vectors = split_inputs(self.in_shapes)
+        self.sequence = _sequence_input(self.in_shapes, self.vectors, bool(cross_at))
+        self.vectors = [i for i in self.vectors if i != self.sequence]
         if not self.images:
             raise ValueError(f"a UNet needs an image input [C, H, W], got {self.in_shapes}")
         size = common_size(self.in_shapes, self.images)
@@ -145,11 +176,13 @@ class UNet(ShapedNet):
         self.pad_w = padding_for(size[1], 2 ** (levels - 1))
         height = size[0] + sum(self.pad_h)
         heights = [height // 2**i for i in range(levels)]
-        missing = sorted(attn_at - set(heights))
-        if missing:
-            raise ValueError(
-                f"attention at resolution {missing} but the levels have heights {heights}"
-            )
+        for name, at in (("attention", attn_at), ("cross_attention", cross_at)):
+            missing = sorted(at - set(heights))
+            if missing:
+                raise ValueError(
+                    f"{name} at resolution {missing} but the levels have heights {heights}"
+                )
+        embed_dim = self.in_shapes[self.sequence][1] if self.sequence is not None else 0
         ctx_dim = self.context_dim + sum(numel(self.in_shapes[i]) for i in self.vectors)
         emb_dim = 4 * widths[0] if ctx_dim else 0
         self.embed = (
@@ -164,7 +197,12 @@ class UNet(ShapedNet):
 
         def stage(c_in: int, c_out: int, level: int) -> _Stage:
             attn = SelfAttention(c_out, heads, groups) if heights[level] in attn_at else None
-            return _Stage(ResBlock(c_in, c_out, emb_dim, groups, activation, dropout), attn)
+            cross = (
+                CrossAttention(c_out, embed_dim, heads, groups)
+                if heights[level] in cross_at
+                else None
+            )
+            return _Stage(ResBlock(c_in, c_out, emb_dim, groups, activation, dropout), attn, cross)
 
         c_in = sum(self.in_shapes[i][0] for i in self.images)
         self.conv_in = nn.Conv2d(c_in, widths[0], 3, padding=1)
@@ -181,6 +219,9 @@ class UNet(ShapedNet):
                 skips.append(c)
         self.mid1 = ResBlock(c_prev, c_prev, emb_dim, groups, activation, dropout)
         self.mid_attention = SelfAttention(c_prev, heads, groups)
+        self.mid_cross = (
+            CrossAttention(c_prev, embed_dim, heads, groups) if heights[-1] in cross_at else None
+        )
         self.mid2 = ResBlock(c_prev, c_prev, emb_dim, groups, activation, dropout)
         self.up = nn.ModuleList()
         for i in reversed(range(levels)):
@@ -209,15 +250,18 @@ class UNet(ShapedNet):
         emb = self._embedding(inputs, t, y)
         x = torch.cat([inputs[i] for i in self.images], dim=1)
         x = F.pad(x, (*self.pad_w, *self.pad_h))
+        ctx = None if self.sequence is None else inputs[self.sequence]
         h = self.conv_in(x)
         skips = [h]
         for layer in self.down:
-            h = layer(h, emb) if isinstance(layer, _Stage) else layer(h)
+            h = layer(h, emb, ctx) if isinstance(layer, _Stage) else layer(h)
             skips.append(h)
-        h = self.mid2(self.mid_attention(self.mid1(h, emb)), emb)
+        h = self.mid_attention(self.mid1(h, emb))
+        h = h if self.mid_cross is None else self.mid_cross(h, ctx)
+        h = self.mid2(h, emb)
         for layer in self.up:
             if isinstance(layer, _Stage):
-                h = layer(torch.cat([h, skips.pop()], dim=1), emb)
+                h = layer(torch.cat([h, skips.pop()], dim=1), emb, ctx)
             else:
                 h = layer(h)
         h = self.conv_out(self.act(self.norm_out(h)))
