@@ -16,6 +16,7 @@ import signal
 import sys
 
 import torch
+import torch.distributed as dist
 from torch import nn
 from train_toys import Regression, regression_data
 
@@ -109,4 +110,11 @@ def main(mode: str, out: str, steps: int) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2], int(sys.argv[3]) if len(sys.argv) > 3 else 30)
+    try:
+        main(sys.argv[1], sys.argv[2], int(sys.argv[3]) if len(sys.argv) > 3 else 30)
+    finally:
+        # leave the group before the interpreter exits: a live gloo group torn down at exit can
+        # abort the process ("terminate called without an active exception"), as `gendsl train`'s
+        # own ranks avoid by leaving in gendsl.train.distributed.run_rank
+        if dist.is_initialized():
+            dist.destroy_process_group()
