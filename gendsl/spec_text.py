@@ -69,6 +69,29 @@ class ExprPrinter:
         parts = [self.expr(a) for a in args] + [f"{k.name} = {self.expr(k.value)}" for k in kwargs]
         return ", ".join(parts)
 
+    def option(self, o: Any) -> str:
+        """A library option: ``name`` or ``name(args, k = v)``."""
+        return (
+            o.name if not (o.args or o.kwargs) else f"{o.name}({self.arguments(o.args, o.kwargs)})"
+        )
+
+    def flow_items(self, items: tuple[Any, ...], depth: int) -> list[str]:
+        """A flow's body: one line per layer, ``repeat N { ... }`` blocks indented."""
+        pad = INDENT * depth
+        lines = []
+        for item in items:
+            if isinstance(item, self.nodes.Repeat):
+                lines.append(f"{pad}repeat {item.count} {{")
+                lines += self.flow_items(item.body, depth + 1)
+                lines.append(f"{pad}}}")
+            else:
+                args = item.args or item.kwargs
+                lines.append(
+                    f"{pad}{item.name}"
+                    + (f"({self.arguments(item.args, item.kwargs)})" if args else "")
+                )
+        return lines
+
     def expr(self, e: Any) -> str:
         """``e`` in canonical form."""
         n = self.nodes

@@ -34,6 +34,8 @@ class _SyntaxPrinter(ExprPrinter):
 
 _EXPRESSIONS = _SyntaxPrinter(ast)
 _arguments = _EXPRESSIONS.arguments
+_option = _EXPRESSIONS.option
+_flow_items = _EXPRESSIONS.flow_items
 
 
 def format_expr(e: ast.Expr) -> str:
@@ -41,26 +43,10 @@ def format_expr(e: ast.Expr) -> str:
     return _EXPRESSIONS.expr(e)
 
 
-def _option(o: ast.Option) -> str:
-    return o.name if not (o.args or o.kwargs) else f"{o.name}({_arguments(o.args, o.kwargs)})"
-
 
 def _type(t: ast.TypeExpr) -> str:
     return f"{t.kind}[{_arguments(t.args, t.kwargs)}]"
 
-
-def _flow_items(items: tuple[ast.FlowItem, ...], depth: int) -> list[str]:
-    pad = INDENT * depth
-    lines = []
-    for item in items:
-        if isinstance(item, ast.Repeat):
-            lines.append(f"{pad}repeat {item.count} {{")
-            lines += _flow_items(item.body, depth + 1)
-            lines.append(f"{pad}}}")
-        else:
-            args = f"({_arguments(item.args, item.kwargs)})" if item.args or item.kwargs else ""
-            lines.append(f"{pad}{item.name}{args}")
-    return lines
 
 
 def _given(s: ast.Sample) -> str:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from gendsl.ir import nodes as ir
-from gendsl.spec_text import INDENT, POWER, ExprPrinter
+from gendsl.spec_text import POWER, ExprPrinter
 
 __all__ = ["format_expr", "format_statement"]
 
@@ -35,6 +35,8 @@ class _IRPrinter(ExprPrinter):
 
 _EXPRESSIONS = _IRPrinter(ir)
 _arguments = _EXPRESSIONS.arguments
+_option = _EXPRESSIONS.option
+_flow_items = _EXPRESSIONS.flow_items
 
 
 def format_expr(e: ir.Expr) -> str:
@@ -42,22 +44,6 @@ def format_expr(e: ir.Expr) -> str:
     return _EXPRESSIONS.expr(e)
 
 
-def _option(o: ir.Option) -> str:
-    return o.name if not (o.args or o.kwargs) else f"{o.name}({_arguments(o.args, o.kwargs)})"
-
-
-def _flow_items(items: tuple[ir.FlowItem, ...], depth: int) -> list[str]:
-    pad = INDENT * depth
-    lines = []
-    for item in items:
-        if isinstance(item, ir.Repeat):
-            lines.append(f"{pad}repeat {item.count} {{")
-            lines += _flow_items(item.body, depth + 1)
-            lines.append(f"{pad}}}")
-        else:
-            args = f"({_arguments(item.args, item.kwargs)})" if item.args or item.kwargs else ""
-            lines.append(f"{pad}{item.name}{args}")
-    return lines
 
 
 def _optional(value: ir.Expr | None) -> str:
