@@ -56,7 +56,7 @@ def dataset_for(
     """Load ``data`` shaped as the spec declares it (an ``image`` declaration gets images)."""
     if isinstance(data, Dataset):
         return data
-    declared = checked.data_vars()
+    declared = checked.observed_vars()
     as_image = True if declared and declared[0].type.kind == "image" else None
     if data in toy.NAMES:  # a toy set draws as many fresh points as asked
         return load_dataset(data, split=split, seed=seed, n=n, as_image=as_image)
@@ -196,7 +196,9 @@ def train_run(args: argparse.Namespace) -> Path:
     config["bindings"] = bindings
     torch.manual_seed(seed)  # the initial weights (fit seeds the rest of the run)
     model = compile_model(checked, bindings=bindings)
+    config["embedded"] = previous.get("embedded")  # on --resume, the runs inside its weights
     _attach_pretrained(model, config)
+    config["embedded"] = model.embedded_runs() or None
     if source is not None:
         model.set_source_data(source.x)
     config["levels"] = train.levels
@@ -305,12 +307,23 @@ _RUN_FLAGS = {
 def _attach_pretrained(model: Model, config: RunConfig) -> None:
     """Give ``model`` the trained runs it takes (``capabilities.runs``): a teacher for
     consistency distillation, a ControlNet's base (both from the command line), reflow's
-    previous flow (named in the spec); each is opened before anything is written."""
+    previous flow and a latent space's autoencoder (named in the spec; the autoencoder of a
+    resumed run is restored from its stored configuration, not from its folder); each is
+    opened before anything is written."""
     takes = {p.flag: p for p in model.capabilities.runs}
     name = model.checked.name
+    restored = model.restore_embedded(config["embedded"]) if config.get("embedded") else ()
     for run in takes.values():
-        if run.path is not None:
-            model.attach_run(run.flag, checkpoint_path(run.path))
+        if run.path is not None and run.flag not in restored:
+            try:
+                found = checkpoint_path(run.path)
+            except UsageError:
+                raise UsageError(
+                    f"model {name} needs {run.what}, the run {run.path!r} its spec names "
+                    f"({run.flag}), but there is no checkpoint at {run.path}: train that run "
+                    "first, or correct the path (it is relative to the current folder)"
+                ) from None
+            model.attach_run(run.flag, found)
     for flag, use in _RUN_FLAGS.items():
         run = config[flag.removeprefix("--")]
         wanted = takes.get(flag)

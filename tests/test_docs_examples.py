@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
 LANGUAGE = (ROOT / "docs" / "language.md").read_text()
 
 #: The bundled data set a documented model trains on, by its data variable's kind.
-DATA = {"real": "moons", "binary": "digits_binary", "image": "digits"}
+DATA = {"real": "moons", "binary": "digits_binary", "image": "digits_image"}
 
 
 def _blocks() -> list[tuple[int, str, str]]:
@@ -71,19 +71,20 @@ def _captions(tmp_path: Path) -> str:
 
 def _train_one_step(path: Path, name: str, data: list[str], out: Path) -> None:
     argv = ["train", str(path), "--model", name, "--steps", "1", "--batch-size", "16"]
-    code = main([*argv, *data, "--out", str(out / name)])
+    code = main([*argv, *data, "--out", str(out / "runs" / name)])
     assert code == 0, (path, name)
 
 
 @pytest.mark.parametrize(("line", "text"), SPECS, ids=[f"line{line}" for line, _ in SPECS])
-def test_documented_spec_checks_compiles_and_trains(line, text, tmp_path, capsys):
+def test_documented_spec_checks_compiles_and_trains(line, text, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # a documented `use x = run("runs/NAME")` names an earlier model
     spec = tmp_path / "spec.gen"
     spec.write_text(text)
     names = re.findall(r"^model (\w+)", text, re.M)
     assert names, f"line {line}: no model"
     for name in names:
         checked = gendsl.check(str(spec), name)
-        *source, data = [v for v in checked.variables.values() if v.role == "data"]
+        *source, data = checked.observed_vars()
         kinds = {v.type.kind for v in checked.condition_vars()}
         if "real" in kinds:  # embedding conditions: the caption embeddings of the digits
             args = ["--data", _captions(tmp_path)]
@@ -92,5 +93,5 @@ def test_documented_spec_checks_compiles_and_trains(line, text, tmp_path, capsys
         if source:  # transport between two data sets: the first data variable is the source
             args += ["--source-data", "8gaussians"]
         _train_one_step(spec, name, args, tmp_path)
-        metrics = (tmp_path / name / "metrics.jsonl").read_text().splitlines()
+        metrics = (tmp_path / "runs" / name / "metrics.jsonl").read_text().splitlines()
         assert math.isfinite(json.loads(metrics[-1])["loss"]), (line, name, metrics[-1])

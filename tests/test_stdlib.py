@@ -252,6 +252,7 @@ GENERATED = {"cross_attention_cfg.gen": "digit_captions.npz"}
 
 #: The family of each example, by file name.
 EXAMPLE_FAMILY = {
+    "latent_diffusion.gen": "diffusion",
     "cfg_moons.gen": "diffusion",
     "ddpm_moons.gen": "diffusion",
     "ebm_rings.gen": "energy",
@@ -351,7 +352,7 @@ def test_example_declarations_fit_the_data_set_its_readme_names(name, tmp_path):
     model = _checked(EXAMPLES / name)
     dataset = load_dataset(_readme_data(name, tmp_path), n=200, seed=0)
     bindings: dict[str, int] = {}
-    for var in [*model.data_vars(), *model.condition_vars()]:
+    for var in [*model.observed_vars(), *model.condition_vars()]:
         shape = [var.type.classes] if var.type.kind == "label" else list(var.type.shape)
         decl = {"name": var.name, "type": var.type.kind, "shape": shape, "span": None}
         real_condition = var.role == "condition" and var.type.kind == "real"

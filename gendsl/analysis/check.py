@@ -12,12 +12,13 @@ guidance fit it), :mod:`~.shapes` (network shapes, from how each network is used
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
 import networkx as nx
 
-from gendsl.analysis import family_rules, let_constants, shapes, types
+from gendsl.analysis import family_rules, latent_space, let_constants, shapes, types
 from gendsl.analysis import scope as scope_pass
 from gendsl.analysis.context import Context
 from gendsl.analysis.graph import build_graph, find_cycle, topological
@@ -28,6 +29,7 @@ from gendsl.analysis.to_ir import to_ir
 from gendsl.analysis.usage import one_data_variable, path_source, unused_latents
 from gendsl.errors import Diagnostic, SpecError, SpecErrors, UsageError
 from gendsl.frontend import ast
+from gendsl.frontend.printer import format_statement
 from gendsl.ir import Variable, VarType
 from gendsl.source import Span
 
@@ -51,11 +53,17 @@ def check_model(scope: Scope, model: ast.Model) -> tuple[CheckedModel | None, li
     signatures) -> graph (the model graph, unused latents, one data variable, cycles).
     """
     cx = Context(scope, let_constants.substitute(model))
+    written = cx.model
+    pending, go_on = latent_space.run(cx)
+    if not go_on:
+        return None, cx.errors
     scope_pass.run(cx)
+    space = latent_space.finish(cx, pending, scope_pass.ScopePass(cx).vartype)
     types.run(cx)
     cx.family = family_rules.recognise(cx)
     cx.train = types.check_train(cx)
     family_rules.run(cx)
+    latent_space.check_family(cx, pending)
     shapes.run(cx)
     graph = build_graph(cx)
     unused_latents(cx.variables, cx.sampled, graph, cx.error)
@@ -67,7 +75,11 @@ def check_model(scope: Scope, model: ast.Model) -> tuple[CheckedModel | None, li
         cx.error(f"cycle in the model: {' -> '.join(names)}", span)
     if cx.errors or cx.family is None or cx.loss is None or cx.sampler is None:
         return None, cx.errors
-    return to_ir(checked_model(cx, graph)), cx.errors
+    checked = to_ir(checked_model(cx, graph))
+    if space is not None:  # the model as written: its derivation depends on every statement
+        statements = tuple(format_statement(s) for s in written.body)
+        checked = dataclasses.replace(checked, latent_space=space, statements=statements)
+    return checked, cx.errors
 
 
 def checked_model(cx: Context, graph: nx.DiGraph) -> CheckedModel:

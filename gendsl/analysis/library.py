@@ -80,6 +80,7 @@ KEYWORDS = frozenset(
         "data",
         "latent",
         "condition",
+        "use",
         "let",
         "net",
         "guide",

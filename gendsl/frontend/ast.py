@@ -211,6 +211,17 @@ class Decl(Node):
 
 
 @dataclass(frozen=True)
+class Use(Node):
+    """``use ae = run("runs/vqvae")``: a trained run whose model the spec uses, frozen (its
+    ``encode``/``decode`` are called as ``ae.encode(x)``, ``ae.decode(z)``)."""
+
+    name: str
+    source: Call
+    span: Span = span_field()
+    name_span: Span = span_field()
+
+
+@dataclass(frozen=True)
 class Let(Node):
     """``let name = expr`` or ``let f(t) = expr``."""
 
@@ -416,6 +427,7 @@ class Train(Node):
 
 Stmt = (
     Decl
+    | Use
     | Let
     | Net
     | Sample

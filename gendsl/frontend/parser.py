@@ -171,6 +171,16 @@ class _Build(Transformer):
         span = _tok_span(self.file, name).to(end)
         return ast.Call(str(name), args, kwargs, span, _tok_span(self.file, name))
 
+    def method_call(self, c):
+        """``ae.encode(x)``: a call of a used run's method, ``func`` spelled ``"ae.encode"``."""
+        obj, method, (args, kwargs, aspan) = c
+        head = _tok_span(self.file, obj).to(_tok_span(self.file, method))
+        return ast.Call(f"{obj}.{method}", args, kwargs, head.to(aspan), head)
+
+    def use_stmt(self, c):
+        name, source = c
+        return ast.Use(str(name), source, self._span(name, source), _tok_span(self.file, name))
+
     # ------------------------------------------------------------------ statements
     def type(self, c):
         name, (args, kwargs, aspan) = c
@@ -388,6 +398,7 @@ _STATEMENT_WORDS = [
     "data",
     "latent",
     "condition",
+    "use",
     "let",
     "net",
     "guide",

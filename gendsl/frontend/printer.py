@@ -83,6 +83,7 @@ def _chain(s: ast.Chain) -> str:
 #: One-line statements: the statement's text without indentation.
 _LINES: dict[type, Callable[[Any], str]] = {
     ast.Decl: lambda s: f"{s.role} {s.name} : {_type(s.type)}",
+    ast.Use: lambda s: f"use {s.name} = {format_expr(s.source)}",
     ast.Let: _let,
     ast.Net: lambda s: f"net {s.name} = {format_expr(s.constructor)}",
     ast.Sample: lambda s: f"{s.target}{_given(s)} ~ {format_expr(s.dist)}",

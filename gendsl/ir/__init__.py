@@ -7,7 +7,7 @@ It imports neither torch nor the checker.  See ``docs/ir.md``.
 """
 
 from gendsl.ir import nodes
-from gendsl.ir.model import CheckedModel, Site
+from gendsl.ir.model import CheckedModel, LatentSpace, Site
 from gendsl.ir.nodes import *  # noqa: F403  (the node classes are the package's vocabulary)
 from gendsl.ir.nodes import __all__ as _nodes_all
 from gendsl.ir.printer import format_expr, format_statement
@@ -17,6 +17,7 @@ from gendsl.ir.values import to_value
 __all__ = [
     *_nodes_all,
     "CheckedModel",
+    "LatentSpace",
     "NetSpec",
     "Opt",
     "Shape",

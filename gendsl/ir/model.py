@@ -18,7 +18,7 @@ from gendsl.ir import nodes as ir
 from gendsl.ir.types import NetSpec, Opt, Variable
 from gendsl.source import Source, Span
 
-__all__ = ["CheckedModel", "Site"]
+__all__ = ["CheckedModel", "LatentSpace", "Site"]
 
 
 @dataclass(frozen=True)
@@ -36,6 +36,20 @@ class Site:
     dist: str
     params: dict[str, ir.Expr]
     packed: ir.Call | None
+    span: Span
+
+
+@dataclass(frozen=True)
+class LatentSpace:
+    """The model is a model of the latent of a trained autoencoder run: ``use`` names the run
+    (``use ae = run("runs/vqvae")``, ``run`` the folder as written), ``data`` is the data the
+    autoencoder encodes (``z = ae.encode(x)``; samples are ``x = ae.decode(z)``) and ``latent``
+    the model's data variable ``z`` (latent diffusion, Rombach et al. 2022)."""
+
+    use: str
+    run: str
+    data: Variable
+    latent: str
     span: Span
 
 
@@ -76,10 +90,18 @@ class CheckedModel:
     graph: nx.DiGraph
     conditional: bool = False
     base: str | None = None
+    latent_space: LatentSpace | None = None
 
     def data_vars(self) -> list[Variable]:
         """The observed variables, in declaration order."""
         return [v for v in self.variables.values() if v.role == "data"]
+
+    def observed_vars(self) -> list[Variable]:
+        """The variables a training data set gives: the data variables, or for a model over an
+        autoencoder's latent space the data the autoencoder encodes."""
+        if self.latent_space is not None:
+            return [self.latent_space.data]
+        return self.data_vars()
 
     def condition_vars(self) -> list[Variable]:
         """The conditioning inputs, in declaration order."""

@@ -20,8 +20,15 @@ __all__ = ["Model", "compile_model", "load"]
 
 
 def compile_model(checked: CheckedModel, *, bindings: Mapping[str, int] | None = None) -> Model:
-    """The compiled model of ``checked``, with symbolic sizes bound by ``bindings``."""
-    return builder(checked.family)(checked, dict(bindings or {}))
+    """The compiled model of ``checked``, with symbolic sizes bound by ``bindings`` (a model
+    over an autoencoder's latent space wrapped in
+    :class:`~gendsl.lower.latent_space.LatentSpaceModel`)."""
+    model = builder(checked.family)(checked, dict(bindings or {}))
+    if checked.latent_space is None:
+        return model
+    from gendsl.lower.latent_space import LatentSpaceModel  # loads Pyro: only when needed
+
+    return LatentSpaceModel(model)
 
 
 def load(

@@ -211,6 +211,16 @@ class Model(nn.Module):
         checkpoint at ``path`` (opened with :func:`gendsl.trained.open_trained`)."""
         raise UsageError(f"model {self.checked.name} takes no {flag}")
 
+    def embedded_runs(self) -> dict[str, Any]:
+        """The configurations of the trained runs this model holds inside its own weights (a
+        latent-space model's autoencoder), stored in its run's configuration."""
+        return {}
+
+    def restore_embedded(self, embedded: Mapping[str, Any]) -> tuple[str, ...]:
+        """Rebuild the runs of :meth:`embedded_runs` from a stored configuration (their weights
+        come with this model's state dict); the flags of ``capabilities.runs`` they stand for."""
+        raise UsageError(f"model {self.checked.name} holds no other run")
+
     def set_data_levels(self, levels: int) -> None:
         """Tell the model that its data are quantised to ``levels`` values per dimension.
         Only a family that dequantises its data in training (flows on images) uses it."""

@@ -19,7 +19,7 @@ __all__ = ["bind_sizes", "declaration"]
 def declaration(checked: CheckedModel, name: str) -> dict[str, Any]:
     """The declaration of the variable ``name`` as :func:`gendsl.data.check_against` reads it
     (a ``label[K]`` declares the shape ``[K]``: the number of classes)."""
-    var = checked.variables[name]
+    var = checked.variables.get(name) or next(v for v in checked.observed_vars() if v.name == name)
     shape = [var.type.classes] if var.type.kind == "label" else list(var.type.shape)
     return {"name": name, "type": var.type.kind, "shape": shape, "span": var.span}
 
@@ -49,7 +49,7 @@ def bind_sizes(
         return bound
     dataset = data if isinstance(data, Dataset) else load_dataset(data)
     source = transport_source(checked)  # bound from the source data set (gendsl.runs)
-    data_vars = [v for v in checked.data_vars() if v.name != source]
+    data_vars = [v for v in checked.observed_vars() if v.name != source]
     if len(data_vars) != 1:
         raise UsageError(
             f"model {checked.name} declares {len(data_vars)} data variables; training from one "

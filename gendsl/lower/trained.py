@@ -14,9 +14,36 @@ from torch import Tensor, nn
 
 from gendsl.errors import UsageError
 from gendsl.lower.base import Model
-from gendsl.trained import TrainedRun, open_trained
+from gendsl.train import CHECKPOINT
+from gendsl.trained import RunConfig, TrainedRun, open_trained
 
-__all__ = ["compile_run", "trained_weights"]
+__all__ = ["compile_config", "compile_run", "trained_weights"]
+
+
+def compile_config(
+    config: RunConfig,
+    *,
+    where: str | Path,
+    model: str | None = None,
+    bindings: Mapping[str, int] | None = None,
+) -> Model:
+    """The model ``model`` (default: the run's own) of a run's stored configuration (its
+    sources, sizes, levels and the runs it embeds) compiled with ``bindings`` (default: the
+    run's), untrained weights, eval mode; ``where`` is the run's folder (for messages)."""
+    return _compile(TrainedRun(Path(where) / CHECKPOINT, {"config": config}), model, bindings)
+
+
+def _compile(run: TrainedRun, model: str | None, bindings: Mapping[str, int] | None) -> Model:
+    from gendsl.lower import compile_model
+
+    compiled = compile_model(
+        run.checked(model), bindings=run.bindings if bindings is None else bindings
+    )
+    if run.config.get("embedded"):
+        compiled.restore_embedded(run.config["embedded"])
+    if run.levels:
+        compiled.set_data_levels(run.levels)
+    return compiled.eval()
 
 
 def compile_run(
@@ -26,10 +53,8 @@ def compile_run(
     ``bindings`` (default: the run's), holding the run's EMA weights, in eval mode.
 
     :raises UsageError: the weights do not fit the compiled model (other sizes)."""
-    from gendsl.lower import compile_model
-
-    checked = run.checked(model)
-    compiled = compile_model(checked, bindings=run.bindings if bindings is None else bindings)
+    compiled = _compile(run, model, bindings)
+    checked = compiled.checked
     try:
         compiled.load_state_dict(run.weights())
     except RuntimeError:
@@ -37,8 +62,6 @@ def compile_run(
             f"the weights of the run {run.path.parent} do not fit model {checked.name} compiled "
             f"with the sizes {dict(compiled.sizes)}; pass a run trained on data of the same shape"
         ) from None
-    if run.levels:
-        compiled.set_data_levels(run.levels)
     return compiled.eval()
 
 

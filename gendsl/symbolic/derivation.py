@@ -21,6 +21,14 @@ def derive_fresh(model: CheckedModel) -> Derivation:
     """The derivation of ``model`` (see the module docstring), computed: what
     :func:`gendsl.symbolic.derived.derive` returns when its cache has no entry."""
     sec = Section(f"{model.name}: {model.family} model")
+    space = model.latent_space
+    if space is not None:
+        x, z, ae = space.data.name, space.latent, space.use
+        sec.add(
+            "latent space",
+            f"{z} = s * {ae}.encode({x}), {x} = {ae}.decode({z} / s); {ae} = run({space.run!r}) "
+            "frozen, s = 1 / std(z) on the first batch (Rombach et al. 2022)",
+        )
     kernel = family(model.family).derive(model, sec)
     if model.sampler is not None:
         sec.add("sampler", opt_text(model.sampler))

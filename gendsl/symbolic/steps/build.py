@@ -87,6 +87,10 @@ def fresh_steps(model: CheckedModel, *, check: bool = True) -> Steps:
     failing check raises :class:`~gendsl.symbolic.steps.model.CheckFailed`."""
     build = _BUILDERS.get(model.family)
     setup, topics = build(model) if build is not None else ([], [])
+    if model.latent_space is not None:
+        from gendsl.symbolic.steps.latent_space import latent_space_topic
+
+        topics = [latent_space_topic(model.latent_space), *topics]
     steps = Steps(model.name, model.family, setup, topics)
     if check:
         run_checks(steps)
