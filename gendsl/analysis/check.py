@@ -79,6 +79,7 @@ def check_model(scope: Scope, model: ast.Model) -> tuple[CheckedModel | None, li
     if space is not None:  # the model as written: its derivation depends on every statement
         statements = tuple(format_statement(s) for s in written.body)
         checked = dataclasses.replace(checked, latent_space=space, statements=statements)
+        latent_space.add_to_graph(checked.graph, space)
     return checked, cx.errors
 
 

@@ -24,11 +24,13 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
+import networkx as nx
+
 from gendsl.analysis.context import Context, where
 from gendsl.frontend import ast
 from gendsl.ir import LatentSpace, Variable
 
-__all__ = ["Pending", "check_family", "finish", "run"]
+__all__ = ["Pending", "add_to_graph", "check_family", "finish", "run"]
 
 #: The methods of a used run, with the example each error message shows.
 METHODS = {"encode": "z = {use}.encode(x)", "decode": "x = {use}.decode(z)"}
@@ -236,3 +238,19 @@ def check_family(cx: Context, pending: Pending | None) -> None:
         f"model of '{pending.latent}' (an sde, chain or path); this one is a {cx.family} model",
         pending.use.span,
     )
+
+
+def add_to_graph(graph: nx.DiGraph, space: LatentSpace) -> None:
+    """Draw the autoencoder into the model graph: the data ``x`` observed, ``ae.encode`` from it
+    to the latent (an inference edge, dashed) and ``ae.decode`` from the latent back to it; the
+    latent, which the rest of the checker saw as data, drawn as a latent."""
+    x, z = space.data.name, space.latent
+    encode, decode = f"{space.use}.encode", f"{space.use}.decode"
+    graph.add_node(x, kind="observed")
+    graph.nodes[z]["kind"] = "latent"
+    graph.add_node(encode, kind="net", label=f"{encode} (frozen)")
+    graph.add_node(decode, kind="net", label=f"{decode} (frozen)")
+    graph.add_edge(x, encode, guide=True)
+    graph.add_edge(encode, z, guide=True)
+    graph.add_edge(z, decode)
+    graph.add_edge(decode, x)

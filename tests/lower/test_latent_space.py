@@ -214,3 +214,13 @@ def test_sampling_before_the_autoencoder_is_attached_says_so():
 
 def _spec_text() -> str:
     return LATENT_DIFFUSION.replace("RUN", "runs/vq").replace("SHAPE", "4, 4, 4")
+
+
+def test_the_graph_draws_the_frozen_autoencoder_between_the_data_and_its_latent():
+    from gendsl.analysis.draw import to_dot
+
+    dot = to_dot(check_text(_spec_text())[-1])
+    assert '"x" -> "ae.encode" [style=dashed color=gray40];' in dot
+    assert '"ae.encode" -> "z" [style=dashed color=gray40];' in dot
+    assert '"z" -> "ae.decode";' in dot and '"ae.decode" -> "x";' in dot
+    assert '"z" [shape=circle label="z"];' in dot  # the process's variable, not observed
