@@ -1,5 +1,6 @@
-"""Conditional GANs and JEM energies from the command line: train a few steps on the labelled
-8×8 digits, sample with ``--condition y=3``, evaluate with class agreement."""
+"""Conditional GANs and JEM energies (the stdlib models and the examples) from the command line:
+train a few steps on the labelled 8×8 digits, sample with ``--condition y=3``, evaluate with
+class agreement."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from cli_support import STDLIB
+from cli_support import REPO, STDLIB
 
 from gendsl.cli import main
 
@@ -22,17 +23,24 @@ def _train(spec: Path, out: Path) -> Path:
     return out
 
 
-@pytest.mark.parametrize("name", ["cgan", "conditional_ebm"])
-def test_conditioned_samples_of_a_tiny_trained_run_have_the_right_shape(name, tmp_path, capsys):
-    run = _train(STDLIB / f"{name}.gen", tmp_path / name)
+#: The stdlib models and the examples that extend them (examples/cgan_digits.gen,
+#: examples/conditional_ebm_digits.gen).
+SPECS = [STDLIB / "cgan.gen", STDLIB / "conditional_ebm.gen"]
+SPECS += [REPO / "examples" / "cgan_digits.gen", REPO / "examples" / "conditional_ebm_digits.gen"]
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=[p.stem for p in SPECS])
+def test_conditioned_samples_of_a_tiny_trained_run_have_the_right_shape(spec, tmp_path, capsys):
+    energy = "ebm" in spec.stem
+    run = _train(spec, tmp_path / spec.stem)
     out = tmp_path / "s.npz"
     argv = ["sample", str(run), "-n", "5", "--condition", "y=3", "--out", str(out)]
-    assert main([*argv, *(["--steps", "2"] if name == "conditional_ebm" else [])]) == 0
+    assert main([*argv, *(["--steps", "2"] if energy else [])]) == 0
     saved = np.load(out)
     assert saved["samples"].shape == (5, 64) and np.isfinite(saved["samples"]).all()
     assert saved["condition_y"].tolist() == [3] * 5
     capsys.readouterr()
-    extra = ["--steps", "2"] if name == "conditional_ebm" else []
+    extra = ["--steps", "2"] if energy else []
     assert main(["eval", str(run), "-n", "20", "--json", *extra]) == 0
     results = json.loads(capsys.readouterr().out)
     assert 0 <= results["class_agreement"] <= 1 and results["class_agreement_data"] > 0.5
