@@ -2,8 +2,8 @@
 ``fontdigits`` (CPU).
 
 1. The autoencoder: ``examples/vqvae_fontdigits.gen`` (a 7x7 grid of 8-d codes, 64 entries)
-   trained for ``--ae-steps``; its reconstructions of the test images are the best a model of
-   its latent can reach (a perfect latent model samples D(E(x))).
+   trained for ``--ae-steps``; its reconstructions D(E(x)) of the ``--n`` training images of
+   the first row are what a perfect model of its latent samples (the best FD it can reach).
 2. ``examples/latent_diffusion.gen`` (a VP SDE over the VQ-VAE's 8x7x7 latent) and
    ``examples/vp_sde_fontdigits_unet.gen`` (the same SDE over the 1x28x28 pixels, the DDPM
    UNet) each trained for ``--budget`` seconds of process CPU time: the number of steps is the
@@ -123,10 +123,10 @@ def main() -> None:
     if result.ema is not None:
         result.ema.copy_to(ae)
     ae.eval()
-    recon = decode(ae, encode(ae, args.test)).clamp(0, 1)
+    recon = decode(ae, encode(ae, real)).clamp(0, 1)  # of the training images scored above
     save_grid(recon, args.out / "vqvae_reconstructions.png")
     cells = [f"{args.ae_steps}", f"{ae_s:.0f}", f"{ae_s / args.ae_steps:.3f}"]
-    _row(["VQ-VAE reconstructions of test images", *cells, "-", *sample_quality(recon, args.test)])
+    _row(["VQ-VAE reconstructions of them", *cells, "-", *sample_quality(recon, args.test)])
     prior, prior_s = _sample(ae, args.n, args.seed)
     save_grid(prior, args.out / "vqvae_prior.png")
     scores = sample_quality(prior, args.test)
