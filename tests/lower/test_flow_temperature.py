@@ -1,8 +1,9 @@
 """Sampling a flow at temperature T (Kingma & Dhariwal 2018, Sec. 5): the base's standard
 deviation, and every learned prior's, times T; T = 1 is today's sampler bit for bit.
 
-Tolerances are the standard errors of the estimates: for N i.i.d. normal values of standard
-deviation s the sample standard deviation has standard error s/√(2(N - 1)), the mean s/√N."""
+Tolerances are the standard errors of the estimates: for N i.i.d. values of standard deviation s
+and kurtosis κ the mean has standard error s/√N and the sample standard deviation
+s √(κ - 1)/(2 √N) (the delta method on the sample variance; s/√(2N) for a normal, κ = 3)."""
 
 from __future__ import annotations
 
@@ -36,11 +37,11 @@ def _gen(seed: int = 0) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
-def _assert_std(values: torch.Tensor, mean: float, std: float) -> None:
-    """``values`` (i.i.d. normal) have this mean and standard deviation, to 5 standard errors."""
+def _assert_std(values: torch.Tensor, mean: float, std: float, kurtosis: float = 3.0) -> None:
+    """``values`` (i.i.d.) have this mean and standard deviation, to 5 standard errors."""
     n = values.numel()
     assert abs(values.mean().item() - mean) < 5 * std / math.sqrt(n)
-    assert abs(values.std().item() - std) < 5 * std / math.sqrt(2 * (n - 1))
+    assert abs(values.std().item() - std) < 5 * std * math.sqrt(kurtosis - 1) / (2 * math.sqrt(n))
 
 
 @pytest.mark.parametrize("temperature", [0.25, 0.7, 1.0, 1.5])
@@ -49,6 +50,12 @@ def test_the_normal_base_std_is_times_t_through_a_fixed_linear_map(temperature: 
     x = model.sample(20000, generator=_gen(), temperature=temperature)
     assert x.shape == (20000, 3)
     _assert_std(x, 2.0, 3.0 * temperature)  # z ~ N(2, 3²): N(2, (3T)²) at temperature T
+
+
+def test_a_laplace_base_keeps_its_location_and_scales_its_std() -> None:
+    model = L.load(_reverse_flow("Laplace(1, 2)")).double()
+    x = model.sample(20000, generator=_gen(2), temperature=0.5)
+    _assert_std(x, 1.0, 0.5 * 2 * math.sqrt(2), kurtosis=6.0)  # Laplace(μ, b): std √2 b, κ = 6
 
 
 def test_learned_priors_are_tempered_the_factored_half_included() -> None:
