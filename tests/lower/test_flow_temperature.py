@@ -58,6 +58,24 @@ def test_a_laplace_base_keeps_its_location_and_scales_its_std() -> None:
     _assert_std(x, 1.0, 0.5 * 2 * math.sqrt(2), kurtosis=6.0)  # Laplace(μ, b): std √2 b, κ = 6
 
 
+def test_a_gaussian_mixture_base_tempers_each_component() -> None:
+    # π = (1/4, 3/4), μ = (-5, 5), σ = (1, 2): at T = 0.5 each component keeps its weight and
+    # mean and has standard deviation T σ_k; the components are 10 standard deviations apart,
+    # so the sign tells them apart; one component is drawn per sample for its whole vector
+    model = L.load(_reverse_flow("GaussianMixture([1, 3], [-5, 5], [1, 2])")).double()
+    t, n = 0.5, 20000
+    x = model.sample(n, generator=_gen(4), temperature=t)
+    right = x[:, 0] > 0
+    assert torch.equal((x > 0).all(1), right) and torch.equal((x < 0).all(1), ~right)
+    share = right.double().mean().item()
+    assert abs(share - 0.75) < 5 * math.sqrt(0.75 * 0.25 / n)
+    _assert_std(x[right], 5.0, 2.0 * t)
+    _assert_std(x[~right], -5.0, 1.0 * t)
+    assert torch.equal(
+        model.sample(10, generator=_gen(4), temperature=1.0), model.sample(10, generator=_gen(4))
+    )
+
+
 def test_learned_priors_are_tempered_the_factored_half_included() -> None:
     model = L.load(
         """model m {
@@ -125,8 +143,8 @@ def test_a_base_without_location_and_scale_samples_at_temperature_one_only() -> 
     with pytest.raises(UsageError) as info:
         model.sample(10, generator=_gen(), temperature=0.7)
     assert str(info.value) == (
-        "temperature rescales a location-scale base (Normal, Laplace, StudentT); this flow's "
-        "base is Uniform: sample at temperature 1"
+        "temperature rescales a location-scale base (Normal, Laplace, StudentT, GaussianMixture); "
+        "this flow's base is Uniform: sample at temperature 1"
     )
     with pytest.raises(UsageError, match=r"^temperature must be > 0; got -1\.0$"):
         model.sample(10, temperature=-1.0)
