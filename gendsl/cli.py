@@ -170,6 +170,12 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(message)
 
 
+_TEMPERATURE = (
+    "sample a flow at temperature T: the base's standard deviation times T (Kingma & Dhariwal "
+    "2018; default: the spec's sample with ancestral(temperature = T), else 1)"
+)
+
+
 def _parser() -> argparse.ArgumentParser:
     p = _Parser(prog="gendsl", description="A declarative language for deep generative models.")
     p.add_argument("--debug", action="store_true", help="show tracebacks of internal errors")
@@ -273,6 +279,7 @@ def _parser() -> argparse.ArgumentParser:
         help="a declared condition: a class index, a number or a .npy file (repeatable)",
     )
     s.add_argument("--guidance-scale", type=float, help="a guided model's scale (cfg, classifier)")
+    s.add_argument("--temperature", type=float, help=_TEMPERATURE)
     s.set_defaults(handler=cmd_sample)
 
     e = sub.add_parser("eval", help="evaluate a trained run: NLL/ELBO, W2, MMD, P/R, FD")
@@ -285,6 +292,7 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--seed", type=int, default=0)
     e.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
     e.add_argument("--guidance-scale", type=float, help="a guided model's scale (cfg, classifier)")
+    e.add_argument("--temperature", type=float, help=_TEMPERATURE)
     e.add_argument("--json", action="store_true")
     e.add_argument(
         "--features",

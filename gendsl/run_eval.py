@@ -44,12 +44,15 @@ def evaluate(
     schedule: str | None = None,
     guidance_scale: float | None = None,
     feature_networks: Mapping[str, torch.nn.Module] | None = None,
+    temperature: float | None = None,
 ) -> dict[str, float]:
     """Likelihood and sample-quality metrics of ``model`` against held-out ``data`` (for a
     conditional model: on the data's own labels, see the module docstring).  A guided model
     is evaluated at ``guidance_scale`` (default: its declared scale): the NLL is that of the
     guided probability-flow ODE, the distribution its samples come from.  FID, IS and LPIPS
-    come with ``feature_networks`` (:func:`gendsl.metrics.feature_networks.load_network`)."""
+    come with ``feature_networks`` (:func:`gendsl.metrics.feature_networks.load_network`).
+    ``temperature`` draws a flow's samples at that temperature (its likelihoods stay the
+    model's)."""
     if guidance_scale is not None:  # the likelihood of the guided PF-ODE too
         set_guidance_scale(model, guidance_scale)
     real = as_float(data.x[:n])
@@ -68,6 +71,7 @@ def evaluate(
         steps=steps,
         schedule=schedule,
         conditions=conditions,
+        temperature=temperature,
     )
     results.update(_sample_metrics(fake, real, data, seed))
     results.update(_experiment_metrics(model, fake, real, data, seed))
@@ -323,6 +327,7 @@ def eval_run(args: argparse.Namespace) -> dict[str, float] | list[dict]:
         schedule=args.schedule,
         guidance_scale=getattr(args, "guidance_scale", None),
         feature_networks=networks,
+        temperature=getattr(args, "temperature", None),
     )
     if args.json:
         print(json.dumps(results, indent=2, sort_keys=True))

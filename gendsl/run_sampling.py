@@ -4,8 +4,10 @@
 number or a ``.npy`` file (one vector for every sample, or one row per sample) for the others;
 an ``.npz`` gives its array ``NAME``, else ``c`` (the embeddings of a data file, e.g. a caption's
 sequence ``[L, E]``).
-``--guidance-scale S`` overrides a guided model's scale.  Samples are written as ``.npy``,
-``.npz`` (array ``samples``, plus the conditions) or ``.pt`` (a tensor), by the suffix.
+``--guidance-scale S`` overrides a guided model's scale; ``--temperature T`` samples a flow at
+temperature T (its sampler's option, :mod:`gendsl.sampling.flow`).  Samples are written as
+``.npy``, ``.npz`` (array ``samples``, plus the conditions) or ``.pt`` (a tensor), by the
+suffix.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from gendsl import sampler_registry
 from gendsl.data import as_float
 from gendsl.data.files import CONDITION_KEY
 from gendsl.errors import UsageError
@@ -27,7 +30,14 @@ from gendsl.ir import Variable
 from gendsl.lower.base import Model
 from gendsl.runs import dataset_for, open_run
 
-__all__ = ["draw", "parse_conditions", "sample_run", "save_samples", "set_guidance_scale"]
+__all__ = [
+    "check_sampler_option",
+    "draw",
+    "parse_conditions",
+    "sample_run",
+    "save_samples",
+    "set_guidance_scale",
+]
 
 
 def _read_array(name: str, text: str) -> np.ndarray:
@@ -136,10 +146,15 @@ def draw(
     schedule: str | None = None,
     conditions: Mapping[str, Tensor] | None = None,
     guidance_scale: float | None = None,
+    temperature: float | None = None,
 ) -> Tensor:
-    """``n`` samples on the CPU from a seeded generator on the model's device."""
+    """``n`` samples on the CPU from a seeded generator on the model's device; ``temperature``
+    is the option of a sampler that declares one (the flow family's)."""
     device = model.like.device
     opts: dict[str, Any] = {}
+    if temperature is not None:
+        check_sampler_option(model, "temperature", temperature)
+        opts["temperature"] = temperature
     if method:
         opts["method"] = method
     if steps is not None:
@@ -153,6 +168,26 @@ def draw(
     generator = torch.Generator(device=device).manual_seed(seed)
     with torch.no_grad():
         return model.sample(n, generator=generator, **opts).detach().cpu()
+
+
+def check_sampler_option(model: Model, name: str, value: float) -> None:
+    """A sampler option given on the command line (``--NAME``): one that a sampler of the
+    model's family declares (:mod:`gendsl.sampler_registry`), with a value in its range."""
+    flag = "--" + name.replace("_", "-")
+    declared = [d for d in sampler_registry.of_family(model.family).values() if name in d.options]
+    if not declared:
+        owners = sorted(
+            f"the {d.family} family's {d.name}"
+            for d in sampler_registry.SAMPLERS.values()
+            if name in d.options
+        )
+        raise UsageError(
+            f"{flag} is an option of {', '.join(owners)}; model {model.checked.name} is "
+            f"{model.family}"
+        )
+    bound = declared[0].options[name].bound
+    if not math.isfinite(value) or (bound is not None and not bound.holds(value)):
+        raise UsageError(f"{flag} must be {bound.text() if bound else 'finite'}; got {value}")
 
 
 def set_guidance_scale(model: Model, scale: float) -> None:
@@ -228,6 +263,7 @@ def sample_run(args: argparse.Namespace) -> np.ndarray:
         schedule=args.schedule,
         conditions=conditions,
         guidance_scale=getattr(args, "guidance_scale", None),
+        temperature=getattr(args, "temperature", None),
     ).numpy()
     if args.out:
         save_samples(Path(args.out), samples, conditions)

@@ -1,4 +1,5 @@
-"""The sampler registry: every sampler of the diffusion and matching families, declared once.
+"""The sampler registry: every sampler of the diffusion, matching and flow families, declared
+once.
 
 Plain data, no torch: the checker (``sample with NAME(options)`` and the ranges of its numbers),
 the docs tables (``docs/gen_tables.py``), the runtime's measured defaults
@@ -50,6 +51,7 @@ PROCESSES: Mapping[str, str] = MappingProxyType(
         "chain": "discrete chain",
         "consistency": "consistency model",
         "path": "probability path",
+        "base": "a flow's base distribution",
     }
 )
 
@@ -340,6 +342,25 @@ _DECLS = (
         calls_text=_SOLVER_TEXT,
         default_steps=100,
         aliases=_METHOD_ALIAS,
+    ),
+    SamplerDecl(
+        "ancestral",
+        "flow",
+        ("base",),
+        "x = T^-1(z) in one pass, z drawn from the base (and every learned prior) with its "
+        "standard deviation multiplied by temperature",
+        "Dinh et al. 2017; temperature: Kingma & Dhariwal 2018, Sec. 5",
+        _options(
+            temperature=Option(
+                "number",
+                1,
+                bound=POSITIVE,
+                doc="T: the base's standard deviation times T (1: the model; Glow's samples "
+                "look best near 0.7)",
+            )
+        ),
+        calls_text="one pass of the inverse flow",
+        fixed_steps=1,
     ),
 )
 

@@ -38,6 +38,7 @@ from gendsl import ir
 from gendsl.analysis.library import FLOW_LAYERS
 from gendsl.data import IMAGE_LEVELS
 from gendsl.errors import SpecError
+from gendsl.families.text import option
 from gendsl.ir import CheckedModel, NetSpec, Opt, Site, to_value
 from gendsl.lower.base import Model
 from gendsl.lower.cnf import CNF
@@ -57,8 +58,9 @@ from gendsl.lower.flow_layers import (
 from gendsl.lower.flow_priors import LearnedTop, SplitPrior
 from gendsl.lower.interpret import Program
 from gendsl.metrics.pf_ode import bits_per_dim, dequantize, dequantized_log_prob
-from gendsl.objectives.densities import Density, draw
+from gendsl.objectives.densities import Density
 from gendsl.protocol import Batch, Capabilities
+from gendsl.sampling.flow import flow_ancestral
 
 __all__ = ["DEFAULT_LEVELS", "FlowModel", "build", "expand_layers", "layer_options"]
 
@@ -284,10 +286,19 @@ class FlowModel(Model):
         generator: torch.Generator | None = None,
         **opts: Any,
     ) -> Tensor:
-        """x = T⁻¹(z), z ~ p_z, in one pass."""
+        """x = T⁻¹(z), z ~ p_z, in one pass; ``temperature`` (else the spec's
+        ``sample with ancestral(temperature = T)``, else 1) multiplies the standard deviation of
+        the base and of every learned prior (:func:`gendsl.sampling.flow.flow_ancestral`)."""
+        temperature = opts.pop("temperature", None)
         self.one_pass_sampling(method, steps, opts)
-        z = draw(self.base(n).to_dist(), generator=generator)
-        return self.flow.inverse(z.reshape(n, *self.base_shape)).reshape(n, *self.data_shape)
+        if temperature is None:
+            temperature = option(self.checked.sampler, "temperature", 1)
+
+        def inverse(z: Tensor) -> Tensor:
+            return self.flow.inverse(z.reshape(n, *self.base_shape)).reshape(n, *self.data_shape)
+
+        base = self.base(n).to_dist()
+        return flow_ancestral(inverse, base, temperature=float(temperature), generator=generator)
 
     @property
     def last_nfe(self) -> int | None:
