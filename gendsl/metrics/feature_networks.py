@@ -20,7 +20,7 @@ from gendsl.errors import UsageError
 from gendsl.metrics.frechet import fid_from_features
 from gendsl.metrics.inception import FIDInceptionV3
 from gendsl.metrics.lpips import LPIPS, mean_pair_distance
-from gendsl.metrics.scores import inception_score
+from gendsl.metrics.scores import inception_score, split_count
 
 __all__ = ["NETWORKS", "feature_metrics", "load_network", "parse_features"]
 
@@ -115,7 +115,7 @@ def feature_metrics(
             real_features = _apply(network.features, real, device)
             fake_features = _apply(network.features, fake, device)
             probs = _apply(network.logits, fake_features, device).softmax(dim=1)
-            score = inception_score(probs, splits=min(splits, len(probs)))
+            score = inception_score(probs, splits=split_count(len(probs), splits))
             results["fid"] = fid_from_features(real_features, fake_features)
             results["is"], results["is_stderr"] = score.mean, score.stderr
         else:

@@ -19,7 +19,7 @@ from gendsl.errors import UsageError
 from gendsl.metrics.classifier import ClassifierRecipe, cached_classifier
 from gendsl.metrics.distances import precision_recall
 from gendsl.metrics.frechet import fid_from_features
-from gendsl.metrics.scores import SplitScore, inception_score
+from gendsl.metrics.scores import SplitScore, inception_score, split_count
 
 __all__ = [
     "RECIPE",
@@ -120,7 +120,7 @@ def fontdigits_scores(
     model = fontdigits_classifier()
     real_features, _ = _outputs(model, _reference(reference))
     fake_features, probs = _outputs(model, samples)
-    score = inception_score(probs, splits=min(splits, len(probs)))
+    score = inception_score(probs, splits=split_count(len(probs), splits))
     precision, recall = precision_recall(real_features, fake_features, k=k)
     return {
         "fontdigits_fd": fid_from_features(real_features, fake_features),

@@ -10,7 +10,7 @@ from torch import Tensor
 
 from gendsl.errors import UsageError
 
-__all__ = ["SplitScore", "inception_score", "mean_kl_to_marginal"]
+__all__ = ["MIN_SPLIT_SIZE", "SplitScore", "inception_score", "mean_kl_to_marginal", "split_count"]
 
 
 class SplitScore(NamedTuple):
@@ -36,6 +36,18 @@ def mean_kl_to_marginal(probs: Tensor) -> Tensor:
     marginal = probs.mean(dim=0, keepdim=True)
     terms = torch.where(probs > 0, probs * (probs.log() - marginal.log()), probs.new_zeros(()))
     return terms.sum(dim=1).mean()
+
+
+#: The fewest samples a split of the Inception Score holds: each split estimates the marginal
+#: p(y) from its own samples, and a split of one sample has p(y) = p(y|x), so IS = 1 whatever
+#: the model.
+MIN_SPLIT_SIZE = 10
+
+
+def split_count(n: int, splits: int = 10) -> int:
+    """The number of splits for ``n`` samples: ``splits`` (10, as Salimans et al. 2016 and
+    torch-fidelity), fewer when a split would hold under :data:`MIN_SPLIT_SIZE` samples."""
+    return max(1, min(splits, n // MIN_SPLIT_SIZE))
 
 
 def inception_score(probs: Tensor, *, splits: int = 10) -> SplitScore:

@@ -57,3 +57,14 @@ def test_matches_scipy_relative_entropy() -> None:
 def test_bad_arguments() -> None:
     with pytest.raises(UsageError, match=r"1 <= splits <= n, got shape \[3, 2\] and splits = 4"):
         inception_score(torch.full((3, 2), 0.5), splits=4)
+
+
+def test_a_split_holds_at_least_ten_samples_so_a_few_samples_do_not_score_one():
+    from gendsl.metrics.scores import split_count
+
+    counts = [split_count(n) for n in (1, 8, 19, 20, 99, 100, 500, 5000)]
+    assert counts == [1, 1, 1, 2, 9, 10, 10, 10]
+    # eight confident, balanced samples in one split: IS = K (here 8), not the 1 of 8 splits
+    probs = torch.eye(8)
+    assert inception_score(probs, splits=split_count(len(probs))).mean == pytest.approx(8.0)
+    assert inception_score(probs, splits=8).mean == pytest.approx(1.0)
