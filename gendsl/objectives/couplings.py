@@ -34,7 +34,7 @@ import torch
 from torch import Tensor
 
 from gendsl.objectives import draws
-from gendsl.objectives.ot_certified import certified_assignment, squared_cost
+from gendsl.objectives.ot_certified import EMD_MAX_ITER, certified_assignment, squared_cost
 
 __all__ = [
     "CHECK_EVERY",
@@ -81,9 +81,10 @@ def _uniform(n: int) -> np.ndarray:
 
 def exact_ot_plan(cost: Tensor) -> Tensor:
     """π* = argmin_{π ∈ Π(a, b)} ⟨π, C⟩ with uniform marginals a = 1/B0, b = 1/B1, by the network
-    simplex of ``ot.emd`` (Bonneel et al. 2011); returned on ``cost``'s device and dtype."""
+    simplex of ``ot.emd`` (Bonneel et al. 2011) run to optimality (:data:`EMD_MAX_ITER`);
+    returned on ``cost``'s device and dtype."""
     c = cost.detach().to("cpu", torch.float64).numpy()
-    plan = ot.emd(_uniform(c.shape[0]), _uniform(c.shape[1]), c)
+    plan = ot.emd(_uniform(c.shape[0]), _uniform(c.shape[1]), c, numItermax=EMD_MAX_ITER)
     return torch.as_tensor(plan, device=cost.device, dtype=cost.dtype)
 
 
