@@ -17,8 +17,11 @@ The assignment problem min_σ (1/B) Σ_i C_iσ(i), C_ij = ‖x0_i − x1_j‖²,
    column potentials g, gap = cost − LB ≥ cost − OPT is the certified sub-optimality.  While it
    exceeds the tolerance, the pairs of negative reduced cost C_ij − f_i − g_j < 0 (the ones
    that could improve the plan) join the graph and step 3 runs again (Schmitzer 2016, "A Sparse
-   Multiscale Algorithm for Dense Optimal Transport", J. Math. Imaging Vis., Sec. 3.3); after
-   ``max_rounds`` rounds, or if the graph admits no perfect matching, POT's dense solver decides.
+   Multiscale Algorithm for Dense Optimal Transport", J. Math. Imaging Vis., Sec. 3.3).  Each
+   round first screens the float32 cost for pairs whose reduced cost is negative beyond float32
+   rounding (:func:`_screen`); only a round without any builds the float64 cost and certifies.
+   After ``max_rounds`` rounds POT's dense solver decides; a graph without a perfect matching
+   gets one (:func:`_sorted_matching`).
 
 The returned pairing is therefore optimal up to the reported gap (≤ ``tol`` × cost; 1e-9 by
 default, i.e. exact up to rounding), whichever branch produced it.
