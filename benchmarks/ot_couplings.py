@@ -2,18 +2,22 @@
 against flow matching's.
 
 1. Solvers on one batch of x0 ~ N(0, I) and x1 ~ moons (squared Euclidean cost), per batch size:
-   POT's network simplex (``ot.emd``, the exact reference and gendsl's ``ot(exact)``), scipy's
-   shortest augmenting path (``linear_sum_assignment``, exact), and a device-agnostic torch
-   auction with ε-scaling (Bertsekas 1988; Bertsekas & Castañon 1989), whose final prices
-   certify cost ≤ OPT + n ε (ε-complementary slackness) and whose dual bound gives the exact gap
-   reported here; for the entropic plan at ε = 2σ² = 0.5: POT's float64 Sinkhorn on numpy with
-   pairs drawn by ``torch.multinomial`` on the flattened plan (gendsl before) and gendsl's
-   ``schrodinger`` coupling (Sinkhorn in torch on the batch's device, one x1 per x0 drawn from
-   the row's conditional).  Columns: ms (minimum of ``--reps``), the pairing's mean cost over the
-   exact one minus 1, and the certified gap.
+   POT's network simplex (``ot.emd``, the exact reference and gendsl's ``ot(exact)`` below
+   ``SPARSE_FROM`` points), scipy's shortest augmenting path (``linear_sum_assignment``, exact),
+   gendsl's certified sparse solver (``certified_assignment``, ``ot(exact)`` from
+   ``SPARSE_FROM`` points: ε-scaling Sinkhorn potentials, candidate pairs, POT's sparse network
+   simplex, weak-duality certificate; its rounds are shown), a device-agnostic torch auction
+   with ε-scaling (Bertsekas 1988; Bertsekas & Castañon 1989), whose final prices certify
+   cost ≤ OPT + n ε (ε-complementary slackness) and whose dual bound gives the exact gap
+   reported here (``--skip-auction`` leaves it out); for the entropic plan at ε = 2σ² = 0.5:
+   POT's float64 Sinkhorn on numpy with pairs drawn by ``torch.multinomial`` on the flattened
+   plan (gendsl before) and gendsl's ``schrodinger`` coupling (Sinkhorn in torch on the batch's
+   device, one x1 per x0 drawn from the row's conditional).  Columns: ms (minimum of
+   ``--reps``), the pairing's mean cost over the exact one minus 1, and the certified gap.
 2. Steps: loss + backward of ``stdlib/flow_matching.gen``, ``ot_cfm.gen`` and ``sb_cfm.gen`` on
-   2-D moons, interleaved (rotating order, the median of each over repetitions and the median of
-   the per-repetition ratios to flow matching).
+   2-D moons, and ``ot_cfm.gen`` with its coupling forced onto POT's dense solver
+   (``ot_cfm [POT emd]``), interleaved (rotating order, the median of each over repetitions and
+   the median of the per-repetition ratios to flow matching).
 
     OMP_NUM_THREADS=1 python benchmarks/ot_couplings.py [--sizes 512,2048] [--reps 5]
 """
@@ -34,6 +38,7 @@ from scipy.optimize import linear_sum_assignment
 from gendsl.data import load_dataset
 from gendsl.lower import load
 from gendsl.objectives.couplings import SchrodingerBridge, squared_cost
+from gendsl.objectives.ot_certified import EMD_MAX_ITER, certified_assignment
 from gendsl.resources import stdlib_dir
 
 __all__ = ["auction", "main"]
@@ -88,22 +93,36 @@ def _ms(fn: Callable[[], object], reps: int) -> tuple[float, object]:
     return 1e3 * best, out
 
 
-def solvers(n: int, reps: int) -> None:
+def solvers(n: int, reps: int, skip_auction: bool) -> None:
     g = torch.Generator().manual_seed(n)
     x0 = torch.randn(n, 2, generator=g)
     x1 = load_dataset("moons", split="train", seed=n, n=n).x.float()
     c = squared_cost(x0, x1).double()
     a = np.full(n, 1 / n)
-    ms, plan = _ms(lambda: ot.emd(a, a, c.numpy()), reps)
+    ms, plan = _ms(lambda: ot.emd(a, a, c.numpy(), numItermax=EMD_MAX_ITER), reps)
     exact = float((torch.as_tensor(plan) * c).sum())
-    print(f"| {n} | exact: POT emd (gendsl ot(exact)) | {ms:.1f} | 0 | 0 |")
+    print(f"| {n} | exact: POT emd (gendsl ot(exact) below SPARSE_FROM) | {ms:.1f} | 0 | 0 |")
     ms, (r, j) = _ms(lambda: linear_sum_assignment(c.numpy()), reps)
     print(f"| {n} | exact: scipy linear_sum_assignment | {ms:.1f} | "
           f"{c.numpy()[r, j].mean() / exact - 1:.1e} | 0 |")  # fmt: skip
-    ms, (j, gap, rounds) = _ms(lambda: auction(c.float()), 1)
-    rel = float(c[torch.arange(n), j].mean()) / exact - 1
-    print(f"| {n} | auction, torch, certified 1% ({rounds} rounds) | {ms:.1f} | {rel:.1e} | "
-          f"{gap / n / exact:.1e} |")  # fmt: skip
+    ms, res = _ms(lambda: certified_assignment(x0, x1), reps)
+    rel = float(c[torch.arange(n), res.cols].mean()) / exact - 1
+    print(f"| {n} | exact: certified sparse network simplex ({res.rounds} rounds"
+          f"{', dense fallback' if res.dense else ''}) | {ms:.1f} | {rel:.1e} | "
+          f"{res.gap / exact:.1e} |")  # fmt: skip
+    if not skip_auction:
+        ms, (j, gap, rounds) = _ms(lambda: auction(c.float()), 1)
+        rel = float(c[torch.arange(n), j].mean()) / exact - 1
+        print(f"| {n} | auction, torch, certified 1% ({rounds} rounds) | {ms:.1f} | "
+              f"{rel:.1e} | {gap / n / exact:.1e} |")  # fmt: skip
+    _entropic(x0, x1, c, exact, reps)
+
+
+def _entropic(
+    x0: torch.Tensor, x1: torch.Tensor, c: torch.Tensor, exact: float, reps: int
+) -> None:
+    n = x0.shape[0]
+    a = np.full(n, 1 / n)
     bridge = SchrodingerBridge(0.5)
 
     def pot_sinkhorn():
@@ -120,8 +139,11 @@ def solvers(n: int, reps: int) -> None:
 
 def steps(n: int, reps: int) -> None:
     x1 = load_dataset("moons", split="train", seed=0, n=n).x.float()
-    names = ("flow_matching", "ot_cfm", "sb_cfm")
-    models = {k: load(str(stdlib_dir() / f"{k}.gen"), D=2) for k in names}
+    specs = ("flow_matching", "ot_cfm", "sb_cfm")
+    models = {k: load(str(stdlib_dir() / f"{k}.gen"), D=2) for k in specs}
+    models["ot_cfm [POT emd]"] = load(str(stdlib_dir() / "ot_cfm.gen"), D=2)
+    models["ot_cfm [POT emd]"].coupling.sparse_from = sys.maxsize
+    names = tuple(models)
     times: dict[str, list[float]] = {k: [] for k in names}
     for rep in range(reps + 1):
         for k in range(len(names)):
@@ -143,6 +165,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--reps", type=int, default=5)
     parser.add_argument("--step-reps", type=int, default=15)
     parser.add_argument("--skip-solvers", action="store_true")
+    parser.add_argument("--skip-auction", action="store_true")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     sizes = [int(s) for s in args.sizes.split(",")]
@@ -152,7 +175,7 @@ def main(argv: list[str] | None = None) -> None:
         print("| batch | solver | ms | mean cost / exact − 1 | certified gap / exact |")
         print("|---|---|---|---|---|", flush=True)
         for n in sizes:
-            solvers(n, args.reps)
+            solvers(n, args.reps, args.skip_auction)
         print()
     print("| batch | spec | ms/step (loss + backward) | ratio to flow_matching |")
     print("|---|---|---|---|", flush=True)

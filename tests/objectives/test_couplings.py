@@ -1,6 +1,7 @@
 """The couplings at training batch size on the 2-D sets, against independent solvers: the exact
 pairing against scipy's shortest-augmenting-path assignment, the entropic plan on the device
-against POT's float64 Sinkhorn on numpy, and the drawn pairs' mean cost against the plan's."""
+against POT's float64 Sinkhorn on numpy, and the drawn pairs' mean cost against the plan's; the
+certified sparse assignment against scipy's optimum and its certificate against weak duality."""
 
 from __future__ import annotations
 
@@ -20,6 +21,11 @@ from gendsl.objectives.couplings import (
     plan_cost,
     sinkhorn_plan,
     squared_cost,
+)
+from gendsl.objectives.ot_certified import (
+    annealed_potentials,
+    certified_assignment,
+    dual_bound,
 )
 
 torch.set_num_threads(1)
@@ -86,5 +92,84 @@ def test_gibbs_kernel_is_the_exponential_of_the_cost():
     x0, x1 = batch("8gaussians", 4)
     x0, x1 = x0.double(), x1.double()
     k = gibbs_kernel(x0, x1, reg=0.5, dtype=torch.float64)
-    torch.testing.assert_close(k, torch.exp(-torch.cdist(x0, x1) ** 2 / 0.5))
+    torch.testing.assert_close(k, torch.exp(-(torch.cdist(x0, x1) ** 2) / 0.5))
     assert cost_bound(x0, x1) >= float(squared_cost(x0, x1).max())
+
+
+def optimum(x0: torch.Tensor, x1: torch.Tensor) -> tuple[np.ndarray, float]:
+    """The float64 cost matrix and scipy's optimal mean assignment cost."""
+    cost = squared_cost(x0.double(), x1.double()).numpy()
+    rows, cols = linear_sum_assignment(cost)
+    return cost, float(cost[rows, cols].mean())
+
+
+@pytest.mark.parametrize("name", ["moons", "8gaussians"])
+def test_certified_assignment_at_batch_512_is_optimal_and_its_gap_bounds_it(name):
+    """The sparse solver's pairing has scipy's optimal cost, and its certified gap is a true
+    bound: 0 <= cost - OPT <= gap <= 1e-9 cost (certified exact, no dense fallback)."""
+    x0, x1 = batch(name, 5)
+    result = certified_assignment(x0, x1)
+    assert sorted(result.cols.tolist()) == list(range(N))
+    cost, opt = optimum(x0, x1)
+    mean = float(cost[np.arange(N), result.cols.numpy()].mean())
+    assert mean == pytest.approx(result.cost, rel=1e-12)
+    assert -1e-12 <= mean - opt <= result.gap + 1e-12
+    assert 0 <= result.gap <= 1e-9 * mean
+    assert not result.dense
+
+
+def test_dual_bound_is_weak_duality_and_tight_at_pots_dual():
+    """mean(g^c) + mean(g) <= OPT for any g (here random ones), with equality at the optimal dual
+    of POT's network simplex."""
+    x0, x1 = batch("moons", 6)
+    cost, opt = optimum(x0, x1)
+    g = torch.Generator().manual_seed(0)
+    for _ in range(5):
+        potential = torch.randn(N, generator=g, dtype=torch.float64)
+        assert dual_bound(torch.as_tensor(cost), potential)[1] <= opt + 1e-12
+    a = np.full(N, 1 / N)
+    _, log = ot.emd(a, a, cost, log=True)
+    bound = dual_bound(torch.as_tensor(cost), torch.as_tensor(log["v"]))[1]
+    assert bound == pytest.approx(opt, rel=1e-9)
+
+
+def test_certified_assignment_falls_back_to_the_dense_solver_and_stays_exact():
+    """One candidate per row and column and a single round cannot certify the assignment, so
+    POT's dense solver decides; with more rounds the violated pairs and the feasible matching
+    added to the graph let the sparse solver certify it."""
+    x0, x1 = batch("8gaussians", 7)
+    _, opt = optimum(x0, x1)
+    dense = certified_assignment(x0, x1, k=1, max_rounds=1)
+    assert dense.dense and dense.rounds == 1
+    assert dense.cost == pytest.approx(opt, rel=1e-9)
+    sparse = certified_assignment(x0, x1, k=1, max_rounds=30)
+    assert not sparse.dense and sparse.rounds > 1
+    assert sparse.cost == pytest.approx(opt, rel=1e-9)
+
+
+def test_exact_ot_pairs_large_batches_by_the_certified_solver():
+    x0, x1 = batch("moons", 8)
+    coupling = ExactOT(sparse_from=N)
+    assert coupling.last_gap is None
+    i, j = coupling.pair(x0, x1)
+    cost, opt = optimum(x0, x1)
+    assert cost[i.numpy(), j.numpy()].mean() == pytest.approx(opt, rel=1e-9)
+    assert 0 <= coupling.last_gap <= 1e-9 * opt
+
+
+def test_certified_assignment_needs_equal_batches():
+    with pytest.raises(ValueError, match=r"^an assignment needs equal batches, got 4 and 3$"):
+        certified_assignment(torch.zeros(4, 2), torch.zeros(3, 2))
+
+
+def test_annealed_potentials_at_one_eps_give_pots_sinkhorn_plan():
+    """With eps_start = eps_end = ε and enough iterations, exp((f_i + g_j - C_ij)/ε) is the
+    entropic plan: POT's log-domain Sinkhorn at the same ε, to 1e-6 in l1."""
+    x0, x1 = batch("moons", 9)
+    x0, x1 = x0[:64], x1[:64]
+    cost = squared_cost(x0, x1)
+    f, g = annealed_potentials(cost, cost.T.contiguous(), eps_start=0.5, eps_end=0.5, iters=300)
+    plan = torch.exp((f[:, None] + g[None, :] - cost) / 0.5).double()
+    a = np.full(64, 1 / 64)
+    ref = ot.sinkhorn(a, a, cost.double().numpy(), 0.5, method="sinkhorn_log", stopThr=1e-12)
+    assert float((plan - torch.as_tensor(ref)).abs().sum()) < 1e-5
