@@ -112,7 +112,9 @@ def test_reflow_attaches_the_previous_run_its_spec_names_before_training(tmp_pat
     argv = ["train", str(spec), "--data", "moons", "--steps", "2", "--out", str(out)]
     assert main([*argv, "--no-progress"]) == 2
     assert capsys.readouterr().err == (
-        f"gendsl: error: no checkpoint at {missing}; train first with gendsl train\n"
+        "gendsl: error: model flow needs a trained flow-matching run (reflow's previous), the "
+        f"run '{missing}' its spec names (previous), but there is no checkpoint at {missing}: "
+        "train that run first, or correct the path (it is relative to the current folder)\n"
     )
     assert not out.exists()
 
