@@ -224,3 +224,17 @@ def test_the_graph_draws_the_frozen_autoencoder_between_the_data_and_its_latent(
     assert '"ae.encode" -> "z" [style=dashed color=gray40];' in dot
     assert '"z" -> "ae.decode";' in dot and '"ae.decode" -> "x";' in dot
     assert '"z" [shape=circle label="z"];' in dot  # the process's variable, not observed
+
+
+def test_the_latent_diffusion_example_trains_over_the_vqvae_example_and_samples(
+    tmp_path, monkeypatch
+):
+    examples = Path(__file__).resolve().parents[2] / "examples"
+    monkeypatch.chdir(tmp_path)
+    fast = ["--data", "fontdigits", "--steps", "1", "--batch-size", "8"]
+    vq = str(examples / "vqvae_fontdigits.gen")
+    assert _train([vq, *fast, "--out", "runs/vqvae_fontdigits"]) == 0
+    assert _train([str(examples / "latent_diffusion.gen"), *fast, "--out", "runs/ld"]) == 0
+    assert main(["sample", "runs/ld", "-n", "2", "--steps", "2", "--out", "s.npy"]) == 0
+    samples = np.load("s.npy")
+    assert samples.shape == (2, 1, 28, 28) and np.isfinite(samples).all()
