@@ -242,7 +242,10 @@ def _log(v: Tensor | float) -> Tensor | float:
 
 
 def normal_log_prob(x: Tensor, loc: Tensor | float, scale: Tensor | float) -> Tensor:
-    """log N(x; μ, σ) = −(x − μ)² / (2σ²) − log σ − ½ log 2π, per element."""
+    """log N(x; μ, σ) = −(x − μ)² / (2σ²) − log σ − ½ log 2π, per element.  For the numbers
+    μ = 0 and σ = 1 it is −x²/2 − ½ log 2π, the same values in two fewer passes."""
+    if _is_number(loc, 0) and _is_number(scale, 1):
+        return x.pow(2).mul(-0.5) - _LOG_SQRT_2PI
     return -((x - loc) ** 2) / (2 * scale**2) - _log(scale) - _LOG_SQRT_2PI
 
 
