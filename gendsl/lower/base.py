@@ -112,7 +112,7 @@ class Model(nn.Module):
     @property
     def like(self) -> Tensor:
         """A float scalar on the model's device and dtype (for constructing constants)."""
-        return self._ref
+        return self._buffers["_ref"]  # type: ignore[return-value]  # not via Module.__getattr__
 
     def as_data(self, batch: Batch) -> dict[str, Tensor]:
         """A batch as ``{variable name: tensor}`` on the model's device.

@@ -370,6 +370,8 @@ class Density:
         loc, scale = self.params["loc"], self.params["scale"]
         ref = loc if isinstance(loc, Tensor) else self.like
         eps = torch.empty(self.shape, dtype=ref.dtype, device=ref.device).normal_()
+        if _is_number(loc, 0) and _is_number(scale, 1):
+            return eps  # N(0, 1): μ + σ ε is ε
         return loc + eps * scale
 
     @property
