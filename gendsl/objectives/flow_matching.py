@@ -103,20 +103,46 @@ class ConditionalPath:
         """x_t = μ_t + σ_t w."""
         return self.mu_t(x0, x1, t) + expand_like(self.sigma_t(t), w) * w
 
+    def xt_and_target(self, x0: Tensor, x1: Tensor, t: Tensor, w: Tensor) -> tuple[Tensor, Tensor]:
+        """(x_t, u_t) together (:meth:`sample_xt`, :meth:`target`; a hook for paths that share
+        work between them)."""
+        return self.sample_xt(x0, x1, t, w), self.target(x0, x1, t, w)
+
 
 def _is_zero(c: Coefficient) -> bool:
     return not callable(c) and c == 0
 
 
-def _combination(terms: tuple[tuple[Coefficient, Tensor | None], ...], t: Tensor) -> Tensor:
-    """Σ c(t) x over ``terms`` (left to right) for a time column ``t`` that broadcasts against
-    each x; a number c multiplies x directly, c = 1 leaves x as it is and c = 0 drops the
-    term (each exactly as the product with c(t) would)."""
+#: One term c(t) x of a combination: (kind, c, index of x) with kind ``fn`` (c(t) x),
+#: ``number`` (c x) or ``one`` (x itself).
+Term = tuple[str, Coefficient, int]
+
+
+def _plan(coefficients: tuple[Coefficient, ...]) -> tuple[Term, ...]:
+    """The terms of Σ c_i(t) x_i worth computing, decided once: c = 0 is dropped, c = 1 keeps
+    x_i as it is, another number multiplies it directly (each exactly as c(t) x_i would)."""
+    terms = []
+    for i, c in enumerate(coefficients):
+        if callable(c):
+            terms.append(("fn", c, i))
+        elif c == 1:
+            terms.append(("one", c, i))
+        elif c != 0:
+            terms.append(("number", c, i))
+    if not terms:
+        raise ValueError("a path combination needs a non-zero coefficient")
+    return tuple(terms)
+
+
+def _combination(plan: tuple[Term, ...], t: Tensor, xs: tuple[Tensor | None, ...]) -> Tensor:
+    """Σ c_i(t) x_i over the terms of ``plan`` (left to right) for a time column ``t`` that
+    broadcasts against each x_i."""
     total: Tensor | None = None
-    for c, x in terms:
-        if _is_zero(c) or x is None:
-            continue
-        term = c(t) * x if callable(c) else (x if c == 1 else c * x)
+    for kind, c, i in plan:
+        x = xs[i]
+        if x is None:
+            raise ValueError("this path has a noise term: pass its noise w")
+        term = x if kind == "one" else (c(t) if callable(c) else c) * x
         total = term if total is None else total + term
     if total is None:
         raise ValueError("a path combination needs a non-zero coefficient")
@@ -142,10 +168,13 @@ class AffinePath(ConditionalPath):
         self.alpha, self.beta, self.gamma = alpha, beta, gamma
         self.d_alpha, self.d_beta, self.d_gamma = d_alpha, d_beta, d_gamma
         self.noiseless = _is_zero(gamma) and _is_zero(d_gamma)
+        self._mu = _plan((alpha, beta))
+        self._xt = _plan((alpha, beta, gamma))
+        self._ut = _plan((d_alpha, d_beta, d_gamma))
 
     def mu_t(self, x0: Tensor, x1: Tensor, t: Tensor) -> Tensor:
         """α(t) x0 + β(t) x1."""
-        return _combination(((self.alpha, x0), (self.beta, x1)), expand_like(t, x0))
+        return _combination(self._mu, expand_like(t, x0), (x0, x1))
 
     def sigma_t(self, t: Tensor) -> Tensor:
         """γ(t)."""
@@ -154,13 +183,18 @@ class AffinePath(ConditionalPath):
 
     def sample_xt(self, x0: Tensor, x1: Tensor, t: Tensor, w: Tensor | None) -> Tensor:
         """x_t = α(t) x0 + β(t) x1 + γ(t) w (:func:`interpolant`)."""
-        terms = ((self.alpha, x0), (self.beta, x1), (self.gamma, w))
-        return _combination(terms, expand_like(t, x0))
+        return _combination(self._xt, expand_like(t, x0), (x0, x1, w))
 
     def target(self, x0: Tensor, x1: Tensor, t: Tensor, w: Tensor | None) -> Tensor:
         """u_t = α'(t) x0 + β'(t) x1 + γ'(t) w."""
-        terms = ((self.d_alpha, x0), (self.d_beta, x1), (self.d_gamma, w))
-        return _combination(terms, expand_like(t, x0))
+        return _combination(self._ut, expand_like(t, x0), (x0, x1, w))
+
+    def xt_and_target(
+        self, x0: Tensor, x1: Tensor, t: Tensor, w: Tensor | None
+    ) -> tuple[Tensor, Tensor]:
+        """(x_t, u_t) on one time column."""
+        column, xs = expand_like(t, x0), (x0, x1, w)
+        return _combination(self._xt, column, xs), _combination(self._ut, column, xs)
 
 
 def flow_matching_loss(
@@ -183,8 +217,8 @@ def flow_matching_loss(
         t = sample_time(x1.shape[0], like=x1, generator=generator)
     if w is None and not path.noiseless:
         w = draws.randn(x1.shape, generator=generator, device=x1.device, dtype=x1.dtype)
-    x_t = path.sample_xt(x0, x1, t, w)
-    return squared_error(v_fn(x_t, t), path.target(x0, x1, t, w))
+    x_t, u_t = path.xt_and_target(x0, x1, t, w)
+    return squared_error(v_fn(x_t, t), u_t)
 
 
 @torch.no_grad()
