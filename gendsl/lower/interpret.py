@@ -208,8 +208,11 @@ class Program:
         if scope is None:
             scope = self.scope(values, handlers)
         for site in self.guide if guide else self.sites:
-            msg = Message("sample", site.name, site.density(scope, batch), scope)
-            scope[site.name] = apply_stack(handlers, msg)
+            density = site.density(scope, batch)
+            if not handlers:  # the default effect, without a message
+                scope[site.name] = density.rsample()
+                continue
+            scope[site.name] = apply_stack(handlers, Message("sample", site.name, density, scope))
         return scope
 
     def density(self, name: str, batch: tuple[int, ...], scope: Scope | None = None) -> Density:

@@ -286,7 +286,7 @@ class Density:
     (log-density).  Parameters may be Python numbers; results have the full batch + event shape.
     """
 
-    __slots__ = ("_dist", "batch", "classes", "event", "like", "name", "params")
+    __slots__ = ("_dist", "_shape", "batch", "classes", "event", "like", "name", "params")
 
     def __init__(
         self,
@@ -301,6 +301,7 @@ class Density:
         self.name, self.params, self.batch, self.event = name, params, batch, event
         self.like, self.classes = like, classes
         self._dist: Distribution | None = None
+        self._shape: tuple[int, ...] | None = None
 
     def to_dist(self) -> Distribution:
         """The Pyro distribution of :func:`make_dist` (built once)."""
@@ -317,7 +318,13 @@ class Density:
 
     @property
     def shape(self) -> tuple[int, ...]:
-        """The shape of a value: batch (widened by parameters with extra leading axes) + event."""
+        """The shape of a value: batch (widened by parameters with extra leading axes) + event
+        (worked out once)."""
+        if self._shape is None:
+            self._shape = self._value_shape()
+        return self._shape
+
+    def _value_shape(self) -> tuple[int, ...]:
         full = (*self.batch, *self.event)
         if DISTRIBUTIONS[self.name].mixture:  # its parameters end in the components
             return full
@@ -369,7 +376,7 @@ class Density:
             return d.rsample() if d.has_rsample else d.sample()
         loc, scale = self.params["loc"], self.params["scale"]
         ref = loc if isinstance(loc, Tensor) else self.like
-        eps = torch.empty(self.shape, dtype=ref.dtype, device=ref.device).normal_()
+        eps = ref.new_empty(self.shape).normal_()
         if _is_number(loc, 0) and _is_number(scale, 1):
             return eps  # N(0, 1): μ + σ ε is ε
         return loc + eps * scale
