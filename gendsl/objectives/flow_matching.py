@@ -129,14 +129,14 @@ def _plan(coefficients: tuple[Coefficient, ...]) -> tuple[Term, ...]:
             terms.append(("one", c, i))
         elif c != 0:
             terms.append(("number", c, i))
-    if not terms:
-        raise ValueError("a path combination needs a non-zero coefficient")
     return tuple(terms)
 
 
-def _combination(plan: tuple[Term, ...], t: Tensor, xs: tuple[Tensor | None, ...]) -> Tensor:
+def _combination(plan: tuple[Term, ...], t: Tensor, x0: Tensor, *rest: Tensor | None) -> Tensor:
     """Σ c_i(t) x_i over the terms of ``plan`` (left to right) for a time column ``t`` that
-    broadcasts against each x_i."""
+    broadcasts against each of x_0 = ``x0``, x_1, ... = ``rest`` (zeros like x0 for a plan
+    without terms)."""
+    xs = (x0, *rest)
     total: Tensor | None = None
     for kind, c, i in plan:
         x = xs[i]
@@ -145,7 +145,7 @@ def _combination(plan: tuple[Term, ...], t: Tensor, xs: tuple[Tensor | None, ...
         term = x if kind == "one" else (c(t) if callable(c) else c) * x
         total = term if total is None else total + term
     if total is None:
-        raise ValueError("a path combination needs a non-zero coefficient")
+        return torch.zeros_like(x0)
     return total
 
 
@@ -174,7 +174,7 @@ class AffinePath(ConditionalPath):
 
     def mu_t(self, x0: Tensor, x1: Tensor, t: Tensor) -> Tensor:
         """α(t) x0 + β(t) x1."""
-        return _combination(self._mu, expand_like(t, x0), (x0, x1))
+        return _combination(self._mu, expand_like(t, x0), x0, x1)
 
     def sigma_t(self, t: Tensor) -> Tensor:
         """γ(t)."""
@@ -183,18 +183,18 @@ class AffinePath(ConditionalPath):
 
     def sample_xt(self, x0: Tensor, x1: Tensor, t: Tensor, w: Tensor | None) -> Tensor:
         """x_t = α(t) x0 + β(t) x1 + γ(t) w (:func:`interpolant`)."""
-        return _combination(self._xt, expand_like(t, x0), (x0, x1, w))
+        return _combination(self._xt, expand_like(t, x0), x0, x1, w)
 
     def target(self, x0: Tensor, x1: Tensor, t: Tensor, w: Tensor | None) -> Tensor:
         """u_t = α'(t) x0 + β'(t) x1 + γ'(t) w."""
-        return _combination(self._ut, expand_like(t, x0), (x0, x1, w))
+        return _combination(self._ut, expand_like(t, x0), x0, x1, w)
 
     def xt_and_target(
         self, x0: Tensor, x1: Tensor, t: Tensor, w: Tensor | None
     ) -> tuple[Tensor, Tensor]:
         """(x_t, u_t) on one time column."""
-        column, xs = expand_like(t, x0), (x0, x1, w)
-        return _combination(self._xt, column, xs), _combination(self._ut, column, xs)
+        column = expand_like(t, x0)
+        return _combination(self._xt, column, x0, x1, w), _combination(self._ut, column, x0, x1, w)
 
 
 def flow_matching_loss(
