@@ -121,7 +121,10 @@ class Model(nn.Module):
         the conditions, in declaration order; a mapping is taken as it is.
         """
         names = self._batch_names
+        like = self.like
         if isinstance(batch, Tensor):
+            if batch.dtype == like.dtype and batch.device == like.device:
+                return {names[0]: batch}  # a training batch as it usually comes
             items = {names[0]: batch}
         elif isinstance(batch, Mapping):
             items = dict(batch)
@@ -132,7 +135,6 @@ class Model(nn.Module):
                     f"({', '.join(names)})"
                 )
             items = dict(zip(names, batch, strict=False))
-        like = self.like
         device, dtype = like.device, like.dtype
         return {
             k: v
