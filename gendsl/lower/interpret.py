@@ -153,6 +153,8 @@ class Program:
         self._functions = [let for n, let in c.lets.items() if n in scoped and let.params]
         self._constants = [let for n, let in c.lets.items() if n not in scoped]
         self._lets: dict[tuple[torch.device, torch.dtype], Scope] = {}
+        #: The model's ``like`` of the last call of :meth:`lets` and its scope.
+        self._last: tuple[torch.Tensor, Scope] | None = None
 
     def bind(self, name: str, fn: Compiled) -> None:
         """Derive the assigned ``name`` by ``fn`` instead of its expression (a back end's own
@@ -164,6 +166,8 @@ class Program:
         """The scope of the sizes and of the lets that mention no variable, on the model's
         device and dtype (evaluated once per device and dtype)."""
         like = self.model.like
+        if self._last is not None and self._last[0] is like:  # the model has not moved
+            return self._last[1]
         key = (like.device, like.dtype)
         base = self._lets.get(key)
         if base is None:
@@ -173,6 +177,7 @@ class Program:
                     let_function(let, base) if let.params else evaluate(let.value, base)
                 )
             self._lets[key] = base
+        self._last = (like, base)
         return base
 
     def scope(
