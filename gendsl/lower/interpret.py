@@ -29,6 +29,7 @@ model's syntax nodes (``Site`` expressions, ``ir.Let``).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -94,6 +95,9 @@ class SitePlan:
             out = compile_expr(site.packed)
             split = unpacker(site.dist, event if classes is None else (classes,))
             self.params = lambda scope: split(out(scope))
+        elif all(isinstance(v, ir.Num) for v in site.params.values()):  # Normal(0, 1)
+            numbers = MappingProxyType({k: v.value for k, v in site.params.items()})
+            self.params = lambda scope: numbers
         else:
             items = [(k, compile_expr(v)) for k, v in site.params.items()]
             self.params = lambda scope: {k: f(scope) for k, f in items}

@@ -329,11 +329,10 @@ class Density:
         if DISTRIBUTIONS[self.name].mixture:  # its parameters end in the components
             return full
         drop = 0 if self.classes is None else 1  # a Categorical's parameters end in the classes
-        wider = [
-            p.shape[: p.dim() - drop]
-            for p in self.params.values()
-            if isinstance(p, Tensor) and p.shape[: p.dim() - drop] != full
-        ]
+        wider = []
+        for p in self.params.values():
+            if isinstance(p, Tensor) and p.shape[: p.dim() - drop] != full:
+                wider.append(p.shape[: p.dim() - drop])
         return tuple(broadcast_shape(full, *wider)) if wider else full
 
     def _full(self, t: Tensor | float) -> Tensor:
