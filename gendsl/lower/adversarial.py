@@ -82,6 +82,8 @@ class AdversarialModel(Model):
         self.program = Program(self, values=self.calls, packed=False)
         crit = checked.critic
         self._critic_expr = None if crit.value is None else compile_expr(crit.value)
+        #: The network that is the whole critic (``critic D``), else None.
+        self._critic_net = crit.name if crit.value is None and not crit.params else None
         used = {crit.name} if crit.value is None else names_in(crit.value)
         self.critic_nets = [n for n in self.nets if n in used]
         self.critic_steps = int(checked.train.get("critic_steps", 1))
@@ -108,9 +110,9 @@ class AdversarialModel(Model):
 
     def critic(self, x: Tensor, cond: Conditions | None = None) -> Tensor:
         """The critic's value per sample, [B], of ``x`` under the conditions ``cond``."""
+        if self._critic_net is not None:
+            return self.nets[self._critic_net](x)
         crit = self.checked.critic
-        if self._critic_expr is None and not crit.params:
-            return self.nets[crit.name](x)
         if self._critic_expr is None:  # critic D(x, y)
             values = {**(cond or {}), self.data_name: x}
             return self.calls[crit.name](*(values[p] for p in crit.params))
@@ -118,6 +120,8 @@ class AdversarialModel(Model):
 
     def fake_conditions(self, cond: Conditions) -> Conditions:
         """The conditions the generator is trained on (see :mod:`gendsl.lower.conditions`)."""
+        if not self.condition_names:
+            return {}
         return generator_conditions(self.checked, cond, self.classes_of)
 
     def critic_parameters(self) -> list[nn.Parameter]:

@@ -112,7 +112,7 @@ class Model(nn.Module):
     @property
     def like(self) -> Tensor:
         """A float scalar on the model's device and dtype (for constructing constants)."""
-        return self._ref
+        return self._buffers["_ref"]  # type: ignore[return-value]  # not via Module.__getattr__
 
     def as_data(self, batch: Batch) -> dict[str, Tensor]:
         """A batch as ``{variable name: tensor}`` on the model's device.
@@ -121,7 +121,10 @@ class Model(nn.Module):
         the conditions, in declaration order; a mapping is taken as it is.
         """
         names = self._batch_names
+        like = self.like
         if isinstance(batch, Tensor):
+            if batch.dtype == like.dtype and batch.device == like.device:
+                return {names[0]: batch}  # a training batch as it usually comes
             items = {names[0]: batch}
         elif isinstance(batch, Mapping):
             items = dict(batch)
@@ -132,7 +135,6 @@ class Model(nn.Module):
                     f"({', '.join(names)})"
                 )
             items = dict(zip(names, batch, strict=False))
-        like = self.like
         device, dtype = like.device, like.dtype
         return {
             k: v

@@ -93,6 +93,8 @@ class EnergyModel(Model):
             else None
         )
         self._energy_expr = None if energy.value is None else compile_expr(energy.value)
+        #: The network that is the whole energy (``energy E(x)``), else None.
+        self._energy_net = energy.name if energy.value is None and self.label is None else None
         self.loss_name = checked.loss.name
         self.loss_options = dict(checked.loss.kwargs)
         self.sampler = _langevin_settings(checked.sampler)
@@ -118,11 +120,12 @@ class EnergyModel(Model):
         coordinate, ``energy U(x) = 0.5 * x^2``) is summed over it: independent coordinates.
         A JEM energy is E(x, y) = -f(x)[y] for labels ``y``, the marginal's -logsumexp f(x)
         without them."""
+        if self._energy_net is not None:
+            return self.nets[self._energy_net](x)
         if self.label is not None:
             logits = self.logits(x)
             return jem_marginal_energy(logits) if y is None else jem_class_energy(logits, y)
-        if self._energy_expr is None:
-            return self.nets[self.checked.energy.name](x)
+        assert self._energy_expr is not None  # a network energy returned above
         (param,) = self.checked.energy.params
         e = self._energy_expr(self.program.scope({param: x}))
         if not isinstance(e, Tensor):

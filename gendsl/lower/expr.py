@@ -105,6 +105,8 @@ class Scope(dict):
     :param parent: an enclosing scope consulted for names this one lacks.
     """
 
+    __slots__ = ("derived", "like", "parent")
+
     def __init__(
         self,
         values: Mapping[str, Value],

@@ -242,7 +242,8 @@ class FlowModel(Model):
             return self.dequantized_log_prob(x, levels=dequantize)
         x = self._data(x)
         z, ladj = self.flow.call_and_ladj(x)
-        z = z.reshape(x.shape[0], *self.latent_shape)
+        if z.shape[1:] != self.latent_shape:
+            z = z.reshape(x.shape[0], *self.latent_shape)
         return self.base(x.shape[0]).log_prob(z) + ladj
 
     def dequantized_log_prob(

@@ -6,6 +6,10 @@ which Dinh et al. 2017 and Kingma & Dhariwal 2018 write their layers), with
 * ``forward(x) -> y``, ``inverse(y) -> x`` and ``log_abs_det_jacobian(x, y)`` = log|det ∂y/∂x|
   per sample (the Zuko / ``torch.distributions.Transform`` contract);
 * ``call_and_ladj(x) -> (y, ladj)``, both at once (couplings share the network call);
+* ``call_and_ladj_term(x) -> (y, term)``: the same with log|det| as a term of the flow's sum,
+  per sample [B], a 0-d tensor where it is the same for every sample (actnorm, invconv) or
+  ``None`` where it is 0 (permutations, squeeze), so :class:`Flow` adds no zeros and expands
+  nothing per layer;
 * ``out_shape(shape)``: the per-sample shape of ``y`` for a per-sample input ``shape``.
 
 Shapes: a per-sample shape ``(C, *S)`` has ``C`` *channels* (the features of a vector, the
@@ -19,7 +23,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 import torch
 from torch import Tensor, nn
@@ -45,8 +49,32 @@ Shape = tuple[int, ...]
 
 
 def per_channel(v: Tensor, shape: Shape) -> Tensor:
-    """A channel vector ``v`` [C] viewed to broadcast against a batch of ``shape`` = (C, *S)."""
-    return v.reshape(-1, *([1] * (len(shape) - 1)))
+    """A channel vector ``v`` [C] viewed to broadcast against a batch of ``shape`` = (C, *S)
+    (``v`` itself for vectors, S = ())."""
+    return v if len(shape) == 1 else v.reshape(-1, *([1] * (len(shape) - 1)))
+
+
+def _per_sample_sum(v: Tensor) -> Tensor:
+    """``v`` [B, ...] summed over every axis but the first."""
+    return v.sum(1) if v.dim() == 2 else v.reshape(v.shape[0], -1).sum(1)
+
+
+def _like(buffer: Tensor, x: Tensor) -> Tensor:
+    """``buffer`` in ``x``'s dtype (itself when it already is)."""
+    return buffer if buffer.dtype == x.dtype else buffer.to(x.dtype)
+
+
+def _shared(shape: Shape, log_det: Tensor) -> Tensor:
+    """prod(S) log_det: the log|det| of a map shared over the positions S of (C, *S)."""
+    positions = _spatial(shape)
+    return log_det if positions == 1 else positions * log_det
+
+
+def _per_sample(term: Tensor | None, x: Tensor) -> Tensor:
+    """A log|det| term (see the module docstring) as a per-sample tensor [B]."""
+    if term is None:
+        return torch.zeros(x.shape[0], device=x.device, dtype=x.dtype)
+    return term.expand(x.shape[0]) if term.dim() == 0 else term
 
 
 def _spatial(shape: Shape) -> int:
@@ -82,8 +110,12 @@ class Transform(nn.Module):
         y = self.forward(x)
         return y, self.log_abs_det_jacobian(x, y)
 
+    def call_and_ladj_term(self, x: Tensor) -> tuple[Tensor, Tensor | None]:
+        """(T(x), log|det ∂T/∂x| as a term: [B], 0-d when shared, None when 0)."""
+        return self.call_and_ladj(x)
+
     def _zero_ladj(self, x: Tensor) -> Tensor:
-        return torch.zeros(x.shape[0], device=x.device, dtype=x.dtype)
+        return _per_sample(None, x)
 
 
 # ---------------------------------------------------------------------------- couplings
@@ -113,20 +145,21 @@ class _Coupling(Transform):
         super().__init__(shape)
         self.net = net
         self.register_buffer("mask", coupling_mask(self.shape, mask).contiguous())
+        self.register_buffer("free", 1 - self.mask, persistent=False)  # the transformed part
 
     def shift_and_log_scale(self, h: Tensor) -> tuple[Tensor, Tensor]:
         """(t, s) from the network output ``h``, each of the data shape."""
         raise NotImplementedError
 
     def _params(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        b = self.mask.to(x.dtype)
-        t, s = self.shift_and_log_scale(self.net(x * b))
-        return t * (1 - b), s * (1 - b)
+        t, s = self.shift_and_log_scale(self.net(x * _like(self.mask, x)))
+        free = _like(self.free, x)
+        return t * free, s * free
 
     def call_and_ladj(self, x: Tensor) -> tuple[Tensor, Tensor]:
         t, s = self._params(x)
         y = x * torch.exp(s) + t
-        return y, s.reshape(x.shape[0], -1).sum(1)
+        return y, _per_sample_sum(s)
 
     def inverse(self, y: Tensor) -> Tensor:
         t, s = self._params(y)
@@ -134,7 +167,7 @@ class _Coupling(Transform):
 
     def log_abs_det_jacobian(self, x: Tensor, y: Tensor) -> Tensor:
         """Σ (1 - b) ⊙ s(b ⊙ x): the Jacobian is triangular (Dinh et al. 2017, eq. 6)."""
-        return self._params(x)[1].reshape(x.shape[0], -1).sum(1)
+        return _per_sample_sum(self._params(x)[1])
 
 
 class AffineCoupling(_Coupling):
@@ -170,6 +203,8 @@ class ActNorm(Transform):
         self.log_s = nn.Parameter(torch.zeros(self.shape[0]))
         self.bias = nn.Parameter(torch.zeros(self.shape[0]))
         self.register_buffer("initialized", torch.zeros((), dtype=torch.bool))
+        #: The buffer ``initialized`` was seen True (so training steps read it no more).
+        self.seen_initialized = False
 
     @torch.no_grad()
     def initialize(self, x: Tensor) -> None:
@@ -180,8 +215,18 @@ class ActNorm(Transform):
         self.bias.copy_(-mean / std)
         self.initialized.fill_(True)
 
+    def _load_from_state_dict(self, *args: Any, **kwargs: Any) -> None:
+        self.seen_initialized = False  # the loaded ``initialized`` is read again
+        super()._load_from_state_dict(*args, **kwargs)
+
+    def _needs_init(self, x: Tensor) -> bool:
+        if not self.training or self.seen_initialized or x.shape[0] <= 1:
+            return False
+        self.seen_initialized = bool(self.initialized)
+        return not self.seen_initialized
+
     def forward(self, x: Tensor) -> Tensor:
-        if self.training and not bool(self.initialized) and x.shape[0] > 1:
+        if self._needs_init(x):
             self.initialize(x)
         return x * per_channel(torch.exp(self.log_s), self.shape) + per_channel(
             self.bias, self.shape
@@ -193,7 +238,10 @@ class ActNorm(Transform):
         )
 
     def log_abs_det_jacobian(self, x: Tensor, y: Tensor) -> Tensor:
-        return (_spatial(self.shape) * self.log_s.sum()).expand(x.shape[0])
+        return _per_sample(_shared(self.shape, self.log_s.sum()), x)
+
+    def call_and_ladj_term(self, x: Tensor) -> tuple[Tensor, Tensor | None]:
+        return self.forward(x), _shared(self.shape, self.log_s.sum())
 
 
 class _ChannelPermutation(Transform):
@@ -213,12 +261,22 @@ class _ChannelPermutation(Transform):
     def log_abs_det_jacobian(self, x: Tensor, y: Tensor) -> Tensor:
         return self._zero_ladj(x)
 
+    def call_and_ladj_term(self, x: Tensor) -> tuple[Tensor, Tensor | None]:
+        return self.forward(x), None
+
 
 class Reverse(_ChannelPermutation):
-    """Reverse the channel order (Dinh et al. 2017; Kingma & Dhariwal 2018, Sec. 3.2)."""
+    """Reverse the channel order (Dinh et al. 2017; Kingma & Dhariwal 2018, Sec. 3.2): the
+    permutation C-1, ..., 0, applied as a flip of the channel axis."""
 
     def __init__(self, shape: Sequence[int]):
         super().__init__(shape, torch.arange(shape[0] - 1, -1, -1))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x.flip(1)
+
+    def inverse(self, y: Tensor) -> Tensor:
+        return y.flip(1)
 
 
 class Permute(_ChannelPermutation):
@@ -278,7 +336,10 @@ class InvConv(Transform):
         return torch.einsum("ij,bj...->bi...", torch.linalg.inv(self.weight_matrix()), y)
 
     def log_abs_det_jacobian(self, x: Tensor, y: Tensor) -> Tensor:
-        return (_spatial(self.shape) * self.log_abs_det_w()).expand(x.shape[0])
+        return _per_sample(_shared(self.shape, self.log_abs_det_w()), x)
+
+    def call_and_ladj_term(self, x: Tensor) -> tuple[Tensor, Tensor | None]:
+        return self.forward(x), _shared(self.shape, self.log_abs_det_w())
 
 
 class BatchNorm(Transform):
@@ -357,6 +418,9 @@ class Squeeze(Transform):
     def log_abs_det_jacobian(self, x: Tensor, y: Tensor) -> Tensor:
         return self._zero_ladj(x)
 
+    def call_and_ladj_term(self, x: Tensor) -> tuple[Tensor, Tensor | None]:
+        return self.forward(x), None
+
 
 class Flow(Transform):
     """The composition T = T_n ∘ ... ∘ T_1 of ``layers`` (listed from the data side);
@@ -372,10 +436,16 @@ class Flow(Transform):
         return shape
 
     def call_and_ladj(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        total = self._zero_ladj(x)
+        y, total = self.call_and_ladj_term(x)
+        return y, _per_sample(total, x)
+
+    def call_and_ladj_term(self, x: Tensor) -> tuple[Tensor, Tensor | None]:
+        """The layers in turn, their log|det| terms summed in order (None while all are 0)."""
+        total: Tensor | None = None
         for layer in self.layers:
-            x, ladj = layer.call_and_ladj(x)
-            total = total + ladj
+            x, term = layer.call_and_ladj_term(x)
+            if term is not None:
+                total = term if total is None else total + term
         return x, total
 
     def inverse(self, y: Tensor) -> Tensor:

@@ -29,6 +29,7 @@ model's syntax nodes (``Site`` expressions, ``ir.Let``).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -94,6 +95,9 @@ class SitePlan:
             out = compile_expr(site.packed)
             split = unpacker(site.dist, event if classes is None else (classes,))
             self.params = lambda scope: split(out(scope))
+        elif all(isinstance(v, ir.Num) for v in site.params.values()):  # Normal(0, 1)
+            numbers = MappingProxyType({k: v.value for k, v in site.params.items()})
+            self.params = lambda scope: numbers
         else:
             items = [(k, compile_expr(v)) for k, v in site.params.items()]
             self.params = lambda scope: {k: f(scope) for k, f in items}
@@ -153,6 +157,8 @@ class Program:
         self._functions = [let for n, let in c.lets.items() if n in scoped and let.params]
         self._constants = [let for n, let in c.lets.items() if n not in scoped]
         self._lets: dict[tuple[torch.device, torch.dtype], Scope] = {}
+        #: The model's ``like`` of the last call of :meth:`lets` and its scope.
+        self._last: tuple[torch.Tensor, Scope] | None = None
 
     def bind(self, name: str, fn: Compiled) -> None:
         """Derive the assigned ``name`` by ``fn`` instead of its expression (a back end's own
@@ -164,6 +170,8 @@ class Program:
         """The scope of the sizes and of the lets that mention no variable, on the model's
         device and dtype (evaluated once per device and dtype)."""
         like = self.model.like
+        if self._last is not None and self._last[0] is like:  # the model has not moved
+            return self._last[1]
         key = (like.device, like.dtype)
         base = self._lets.get(key)
         if base is None:
@@ -173,6 +181,7 @@ class Program:
                     let_function(let, base) if let.params else evaluate(let.value, base)
                 )
             self._lets[key] = base
+        self._last = (like, base)
         return base
 
     def scope(
@@ -208,8 +217,11 @@ class Program:
         if scope is None:
             scope = self.scope(values, handlers)
         for site in self.guide if guide else self.sites:
-            msg = Message("sample", site.name, site.density(scope, batch), scope)
-            scope[site.name] = apply_stack(handlers, msg)
+            density = site.density(scope, batch)
+            if not handlers:  # the default effect, without a message
+                scope[site.name] = density.rsample()
+                continue
+            scope[site.name] = apply_stack(handlers, Message("sample", site.name, density, scope))
         return scope
 
     def density(self, name: str, batch: tuple[int, ...], scope: Scope | None = None) -> Density:

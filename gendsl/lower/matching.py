@@ -16,6 +16,7 @@ on pairs (x0, Φ(x0)) of a previous run's flow Φ (Liu, Gong & Liu 2023, Alg. 1)
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import math
 from collections.abc import Callable, Mapping
@@ -41,12 +42,12 @@ from gendsl.objectives.densities import draw
 from gendsl.objectives.divergence import default_trace, ode_log_prob
 from gendsl.objectives.flow_matching import (
     AffinePath,
+    Coefficient,
     VelocityFn,
     flow_matching_loss,
     sample_time,
     straightness,
 )
-from gendsl.processes import expand_like
 from gendsl.protocol import Batch, Capabilities, PretrainedRun
 from gendsl.sampling.velocity import (
     DEFAULT_STEPS,
@@ -60,11 +61,11 @@ __all__ = [
     "DEFAULT_STEPS",
     "SOLVERS",
     "MatchingModel",
-    "NoiselessPath",
     "ReflowModel",
     "build",
     "build_coupling",
     "flow_log_prob",
+    "path_coefficients",
 ]
 
 
@@ -114,15 +115,49 @@ def _in_dtype(v_fn: VelocityFn, dtype: torch.dtype) -> VelocityFn:
     return wrapped
 
 
-class NoiselessPath(AffinePath):
-    """A path whose γ is identically 0: x_t = α(t) x0 + β(t) x1, u_t = α'(t) x0 + β'(t) x1,
-    without drawing or adding a noise term (``w`` is ignored)."""
+def _coefficient(text: str | None, fallback: Callable[[Tensor], Tensor]) -> Coefficient:
+    """A path coefficient from its stored closed form: a number when the text does not
+    mention t (read once, in double precision), the text's torch function of t without the
+    broadcast of :func:`~gendsl.symbolic.torch_fns` otherwise (it is elementwise in t), and
+    ``fallback`` when the text is not a stored closed form."""
+    from gendsl.symbolic.safe_expr import Unreadable, compile_expr
+    from gendsl.symbolic.torch_adapter import TORCH_FUNCTIONS
 
-    def sample_xt(self, x0: Tensor, x1: Tensor, t: Tensor, w: Tensor) -> Tensor:
-        return self.mu_t(x0, x1, t)
+    try:
+        tree = ast.parse(text or "", mode="eval")
+        if not any(isinstance(n, ast.Name) and n.id == "t" for n in ast.walk(tree)):
+            return float(compile_expr(text, _MATH_FUNCTIONS)(0.0))
+        return compile_expr(text, TORCH_FUNCTIONS, lift=_lift)
+    except (SyntaxError, Unreadable, ValueError, OverflowError, ZeroDivisionError):
+        return fallback
 
-    def target(self, x0: Tensor, x1: Tensor, t: Tensor, w: Tensor) -> Tensor:
-        return expand_like(self.d_alpha(t), x0) * x0 + expand_like(self.d_beta(t), x1) * x1
+
+def _lift(value: Any, t: Tensor) -> Tensor:
+    """A constant argument of a function of t as a tensor like ``t``."""
+    if isinstance(value, Tensor):
+        return value
+    return torch.as_tensor(value, dtype=t.dtype, device=t.device)
+
+
+#: The functions of a stored closed form in double precision (for the constant coefficients).
+_MATH_FUNCTIONS: dict[str, Callable[[float], float]] = {
+    **{name: getattr(math, name) for name in ("sqrt", "exp", "log", "sin", "cos", "tan")},
+    **{name: getattr(math, name) for name in ("tanh", "sinh", "cosh", "atan", "asin")},
+    **{name: getattr(math, name) for name in ("acos", "asinh", "acosh", "atanh", "erf")},
+    "erfc": math.erfc,
+    "Abs": abs,
+}
+
+
+def path_coefficients(kernel: Any) -> dict[str, Coefficient]:
+    """α, β, γ and their derivatives of a path kernel as :class:`AffinePath` takes them,
+    decided once at compile time: constants as numbers (a path with γ = γ' = 0 then draws no
+    noise), the rest as torch functions of t."""
+    from gendsl.symbolic import torch_fns
+
+    fns = torch_fns(kernel)
+    exprs = getattr(kernel, "exprs", {})
+    return {name: _coefficient(exprs.get(name), fn) for name, fn in fns.items()}
 
 
 # ------------------------------------------------------------------------------ couplings
@@ -164,17 +199,19 @@ class MatchingModel(Model):
 
     def __init__(self, checked: CheckedModel, bindings: Mapping[str, int]):
         super().__init__(checked, bindings)
-        from gendsl.symbolic import path_forms, torch_fns
+        from gendsl.symbolic import path_forms
 
         if checked.path is None or checked.predict is None:
             raise UsageError(f"model {checked.name} needs a path and 'predict velocity = ...'")
         self.kernel = path_forms(checked.path, checked.lets)
         self.noiseless = self.kernel.noiseless
-        self.path = (NoiselessPath if self.noiseless else AffinePath)(**torch_fns(self.kernel))
+        self.path = AffinePath(**path_coefficients(self.kernel))
         self.source_name, self.data_name = self.kernel.x0, self.kernel.x1
         self.noised_name = self.kernel.target
         self.source_site = self.check_ends(checked)
         self.data_shape = self.shape_of(self.data_name)
+        self.source_shape = self.shape_of(self.source_name)
+        self.condition_names = [v.name for v in checked.condition_vars()]
         self.coupling_opt = coupling_option(checked)
         self.coupling = build_coupling(self.coupling_opt)
         self.program = Program(self)
@@ -187,6 +224,7 @@ class MatchingModel(Model):
         self.nets = nn.ModuleDict(
             {self.predict_call.func: self.build_net(checked.nets[self.predict_call.func])}
         )
+        self.velocity_args = self._velocity_plan(checked)
         self.last_nfe: int | None = None
 
     # -------------------------------------------------------------- source and velocity
@@ -236,7 +274,7 @@ class MatchingModel(Model):
         if normal is None:
             return draw(self.source(n), generator=generator)
         like = self.like
-        shape = (n, *self.shape_of(self.source_name))
+        shape = (n, *self.source_shape)
         eps = torch.randn(shape, device=like.device, dtype=like.dtype)
         loc, scale = normal
         return eps if (loc, scale) == (0.0, 1.0) else loc + scale * eps
@@ -245,31 +283,44 @@ class MatchingModel(Model):
         """The x0 of a training batch of ``n`` data points: ``n`` source draws (hook)."""
         return self.draw_source(n)
 
+    def _velocity_plan(self, checked: CheckedModel) -> list[tuple[str, str | None]]:
+        """What each argument of ``predict velocity = v(...)`` is, decided once: ``("t",
+        None)`` the time, ``("label", y)`` a label condition, ``("input", c)`` another
+        condition, ``("state", None)`` the state x_t."""
+        plan: list[tuple[str, str | None]] = []
+        for arg in self.predict_call.args:
+            name = arg.id if isinstance(arg, ir.Name) else None
+            var = checked.variables.get(name) if name else None
+            if name == "t":
+                plan.append(("t", None))
+            elif var is not None and var.role == "condition":
+                plan.append(("label" if var.type.kind == "label" else "input", name))
+            else:
+                plan.append(("state", None))
+        return plan
+
     def velocity(self, x_t: Tensor, t: Tensor, cond: Conditions) -> Tensor:
         """v(x_t, t) of the ``predict velocity = v(x_t, t[, y])`` call: ``t`` is the time, a
         ``label`` condition the class input, any other condition an extra tensor input."""
-        net, inputs, kw = self.nets[self.predict_call.func], [], {}
-        for arg in self.predict_call.args:
-            name = arg.id if isinstance(arg, ir.Name) else None
-            var = self.checked.variables.get(name) if name else None
-            if name == "t":
-                kw["t"] = t
-            elif var is not None and var.role == "condition":
-                if var.type.kind == "label":
-                    kw["y"] = cond.get(name)
-                else:
-                    inputs.append(cond[name])
-            else:
+        inputs, kw = [], {}
+        for kind, name in self.velocity_args:
+            if kind == "state":
                 inputs.append(x_t)
-        return net(*inputs, **kw)
+            elif kind == "t":
+                kw["t"] = t
+            elif kind == "label":
+                kw["y"] = cond.get(name)
+            else:
+                inputs.append(cond[name])
+        return self.nets[self.predict_call.func](*inputs, **kw)
 
     def conditions(self, data: Mapping[str, Tensor]) -> Conditions:
         """The condition tensors present in ``data``."""
-        return {v.name: data[v.name] for v in self.checked.condition_vars() if v.name in data}
+        return {name: data[name] for name in self.condition_names if name in data}
 
     def given_conditions(self, n: int, y: Any) -> Conditions:
         """Conditions for ``n`` samples: a tensor/number for the only condition or a mapping."""
-        names = [v.name for v in self.checked.condition_vars()]
+        names = self.condition_names
         if y is None:
             return {}
         if not names:
@@ -301,8 +352,7 @@ class MatchingModel(Model):
         x1 = data[self.data_name]
         x0 = self.source_batch(data, x1.shape[0])
         x0, x1, cond = self.couple(x0, x1, self.conditions(data))
-        w = x1.new_zeros(()) if self.noiseless else None  # no noise to draw
-        return flow_matching_loss(lambda x, t: self.velocity(x, t, cond), self.path, x0, x1, w=w)
+        return flow_matching_loss(lambda x, t: self.velocity(x, t, cond), self.path, x0, x1)
 
     def loss(self, batch: Batch) -> Tensor:
         """The mean of :meth:`per_sample_loss` over the batch."""

@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-__all__ = ["rand", "randint", "randn"]
+__all__ = ["rand", "randint", "randn", "randn_like"]
 
 
 def _with_generator(generator: torch.Generator | None, kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -35,3 +35,11 @@ def randint(*args: Any, generator: torch.Generator | None = None, **kwargs: Any)
     """``torch.randint(low, high, size)`` or ``torch.randint(high, size)``, traceable with
     symbolic sizes."""
     return torch.randint(*args, **_with_generator(generator, kwargs))
+
+
+def randn_like(x: Tensor, *, generator: torch.Generator | None = None) -> Tensor:
+    """Standard normal noise of ``x``'s shape, device and dtype, contiguous: the same draws as
+    :func:`randn` of that shape (``torch.randn_like`` without a ``generator``)."""
+    if generator is None:
+        return torch.randn_like(x, memory_format=torch.contiguous_format)
+    return torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)

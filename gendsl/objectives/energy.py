@@ -66,14 +66,19 @@ def _proposal_log_density(x_to: Tensor, x_from: Tensor, grad_from: Tensor, step,
 
 
 def _energy_and_grad(energy_fn: EnergyFn, x: Tensor) -> tuple[Tensor, Tensor]:
-    with torch.enable_grad():
-        x = x.detach().requires_grad_(True)
-        e = energy_fn(x)
-        (grad,) = torch.autograd.grad(e.sum(), x)
+    """(E(x), ∇E(x)) of a state ``x`` that does not require grad, in grad mode."""
+    x = x.detach().requires_grad_(True)
+    e = energy_fn(x)
+    (grad,) = torch.autograd.grad(e.sum(), x)
     return e.detach(), grad
 
 
-@torch.no_grad()
+def _grad(energy_fn: EnergyFn, x: Tensor) -> Tensor:
+    """∇E(x) alone (:func:`_energy_and_grad` without detaching the energy)."""
+    x = x.detach().requires_grad_(True)
+    return torch.autograd.grad(energy_fn(x).sum(), x)[0]
+
+
 def langevin(
     energy_fn: EnergyFn,
     x: Tensor,
@@ -94,6 +99,8 @@ def langevin(
     With ``metropolis`` each proposal is accepted with probability
     min(1, exp(-(E(x') - E(x))/T) q(x | x') / q(x' | x)) per chain (MALA; Roberts & Tweedie
     1996), which makes exp(-E/T) exactly invariant.  ``callback(k, x)`` sees every iterate.
+    The chain runs in grad mode (for ∇E) on states that never require grad: nothing of it
+    enters a graph, and the result is a plain tensor.
     """
     if not (isinstance(steps, int) and steps >= 0):
         raise UsageError(f"langevin steps must be a non-negative integer, got {steps!r}")
@@ -104,10 +111,28 @@ def langevin(
         raise UsageError(f"Metropolis-adjusted Langevin needs noise > 0, got {noise}")
     if noise < 0:
         raise UsageError(f"langevin noise must be >= 0, got {noise}")
-    x = x.detach().clone()
-    e, grad = _energy_and_grad(energy_fn, x)
+    with torch.enable_grad():
+        return _chain(energy_fn, x.detach().clone(), steps, step, noise, metropolis, generator,
+                      callback)  # fmt: skip
+
+
+def _chain(
+    energy_fn: EnergyFn,
+    x: Tensor,
+    steps: int,
+    step: float,
+    noise: float,
+    metropolis: bool,
+    generator: torch.Generator | None,
+    callback: Callable[[int, Tensor], None] | None,
+) -> Tensor:
+    """The iterations of :func:`langevin` from the state ``x`` (its own copy)."""
+    if metropolis:
+        e, grad = _energy_and_grad(energy_fn, x)
+    else:
+        grad = _grad(energy_fn, x)
     for k in range(steps):
-        xi = draws.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+        xi = draws.randn_like(x, generator=generator)
         proposal = x - step * grad + noise * xi
         if metropolis:
             e_new, grad_new = _energy_and_grad(energy_fn, proposal)
@@ -123,7 +148,7 @@ def langevin(
         else:
             x = proposal
             if k + 1 < steps:
-                e, grad = _energy_and_grad(energy_fn, x)
+                grad = _grad(energy_fn, x)
         if callback is not None:
             callback(k, x)
     return x

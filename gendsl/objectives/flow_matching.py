@@ -31,6 +31,7 @@ from gendsl.processes import expand_like
 __all__ = [
     "T_EPS",
     "AffinePath",
+    "Coefficient",
     "ConditionalPath",
     "VelocityFn",
     "flow_matching_loss",
@@ -43,6 +44,8 @@ __all__ = [
 #: v(x_t, t) with t of shape [B].
 VelocityFn = Callable[[Tensor, Tensor], Tensor]
 TimeFn = Callable[[Tensor], Tensor]
+#: A coefficient of a path: a function of t, or a number when it does not depend on t.
+Coefficient = TimeFn | float
 
 #: Training times are drawn from U[T_EPS, 1 − T_EPS]: γ'(t) of the Brownian-bridge paths,
 #: σ (1 − 2t) / (2 √(t (1 − t))), is infinite at t = 0 and 1.
@@ -62,7 +65,8 @@ def interpolant(
 
 def squared_error(v: Tensor, u: Tensor) -> Tensor:
     """‖v − u‖² per sample, summed over every axis but the first."""
-    return (v - u).pow(2).reshape(v.shape[0], -1).sum(dim=1)
+    d2 = (v - u).pow(2)
+    return d2.sum(dim=1) if d2.dim() == 2 else d2.reshape(v.shape[0], -1).sum(dim=1)
 
 
 def sample_time(
@@ -77,8 +81,11 @@ class ConditionalPath:
     """A conditional probability path p_t(x | x0, x1) = N(μ_t, σ_t² I) and its velocity.
 
     Subclasses override the hooks :meth:`mu_t`, :meth:`sigma_t` and :meth:`target`;
-    :meth:`sample_xt` combines them.
+    :meth:`sample_xt` combines them.  A path whose σ_t is identically 0 sets
+    :attr:`noiseless`: it takes no noise ``w`` (``None``) and none is drawn for it.
     """
+
+    noiseless: bool = False
 
     def mu_t(self, x0: Tensor, x1: Tensor, t: Tensor) -> Tensor:
         """The mean of x_t given (x0, x1)."""
@@ -96,34 +103,98 @@ class ConditionalPath:
         """x_t = μ_t + σ_t w."""
         return self.mu_t(x0, x1, t) + expand_like(self.sigma_t(t), w) * w
 
+    def xt_and_target(self, x0: Tensor, x1: Tensor, t: Tensor, w: Tensor) -> tuple[Tensor, Tensor]:
+        """(x_t, u_t) together (:meth:`sample_xt`, :meth:`target`; a hook for paths that share
+        work between them)."""
+        return self.sample_xt(x0, x1, t, w), self.target(x0, x1, t, w)
+
+
+def _is_zero(c: Coefficient) -> bool:
+    return not callable(c) and c == 0
+
+
+#: One term c(t) x of a combination: (kind, c, index of x) with kind ``fn`` (c(t) x),
+#: ``number`` (c x) or ``one`` (x itself).
+Term = tuple[str, Coefficient, int]
+
+
+def _plan(coefficients: tuple[Coefficient, ...]) -> tuple[Term, ...]:
+    """The terms of Σ c_i(t) x_i worth computing, decided once: c = 0 is dropped, c = 1 keeps
+    x_i as it is, another number multiplies it directly (each exactly as c(t) x_i would)."""
+    terms = []
+    for i, c in enumerate(coefficients):
+        if callable(c):
+            terms.append(("fn", c, i))
+        elif c == 1:
+            terms.append(("one", c, i))
+        elif c != 0:
+            terms.append(("number", c, i))
+    return tuple(terms)
+
+
+def _combination(plan: tuple[Term, ...], t: Tensor, x0: Tensor, *rest: Tensor | None) -> Tensor:
+    """Σ c_i(t) x_i over the terms of ``plan`` (left to right) for a time column ``t`` that
+    broadcasts against each of x_0 = ``x0``, x_1, ... = ``rest`` (zeros like x0 for a plan
+    without terms)."""
+    xs = (x0, *rest)
+    total: Tensor | None = None
+    for kind, c, i in plan:
+        x = xs[i]
+        if x is None:
+            raise ValueError("this path has a noise term: pass its noise w")
+        term = x if kind == "one" else (c(t) if callable(c) else c) * x
+        total = term if total is None else total + term
+    if total is None:
+        return torch.zeros_like(x0)
+    return total
+
 
 class AffinePath(ConditionalPath):
-    """x_t = α(t) x0 + β(t) x1 + γ(t) w from the six coefficient functions of t (α, β, γ and
-    their derivatives), e.g. :func:`gendsl.symbolic.torch_fns` of a path kernel."""
+    """x_t = α(t) x0 + β(t) x1 + γ(t) w from the six coefficients (α, β, γ and their
+    derivatives), each a function of t (e.g. :func:`gendsl.symbolic.torch_fns` of a path
+    kernel) or a number where it does not depend on t.  Functions are evaluated on a column
+    t [B, 1, ...] that broadcasts against the data, so they are elementwise in t; a path with
+    γ = γ' = 0 is :attr:`~ConditionalPath.noiseless`."""
 
     def __init__(
         self,
-        alpha: TimeFn,
-        beta: TimeFn,
-        gamma: TimeFn,
-        d_alpha: TimeFn,
-        d_beta: TimeFn,
-        d_gamma: TimeFn,
+        alpha: Coefficient,
+        beta: Coefficient,
+        gamma: Coefficient,
+        d_alpha: Coefficient,
+        d_beta: Coefficient,
+        d_gamma: Coefficient,
     ):
         self.alpha, self.beta, self.gamma = alpha, beta, gamma
         self.d_alpha, self.d_beta, self.d_gamma = d_alpha, d_beta, d_gamma
+        self.noiseless = _is_zero(gamma) and _is_zero(d_gamma)
+        self._mu = _plan((alpha, beta))
+        self._xt = _plan((alpha, beta, gamma))
+        self._ut = _plan((d_alpha, d_beta, d_gamma))
 
     def mu_t(self, x0: Tensor, x1: Tensor, t: Tensor) -> Tensor:
         """α(t) x0 + β(t) x1."""
-        return expand_like(self.alpha(t), x0) * x0 + expand_like(self.beta(t), x1) * x1
+        return _combination(self._mu, expand_like(t, x0), x0, x1)
 
     def sigma_t(self, t: Tensor) -> Tensor:
         """γ(t)."""
-        return self.gamma(t)
+        gamma = self.gamma
+        return gamma(t) if callable(gamma) else torch.full_like(t, gamma)
 
-    def target(self, x0: Tensor, x1: Tensor, t: Tensor, w: Tensor) -> Tensor:
+    def sample_xt(self, x0: Tensor, x1: Tensor, t: Tensor, w: Tensor | None) -> Tensor:
+        """x_t = α(t) x0 + β(t) x1 + γ(t) w (:func:`interpolant`)."""
+        return _combination(self._xt, expand_like(t, x0), x0, x1, w)
+
+    def target(self, x0: Tensor, x1: Tensor, t: Tensor, w: Tensor | None) -> Tensor:
         """u_t = α'(t) x0 + β'(t) x1 + γ'(t) w."""
-        return interpolant(self.d_alpha(t), self.d_beta(t), self.d_gamma(t), x0, x1, w)
+        return _combination(self._ut, expand_like(t, x0), x0, x1, w)
+
+    def xt_and_target(
+        self, x0: Tensor, x1: Tensor, t: Tensor, w: Tensor | None
+    ) -> tuple[Tensor, Tensor]:
+        """(x_t, u_t) on one time column."""
+        column = expand_like(t, x0)
+        return _combination(self._xt, column, x0, x1, w), _combination(self._ut, column, x0, x1, w)
 
 
 def flow_matching_loss(
@@ -138,15 +209,16 @@ def flow_matching_loss(
 ) -> Tensor:
     """‖v(x_t, t) − u_t‖² per pair (Lipman et al. 2023, eq. 23; Tong et al. 2024, eq. 16).
 
-    ``t`` defaults to :func:`sample_time` and ``w`` to standard normal noise, both from
-    ``generator``; (x0, x1) are already coupled.
+    ``t`` defaults to :func:`sample_time` and ``w`` to standard normal noise (none for a
+    :attr:`~ConditionalPath.noiseless` path), both from ``generator``; (x0, x1) are already
+    coupled.
     """
     if t is None:
         t = sample_time(x1.shape[0], like=x1, generator=generator)
-    if w is None:
+    if w is None and not path.noiseless:
         w = draws.randn(x1.shape, generator=generator, device=x1.device, dtype=x1.dtype)
-    x_t = path.sample_xt(x0, x1, t, w)
-    return squared_error(v_fn(x_t, t), path.target(x0, x1, t, w))
+    x_t, u_t = path.xt_and_target(x0, x1, t, w)
+    return squared_error(v_fn(x_t, t), u_t)
 
 
 @torch.no_grad()

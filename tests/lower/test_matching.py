@@ -240,3 +240,31 @@ def test_a_path_without_noise_skips_the_noise_term_exactly():
     t = torch.rand(64, generator=g)
     torch.testing.assert_close(model.path.sample_xt(x0, x1, t, w), general.sample_xt(x0, x1, t, w))
     torch.testing.assert_close(model.path.target(x0, x1, t, w), general.target(x0, x1, t, w))
+
+
+@pytest.mark.parametrize(
+    "name", ["flow_matching", "ot_cfm", "sb_cfm", "rectified_flow", "stochastic_interpolant"]
+)
+def test_path_coefficients_are_numbers_where_constant_and_agree_with_the_closed_forms(name):
+    """Constant coefficients become numbers (read once), the rest functions of t; at any t
+    each gives the value of the stored closed form's torch function, and the path's x_t and
+    u_t are α x0 + β x1 + γ w and α' x0 + β' x1 + γ' w with those values."""
+    from gendsl.lower.matching import path_coefficients
+    from gendsl.symbolic import torch_fns
+
+    model = load(str(stdlib_dir() / f"{name}.gen"), D=2)
+    fns, coefficients = torch_fns(model.kernel), path_coefficients(model.kernel)
+    g = torch.Generator().manual_seed(0)
+    t = 0.01 + 0.98 * torch.rand(64, generator=g, dtype=torch.float64)
+    for key, c in coefficients.items():
+        constant = "t" not in model.kernel.exprs[key]
+        assert callable(c) is not constant, key
+        value = c(t) if callable(c) else torch.full_like(t, c)
+        torch.testing.assert_close(value, fns[key](t), rtol=1e-15, atol=1e-15)
+    x0, x1, w = (torch.randn(64, 2, generator=g, dtype=torch.float64) for _ in range(3))
+    a, b, c, da, db, dc = (
+        fns[k](t)[:, None] for k in ("alpha", "beta", "gamma", "d_alpha", "d_beta", "d_gamma")
+    )
+    x_t, u_t = model.path.xt_and_target(x0, x1, t, w)
+    torch.testing.assert_close(x_t, a * x0 + b * x1 + c * w, rtol=1e-15, atol=1e-15)
+    torch.testing.assert_close(u_t, da * x0 + db * x1 + dc * w, rtol=1e-15, atol=1e-15)
