@@ -28,7 +28,8 @@ images) and is the attribute :attr:`FlowModel.levels` (17 for the bundled digits
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 import torch
@@ -123,10 +124,9 @@ class FlowModel(Model):
         self.nets = nn.ModuleDict()  # a flow's networks live inside its layers
         flow_ast = checked.flows[call.func]
         self.flow = self._build(expand_layers(flow_ast.body), self.data_shape, call.func)
+        self._cnfs = [m for m in self.flow.modules() if isinstance(m, CNF)]
         self.capabilities = Capabilities(
-            likelihood=True,
-            dequantized_likelihood=True,
-            steps=any(isinstance(m, CNF) for m in self.flow.modules()),
+            likelihood=True, dequantized_likelihood=True, steps=bool(self._cnfs)
         )
         self.base_shape = self.flow.out_shape(self.data_shape)
         if math.prod(self.base_shape) != math.prod(self.latent_shape):
@@ -272,10 +272,27 @@ class FlowModel(Model):
         self.levels = levels
 
     def loss(self, batch: Batch) -> Tensor:
-        """nll: -mean log p(x), dequantised for image data (see the module docstring)."""
-        if self.is_image:
-            return -self.dequantized_log_prob(batch).mean()
-        return -self.log_prob(batch).mean()
+        """nll: -mean log p(x), dequantised for image data (see the module docstring).  CNF
+        layers with ``trace = hutchinson`` estimate the divergence here in eval mode too, so a
+        held-out loss costs what a training loss does (:meth:`log_prob` stays exact)."""
+        with self._estimated_traces():
+            if self.is_image:
+                return -self.dequantized_log_prob(batch).mean()
+            return -self.log_prob(batch).mean()
+
+    @contextmanager
+    def _estimated_traces(self) -> Iterator[None]:
+        """The CNF layers' ``estimate`` set for the duration of a block."""
+        if not self._cnfs:
+            yield
+            return
+        for m in self._cnfs:
+            m.estimate = True
+        try:
+            yield
+        finally:
+            for m in self._cnfs:
+                m.estimate = False
 
     @torch.no_grad()
     def sample(
@@ -304,8 +321,7 @@ class FlowModel(Model):
     @property
     def last_nfe(self) -> int | None:
         """Velocity evaluations of the CNF layers' last solve (``None`` without CNF layers)."""
-        counts = [m.nfe for m in self.flow.modules() if isinstance(m, CNF)]
-        return sum(counts) if counts else None
+        return sum(m.nfe for m in self._cnfs) if self._cnfs else None
 
     def objective_terms(self) -> list[str]:
         x, z = self.data_name, self.latent_name

@@ -152,6 +152,26 @@ def test_cnf_hutchinson_is_unbiased_in_training_and_exact_in_eval():
     torch.testing.assert_close(exact, -torch.trace(w).expand(2), atol=1e-4, rtol=1e-4)
 
 
+def test_cnf_held_out_loss_estimates_the_trace_and_log_prob_stays_exact():
+    """In eval mode the loss (the training loop's held-out loss) uses Hutchinson's estimate —
+    one probe instead of D backward passes — and log_prob the exact divergence, after it too."""
+    model, w = _linear_cnf("hutchinson")
+    model.eval()
+    x = torch.randn(1, 3).expand(4000, 3)
+    base = torch.distributions.Normal(0.0, 1.0)
+    with torch.no_grad():
+        z = model.flow.call_and_ladj(x[:1])[0]
+        exact_nll = -float(base.log_prob(z).sum() - torch.trace(w))
+        first, second = model.loss(x), model.loss(x)
+        lp = model.log_prob(x[:2])
+    assert float(first) != float(second)  # a fresh probe per call
+    off = w - torch.diag(torch.diag(w))
+    sd = math.sqrt(float(((off + off.T) ** 2).sum() / 2) / 4000)
+    assert abs(float(first) - exact_nll) < 4 * sd
+    torch.testing.assert_close(lp, torch.full((2,), -exact_nll), atol=1e-4, rtol=1e-4)
+    assert not any(m.estimate for m in model.flow.modules() if isinstance(m, CNF))
+
+
 def test_image_flow_on_digits_dequantises_and_reports_bits_per_dim():
     spec = _spec(
         "squeeze; repeat 2 { actnorm; invconv; affine_coupling(mask = half, "
