@@ -142,6 +142,13 @@ _FINAL = Option(
     "or D extrapolated in sigma^2)",
 )
 
+_CLIP = Option(
+    "bool",
+    None,
+    doc="clip each step's denoised estimate to the data's range [0, 1] (Ho et al. 2020); "
+    "default: on for image data, and only image data may set it",
+)
+
 Calls = Callable[[Mapping[str, Any]], int | None]
 
 
@@ -203,7 +210,12 @@ def _diffusion(
         _SDES_AND_CHAIN,
         doc,
         cite,
-        _options(steps=Option("int", None, bound=AT_LEAST_TWO), schedule=_SCHEDULE, **options),
+        _options(
+            steps=Option("int", None, bound=AT_LEAST_TWO),
+            schedule=_SCHEDULE,
+            **options,
+            clip=_CLIP,
+        ),
         calls=calls,
         calls_text=calls_text,
         final=1,

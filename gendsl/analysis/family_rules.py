@@ -147,7 +147,24 @@ def check_diffusion(cx: Context) -> None:
     needs_predict(cx)
     no_couple(cx)
     loss_rules(cx)
+    clip_needs_images(cx)
     common_rules(cx)
+
+
+def clip_needs_images(cx: Context) -> None:
+    """``sample with NAME(clip = true)`` clips the denoised estimate to [0, 1], the range only
+    ``image`` data declares."""
+    stmt = cx.one(ast.SamplerDecl)
+    arg = None if stmt is None else stmt.option.kwarg("clip")
+    if arg is None or cx.sampler is None or cx.sampler.kwargs.get("clip") is not True:
+        return
+    data = [v for v in cx.variables.values() if v.role == "data"]
+    if data and not any(v.type.kind == "image" for v in data):
+        cx.error(
+            f"clip = true needs image data (values in [0, 1]); '{data[0].name}' is "
+            f"{data[0].type.kind}: declare it 'image[C, H, W]' or drop clip",
+            arg.span,
+        )
 
 
 def check_matching(cx: Context) -> None:

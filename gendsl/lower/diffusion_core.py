@@ -56,6 +56,7 @@ from gendsl.processes import (
 from gendsl.processes.edm import c_in
 from gendsl.protocol import Batch, Capabilities
 from gendsl.sampling import sample as run_sampler
+from gendsl.sampling.common import clipped_score
 
 __all__ = [
     "SIGMA_DATA",
@@ -416,6 +417,18 @@ class DiffusionModel(Model):
             knobs.setdefault("steps", self.process.K)
         return method, knobs
 
+    def clips(self, clip: bool | None) -> bool:
+        """Whether sampling clips the denoised estimate to [0, 1] (:func:`clipped_score`): the
+        sampler's ``clip`` option, by default on for ``image`` data."""
+        if clip is None:
+            return self.data_kind == "image"
+        if clip and self.data_kind != "image":
+            raise UsageError(
+                f"clip = true needs image data (values in [0, 1]); {self.data_name} is "
+                f"{self.data_kind}"
+            )
+        return bool(clip)
+
     def sampler_kinds(self) -> tuple[str, ...]:
         """The processes (registry names) whose samplers run on this model."""
         return (process_kind(self.process),)
@@ -471,6 +484,8 @@ class DiffusionModel(Model):
         method, knobs = self.sampler_settings(method, steps, opts)
         if score_fn is None:
             score_fn = self.sampling_score_fn(self.given_conditions(n, y), scale=scale)
+        if self.clips(knobs.pop("clip", None)):
+            score_fn = clipped_score(self.process, score_fn)
         like = self.like
         result = run_sampler(
             self.process,

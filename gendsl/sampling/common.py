@@ -10,7 +10,14 @@ from typing import NamedTuple, Protocol
 import torch
 from torch import Tensor
 
-from gendsl.processes import Process, ScoreFn, as_time, expand_like, x0_from_score
+from gendsl.processes import (
+    Process,
+    ScoreFn,
+    as_time,
+    expand_like,
+    score_from_x0,
+    x0_from_score,
+)
 
 __all__ = [
     "FINAL_STEPS",
@@ -19,6 +26,7 @@ __all__ = [
     "Sampler",
     "ab2_final",
     "checked_times",
+    "clipped_score",
     "denoise",
     "extrapolated_final",
     "final_x0",
@@ -60,6 +68,28 @@ def denoise(process: Process, score_fn: ScoreFn, x: Tensor, t: Tensor) -> Tensor
     t = as_time(t, x)
     a_t, s_t = process.marginal(t)
     return x0_from_score(x, score_fn(x, t), a_t, s_t)
+
+
+def clipped_score(
+    process: Process, score_fn: ScoreFn, low: float = 0.0, high: float = 1.0
+) -> ScoreFn:
+    """The score whose denoised estimate is clipped to the data's range [low, high].
+
+    x̂0 = (x_t + s_t² ∇log p_t(x_t)) / a_t (Tweedie's formula), x̃0 = clip(x̂0, low, high) and
+    ∇̃ = -(x_t - a_t x̃0) / s_t²: every sampler that reads the score then steps toward x̃0.
+    Ho et al. 2020 clip x̂0 to the data's range at every step of their sampler (their code's
+    ``clip_denoised``; diffusers' schedulers' ``clip_sample``): a network early in training, or
+    far from its data, predicts x̂0 outside [0, 1] and the deterministic samplers carry that
+    error to the end.  Where s_t = 0 the score is returned as it is.
+    """
+
+    def score(x: Tensor, t: Tensor) -> Tensor:
+        raw = score_fn(x, t)
+        a_t, s_t = process.marginal(as_time(t, x))
+        clipped = x0_from_score(x, raw, a_t, s_t).clamp(low, high)
+        return torch.where(expand_like(s_t, x) > 0, score_from_x0(x, clipped, a_t, s_t), raw)
+
+    return score
 
 
 def checked_times(sampler: Callable[..., Tensor]) -> Callable[..., Tensor]:

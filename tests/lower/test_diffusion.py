@@ -301,3 +301,42 @@ def test_declared_sampler_leaves_unset_options_to_the_measured_defaults():
     assert knobs["steps"] == 20 and knobs["predict"] == "data"
     _, explicit = model.sampler_settings(None, None, {"schedule": "karras"})
     assert explicit["schedule"] == "karras"
+
+
+_IMAGE_SDE = """model m {{
+  data x : {data}
+  let beta(t) = 0.1 + (20 - 0.1) * t
+  sde dx = -0.5 * beta(t) * x * dt + sqrt(beta(t)) * dw, t in [0, 1]
+  net eps = {net}
+  predict eps = eps(x_t, t)
+  loss dsm
+  sample with dpm_solver(steps = 5{clip})
+}}"""
+
+
+def test_an_image_model_clips_its_denoised_estimate_unless_told_not_to():
+    """Untrained, the UNet's x̂0 leaves [0, 1]: clipped by default for image data (every step
+    moves toward an estimate in [0, 1], and so does the last), unclipped with clip = false."""
+    image = {"data": "image[1, 8, 8]", "net": "UNet(channels = [8, 8])"}
+    torch.manual_seed(0)
+    default = load(_IMAGE_SDE.format(**image, clip="")).eval()
+    off = load(_IMAGE_SDE.format(**image, clip=", clip = false")).eval()
+    off.load_state_dict(default.state_dict())
+    x = default.sample(16, generator=torch.Generator().manual_seed(1))
+    y = off.sample(16, generator=torch.Generator().manual_seed(1))
+    assert float(x.min()) >= -1e-6 and float(x.max()) <= 1 + 1e-6
+    assert float(y.min()) < -1 or float(y.max()) > 2
+    z = off.sample(16, generator=torch.Generator().manual_seed(1), clip=True)
+    torch.testing.assert_close(z, x)
+
+
+def test_clip_on_data_that_is_not_an_image_is_refused():
+    spec = _IMAGE_SDE.format(data="real[2]", net="MLP(hidden = [8])", clip="")
+    model = load(spec).eval()
+    with pytest.raises(
+        UsageError,
+        match=r"^clip = true needs image data \(values in \[0, 1\]\); "
+        r"x is real$",
+    ):
+        model.sample(4, clip=True)
+    assert model.sample(4, clip=False).shape == (4, 2)

@@ -231,7 +231,7 @@ _SPEC = """model m {
         (
             "unipc(orders = 2)",
             "unknown option 'orders' of sampler unipc; did you mean 'order'? (expected one of "
-            "steps, schedule, order, variant, lower_order_final, final)",
+            "steps, schedule, order, variant, lower_order_final, final, clip)",
             21,
         ),
         ("ddim(eta = -0.5)", "sampler ddim: eta must be >= 0; found -0.5", 26),

@@ -25,7 +25,7 @@ from gendsl.sampling import (
     uniform_t,
     unipc,
 )
-from gendsl.sampling.common import Point, final_x0
+from gendsl.sampling.common import Point, clipped_score, final_x0
 
 F64 = torch.float64
 MU, TAU = 1.0, 0.5
@@ -292,3 +292,42 @@ def test_same_generator_same_samples():
         for _ in range(2)
     ]
     assert torch.equal(runs[0], runs[1])
+
+
+# ------------------------------------------------------------------------------ clipping
+def _constant_x0_score(process, value: float):
+    """The score of a denoiser that predicts x̂0 = value everywhere (score_from_x0)."""
+
+    def score(x, t):
+        a_t, s_t = process.marginal(torch.as_tensor(t, dtype=x.dtype).expand(x.shape[0]))
+        return -(x - a_t[:, None] * value) / s_t[:, None] ** 2
+
+    return score
+
+
+@pytest.mark.parametrize("value, expected", [(1.7, 1.0), (-0.4, 0.0), (0.3, 0.3)])
+def test_clipped_score_denoises_to_the_clipped_estimate(value, expected):
+    """Tweedie's x̂0 of the clipped score is clip(x̂0, 0, 1); inside [0, 1] nothing changes."""
+    process = VPSDE(0.1, 20.0)
+    score = clipped_score(process, _constant_x0_score(process, value))
+    x = torch.randn(5, 3, dtype=F64)
+    for t in (0.9, 0.3, 0.01):
+        a_t, s_t = process.marginal(torch.full((5,), t, dtype=F64))
+        x0 = (x + s_t[:, None] ** 2 * score(x, torch.tensor(t, dtype=F64))) / a_t[:, None]
+        torch.testing.assert_close(x0, torch.full_like(x, expected))
+
+
+@pytest.mark.parametrize("method", ["ddim", "dpm_solver", "ancestral"])
+def test_a_clipped_sampler_lands_in_the_data_range(method):
+    """A denoiser predicting x̂0 = 1.7 everywhere: DDIM and DPM-Solver land on exactly 1.7
+    unclipped and 1.0 clipped (each step moves toward the estimate); the ancestral chain's
+    last step lands on its estimate too."""
+    process = VPSDE(0.1, 20.0)
+    raw = _constant_x0_score(process, 1.7)
+    g = torch.Generator().manual_seed(0)
+    plain = sample(process, raw, (64, 2), method=method, steps=10, generator=g, dtype=F64).x
+    g = torch.Generator().manual_seed(0)
+    clipped = clipped_score(process, raw)
+    x = sample(process, clipped, (64, 2), method=method, steps=10, generator=g, dtype=F64).x
+    torch.testing.assert_close(plain, torch.full_like(plain, 1.7))
+    torch.testing.assert_close(x, torch.ones_like(x))
