@@ -11,11 +11,12 @@ training images, is what a perfect model scores at that ``--n``.
 
 The consistency-distillation example is distilled from the VP SDE example trained just before
 it (its teacher).  Samplers: each spec's own, except DDPM's 1000-step ancestral chain, which is
-strided to ``--ddpm-steps``.  The default budget (``STEPS``) is sized to fit in under an hour
-on 2 idle cores; ``--fraction f`` trains every example f times its budget and ``--steps N``
-N steps (short runs).
+strided to ``--ddpm-steps``.  The default budget (``STEPS``) took 6809 s on one thread of a
+shared machine, so ``--jobs 2`` (two worker processes of one thread, longest examples first,
+the consistency model with its teacher) runs it in under an hour on 2 cores; ``--fraction f``
+trains every example f times its budget and ``--steps N`` N steps (short runs).
 
-    OMP_NUM_THREADS=2 python benchmarks/images.py                      # the full budget
+    OMP_NUM_THREADS=1 python benchmarks/images.py --jobs 2             # the full budget
     OMP_NUM_THREADS=1 python benchmarks/images.py --fraction 0.1 --n 200  # a short run
     OMP_NUM_THREADS=1 python benchmarks/images.py --only glow_fontdigits vae_fontdigits_conv
 """
@@ -24,10 +25,12 @@ from __future__ import annotations
 
 import argparse
 import math
+import multiprocessing
 import os
 import sys
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -45,11 +48,9 @@ from gendsl.train import fit
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
-#: Training steps per example, batch as in each spec: the full run's budget.  Sized from the
-#: seconds per step of a short run (in the table) on a shared machine, where one process got
-#: about a quarter of a core: ~50 minutes with OMP_NUM_THREADS=2 on 2 idle cores (an estimate;
-#: the script prints the total it took).  The UNet examples get hundreds of steps, not thousands:
-#: a 28x28 UNet step costs ~10 small-ConvNet steps on a CPU.
+#: Training steps per example, batch as in each spec: the full run's budget (6809 s on one
+#: thread; about 3500 s a worker with --jobs 2, see :data:`SECONDS`).  The UNet examples get
+#: hundreds of steps, not thousands: a 28x28 UNet step costs ~10 small-ConvNet steps on a CPU.
 STEPS = {
     "vp_sde_fontdigits_unet": 600,
     "consistency_distillation_fontdigits": 200,
@@ -66,6 +67,24 @@ STEPS = {
     "ebm_fontdigits": 300,
 }
 TEACHER = "vp_sde_fontdigits_unet"
+
+#: Seconds (training and sampling, one thread) of each example in the full run of the README,
+#: to hand the longest first to the ``--jobs`` workers.
+SECONDS = {
+    "vp_sde_fontdigits_unet": 909,
+    "consistency_distillation_fontdigits": 1186,
+    "ddpm_fontdigits": 1399,
+    "cfg_fontdigits": 1025,
+    "ot_cfm_fontdigits_unet": 627,
+    "vae_fontdigits_conv": 217,
+    "hvae_fontdigits_conv": 310,
+    "vqvae_fontdigits": 58,
+    "glow_fontdigits": 167,
+    "dcgan_fontdigits": 281,
+    "wgan_gp_fontdigits": 264,
+    "sngan_fontdigits": 273,
+    "ebm_fontdigits": 87,
+}
 
 
 def save_grid(samples: Tensor, path: Path, *, cols: int = 8, scale: int = 2) -> None:
@@ -165,6 +184,33 @@ def _print_row(row: list[str]) -> None:
     print("| " + " | ".join(row) + " |", flush=True)
 
 
+def run_group(group: list[str], args: argparse.Namespace) -> list[list[str]]:
+    """Train the examples of ``group`` in order in this process (a distilled model after its
+    teacher) and return their rows."""
+    torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
+    data = load_dataset("fontdigits", split="train")
+    test = as_float(load_dataset("fontdigits", split="test", n=args.n, seed=args.seed).x)
+    rows, teacher = [], None
+    for name in group:
+        row, model = run_example(name, data, test, teacher, args)
+        if name == TEACHER:
+            teacher = model
+        if args.jobs == 1:
+            _print_row(row)
+        rows.append(row)
+    return rows
+
+
+def groups_of(names: list[str]) -> list[list[str]]:
+    """The examples as groups that must run in one process (the consistency model with its
+    teacher), longest first (:data:`SECONDS`)."""
+    groups = [[n] for n in names if n != "consistency_distillation_fontdigits"]
+    if "consistency_distillation_fontdigits" in names:
+        teacher = next(g for g in groups if g == [TEACHER])
+        teacher.append("consistency_distillation_fontdigits")
+    return sorted(groups, key=lambda g: -sum(SECONDS[n] for n in g))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--steps", type=int, default=None, help="steps for every example")
@@ -178,6 +224,9 @@ def main() -> None:
     parser.add_argument("--sample-batch", type=int, default=250)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=Path("runs/bench_images"))
+    parser.add_argument(
+        "--jobs", type=int, default=1, help="worker processes, one thread each (rows at the end)"
+    )
     args = parser.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
@@ -191,20 +240,26 @@ def main() -> None:
     data = load_dataset("fontdigits", split="train")
     test = as_float(load_dataset("fontdigits", split="test", n=args.n, seed=args.seed).x)
     threads = torch.get_num_threads()
-    print(f"fontdigits, CPU, {threads} thread(s), n = {args.n}; PNGs in {args.out}")
+    print(
+        f"fontdigits, CPU, {args.jobs} process(es) of {threads} thread(s), n = {args.n}; "
+        f"PNGs in {args.out}"
+    )
     print("| " + " | ".join(HEADER) + " |")
     print("|" + " --- |" * len(HEADER))
     pick = torch.randperm(len(data.x), generator=torch.Generator().manual_seed(args.seed))
     real = as_float(data.x[pick[: args.n]])
     _print_row(["real training images", *["-"] * 7, *sample_quality(real, test)])
-    teacher = None
     t0 = time.perf_counter()
-    for name in names:
-        row, model = run_example(name, data, test, teacher, args)
-        if name == TEACHER:
-            teacher = model
-        _print_row(row)
-    print(f"total {time.perf_counter() - t0:.0f} s")
+    if args.jobs == 1:
+        run_group(names, args)
+    else:
+        spawn = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=args.jobs, mp_context=spawn) as pool:
+            futures = [pool.submit(run_group, g, args) for g in groups_of(names)]
+            rows = {row[0]: row for f in futures for row in f.result()}
+        for name in names:
+            _print_row(rows[name])
+    print(f"total {time.perf_counter() - t0:.0f} s (wall)")
 
 
 if __name__ == "__main__":
