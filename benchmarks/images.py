@@ -184,6 +184,15 @@ def _print_row(row: list[str]) -> None:
     print("| " + " | ".join(row) + " |", flush=True)
 
 
+def selected(only: list[str] | None, known: dict[str, int]) -> list[str]:
+    """The examples ``--only`` names (all of ``known`` without it); an unknown one exits."""
+    names = only or list(known)
+    unknown = sorted(set(names) - set(known))
+    if unknown:
+        sys.exit(f"unknown example(s) {', '.join(unknown)}; expected some of {', '.join(known)}")
+    return names
+
+
 def run_group(group: list[str], args: argparse.Namespace) -> list[list[str]]:
     """Train the examples of ``group`` in order in this process (a distilled model after its
     teacher) and return their rows."""
@@ -231,10 +240,7 @@ def main() -> None:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
     args.out.mkdir(parents=True, exist_ok=True)
-    names = args.only or list(STEPS)
-    unknown = sorted(set(names) - set(STEPS))
-    if unknown:
-        sys.exit(f"unknown example(s) {', '.join(unknown)}; expected some of {', '.join(STEPS)}")
+    names = selected(args.only, STEPS)
     if "consistency_distillation_fontdigits" in names and TEACHER not in names:
         names.insert(names.index("consistency_distillation_fontdigits"), TEACHER)
     data = load_dataset("fontdigits", split="train")

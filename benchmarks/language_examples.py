@@ -43,7 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import torch
-from images import sample_quality, save_grid
+from images import sample_quality, save_grid, selected
 from torch import Tensor
 
 from gendsl.cli import main as cli
@@ -282,10 +282,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
     args.out.mkdir(parents=True, exist_ok=True)
-    names = args.only or list(STEPS)
-    unknown = sorted(set(names) - set(STEPS))
-    if unknown:
-        sys.exit(f"unknown example(s) {', '.join(unknown)}; expected some of {', '.join(STEPS)}")
+    names = selected(args.only, STEPS)
     print(f"CPU, {torch.get_num_threads()} thread(s); sample grids in {args.out}")
     print("| " + " | ".join(HEADER) + " |")
     print("|" + " --- |" * len(HEADER))

@@ -283,9 +283,6 @@ class FlowModel(Model):
     @contextmanager
     def _estimated_traces(self) -> Iterator[None]:
         """The CNF layers' ``estimate`` set for the duration of a block."""
-        if not self._cnfs:
-            yield
-            return
         for m in self._cnfs:
             m.estimate = True
         try:
