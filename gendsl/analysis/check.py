@@ -20,6 +20,7 @@ import networkx as nx
 
 from gendsl.analysis import family_rules, latent_space, let_constants, shapes, types
 from gendsl.analysis import scope as scope_pass
+from gendsl.analysis.consistency_init import teacher_start
 from gendsl.analysis.context import Context
 from gendsl.analysis.graph import build_graph, find_cycle, topological
 from gendsl.analysis.model import CheckedModel
@@ -142,6 +143,27 @@ def _validate(model: CheckedModel) -> list[Diagnostic]:
     return list(validate(model))
 
 
+def _start_from_teacher(
+    scope: Scope, model: CheckedModel
+) -> tuple[CheckedModel, list[Diagnostic]]:
+    """``model`` with its teacher's ``predict`` when it starts from its teacher
+    (:mod:`.consistency_init`), and the errors that prevent it."""
+    loss = model.loss
+    if loss.name != "consistency" or loss.kwargs.get("init", "random") != "teacher":
+        return model, []
+    name = loss.kwargs.get("teacher")
+    written = scope.models.get(name) if isinstance(name, str) else None
+    merged = merged_model(scope, written) if written is not None else None
+    teacher = check_model(scope, merged)[0] if merged is not None else None
+    problems: list[Diagnostic] = []
+
+    def report(message: str, span: Span) -> None:
+        problems.append(SpecError(message, span, scope.sources.get(span.file)))
+
+    start = teacher_start(model, teacher, report)
+    return dataclasses.replace(model, teacher_predict=start), problems
+
+
 def _check_scope(scope: Scope) -> list[CheckedModel]:
     errors = list(scope.errors)
     if not scope.program.models:
@@ -164,6 +186,8 @@ def _check_scope(scope: Scope) -> list[CheckedModel]:
         errors.extend(model_errors)
         if result is not None:
             problems = unsupported(result, scope) or _validate(result)
+            if not problems:
+                result, problems = _start_from_teacher(scope, result)
             errors.extend(problems)
             if not problems:
                 checked.append(result)

@@ -483,6 +483,12 @@ FAMILY_INFO: Mapping[str, FamilyInfo] = MappingProxyType(
                     solver=_choice("heun", "euler", "heun"),
                     steps=_int(18),
                     metric=_choice("l2", "l2", "pseudo_huber"),
+                    init=_choice(
+                        "random",
+                        "random",
+                        "teacher",
+                        doc="teacher: f starts as the teacher's network (distillation only)",
+                    ),
                 ),
             ),
             ("eps", "x0", "v", "score"),

@@ -57,11 +57,11 @@ def _teacher(model: CheckedModel, scope: Scope, report: Report) -> None:
         report(
             f"the teacher of consistency distillation must be a diffusion model; '{name}' is "
             f"a {family}-family model",
-            _written(model, "teacher"),
+            option_span(model, "teacher"),
         )
 
 
-def _written(model: CheckedModel, name: str) -> Span:
+def option_span(model: CheckedModel, name: str) -> Span:
     """Where the loss statement writes its option ``name`` (the loss itself if defaulted)."""
     option = model.loss_option
     if option is None:
@@ -78,10 +78,12 @@ def _loss_options(model: CheckedModel, report: Report) -> None:
         report(
             "loss elbo: free_bits cannot be combined with enumerate (free bits clamp the KL "
             "of each guide site; an enumerated latent has none); remove one of them",
-            _written(model, "free_bits"),
+            option_span(model, "free_bits"),
         )
     if loss.kwargs.get("kl") == "mc":
-        report("loss elbo: free_bits needs the analytic KL; remove kl = mc", _written(model, "kl"))
+        report(
+            "loss elbo: free_bits needs the analytic KL; remove kl = mc", option_span(model, "kl")
+        )
 
 
 def _conditions(model: CheckedModel, report: Report) -> None:
@@ -168,5 +170,5 @@ def unsupported(model: CheckedModel, scope: Scope) -> list[SpecError]:
     _packed_sites(model, report)
     _path_ends(model, report)
     check_residual(model, report)
-    check_code_priors(model, _written(model, "prior"), report)
+    check_code_priors(model, option_span(model, "prior"), report)
     return found

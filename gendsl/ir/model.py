@@ -60,7 +60,9 @@ class CheckedModel:
     ``statements`` is every statement of the (merged) model in source order as ``gendsl fmt``
     prints it (what a derivation depends on), ``name_span`` where the model's name is written,
     ``loss_option`` the ``loss`` statement's option as written (``None`` when defaulted; its
-    arguments locate option errors).
+    arguments locate option errors).  ``teacher_predict`` is the teacher's ``predict`` when a
+    consistency model starts from its teacher (``loss consistency(init = teacher)``): the student
+    reads its network through the teacher's parameterisation.
     """
 
     name: str
@@ -91,6 +93,7 @@ class CheckedModel:
     conditional: bool = False
     base: str | None = None
     latent_space: LatentSpace | None = None
+    teacher_predict: ir.Predict | None = None
 
     def data_vars(self) -> list[Variable]:
         """The observed variables, in declaration order."""

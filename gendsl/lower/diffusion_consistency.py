@@ -5,7 +5,12 @@ consistency(teacher = MODEL, solver, steps, metric)`` (Song, Dhariwal, Chen & Su
 The model works in the variance-exploding view of the declared process, y = x_t / a_t = x0 + σ ε
 with σ = s_t / a_t (:mod:`gendsl.objectives.consistency`), on σ in [σ(t_min), σ(T)].  The
 consistency function is f_θ(y, σ) = c_skip(σ) y + c_out(σ) F_θ(c_in(σ) y, c_noise(σ)) with
-c_noise(σ) = ¼ ln σ (Karras et al. 2022, Table 1), so f_θ(y, σ_min) = y exactly.
+c_noise(σ) = ¼ ln σ (Karras et al. 2022, Table 1), so f_θ(y, σ_min) = y exactly.  With
+``init = teacher`` the network is read the teacher's way instead: the x0 its ``predict``
+implies at x_t = a_t y, t = t(σ), is the denoiser D_θ(y, σ), and f_θ is the consistency function
+of that denoiser (:func:`~gendsl.objectives.consistency.consistency_from_denoiser`); the
+network starts with the teacher's weights, so f_θ starts as the teacher's one-step denoiser
+(Song et al. 2023, Sec. 6).
 
 Training: distillation when the loss names a ``teacher`` (the teacher's trained weights are
 given with :meth:`ConsistencyModel.set_teacher`: a compiled model or a run directory), else
@@ -32,17 +37,21 @@ from gendsl import ir, sampler_registry
 from gendsl.errors import UsageError
 from gendsl.ir import CheckedModel
 from gendsl.lower.base import Model
-from gendsl.lower.diffusion_core import Conditions, DiffusionModel
+from gendsl.lower.diffusion_core import SIGMA_DATA, Conditions, DiffusionModel
 from gendsl.objectives.consistency import (
     consistency_distillation_loss,
     consistency_fn,
+    consistency_from_denoiser,
     consistency_sample,
     consistency_training_loss,
     karras_sigmas,
     process_sigma_range,
     ve_score_from_process,
 )
+from gendsl.objectives.dsm import score_from_prediction
 from gendsl.processes import ScoreFn, expand_like
+from gendsl.processes.edm import t_of_sigma
+from gendsl.processes.params import x0_from_score
 from gendsl.protocol import PretrainedRun
 
 __all__ = ["ConsistencyModel", "c_noise"]
@@ -72,6 +81,7 @@ class ConsistencyModel(DiffusionModel):
         self.solver = str(opts.get("solver", "heun"))
         self.metric = str(opts.get("metric", "l2"))
         self.N = int(opts.get("steps", 18))
+        self.start: ir.Predict | None = checked.teacher_predict  # init = teacher
         self.target = copy.deepcopy(self.nets[self.f_name]).requires_grad_(False)
         self.target_decay = TARGET_DECAY
         self._teacher: DiffusionModel | None = None
@@ -93,6 +103,14 @@ class ConsistencyModel(DiffusionModel):
     def f_theta(self, y: Tensor, sigma: Tensor, *, target: bool = False) -> Tensor:
         """f(y, σ) with the online network, or the target network θ⁻ when ``target``."""
         net = self.target if target else self.nets[self.f_name]
+        if self.start is not None:
+            return consistency_from_denoiser(
+                lambda y_, s: self.teacher_style_x0(net, y_, s),
+                y,
+                sigma,
+                sigma_data=self.sigma_data,
+                sigma_min=self.sigma_min,
+            )
         return consistency_fn(
             lambda x_in, s: net(x_in, t=c_noise(s)),
             y,
@@ -100,6 +118,20 @@ class ConsistencyModel(DiffusionModel):
             sigma_data=self.sigma_data,
             sigma_min=self.sigma_min,
         )
+
+    def teacher_style_x0(self, net: torch.nn.Module, y: Tensor, sigma: Tensor) -> Tensor:
+        """D(y, σ): the x0 that ``net`` predicts when called as the teacher's ``predict`` (its
+        kind, its preconditioning) at t = t(σ), x_t = a_t y (Tweedie's formula from the implied
+        score)."""
+        assert self.start is not None
+        t = t_of_sigma(self.process, sigma)
+        a_t, s_t = self.process.marginal(t)
+        x_t = expand_like(a_t, y) * y
+        call = self.start.value
+        assert isinstance(call, ir.Call)
+        kind = self.start.kind
+        out = self.call_net(call, x_t, t, {}, net, kind=kind, sigma_data=SIGMA_DATA)
+        return x0_from_score(x_t, score_from_prediction(kind, out, x_t, a_t, s_t), a_t, s_t)
 
     def net_output(self, x_t: Tensor, t: Tensor, cond: Conditions) -> Tensor:
         """The x0 prediction at (x_t, t): f_θ(x_t / a_t, s_t / a_t)."""
@@ -124,7 +156,9 @@ class ConsistencyModel(DiffusionModel):
     def set_teacher(self, source: Model | str | Path) -> None:
         """The distillation teacher: a compiled diffusion model, or the run directory /
         checkpoint file of one (the model named by the loss's ``teacher``, compiled from the
-        sources stored in the checkpoint with this model's sizes, and its EMA weights)."""
+        sources stored in the checkpoint with this model's sizes, and its EMA weights).  With
+        ``init = teacher`` the network f and its target θ⁻ take the teacher's network's
+        weights (a resumed run's checkpoint then replaces them)."""
         if isinstance(source, Model):
             teacher = source
         else:
@@ -137,6 +171,11 @@ class ConsistencyModel(DiffusionModel):
             raise UsageError(f"the teacher must be a diffusion model, got the {teacher.family}")
         teacher.eval().requires_grad_(False)
         object.__setattr__(self, "_teacher", teacher)  # not a submodule: not saved or trained
+        if self.start is not None:
+            assert isinstance(self.start.value, ir.Call)
+            weights = teacher.nets[self.start.value.func].state_dict()
+            self.nets[self.f_name].load_state_dict(weights)
+            self.target.load_state_dict(weights)
 
     @torch.no_grad()
     def update_target(self) -> None:
@@ -244,6 +283,12 @@ class ConsistencyModel(DiffusionModel):
             f"sigma_n Karras levels, N = {self.N}, [{self.sigma_min:.3g}, {self.sigma_max:.3g}]"
         )
         f = f"f(y, sigma) = c_skip y + c_out {self.f_name}(c_in y, ln(sigma)/4)"
+        if self.start is not None:
+            f = (
+                f"f(y, sigma) = c_skip y + (sigma - sigma_min)/sigma (D(y, sigma) - "
+                f"c_skip_edm y), D = x0 of predict {self.start.kind} = {self.f_name}(x_t, t) at "
+                f"t(sigma), {self.f_name} initialised from the teacher"
+            )
         if self.teacher_name is not None:
             step = f"y_hat = one {self.solver} step of teacher {self.teacher_name}'s PF-ODE"
             return [

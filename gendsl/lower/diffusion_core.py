@@ -237,18 +237,25 @@ class DiffusionModel(Model):
         self.nets[call.func] = self.build_net(self.checked.nets[call.func])
         return call
 
-    def network_input(self, x_t: Tensor, t: Tensor) -> Tensor:
+    def network_input(self, x_t: Tensor, t: Tensor, sigma_data: float | None = None) -> Tensor:
         """c_in(t) x_t, the noised data as every network sees it (see :func:`c_in`); x_t itself
-        for a variance-preserving process (a_t² + s_t² = 1) with σ_data = 1, where c_in ≡ 1."""
-        if self.sigma_data == 1.0 and isinstance(self.process, (DiscreteChain, VPSDE)):
+        for a variance-preserving process (a_t² + s_t² = 1) with σ_data = 1, where c_in ≡ 1.
+        ``sigma_data`` defaults to the model's."""
+        sigma_data = self.sigma_data if sigma_data is None else sigma_data
+        if sigma_data == 1.0 and isinstance(self.process, (DiscreteChain, VPSDE)):
             return x_t
         a_t, s_t = self.process.marginal(t)
-        return expand_like(c_in(s_t, a_t=a_t, sigma_data=self.sigma_data), x_t) * x_t
+        return expand_like(c_in(s_t, a_t=a_t, sigma_data=sigma_data), x_t) * x_t
 
-    def output_scale(self, t: Tensor, like: Tensor) -> Tensor:
-        """c_out(t) of the declared ``predict``, shaped to broadcast against ``like``."""
+    def output_scale(
+        self, t: Tensor, like: Tensor, kind: str | None = None, sigma_data: float | None = None
+    ) -> Tensor:
+        """c_out(t) of the prediction ``kind`` (default: the declared ``predict``), shaped to
+        broadcast against ``like``."""
         a_t, s_t = self.process.marginal(t)
-        return expand_like(c_out(self.predict_kind, a_t, s_t, self.sigma_data), like)
+        kind = self.predict_kind if kind is None else kind
+        sigma_data = self.sigma_data if sigma_data is None else sigma_data
+        return expand_like(c_out(kind, a_t, s_t, sigma_data), like)
 
     def call_net(
         self,
@@ -257,6 +264,9 @@ class DiffusionModel(Model):
         t: Tensor,
         cond: Conditions,
         net: nn.Module | None = None,
+        *,
+        kind: str | None = None,
+        sigma_data: float | None = None,
         **extra: Tensor,
     ) -> Tensor:
         """Evaluate a network call written in the spec, ``eps(x_t, t, y)``: the noised variable
@@ -264,9 +274,11 @@ class DiffusionModel(Model):
         condition an extra tensor input; ``net`` replaces the named network and ``extra`` are
         further keyword inputs (a ControlNet branch's ``control``).  The call is preconditioned:
         c_out(t) net(c_in(t) x_t, t, ...) (:func:`c_in`, :func:`c_out`; c_out ≡ 1 for eps is not
-        multiplied)."""
+        multiplied), for the prediction ``kind`` and ``sigma_data`` (default: the model's own;
+        another model's parameterisation when a consistency model reads its teacher's)."""
         net = self.nets[call.func] if net is None else net
-        x_in = self.network_input(x_t, t)
+        kind = self.predict_kind if kind is None else kind
+        x_in = self.network_input(x_t, t, sigma_data)
         inputs, kw = [], dict(extra)
         for arg in call.args:
             role = arg.role if isinstance(arg, ir.Name) else None
@@ -280,7 +292,7 @@ class DiffusionModel(Model):
             else:
                 inputs.append(x_in)
         out = net(*inputs, **kw)
-        return out if self.predict_kind == "eps" else self.output_scale(t, out) * out
+        return out if kind == "eps" else self.output_scale(t, out, kind, sigma_data) * out
 
     def net_output(self, x_t: Tensor, t: Tensor, cond: Conditions) -> Tensor:
         """The network's prediction (eps, x0, v or score, as declared) at (x_t, t)."""

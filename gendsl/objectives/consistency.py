@@ -32,6 +32,7 @@ __all__ = [
     "c_skip",
     "consistency_distillation_loss",
     "consistency_fn",
+    "consistency_from_denoiser",
     "consistency_sample",
     "consistency_training_loss",
     "ct_ema_decay",
@@ -88,6 +89,31 @@ def consistency_fn(
     skip = expand_like(c_skip(sigma, sigma_data=sigma_data, sigma_min=sigma_min), x)
     out = expand_like(c_out(sigma, sigma_data=sigma_data, sigma_min=sigma_min), x)
     return skip * x + out * F_theta(expand_like(c_in(sigma, sigma_data=sigma_data), x) * x, sigma)
+
+
+def consistency_from_denoiser(
+    denoiser: Callable[[Tensor, Tensor], Tensor],
+    x: Tensor,
+    sigma: Tensor,
+    *,
+    sigma_data: float = SIGMA_DATA,
+    sigma_min: float = SIGMA_MIN,
+) -> Tensor:
+    """The consistency function whose network is the one a denoiser D(x, σ) ≈ E[x0 | x] implies.
+
+    An EDM denoiser is D = ĉ_skip(σ) x + ĉ_out(σ) F with ĉ_skip = σ_d² / (σ² + σ_d²) and
+    ĉ_out = σ σ_d / √(σ² + σ_d²) (Karras et al. 2022, Table 1); its network is
+    F = (D - ĉ_skip x) / ĉ_out, and f = c_skip x + c_out F (:func:`consistency_fn`), i.e.
+
+        f(x, σ) = c_skip(σ) x + (σ - σ_min) / σ · (D(x, σ) - ĉ_skip(σ) x),
+
+    since c_out / ĉ_out = (σ - σ_min) / σ.  So f(x, σ_min) = x exactly and f → D as σ_min → 0:
+    a consistency model initialised from a trained diffusion model starts as its one-step
+    denoiser (Song et al. 2023, Sec. 6, initialise from the pre-trained EDM)."""
+    skip = expand_like(c_skip(sigma, sigma_data=sigma_data, sigma_min=sigma_min), x)
+    edm_skip = expand_like(sigma_data**2 / (sigma**2 + sigma_data**2), x)
+    ratio = expand_like((sigma - sigma_min) / sigma, x)
+    return skip * x + ratio * (denoiser(x, sigma) - edm_skip * x)
 
 
 def karras_sigmas(

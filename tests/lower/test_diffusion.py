@@ -286,6 +286,81 @@ def test_consistency_distillation_needs_its_teacher():
         model.loss(torch.randn(4, 2))
 
 
+STUDENT = (
+    SMALL_VP
+    + """
+model student extends small_vp {
+  predict x0 = consistency(eps, sigma_data = 0.5)
+  loss consistency(teacher = small_vp, steps = 10, init = teacher)
+  sample with onestep
+}
+"""
+)
+
+
+def test_consistency_init_teacher_starts_as_the_teachers_one_step_denoiser():
+    """f(y, σ) = c_skip(σ) y + (σ - σ_min)/σ (D(y, σ) - σ_d²/(σ² + σ_d²) y) with D the teacher's
+    Tweedie denoiser (x_t + s_t² ŝ(x_t, t)) / a_t at t(σ), x_t = a_t y, computed here from the
+    teacher's own score; the target network starts equal; f(y, σ_min) = y exactly."""
+    from gendsl.processes.edm import t_of_sigma
+
+    torch.manual_seed(0)
+    teacher = load(SMALL_VP).double()
+    with torch.no_grad():  # a teacher that is not the initialisation
+        for p in teacher.parameters():
+            p.add_(0.1 * torch.randn_like(p))
+    student = load(STUDENT, model="student").double()
+    assert student.start is not None and student.start.kind == "eps"
+    student.set_teacher(teacher)
+    y = 3 * torch.randn(5, 2, dtype=torch.float64)
+    sigma = torch.tensor([0.05, 0.3, 1.0, 8.0, student.sigma_max], dtype=torch.float64)
+    t = t_of_sigma(student.process, sigma)
+    a, s = (v[:, None] for v in student.process.marginal(t))
+    x_t = a * y
+    denoised = (x_t + s**2 * teacher.score(x_t, t, {})) / a
+    sd, lo = 0.5, student.sigma_min
+    c_skip = (sd**2 / ((sigma - lo) ** 2 + sd**2))[:, None]
+    edm_skip = (sd**2 / (sigma**2 + sd**2))[:, None]
+    expected = c_skip * y + ((sigma - lo) / sigma)[:, None] * (denoised - edm_skip * y)
+    with torch.no_grad():
+        torch.testing.assert_close(student.f_theta(y, sigma), expected, rtol=1e-12, atol=1e-12)
+        torch.testing.assert_close(student.f_theta(y, sigma, target=True), expected)
+        at_min = student.f_theta(y, torch.full((5,), lo, dtype=torch.float64))
+    torch.testing.assert_close(at_min, y, rtol=0, atol=1e-12)
+    # far from σ_min the student is (almost) the teacher's denoiser: (σ - σ_min)/σ ≈ 1
+    gap = (expected[-1] - denoised[-1]).abs().max()
+    assert gap < 0.01 * denoised[-1].abs().max()
+
+
+def test_consistency_init_teacher_trains_and_its_run_samples_without_the_teacher(tmp_path, capsys):
+    """Through the CLI: the student starts from the teacher run's weights and trains its own
+    copy (the teacher run is untouched); its run is rebuilt from the stored spec (the teacher's
+    ``predict`` included) and samples without the teacher."""
+    from gendsl.cli import main
+    from gendsl.lower.trained import compile_run
+    from gendsl.trained import open_trained
+
+    spec = tmp_path / "student.gen"
+    spec.write_text(STUDENT)
+    common = ["--data", "moons", "--batch-size", "8", "--no-progress"]
+    teacher_run, student_run = tmp_path / "teacher", tmp_path / "student"
+    argv = ["train", str(spec), "--model", "small_vp", "--steps", "20"]
+    assert main([*argv, *common, "--out", str(teacher_run)]) == 0, capsys.readouterr().err
+    argv = ["train", str(spec), "--model", "student", "--steps", "3"]
+    argv += ["--teacher", str(teacher_run)]
+    assert main([*argv, *common, "--out", str(student_run)]) == 0, capsys.readouterr().err
+    teacher = compile_run(open_trained(teacher_run))
+    student = compile_run(open_trained(student_run))
+    assert isinstance(student, ConsistencyModel) and student.start == teacher.checked.predict
+    before, after = teacher.nets["eps"].state_dict(), student.nets["eps"].state_dict()
+    assert before.keys() == after.keys()
+    # Adam's first steps move every weight by about lr: started at the teacher, not equal to it
+    gaps = [float((after[k] - before[k]).abs().max()) for k in before]
+    assert 0 < max(gaps) < 0.05
+    x = student.sample(3, generator=torch.Generator().manual_seed(0))
+    assert x.shape == (3, 2) and torch.isfinite(x).all()
+
+
 def test_declared_sampler_leaves_unset_options_to_the_measured_defaults():
     """``sample with dpm_solver(steps = 20)`` must get the schedule tuned in gendsl.sampling
     (the checker fills ``schedule = auto``), and DPM-Solver++ (data prediction) by default."""

@@ -219,3 +219,25 @@ def test_one_and_two_step_sampling_moments():
     for x, m, v in ((x1, m1, v1), (x2, m2, v2)):
         assert torch.all((x.mean(0) - m).abs() < 4 * math.sqrt(v / B))
         torch.testing.assert_close(x.var(0), torch.full((2,), v, dtype=DT), rtol=0.05, atol=0)
+
+
+def test_consistency_from_denoiser_reads_a_denoiser_as_an_edm_network():
+    """For N(0, σ_d²) data the exact denoiser is D(x, σ) = σ_d²/(σ² + σ_d²) x, whose EDM
+    network F = (D - ĉ_skip x)/ĉ_out is 0 (Karras et al. 2022, Table 1): f = c_skip(σ) x.  A
+    denoiser that adds 1 has F = 1/ĉ_out, so f gains c_out(σ)/ĉ_out(σ) = (σ - σ_min)/σ."""
+    from gendsl.objectives.consistency import c_skip, consistency_from_denoiser
+
+    sd, lo = 0.5, 0.002
+    x = torch.randn(6, 3, dtype=torch.float64)
+    sigma = torch.tensor([lo, 0.01, 0.3, 1.0, 7.0, 80.0], dtype=torch.float64)
+
+    def exact(y, s):
+        return (sd**2 / (s**2 + sd**2))[:, None] * y
+
+    f = consistency_from_denoiser(exact, x, sigma, sigma_data=sd, sigma_min=lo)
+    torch.testing.assert_close(f, c_skip(sigma, sigma_data=sd, sigma_min=lo)[:, None] * x)
+    shifted = consistency_from_denoiser(
+        lambda y, s: exact(y, s) + 1, x, sigma, sigma_data=sd, sigma_min=lo
+    )
+    torch.testing.assert_close(shifted - f, ((sigma - lo) / sigma)[:, None].expand_as(x))
+    torch.testing.assert_close(shifted[0], x[0], rtol=0, atol=0)  # f(x, σ_min) = x
