@@ -4,10 +4,13 @@ the CPU for a budgeted number of steps: a grid PNG of samples per example and on
 Columns: training steps and seconds; bits/dim of the dequantised test digits where the family
 has an exact likelihood (flows); the ELBO in nats per image (latent family, on the test split);
 FD, IS and improved precision/recall (Kynkäänniemi et al. 2019) of ``--n`` samples against
-``--n`` test images, with gendsl's fontdigits classifier (:mod:`gendsl.metrics.fontdigits_metrics`:
-fontdigits-FD, fontdigits-IS with its standard error over 10 splits, precision/recall with
-k = 3).  Like FID, the FD is biased upward at small ``--n``; the first row, ``--n`` real
-training images, is what a perfect model scores at that ``--n``.
+``--n`` test images, and for a label-conditioned model the share of samples the classifier
+names as the digit they were drawn for (class agreement; the real row: its accuracy on the
+``--n`` test images), with gendsl's fontdigits classifier
+(:mod:`gendsl.metrics.fontdigits_metrics`: fontdigits-FD, fontdigits-IS with its standard
+error over 10 splits, precision/recall with k = 3).  Like FID, the FD is biased upward at
+small ``--n``; the first row, ``--n`` real training images, is what a perfect model scores at
+that ``--n``.
 
 The consistency-distillation example is distilled from the VP SDE example trained just before
 it (its teacher).  Samplers: each spec's own, except DDPM's 1000-step ancestral chain, which is
@@ -43,6 +46,7 @@ from gendsl.data.dataset import as_float
 from gendsl.errors import UsageError
 from gendsl.lower import compile_model
 from gendsl.metrics import fontdigits_scores
+from gendsl.metrics.fontdigits_metrics import fontdigits_classifier
 from gendsl.runs import train_settings
 from gendsl.train import fit
 
@@ -114,6 +118,14 @@ def sample_quality(samples: Tensor, test: Tensor) -> list[str]:
     ]
 
 
+def class_agreement(samples: Tensor, labels: Tensor) -> str:
+    """The share of ``samples`` the fontdigits classifier names as ``labels`` (as ``gendsl
+    eval``'s ``class_agreement``)."""
+    with torch.no_grad():
+        said = fontdigits_classifier()(samples.float().clamp(0, 1)).argmax(1)
+    return f"{float((said == labels).float().mean()):.3f}"
+
+
 def _sample(model, name: str, n: int, args: argparse.Namespace) -> Tensor:
     g = torch.Generator().manual_seed(args.seed)
     opts: dict = {}
@@ -173,11 +185,14 @@ def run_example(name: str, data, test: Tensor, teacher, args) -> tuple[list[str]
     bpd, elbo = _likelihoods(model, test)
     row = [name, model.family, str(steps), f"{seconds:.0f}", f"{seconds / steps:.2f}"]
     row += [f"{sample_seconds:.0f}", bpd, elbo]
-    return [*row, *sample_quality(samples, test)], model
+    agree = "-"
+    if checked.condition_vars():  # drawn for the labels 0, 1, ..., 9, 0, ... (see _sample)
+        agree = class_agreement(samples, torch.arange(args.n) % 10)
+    return [*row, *sample_quality(samples, test), agree], model
 
 
 HEADER = ["example", "family", "steps", "train s", "s/step", "sample s"]
-HEADER += ["bits/dim", "ELBO", "FD", "IS", "prec", "recall"]
+HEADER += ["bits/dim", "ELBO", "FD", "IS", "prec", "recall", "class agreement"]
 
 
 def _print_row(row: list[str]) -> None:
@@ -244,7 +259,8 @@ def main() -> None:
     if "consistency_distillation_fontdigits" in names and TEACHER not in names:
         names.insert(names.index("consistency_distillation_fontdigits"), TEACHER)
     data = load_dataset("fontdigits", split="train")
-    test = as_float(load_dataset("fontdigits", split="test", n=args.n, seed=args.seed).x)
+    test_set = load_dataset("fontdigits", split="test", n=args.n, seed=args.seed)
+    test = as_float(test_set.x)
     threads = torch.get_num_threads()
     print(
         f"fontdigits, CPU, {args.jobs} process(es) of {threads} thread(s), n = {args.n}; "
@@ -254,7 +270,8 @@ def main() -> None:
     print("|" + " --- |" * len(HEADER))
     pick = torch.randperm(len(data.x), generator=torch.Generator().manual_seed(args.seed))
     real = as_float(data.x[pick[: args.n]])
-    _print_row(["real training images", *["-"] * 7, *sample_quality(real, test)])
+    accuracy = class_agreement(as_float(test_set.x), test_set.y)  # the classifier on test digits
+    _print_row(["real training images", *["-"] * 7, *sample_quality(real, test), accuracy])
     t0 = time.perf_counter()
     if args.jobs == 1:
         run_group(names, args)

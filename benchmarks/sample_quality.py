@@ -8,7 +8,8 @@ spec variant):
     OMP_NUM_THREADS=2 python benchmarks/sample_quality.py runs/vp --clip false dpm_solver:20
 
 A sampler is ``METHOD:STEPS``; ``--clip true|false`` sets a diffusion sampler's ``clip``
-option (default: the spec's, on for image data).
+option (default: the spec's, on for image data).  A label-conditioned run draws the digits
+0, 1, ..., 9, 0, ... and gets a class-agreement column (as ``images.py``).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from images import sample_quality, save_grid
+from images import class_agreement, sample_quality, save_grid
 
 from gendsl.data import load_dataset
 from gendsl.data.dataset import as_float
@@ -48,8 +49,9 @@ def main() -> None:
     test = as_float(load_dataset("fontdigits", split="test", n=args.n, seed=args.seed).x)
     opts = {} if args.clip is None else {"clip": args.clip == "true"}
     print(f"{args.run}: {args.n} samples against {args.n} fontdigits test images")
-    print("| sampler | sample s | FD | IS | prec | recall |")
-    print("| --- | --- | --- | --- | --- | --- |")
+    labels = torch.arange(args.n) % 10 if model.checked.condition_vars() else None
+    print("| sampler | sample s | FD | IS | prec | recall | class agreement |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
     for spec in args.samplers:
         method, _, steps = spec.partition(":")
         g = torch.Generator().manual_seed(args.seed)
@@ -62,13 +64,15 @@ def main() -> None:
                     steps=int(steps) if steps else None,
                     generator=g,
                     **opts,
+                    **({} if labels is None else {"y": labels[start : start + args.sample_batch]}),
                 )
                 for start in range(0, args.n, args.sample_batch)
             ]
         samples = torch.cat(chunks)
         seconds = time.perf_counter() - t0
         save_grid(samples, args.out / f"{method}_{steps or 'default'}.png")
-        row = [spec, f"{seconds:.0f}", *sample_quality(samples, test)]
+        agree = "-" if labels is None else class_agreement(samples, labels)
+        row = [spec, f"{seconds:.0f}", *sample_quality(samples, test), agree]
         print("| " + " | ".join(row) + " |", flush=True)
 
 

@@ -1,10 +1,11 @@
 """``gendsl eval``: likelihood and sample-quality metrics of a trained run on held-out data.
 
 A conditional model is evaluated on the data's own conditions: its likelihood (or ELBO) is the
-conditional one, log p(x | y), and its samples are drawn for the held-out labels; on digits
-with a 10-class label the bundled digits classifier (:mod:`gendsl.metrics.digits_fd`) reports
-how often a sample is recognised as the class it was drawn for (``class_agreement``), next to
-how often it recognises the real held-out digits (``class_agreement_data``, the ceiling).
+conditional one, log p(x | y), and its samples are drawn for the held-out labels; on the
+bundled ``digits`` (8×8) or ``fontdigits`` (28×28) with a 10-class label, the set's classifier
+(:mod:`gendsl.metrics.digits_fd`, :mod:`gendsl.metrics.fontdigits_metrics`) reports how often a
+sample is recognised as the class it was drawn for (``class_agreement``), next to how often it
+recognises the real held-out digits (``class_agreement_data``, the ceiling).
 """
 
 from __future__ import annotations
@@ -80,8 +81,9 @@ def evaluate(
 
         images = fake.reshape(real.shape).clamp(0, 1)
         results.update(feature_metrics(feature_networks, real.float(), images))
-    if _is_digits(real, data):
-        results.update(_class_agreement(model, fake, real, conditions))
+    classifier = _digit_classifier(real, data)
+    if classifier is not None:
+        results.update(_class_agreement(model, fake, real, conditions, classifier))
     if model.capabilities.steps and model.last_nfe is not None:
         results["nfe"] = float(model.last_nfe)
     return results
@@ -89,6 +91,23 @@ def evaluate(
 
 def _is_digits(real: Tensor, data: Dataset) -> bool:
     return real[0].numel() == 64 and data.name.startswith("digits")
+
+
+def _is_fontdigits(real: Tensor, data: Dataset) -> bool:
+    return real[0].numel() == 784 and data.name == "fontdigits"
+
+
+def _digit_classifier(real: Tensor, data: Dataset) -> torch.nn.Module | None:
+    """The bundled classifier of the data's digits (8×8 ``digits``, 28×28 ``fontdigits``), or
+    ``None`` for other data."""
+    from gendsl.metrics import digits_classifier
+    from gendsl.metrics.fontdigits_metrics import fontdigits_classifier
+
+    if _is_digits(real, data):
+        return digits_classifier()
+    if _is_fontdigits(real, data):
+        return fontdigits_classifier()
+    return None
 
 
 def _data_conditions(model: Model, data: Dataset, n: int) -> dict[str, Tensor]:
@@ -167,7 +186,7 @@ def _sample_metrics(fake: Tensor, real: Tensor, data: Dataset, seed: int) -> dic
     results["precision"], results["recall"] = metrics.precision_recall(flat, fake)
     if _is_digits(real, data):
         results["digits_fd"] = metrics.digits_fd(fake.clamp(0, 1), reference=flat)
-    if real[0].numel() == 784 and data.name == "fontdigits":
+    if _is_fontdigits(real, data):
         results.update(metrics.fontdigits_scores(fake, reference=flat))
     return results
 
@@ -231,21 +250,23 @@ def _spectrally_normalised(module: torch.nn.Module) -> bool:
 
 
 def _class_agreement(
-    model: Model, fake: Tensor, real: Tensor, conditions: dict[str, Tensor]
+    model: Model,
+    fake: Tensor,
+    real: Tensor,
+    conditions: dict[str, Tensor],
+    classifier: torch.nn.Module,
 ) -> dict[str, float]:
-    """How often the digits classifier recognises each sample as the class it was drawn for,
-    and each held-out digit as its own label (the ceiling of the first)."""
+    """How often the digits ``classifier`` recognises each sample as the class it was drawn
+    for, and each held-out digit as its own label (the ceiling of the first)."""
     if len(conditions) != 1:
         return {}
     ((name, labels),) = conditions.items()
     if model.classes_of(name) != 10:
         return {}
-    from gendsl.metrics import digits_classifier
-
-    classifier = digits_classifier()
+    size = real[0].numel()
     with torch.no_grad():
-        said_fake = classifier(fake.reshape(len(fake), 64).float().clamp(0, 1)).argmax(-1)
-        said_real = classifier(real.reshape(len(real), 64).float()).argmax(-1)
+        said_fake = classifier(fake.reshape(len(fake), size).float().clamp(0, 1)).argmax(-1)
+        said_real = classifier(real.reshape(len(real), size).float()).argmax(-1)
     labels = labels.cpu()
     return {
         "class_agreement": float((said_fake == labels).float().mean()),

@@ -71,22 +71,53 @@ def test_scores_are_the_generic_formulas_on_the_classifier(quick: Path) -> None:
     )
 
 
-def test_gendsl_eval_reports_them_on_fontdigits(quick: Path, tmp_path: Path, capsys) -> None:
+def _train_and_eval(tmp_path: Path, capsys, spec_text: str, n: int) -> dict[str, float]:
+    """``gendsl train`` (2 steps on fontdigits) and ``gendsl eval -n N --json`` of a spec."""
     import json
 
     from gendsl.cli import main
 
-    spec = tmp_path / "gan.gen"
-    spec.write_text(
-        "model tiny_gan {\n  data x : image[1, 28, 28]\n  latent z : real[4]\n"
-        "  net G = ConvNet(channels = [8, 4], transpose = true)\n"
-        "  net D = ConvNet(channels = [4, 8])\n  z ~ Normal(0, 1)\n  x = G(z)\n  critic D\n"
-        "  loss gan(form = nonsaturating)\n  train {\n    steps = 2\n    batch = 4\n  }\n}\n"
-    )
+    spec = tmp_path / "spec.gen"
+    spec.write_text(spec_text)
     run = str(tmp_path / "run")
     assert main(["train", str(spec), "--data", "fontdigits", "--out", run, "--no-progress"]) == 0
     capsys.readouterr()
-    assert main(["eval", run, "-n", "20", "--json"]) == 0
-    results = json.loads(capsys.readouterr().out)
+    assert main(["eval", run, "-n", str(n), "--json"]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_gendsl_eval_reports_them_on_fontdigits(quick: Path, tmp_path: Path, capsys) -> None:
+    results = _train_and_eval(
+        tmp_path,
+        capsys,
+        "model tiny_gan {\n  data x : image[1, 28, 28]\n  latent z : real[4]\n"
+        "  net G = ConvNet(channels = [8, 4], transpose = true)\n"
+        "  net D = ConvNet(channels = [4, 8])\n  z ~ Normal(0, 1)\n  x = G(z)\n  critic D\n"
+        "  loss gan(form = nonsaturating)\n  train {\n    steps = 2\n    batch = 4\n  }\n}\n",
+        20,
+    )
     keys = ("fontdigits_fd", "fontdigits_is", "fontdigits_is_stderr", "fontdigits_precision")
     assert all(k in results for k in keys) and 1.0 <= results["fontdigits_is"] <= 10.0
+
+
+def test_gendsl_eval_reports_class_agreement_on_fontdigits(
+    quick: Path, tmp_path: Path, capsys
+) -> None:
+    """A label-conditioned model on fontdigits: its samples and the held-out digits are read by
+    the fontdigits classifier (the ceiling is its accuracy on those test digits)."""
+    results = _train_and_eval(
+        tmp_path,
+        capsys,
+        "model tiny_cgan {\n  data x : image[1, 28, 28]\n  condition y : label[10]\n"
+        "  latent z : real[4]\n  net G = MLP(hidden = [16])\n"
+        "  net D = MLP(hidden = [16], projection = true)\n  z ~ Normal(0, 1)\n"
+        "  x = G(z, y)\n  critic D(x, y)\n  loss hinge\n"
+        "  train {\n    steps = 2\n    batch = 4\n  }\n}\n",
+        40,
+    )
+    test = load_dataset("fontdigits", split="test")  # eval's held-out: its first n
+    with torch.no_grad():
+        said = module.fontdigits_classifier()(test.x[:40]).argmax(1)
+    ceiling = float((said == test.y[:40]).float().mean())
+    assert results["class_agreement_data"] == pytest.approx(ceiling)
+    assert 0.0 <= results["class_agreement"] <= 1.0
