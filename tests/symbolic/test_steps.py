@@ -64,6 +64,17 @@ def test_vp_sde_shows_moment_odes_fokker_planck_reverse_sde_and_tweedie():
     assert text.count("check passed") == 8
 
 
+def test_consistency_models_show_their_function_and_the_teacher_start_when_declared():
+    training = [t.title for t in fresh_steps(_model("consistency_training")).topics]
+    assert training[-1] == "the consistency function"
+    topic = fresh_steps(_model("consistency_distillation")).topics[-1]
+    assert len(topic.steps) == 2 and "distillation target" in topic.steps[1].claim
+    example = check_file(ROOT / "examples" / "consistency_distillation_fontdigits.gen")[-1]
+    steps = fresh_steps(example).topics[-1].steps
+    assert len(steps) == 3 and steps[2].claim.startswith("init = teacher: eps starts as")
+    assert steps[2].check is not None and "cm_used" in steps[2].check.source
+
+
 def test_ddpm_shows_the_posterior_for_its_own_schedule():
     text = render_steps(derive_fresh(_model("ddpm")), stepwise(_model("ddpm")))
     assert "beta_k = 199*k/9990000 + 2/24975" in text

@@ -35,11 +35,17 @@ def _diffusion(model: CheckedModel) -> tuple[list[str], list[Topic]]:
         from gendsl.symbolic.kernel import sde_kernel
         from gendsl.symbolic.steps.sde import sde_steps
 
-        return sde_steps(sde_kernel(model.process, model.lets), predict=predict)
-    from gendsl.symbolic.chain import chain_kernel
-    from gendsl.symbolic.steps.chain import chain_steps
+        setup, topics = sde_steps(sde_kernel(model.process, model.lets), predict=predict)
+    else:
+        from gendsl.symbolic.chain import chain_kernel
+        from gendsl.symbolic.steps.chain import chain_steps
 
-    return chain_steps(chain_kernel(model.process, model.lets), predict=predict)
+        setup, topics = chain_steps(chain_kernel(model.process, model.lets), predict=predict)
+    if model.predict is not None and isinstance(model.predict.value, ir.Consistency):
+        from gendsl.symbolic.steps.consistency import consistency_topic
+
+        topics = [*topics, consistency_topic(model)]
+    return setup, topics
 
 
 def _adversarial(model: CheckedModel) -> tuple[list[str], list[Topic]]:
