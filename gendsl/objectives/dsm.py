@@ -35,6 +35,7 @@ from gendsl.objectives import draws
 from gendsl.objectives.divergence import divergence_hutchinson
 from gendsl.objectives.eager import eager
 from gendsl.processes import (
+    DiscreteChain,
     Process,
     ScoreFn,
     eps_from_v,
@@ -249,14 +250,18 @@ def dsm_loss(
 
 
 def ddpm_simple_loss(
-    chain: Process, eps_fn: PredFn, x0: Tensor, *, generator: torch.Generator | None = None
+    chain: DiscreteChain,
+    eps_fn: PredFn,
+    x0: Tensor,
+    *,
+    generator: torch.Generator | None = None,
 ) -> Tensor:
     """L_simple = ‖ε - ε_θ(√ᾱ_k x0 + √(1 - ᾱ_k) ε, k/K)‖² per sample, k ~ U{1, ..., K}
     (Ho et al. 2020, "Denoising Diffusion Probabilistic Models", eq. 14).
 
     ``chain.alphas_cumprod[k - 1]`` is ᾱ_k; the network sees the chain's time t = k/K.
     """
-    alphas_cumprod = chain.alphas_cumprod.to(device=x0.device, dtype=x0.dtype)
+    alphas_cumprod = chain.alphas_cumprod_like(x0)
     K = alphas_cumprod.shape[0]
     k = draws.randint(1, K + 1, (x0.shape[0],), generator=generator, device=x0.device)
     eps = draws.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)

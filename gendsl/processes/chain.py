@@ -40,6 +40,7 @@ class DiscreteChain(Process):
         self.betas = betas
         self.K = betas.numel()
         self.alphas_cumprod = alphas_cumprod(betas)
+        self._cast: dict[tuple[torch.device, torch.dtype], Tensor] = {}
         self._log_abar = torch.cat([betas.new_zeros(1), torch.log(self.alphas_cumprod)])
         self.t_min = 1.0 / self.K if t_min is None else float(t_min)
 
@@ -47,6 +48,15 @@ class DiscreteChain(Process):
     def linear(cls, K: int = 1000, beta_1: float = 1e-4, beta_K: float = 0.02) -> DiscreteChain:
         """The linear schedule of Ho et al. 2020 (β from 1e-4 to 0.02 over K = 1000 steps)."""
         return cls(torch.linspace(beta_1, beta_K, K, dtype=torch.float64))
+
+    def alphas_cumprod_like(self, like: Tensor) -> Tensor:
+        """ᾱ_1..ᾱ_K on ``like``'s device and in its dtype, converted once per device and dtype
+        (a training step reads it every time)."""
+        key = (like.device, like.dtype)
+        cast = self._cast.get(key)
+        if cast is None:
+            cast = self._cast[key] = self.alphas_cumprod.to(device=like.device, dtype=like.dtype)
+        return cast
 
     def step_index(self, t: Tensor) -> Tensor:
         """The chain step k = round(t K) nearest to time t (an integer tensor)."""
