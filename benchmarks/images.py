@@ -12,12 +12,12 @@ error over 10 splits, precision/recall with k = 3).  Like FID, the FD is biased 
 small ``--n``; the first row, ``--n`` real training images, is what a perfect model scores at
 that ``--n``.
 
-The consistency-distillation example is distilled from the VP SDE example trained just before
-it (its teacher).  Samplers: each spec's own, except DDPM's 1000-step ancestral chain, which is
-strided to ``--ddpm-steps``.  The default budget (``STEPS``) took 6809 s on one thread of a
-shared machine, so ``--jobs 2`` (two worker processes of one thread, longest examples first,
-the consistency model with its teacher) runs it in under an hour on 2 cores; ``--fraction f``
-trains every example f times its budget and ``--steps N`` N steps (short runs).
+The consistency-distillation example is distilled from the v-predicting VP SDE example trained
+just before it (its teacher).  Samplers: each spec's own, except DDPM's 1000-step ancestral
+chain, which is strided to ``--ddpm-steps``.  ``--jobs 2`` (two worker processes of one thread,
+longest examples first, the consistency model with its teacher) runs the default budget
+(``STEPS``) in under an hour on 2 cores (README); ``--fraction f`` trains every example f times
+its budget and ``--steps N`` N steps (short runs).
 
     OMP_NUM_THREADS=1 python benchmarks/images.py --jobs 2             # the full budget
     OMP_NUM_THREADS=1 python benchmarks/images.py --fraction 0.1 --n 200  # a short run
@@ -57,6 +57,7 @@ EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 #: hundreds of steps, not thousands: a 28x28 UNet step costs ~10 small-ConvNet steps on a CPU.
 STEPS = {
     "vp_sde_fontdigits_unet": 600,
+    "vp_sde_fontdigits_v": 600,
     "consistency_distillation_fontdigits": 200,
     "ddpm_fontdigits": 600,
     "cfg_fontdigits": 600,
@@ -70,12 +71,13 @@ STEPS = {
     "sngan_fontdigits": 1000,
     "ebm_fontdigits": 300,
 }
-TEACHER = "vp_sde_fontdigits_unet"
+TEACHER = "vp_sde_fontdigits_v"
 
 #: Seconds (training and sampling, one thread) of each example in the full run of the README,
 #: to hand the longest first to the ``--jobs`` workers.
 SECONDS = {
     "vp_sde_fontdigits_unet": 909,
+    "vp_sde_fontdigits_v": 909,
     "consistency_distillation_fontdigits": 1186,
     "ddpm_fontdigits": 1399,
     "cfg_fontdigits": 1025,

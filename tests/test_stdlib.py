@@ -284,6 +284,7 @@ EXAMPLE_FAMILY = {
     "sngan_fontdigits.gen": "adversarial",
     "vae_fontdigits_conv.gen": "latent",
     "vp_sde_fontdigits_unet.gen": "diffusion",
+    "vp_sde_fontdigits_v.gen": "diffusion",
     "vqvae_fontdigits.gen": "latent",
     "wgan_gp_fontdigits.gen": "adversarial",
 }

@@ -169,13 +169,29 @@ class ConsistencyModel(DiffusionModel):
             teacher = compile_run(run, model=self.teacher_name, bindings=self.sizes)
         if not isinstance(teacher, DiffusionModel):
             raise UsageError(f"the teacher must be a diffusion model, got the {teacher.family}")
+        weights = self._start_weights(teacher) if self.start is not None else None
         teacher.eval().requires_grad_(False)
         object.__setattr__(self, "_teacher", teacher)  # not a submodule: not saved or trained
-        if self.start is not None:
-            assert isinstance(self.start.value, ir.Call)
-            weights = teacher.nets[self.start.value.func].state_dict()
+        if weights is not None:
             self.nets[self.f_name].load_state_dict(weights)
             self.target.load_state_dict(weights)
+
+    def _start_weights(self, teacher: DiffusionModel) -> dict[str, Tensor]:
+        """The weights of the teacher's ``predict`` network, checked to fit ``f`` (before
+        anything is copied)."""
+        assert self.start is not None and isinstance(self.start.value, ir.Call)
+        name = self.start.value.func
+        mine = self.nets[self.f_name].state_dict()
+        weights = teacher.nets[name].state_dict() if name in teacher.nets else {}
+        if weights.keys() != mine.keys() or any(
+            weights[k].shape != v.shape for k, v in mine.items()
+        ):
+            raise UsageError(
+                f"init = teacher: the teacher has no network {name} of the shape of "
+                f"{self.f_name}; pass a run of {self.teacher_name!r} trained on data of the "
+                "same shape"
+            )
+        return dict(weights)
 
     @torch.no_grad()
     def update_target(self) -> None:

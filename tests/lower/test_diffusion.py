@@ -352,6 +352,11 @@ def test_consistency_init_teacher_trains_and_its_run_samples_without_the_teacher
     teacher = compile_run(open_trained(teacher_run))
     student = compile_run(open_trained(student_run))
     assert isinstance(student, ConsistencyModel) and student.start == teacher.checked.predict
+    other = load(SMALL_VP.replace("hidden = [64, 64]", "hidden = [8]"))
+    kept = {k: v.clone() for k, v in student.state_dict().items()}
+    with pytest.raises(UsageError, match="init = teacher: the teacher has no network eps of"):
+        student.set_teacher(other)
+    assert all(torch.equal(v, student.state_dict()[k]) for k, v in kept.items())  # untouched
     before, after = teacher.nets["eps"].state_dict(), student.nets["eps"].state_dict()
     assert before.keys() == after.keys()
     # Adam's first steps move every weight by about lr: started at the teacher, not equal to it

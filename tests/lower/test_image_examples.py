@@ -39,7 +39,7 @@ def test_image_example_trains_one_step_and_samples_28px_images(name, tmp_path):
     model = compile_model(checked, bindings={})
     model.set_data_levels(256)  # as `gendsl train --data fontdigits` does
     if model.capabilities.takes("--teacher"):
-        teacher = load_checked(str(EXAMPLES / "vp_sde_fontdigits_unet.gen"), None)
+        teacher = load_checked(str(EXAMPLES / "vp_sde_fontdigits_v.gen"), None)
         model.set_teacher(compile_model(teacher, bindings={}))
     g = torch.Generator().manual_seed(0)
     x = torch.randint(0, 256, (4, 1, 28, 28), generator=g).float() / 255

@@ -71,7 +71,8 @@ def test_consistency_models_show_their_function_and_the_teacher_start_when_decla
     assert len(topic.steps) == 2 and "distillation target" in topic.steps[1].claim
     example = check_file(ROOT / "examples" / "consistency_distillation_fontdigits.gen")[-1]
     steps = fresh_steps(example).topics[-1].steps
-    assert len(steps) == 3 and steps[2].claim.startswith("init = teacher: eps starts as")
+    assert len(steps) == 3
+    assert steps[2].claim.startswith("init = teacher: v starts as vp_sde_fontdigits_v's network")
     assert steps[2].check is not None and "cm_used" in steps[2].check.source
 
 
