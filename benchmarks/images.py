@@ -52,9 +52,9 @@ from gendsl.train import fit
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
-#: Training steps per example, batch as in each spec: the full run's budget (6809 s on one
-#: thread; about 3500 s a worker with --jobs 2, see :data:`SECONDS`).  The UNet examples get
-#: hundreds of steps, not thousands: a 28x28 UNet step costs ~10 small-ConvNet steps on a CPU.
+#: Training steps per example, batch as in each spec: the full run's budget (3001 s wall with
+#: --jobs 2 on 2 cores, see :data:`SECONDS`).  The UNet examples get hundreds of steps, not
+#: thousands: a 28x28 UNet step costs ~10 small-ConvNet steps on a CPU.
 STEPS = {
     "vp_sde_fontdigits_unet": 600,
     "vp_sde_fontdigits_v": 600,
@@ -73,23 +73,23 @@ STEPS = {
 }
 TEACHER = "vp_sde_fontdigits_v"
 
-#: Seconds (training and sampling, one thread) of each example in the full run of the README,
-#: to hand the longest first to the ``--jobs`` workers.
+#: Seconds (training and sampling, one thread of a 2-worker run) of each example in the full
+#: run of the README, to hand the longest first to the ``--jobs`` workers.
 SECONDS = {
-    "vp_sde_fontdigits_unet": 909,
-    "vp_sde_fontdigits_v": 909,
-    "consistency_distillation_fontdigits": 1186,
-    "ddpm_fontdigits": 1399,
-    "cfg_fontdigits": 1025,
-    "ot_cfm_fontdigits_unet": 627,
-    "vae_fontdigits_conv": 217,
-    "hvae_fontdigits_conv": 310,
-    "vqvae_fontdigits": 58,
-    "glow_fontdigits": 167,
-    "dcgan_fontdigits": 281,
-    "wgan_gp_fontdigits": 264,
-    "sngan_fontdigits": 273,
-    "ebm_fontdigits": 87,
+    "vp_sde_fontdigits_unet": 631,
+    "vp_sde_fontdigits_v": 691,
+    "consistency_distillation_fontdigits": 373,
+    "ddpm_fontdigits": 773,
+    "cfg_fontdigits": 700,
+    "ot_cfm_fontdigits_unet": 715,
+    "vae_fontdigits_conv": 274,
+    "hvae_fontdigits_conv": 390,
+    "vqvae_fontdigits": 72,
+    "glow_fontdigits": 212,
+    "dcgan_fontdigits": 333,
+    "wgan_gp_fontdigits": 321,
+    "sngan_fontdigits": 345,
+    "ebm_fontdigits": 118,
 }
 
 
