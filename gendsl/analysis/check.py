@@ -20,7 +20,7 @@ import networkx as nx
 
 from gendsl.analysis import family_rules, latent_space, let_constants, shapes, types
 from gendsl.analysis import scope as scope_pass
-from gendsl.analysis.consistency_init import teacher_start
+from gendsl.analysis.consistency_init import starts_from_teacher, teacher_start
 from gendsl.analysis.context import Context
 from gendsl.analysis.graph import build_graph, find_cycle, topological
 from gendsl.analysis.model import CheckedModel
@@ -148,10 +148,9 @@ def _start_from_teacher(
 ) -> tuple[CheckedModel, list[Diagnostic]]:
     """``model`` with its teacher's ``predict`` when it starts from its teacher
     (:mod:`.consistency_init`), and the errors that prevent it."""
-    loss = model.loss
-    if loss.name != "consistency" or loss.kwargs.get("init", "random") != "teacher":
+    if not starts_from_teacher(model):
         return model, []
-    name = loss.kwargs.get("teacher")
+    name = model.loss.kwargs.get("teacher")
     written = scope.models.get(name) if isinstance(name, str) else None
     merged = merged_model(scope, written) if written is not None else None
     teacher = check_model(scope, merged)[0] if merged is not None else None

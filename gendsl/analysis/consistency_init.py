@@ -18,7 +18,7 @@ from gendsl.analysis.supported import option_span
 from gendsl.ir import CheckedModel
 from gendsl.source import Span
 
-__all__ = ["teacher_start"]
+__all__ = ["starts_from_teacher", "teacher_start"]
 
 Report = Callable[[str, Span], None]
 
@@ -34,6 +34,12 @@ def _same_net(a: ir.NetSpec, b: ir.NetSpec) -> bool:
     return all(getattr(a, k) == getattr(b, k) for k in key)
 
 
+def starts_from_teacher(model: CheckedModel) -> bool:
+    """Whether ``model`` declares ``loss consistency(..., init = teacher)``."""
+    loss = model.loss
+    return loss.name == "consistency" and loss.kwargs.get("init", "random") == "teacher"
+
+
 def teacher_start(
     model: CheckedModel, teacher: CheckedModel | None, report: Report
 ) -> ir.Predict | None:
@@ -42,9 +48,9 @@ def teacher_start(
 
     ``teacher`` is the checked teacher model (``None`` if the loss names none or it has
     errors of its own, reported where it is checked)."""
-    loss = model.loss
-    if loss.name != "consistency" or loss.kwargs.get("init", "random") != "teacher":
+    if not starts_from_teacher(model):
         return None
+    loss = model.loss
     where = option_span(model, "init")
     if loss.kwargs.get("teacher") is None:
         report(

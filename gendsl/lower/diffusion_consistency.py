@@ -179,13 +179,12 @@ class ConsistencyModel(DiffusionModel):
     def _start_weights(self, teacher: DiffusionModel) -> dict[str, Tensor]:
         """The weights of the teacher's ``predict`` network, checked to fit ``f`` (before
         anything is copied)."""
+        from gendsl.lower.trained import weights_fit
+
         assert self.start is not None and isinstance(self.start.value, ir.Call)
         name = self.start.value.func
-        mine = self.nets[self.f_name].state_dict()
         weights = teacher.nets[name].state_dict() if name in teacher.nets else {}
-        if weights.keys() != mine.keys() or any(
-            weights[k].shape != v.shape for k, v in mine.items()
-        ):
+        if not weights_fit(self.nets[self.f_name], weights):
             raise UsageError(
                 f"init = teacher: the teacher has no network {name} of the shape of "
                 f"{self.f_name}; pass a run of {self.teacher_name!r} trained on data of the "

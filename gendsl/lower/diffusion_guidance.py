@@ -243,17 +243,16 @@ class ControlNetModel(DiffusionModel):
     def set_base(self, source: Model | str | Path) -> None:
         """Load the base network from a trained model of ``base`` (a compiled model, or a run
         directory / checkpoint file), copy it into the branch, and freeze it."""
-        from gendsl.lower.trained import trained_weights
+        from gendsl.lower.trained import trained_weights, weights_fit
 
         weights = sub_state(trained_weights(source), f"nets.{self.base_net}.")
         base: nn.Module = self.nets[self.base_net]
-        try:
-            base.load_state_dict(weights)
-        except RuntimeError:
+        if not weights_fit(base, weights):
             raise UsageError(
                 f"the base run's network {self.base_net} does not fit this ControlNet's (its "
                 f"weights have other shapes); pass a run of the base model "
                 f"{self.base_model!r} trained on data of the same shape"
-            ) from None
+            )
+        base.load_state_dict(weights)
         self.branch.copy.load_state_dict(weights)
         base.requires_grad_(False)

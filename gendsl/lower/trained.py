@@ -17,7 +17,7 @@ from gendsl.lower.base import Model
 from gendsl.train import CHECKPOINT
 from gendsl.trained import RunConfig, TrainedRun, open_trained
 
-__all__ = ["compile_config", "compile_run", "trained_weights"]
+__all__ = ["compile_config", "compile_run", "trained_weights", "weights_fit"]
 
 
 def compile_config(
@@ -71,3 +71,13 @@ def trained_weights(source: nn.Module | str | Path) -> dict[str, Tensor]:
     if isinstance(source, nn.Module):
         return dict(source.state_dict())
     return open_trained(source).weights()
+
+
+def weights_fit(module: nn.Module, weights: Mapping[str, Tensor]) -> bool:
+    """Whether ``weights`` load into ``module`` exactly (the same names and shapes), checked
+    before anything is copied: ``load_state_dict`` copies every entry that fits before it
+    raises for the others."""
+    mine = module.state_dict()
+    return weights.keys() == mine.keys() and all(
+        weights[k].shape == v.shape for k, v in mine.items()
+    )

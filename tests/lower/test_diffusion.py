@@ -247,6 +247,16 @@ def test_controlnet_is_exactly_the_base_at_init_and_set_base_freezes_it():
     assert all(p.requires_grad for p in fresh.branch.parameters())
 
 
+def test_controlnet_set_base_refuses_a_base_that_does_not_fit_and_copies_nothing():
+    """load_state_dict copies the entries that fit before raising: the fit is checked first."""
+    model = _stdlib("controlnet", D=2, K=3)
+    narrow = load(SMALL_VP.replace("hidden = [64, 64]", "hidden = [8]"))
+    kept = {k: v.clone() for k, v in model.state_dict().items()}
+    with pytest.raises(UsageError, match="the base run's network eps does not fit"):
+        model.set_base(narrow)
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in kept.items())
+
+
 # ------------------------------------------------------------------ consistency models
 
 
