@@ -82,15 +82,21 @@ class MLP(ShapedNet):
         ctx = self.context(t, None if self.head is not None else y, like)
         parts += [] if ctx is None else [ctx]
         if self.head is not None:
-            return self.to_output(self.head(self.body(torch.cat(parts, dim=1)), y))
+            return self.to_output(self.head(self.body(_join(parts)), y))
         if not self.film:
-            return self.to_output(self.body(torch.cat(parts, dim=1)))
+            return self.to_output(self.body(_join(parts)))
         c, h = torch.cat(parts[1:], dim=1), parts[0]
         for i, layer in enumerate(self.body):  # Linear at even indices, activations between
             h = layer(h)
             if i % 2 == 0 and i // 2 < len(self.modulation):
                 h = film(h, *self.modulation[i // 2](c).chunk(2, dim=1))
         return self.to_output(h)
+
+
+def _join(parts: list[Tensor]) -> Tensor:
+    """The flattened parts side by side, [B, Σ sizes]; a single part as it is (a one-tensor
+    ``torch.cat`` copies it and adds a node to the backward graph, the same values)."""
+    return parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
 
 
 def _film_condition_size(sizes: list[int], context_dim: int, widths: Sequence[int]) -> int:
@@ -152,7 +158,7 @@ class ResNet(ShapedNet):
 
     def forward(self, *inputs: Tensor, t: Tensor | float | None = None, y: Tensor | None = None):
         self.check_inputs(inputs)
-        h = self.inp(torch.cat([x.reshape(x.shape[0], -1) for x in inputs], dim=1))
+        h = self.inp(_join([x.reshape(x.shape[0], -1) for x in inputs]))
         c = self.context(t, y, inputs[0])
         for block in self.blocks:
             h = block(h, c)
