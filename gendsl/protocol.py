@@ -13,6 +13,8 @@ value instead of looking for methods with ``hasattr``:
 ``training_step``           ``training_step(batch, step, optimizers)`` replaces the default step
 ``param_groups``            ``param_groups()`` asks for one optimiser per group (needs the above)
 ``diagnostics``             ``diagnostics(batch)`` gives named numbers for the evaluation log
+``step_report``             ``step_report()`` gives named numbers about the last ``loss`` call,
+                            logged with the training step's loss (a certified OT gap)
 ==========================  ====================================================================
 
 The training loop (:func:`gendsl.train.fit`) reads only this module, so it trains any
@@ -27,7 +29,15 @@ from typing import Any, Protocol, runtime_checkable
 
 from torch import Tensor, nn, optim
 
-__all__ = ["Batch", "Capabilities", "Diagnosed", "PretrainedRun", "SeveralPlayers", "Trainable"]
+__all__ = [
+    "Batch",
+    "Capabilities",
+    "Diagnosed",
+    "PretrainedRun",
+    "Reporting",
+    "SeveralPlayers",
+    "Trainable",
+]
 
 #: What ``loss`` and ``diagnostics`` take: the data tensor, ``(x, y)`` with the condition, or a
 #: mapping from variable names to tensors.
@@ -60,6 +70,7 @@ class Capabilities:
     training_step: bool = False
     param_groups: bool = False
     diagnostics: bool = False
+    step_report: bool = False
 
     def __post_init__(self) -> None:
         if self.param_groups and not self.training_step:
@@ -89,6 +100,14 @@ class Diagnosed(Trainable, Protocol):
     """A :class:`Trainable` with ``capabilities.diagnostics``: named numbers for the logs."""
 
     def diagnostics(self, batch: Batch) -> Mapping[str, float | Tensor]: ...
+
+
+class Reporting(Trainable, Protocol):
+    """A :class:`Trainable` with ``capabilities.step_report``: after each ``loss`` call of the
+    default training step, named numbers about that call (the same names every step), kept
+    with the loss and averaged over each log line's window (and over the ranks)."""
+
+    def step_report(self) -> Mapping[str, float]: ...
 
 
 class SeveralPlayers(Trainable, Protocol):

@@ -237,8 +237,16 @@ def no_couple(cx: Context) -> None:
 def coupling(cx: Context) -> None:
     """The options of ``couple x0, x1 by ...``."""
     couple = cx.one(ast.Couple)
-    if couple is not None:
-        cx.opts.option(lib.COUPLINGS, couple.coupling, "coupling")
+    if couple is None:
+        return
+    opt = cx.opts.option(lib.COUPLINGS, couple.coupling, "coupling")
+    gap = couple.coupling.kwarg("gap")
+    if opt is not None and gap is not None and opt.kwargs.get("method") == "sinkhorn":
+        cx.error(
+            "gap bounds the cost of ot(exact)'s pairing; ot(sinkhorn) draws pairs from the "
+            "entropic plan: drop gap, or write ot(exact, gap = ...)",
+            gap.span,
+        )
 
 
 def data_generated(cx: Context) -> None:

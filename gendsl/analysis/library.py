@@ -562,6 +562,11 @@ COUPLINGS: Mapping[str, OptionSpec] = _table(
         1,
         method=_choice("exact", "exact", "sinkhorn"),
         reg=_num(0.05),
+        gap=_num(
+            0.0,
+            "exact: accept a pairing whose certified relative gap to the optimal cost is at "
+            "most this (0: exact up to rounding)",
+        ),
     ),
     _spec("schrodinger", "entropic OT / Schrodinger bridge", sigma=_num(1.0)),
     _spec("reflow", "rectified flow (Liu et al. 2023)", previous=Param("string", None)),

@@ -84,6 +84,7 @@ _BY_OPTION: Mapping[tuple[str, str], Range | None] = MappingProxyType(
         ("linear", "start"): None,
         ("linear", "end"): None,
         ("permute", "seed"): None,
+        ("ot", "gap"): HALF_OPEN_UNIT,
     }
 )
 

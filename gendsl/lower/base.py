@@ -12,6 +12,7 @@ Families implement the hooks:
 ``log_prob``     the exact log-likelihood per data point (``capabilities.likelihood``)
 ``elbo``         a lower bound on it per data point (``capabilities.elbo``)
 ``diagnostics``  named floats for logs (``capabilities.diagnostics``)
+``step_report``  named floats about the last loss call (``capabilities.step_report``)
 ``attach_run``   load a trained run the model takes (``capabilities.runs``)
 ``describe``     the text ``gendsl compile`` prints
 ===============  ==========================================================================
@@ -206,6 +207,10 @@ class Model(nn.Module):
 
     def diagnostics(self, batch: Batch) -> dict[str, float]:
         """Named numbers describing the model on ``batch`` (for logs)."""
+        return {}
+
+    def step_report(self) -> dict[str, float]:
+        """Named numbers about the last ``loss`` call (``capabilities.step_report``)."""
         return {}
 
     def attach_run(self, flag: str, path: Path) -> None:

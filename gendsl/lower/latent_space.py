@@ -252,6 +252,9 @@ class LatentSpaceModel(Model):
     def diagnostics(self, batch: Batch) -> dict[str, float]:
         return dict(self.inner.diagnostics(self.codes(batch)))
 
+    def step_report(self) -> dict[str, float]:
+        return dict(self.inner.step_report())
+
     def sample(
         self,
         n: int,

@@ -34,7 +34,12 @@ import torch
 from torch import Tensor
 
 from gendsl.objectives import draws
-from gendsl.objectives.ot_certified import EMD_MAX_ITER, certified_assignment, squared_cost
+from gendsl.objectives.ot_certified import (
+    CERTIFY_TOL,
+    EMD_MAX_ITER,
+    certified_assignment,
+    squared_cost,
+)
 
 __all__ = [
     "CHECK_EVERY",
@@ -221,30 +226,46 @@ SPARSE_FROM = 1024
 
 class ExactOT(Coupling):
     """The exact minibatch OT plan; a permutation for equal batches (module docstring).
+
+    With ``gap`` > 0 (``ot(exact, gap = 0.01)``) equal batches of every size are paired by the
+    certified solver, which stops at the first pairing whose certified gap is at most ``gap``
+    times its cost: cost ≤ OPT / (1 − gap), ε-close with ε reported instead of exact.
     ``last_gap`` is the certified gap cost − LB ≥ cost − OPT (mean cost units) of the last
-    batch paired by the sparse solver (None before one)."""
+    batch paired by the certified solver, ``last_relative_gap`` that gap over the cost (None
+    before one; 0 for a batch POT's dense solver paired, exact up to rounding)."""
 
     name = "ot(exact)"
 
-    def __init__(self, *, sparse_from: int = SPARSE_FROM):
+    def __init__(self, *, sparse_from: int = SPARSE_FROM, gap: float = 0.0):
+        if not 0 <= gap < 1:
+            raise ValueError(f"gap must be in [0, 1), got {gap}")
         self.sparse_from = sparse_from
+        self.gap = float(gap)
         self.last_gap: float | None = None
+        self.last_relative_gap: float | None = None
 
     def pair(
         self, x0: Tensor, x1: Tensor, *, generator: torch.Generator | None = None
     ) -> tuple[Tensor, Tensor]:
         idx = torch.arange(x0.shape[0], device=x0.device)
-        if x0.shape[0] == x1.shape[0] and x0.shape[0] >= self.sparse_from:
-            result = certified_assignment(x0, x1)
+        equal = x0.shape[0] == x1.shape[0]
+        if equal and (self.gap > 0 or x0.shape[0] >= self.sparse_from):
+            result = certified_assignment(x0, x1, tol=max(self.gap, CERTIFY_TOL))
             self.last_gap = result.gap
+            self.last_relative_gap = result.gap / max(abs(result.cost), 1e-300)
             return idx, result.cols
         plan = exact_ot_plan(squared_cost(x0, x1))
-        if x0.shape[0] == x1.shape[0]:
+        self.last_relative_gap = 0.0
+        if equal:
             return idx, plan.argmax(dim=1)
         return draw_pairs(plan, x1.shape[0], generator=generator)
 
     def describe(self) -> str:
-        return "ot(exact): minibatch optimal transport, cost |x0 - x1|^2 (Tong et al. 2024)"
+        within = f", certified within {self.gap:g} of the optimal cost" if self.gap else ""
+        return (
+            f"ot(exact{f', gap = {self.gap:g}' if self.gap else ''}): minibatch optimal "
+            f"transport, cost |x0 - x1|^2{within} (Tong et al. 2024)"
+        )
 
 
 class EntropicOT(Coupling):

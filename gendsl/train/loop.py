@@ -53,7 +53,7 @@ from tqdm import tqdm
 
 from gendsl.data.dataset import as_float, random_hflip
 from gendsl.errors import InternalError, UsageError
-from gendsl.protocol import Diagnosed, SeveralPlayers, Trainable
+from gendsl.protocol import Diagnosed, Reporting, SeveralPlayers, Trainable
 from gendsl.train import distributed
 from gendsl.train.checkpoint import (
     FORMAT,
@@ -278,11 +278,17 @@ class _Trainer:
             self.scaler.step(opt)  # skips a step with inf/NaN gradients and lowers the scale
             self.scaler.update()
             norm = torch.where(torch.isfinite(norm), norm, torch.zeros_like(norm))
-            return {"loss": loss.detach(), "grad_norm": norm}
+            return {"loss": loss.detach(), "grad_norm": norm, **self.report()}
         loss.backward()
         norm = nn.utils.clip_grad_norm_(self.params, limit)
         opt.step()
-        return {"loss": loss.detach(), "grad_norm": norm}
+        return {"loss": loss.detach(), "grad_norm": norm, **self.report()}
+
+    def report(self) -> Mapping[str, float]:
+        """The model's numbers about the step's loss (``capabilities.step_report``)."""
+        if not self.model.capabilities.step_report:
+            return {}
+        return cast(Reporting, self.model).step_report()
 
     def custom_step(self, batch: Batch, step: int) -> dict[str, Tensor]:
         """The model's own ``training_step`` (several optimisers)."""

@@ -157,6 +157,59 @@ def test_exact_ot_pairs_large_batches_by_the_certified_solver():
     assert 0 <= coupling.last_gap <= 1e-9 * opt
 
 
+@pytest.mark.parametrize("name", ["moons", "8gaussians", "25gaussians"])
+def test_a_loose_tolerance_stops_at_a_pairing_certified_within_it(name):
+    """tol = 0.01 (``ot(exact, gap = 0.01)``): a permutation whose cost is within its certified
+    gap of scipy's optimum, the gap within 1% of the cost; the float32 bound behind it is a true
+    lower bound (cost − gap ≤ OPT)."""
+    x0, x1 = batch(name, 11)
+    result = certified_assignment(x0, x1, tol=0.01)
+    assert sorted(result.cols.tolist()) == list(range(N))
+    cost, opt = optimum(x0, x1)
+    mean = float(cost[np.arange(N), result.cols.numpy()].mean())
+    assert mean == pytest.approx(result.cost, rel=1e-12)
+    assert result.bound <= opt + 1e-12
+    assert -1e-12 <= mean - opt <= result.gap + 1e-12
+    assert 0 <= result.gap <= 0.01 * mean
+
+
+def test_the_float32_bound_stays_below_the_optimum_in_64_dimensions():
+    """The rounding allowance grows with the dimension (length-d dot products): on 8×8 digits
+    against Gaussian noise, batch 256, the bound of a loose tolerance is still ≤ OPT."""
+    x1 = load_dataset("digits", split="train", seed=0, n=256).x.float().reshape(256, -1)
+    x0 = torch.randn(256, 64, generator=torch.Generator().manual_seed(0))
+    result = certified_assignment(x0, x1, tol=0.05)
+    cost = squared_cost(x0.double(), x1.double()).numpy()
+    rows, cols = linear_sum_assignment(cost)
+    opt = float(cost[rows, cols].mean())
+    assert result.bound <= opt
+    assert result.cost - opt <= result.gap <= 0.05 * result.cost
+
+
+def test_exact_ot_with_a_gap_pairs_every_equal_batch_by_the_certified_solver():
+    """``ot(exact, gap = 0.01)`` below ``SPARSE_FROM``: the pairing's cost is within 1% of the
+    optimum and ``last_relative_gap`` reports its certified gap; the exact coupling reports 0
+    for POT's dense plan."""
+    x0, x1 = batch("8gaussians", 12)
+    coupling = ExactOT(gap=0.01)
+    i, j = coupling.pair(x0, x1)
+    cost, opt = optimum(x0, x1)
+    mean = float(cost[i.numpy(), j.numpy()].mean())
+    assert opt <= mean <= opt * (1 + 0.01 / 0.99)
+    assert 0 <= coupling.last_relative_gap <= 0.01
+    assert coupling.last_gap == pytest.approx(coupling.last_relative_gap * mean, rel=1e-9)
+    assert mean - opt <= coupling.last_gap + 1e-12
+    exact = ExactOT()
+    exact.pair(x0, x1)
+    assert exact.last_relative_gap == 0.0 and exact.last_gap is None
+
+
+@pytest.mark.parametrize("gap", [-0.1, 1.0])
+def test_exact_ot_refuses_a_gap_outside_0_1(gap):
+    with pytest.raises(ValueError, match=rf"^gap must be in \[0, 1\), got {gap}$"):
+        ExactOT(gap=gap)
+
+
 def test_certified_assignment_needs_equal_batches():
     with pytest.raises(ValueError, match=r"^an assignment needs equal batches, got 4 and 3$"):
         certified_assignment(torch.zeros(4, 2), torch.zeros(3, 2))

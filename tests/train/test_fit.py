@@ -337,6 +337,31 @@ def test_diagnostics_are_logged_only_when_declared(tmp_path):
     assert "eval_loss" in logged["undeclared"]
 
 
+def test_a_declared_step_report_is_averaged_over_each_log_window(tmp_path):
+    """``capabilities.step_report``: the numbers reported after each loss call are logged as the
+    window's mean (here the call count: steps 1-4 give 2.5, 5-8 give 6.5); a model that does
+    not declare it is never asked."""
+
+    class Reporting(Regression):
+        capabilities = Capabilities(step_report=True)
+
+        def step_report(self):  # Regression counts its loss calls
+            return {"calls": float(self.calls)}
+
+    class Silent(Reporting):
+        capabilities = Capabilities()
+
+        def step_report(self):
+            raise AssertionError("step_report of a model that does not declare it")
+
+    kw = {"steps": 8, "batch_size": 4, "lr": 0.1, "log_every": 4, **QUIET}
+    fit(Reporting(), regression_data(16, 0), out_dir=tmp_path / "a", **kw)
+    rows = read_metrics(tmp_path / "a" / "metrics.jsonl")
+    assert [(r["step"], r["calls"]) for r in rows] == [(4, 2.5), (8, 6.5)]
+    fit(Silent(), regression_data(16, 0), out_dir=tmp_path / "b", **kw)
+    assert "calls" not in read_metrics(tmp_path / "b" / "metrics.jsonl")[-1]
+
+
 def test_warmup_raises_the_learning_rate_linearly_and_resumes_on_it(tmp_path):
     """``warmup = 4``: steps 1..4 run at lr/4, 2lr/4, 3lr/4, lr; later steps at lr — logged
     rates and a resumed run agree with :func:`warmup_factor` (the base rate travels with the
