@@ -219,9 +219,11 @@ class Independent(Coupling):
 
 
 #: Equal batches of at least this many points are paired by the certified sparse solver, smaller
-#: ones by POT's dense network simplex: measured in ``benchmarks/ot_couplings.py`` (one CPU
-#: thread), the sparse solver is 0.9x POT's time at 512 points and about 0.7x at 1024 and 2048.
-SPARSE_FROM = 1024
+#: ones by POT's dense network simplex: one CPU thread, moons, 8gaussians and 25gaussians against
+#: N(0, I), the sparse solver's median time is 1.49x POT's at 256 points, 1.05x at 384, 0.76x at
+#: 512 and 768 (8 candidates per row and column) and about 0.65x at 2048
+#: (``benchmarks/ot_couplings.py``).
+SPARSE_FROM = 512
 
 
 class ExactOT(Coupling):

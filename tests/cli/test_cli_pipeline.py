@@ -155,8 +155,9 @@ def test_moons_sample_shape_and_plot(moons_run, gendsl, tmp_path):
 def test_eval_without_likelihood_reports_the_same_sample_metrics(moons_run, gendsl):
     """``--no-likelihood`` leaves out the PF-ODE NLL and the SDE ELBO and nothing else: the
     samples, drawn from the same seed, score what they score with them."""
-    full = json.loads(ok(gendsl("eval", moons_run, "--json", "-n", 200)).stdout)
-    quick = json.loads(ok(gendsl("eval", moons_run, "--json", "-n", 200, "--no-likelihood")).stdout)
+    args = ("eval", moons_run, "--json", "-n", 200)
+    full = json.loads(ok(gendsl(*args)).stdout)
+    quick = json.loads(ok(gendsl(*args, "--no-likelihood")).stdout)
     bounds = {"nll_nats", "nll_bits_per_dim", "sde_neg_elbo_nats", "sde_neg_elbo_bits_per_dim"}
     assert bounds <= set(full) and not bounds & set(quick)
     assert quick == {k: v for k, v in full.items() if k not in bounds}

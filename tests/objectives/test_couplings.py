@@ -187,7 +187,7 @@ def test_the_float32_bound_stays_below_the_optimum_in_64_dimensions():
 
 
 def test_exact_ot_with_a_gap_pairs_every_equal_batch_by_the_certified_solver():
-    """``ot(exact, gap = 0.01)`` below ``SPARSE_FROM``: the pairing's cost is within 1% of the
+    """``ot(exact, gap = 0.01)``: the pairing's cost is within 1% of the
     optimum and ``last_relative_gap`` reports its certified gap; the exact coupling reports 0
     for POT's dense plan."""
     x0, x1 = batch("8gaussians", 12)
@@ -199,7 +199,7 @@ def test_exact_ot_with_a_gap_pairs_every_equal_batch_by_the_certified_solver():
     assert 0 <= coupling.last_relative_gap <= 0.01
     assert coupling.last_gap == pytest.approx(coupling.last_relative_gap * mean, rel=1e-9)
     assert mean - opt <= coupling.last_gap + 1e-12
-    exact = ExactOT()
+    exact = ExactOT(sparse_from=N + 1)
     exact.pair(x0, x1)
     assert exact.last_relative_gap == 0.0 and exact.last_gap is None
 
