@@ -145,6 +145,8 @@ def test_every_stdlib_models_capabilities_match_its_hooks(name):
     assert can.likelihood == _overrides(model, "log_prob")
     assert can.elbo == _overrides(model, "elbo")
     assert can.diagnostics == _overrides(model, "diagnostics")
+    assert not can.step_report or _overrides(model, "step_report")
+    assert can.step_report == (name == "ot_cfm")  # the stdlib's one ot(exact) coupling
     assert can.training_step == can.param_groups == hasattr(model, "training_step")
     assert can.takes("--teacher") == (name == "consistency_distillation")
     assert can.takes("--base") == (name == "controlnet")
