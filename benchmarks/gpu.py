@@ -1,7 +1,9 @@
 """Training and sampling speed on an accelerator: bare loop, ``fit``, ``fit`` compiled.
 
-For each case (the stdlib's VP SDE on digits with an MLP, OT-CFM on moons, the VAE on binarised
-digits, and the 8x8 UNet of ``examples/vp_sde_digits_unet.gen`` at two batch sizes) one table
+For each case (the stdlib's VP SDE on digits with an MLP, flow matching and OT-CFM on moons —
+exact, and certified within 1% by ``examples/ot_cfm_certified.gen``: their ``bare`` columns give
+the OT-CFM / flow-matching step ratio at batch 1024 —, the VAE on binarised digits, and the 8x8
+UNet of ``examples/vp_sde_digits_unet.gen`` at two batch sizes) one table
 line gives milliseconds per training step of
 
 * ``bare``: loss, backward, clip, AdamW step over batches drawn on the device, no host reads;
@@ -35,7 +37,9 @@ CASES = [
     ("VP SDE, 8x8 UNet", "examples/vp_sde_digits_unet.gen", "digits_image", 256),
     ("VP SDE, 8x8 UNet", "examples/vp_sde_digits_unet.gen", "digits_image", 4096),
     ("VP SDE, MLP, digits", "stdlib/vp_sde.gen", "digits", 4096),
+    ("Flow matching, moons", "stdlib/flow_matching.gen", "moons", 1024),
     ("OT-CFM, moons", "stdlib/ot_cfm.gen", "moons", 1024),
+    ("OT-CFM 1%, moons", "examples/ot_cfm_certified.gen", "moons", 1024),
     ("VAE, digits", "stdlib/vae.gen", "digits_binary", 4096),
 ]
 #: the CPU smoke run's batch

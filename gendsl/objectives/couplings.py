@@ -34,6 +34,7 @@ import torch
 from torch import Tensor
 
 from gendsl.objectives import draws
+from gendsl.objectives.eager import eager
 from gendsl.objectives.ot_certified import (
     CERTIFY_TOL,
     EMD_MAX_ITER,
@@ -246,6 +247,7 @@ class ExactOT(Coupling):
         self.last_gap: float | None = None
         self.last_relative_gap: float | None = None
 
+    @eager  # a host-side solver whose gap floats would recompile a traced frame every step
     def pair(
         self, x0: Tensor, x1: Tensor, *, generator: torch.Generator | None = None
     ) -> tuple[Tensor, Tensor]:
@@ -281,6 +283,7 @@ class EntropicOT(Coupling):
             raise ValueError(f"reg must be > 0, got {reg}")
         self.reg = float(reg)
 
+    @eager  # Sinkhorn's stopping test reads the marginal error back: data-dependent iterations
     def pair(
         self, x0: Tensor, x1: Tensor, *, generator: torch.Generator | None = None
     ) -> tuple[Tensor, Tensor]:

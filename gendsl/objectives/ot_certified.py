@@ -246,6 +246,10 @@ def certified_assignment(
     a = x0.detach().reshape(x0.shape[0], -1).double()
     b = x1.detach().reshape(x1.shape[0], -1).double()
     cost32, cost32_t = squared_cost(a.float(), b.float()), squared_cost(b.float(), a.float())
+    # the gap accepted: tol of the cost, and never below float64 rounding of the largest cost
+    # (an optimum of cost 0, identical batches, is certified by a bound of −1e-17, not by 0)
+    reach = float(a.norm(dim=1).max() + b.norm(dim=1).max()) ** 2
+    floor = 64 * float(np.finfo(np.float64).eps) * reach
     scale = max(float(cost32.mean()), 1e-30)
     f, g = annealed_potentials(cost32, cost32_t, eps_start=scale / 4, eps_end=scale / 100)
     rows, cols = candidate_edges(cost32, cost32_t, f, g, k=k)
@@ -265,7 +269,7 @@ def certified_assignment(
         alpha, beta = alpha + shift, beta - shift
         potentials = (alpha, beta)
         extra, bound = _screen(cost32, alpha, beta, a, b, k=k)
-        if total - bound <= tol * abs(total):  # a loose tolerance, met by the float32 bound
+        if total - bound <= max(tol * abs(total), floor):  # a loose tol, met by the float32 bound
             cols_t = torch.as_tensor(sigma, device=x0.device)
             return CertifiedAssignment(cols_t, total, bound, rounds, dense=False)
         if extra[0].size == 0:
@@ -275,10 +279,11 @@ def certified_assignment(
                 torch.as_tensor(alpha, device=a.device),
             )
             f_c, bound = dual_bound(cost, beta_t)
-            if total - bound <= tol * abs(total):
+            if total - bound <= max(tol * abs(total), floor):
                 cols_t = torch.as_tensor(sigma, device=x0.device)
                 return CertifiedAssignment(cols_t, total, bound, rounds, dense=False)
-            extra = _violations(cost, f_c, alpha_t, beta_t, k=k, slack=tol * abs(total))
+            slack = max(tol * abs(total), floor)
+            extra = _violations(cost, f_c, alpha_t, beta_t, k=k, slack=slack)
         rows, cols = np.concatenate([rows, extra[0]]), np.concatenate([cols, extra[1]])
     return _dense(points, x0.device, max_rounds)
 

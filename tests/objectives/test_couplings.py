@@ -210,6 +210,17 @@ def test_exact_ot_refuses_a_gap_outside_0_1(gap):
         ExactOT(gap=gap)
 
 
+@pytest.mark.parametrize("tol", [1e-9, 0.01])
+def test_identical_batches_are_certified_by_the_identity_without_the_dense_solver(tol):
+    """OPT = 0 (x1 = x0): no relative gap can close on a bound of −1e-17, so the acceptance
+    has an absolute floor at float64 rounding of the largest cost."""
+    x0, _ = batch("moons", 13)
+    result = certified_assignment(x0, x0.clone(), tol=tol)
+    assert result.cols.tolist() == list(range(N))
+    assert result.cost == 0.0 and not result.dense and result.rounds <= 2  # (was 8, then dense)
+    assert -1e-12 <= result.bound <= 0.0
+
+
 def test_certified_assignment_needs_equal_batches():
     with pytest.raises(ValueError, match=r"^an assignment needs equal batches, got 4 and 3$"):
         certified_assignment(torch.zeros(4, 2), torch.zeros(3, 2))

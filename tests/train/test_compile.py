@@ -107,3 +107,26 @@ def test_compile_settings_are_checked(monkeypatch):
     monkeypatch.setattr("shutil.which", lambda name: None)
     with pytest.raises(UsageError, match=r"needs a C\+\+ compiler \(g\+\+ or clang\+\+\)"):
         resolve_backend(True, cpu)
+
+
+def test_a_certified_ot_coupling_compiles_once():
+    """``ot(exact, gap = 0.01)`` pairs on the host and records a new certified gap (a Python
+    float) every batch; the pairing runs eagerly, so a compiled loss does not recompile per
+    batch (a traced frame would specialise on each float)."""
+    model = load(
+        f'import "{stdlib_dir() / "ot_cfm.gen"}"\nmodel m extends ot_cfm {{\n'
+        "  couple x0, x1 by ot(exact, gap = 0.01)\n}",
+        D=2,
+    )
+    torch._dynamo.reset()
+    loss = torch.compile(model.loss, backend="aot_eager")
+    g = torch.Generator().manual_seed(1)  # the data; the noise comes from the global stream
+    torch.manual_seed(0)
+    loss(torch.randn(64, 2, generator=g)).backward()
+    gaps = {model.coupling.last_relative_gap}
+    with torch.compiler.set_stance("fail_on_recompile"):
+        for _ in range(3):
+            value = loss(torch.randn(64, 2, generator=g))
+            value.backward()
+            gaps.add(model.coupling.last_relative_gap)
+    assert len(gaps) == 4 and all(0 < gap <= 0.01 for gap in gaps)  # four batches, four gaps
