@@ -32,6 +32,7 @@ default, i.e. exact up to rounding; the caller may ask for less), whichever bran
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -211,7 +212,9 @@ def _screen(
     subtraction add ≤ 4u of the magnitudes).  An empty answer sends the round to the float64
     certificate.  Also the weak-duality bound of :func:`dual_bound` from the same float32
     c-transform, lowered by δ: every float32 C_ij − β_j is within δ of its exact value, so
-    the bound stays below the exact one (below OPT)."""
+    the bound stays below the exact one (below OPT).  That holds for IEEE float32 products; with
+    TF32 or bf16 matrix products allowed (``torch.set_float32_matmul_precision`` other than
+    "highest") the bound is −∞ and only the float64 certificate can accept."""
     u = torch.finfo(torch.float32).eps / 2
     reach = float(a.norm(dim=1).max() + b.norm(dim=1).max()) ** 2
     dim = a.shape[1]
@@ -220,6 +223,8 @@ def _screen(
     beta32 = torch.as_tensor(beta, device=cost32.device, dtype=torch.float32)
     f_c = (cost32 - beta32[None, :]).min(1).values
     bound = float(f_c.double().mean()) + float(np.mean(beta)) - slack
+    if torch.get_float32_matmul_precision() != "highest":
+        bound = -math.inf
     return _violations(cost32, f_c, alpha32, beta32, k=k, slack=slack), bound
 
 

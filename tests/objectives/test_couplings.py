@@ -221,6 +221,19 @@ def test_identical_batches_are_certified_by_the_identity_without_the_dense_solve
     assert -1e-12 <= result.bound <= 0.0
 
 
+def test_reduced_precision_matmuls_leave_the_certificate_to_float64():
+    """With TF32/bf16 products allowed the float32 bound is not trusted: the pairing is still
+    certified within the tolerance, by the float64 c-transform."""
+    x0, x1 = batch("8gaussians", 14)
+    torch.set_float32_matmul_precision("medium")
+    try:
+        result = certified_assignment(x0, x1, tol=0.01)
+    finally:
+        torch.set_float32_matmul_precision("highest")
+    _, opt = optimum(x0, x1)
+    assert result.bound <= opt + 1e-12 and result.cost - opt <= result.gap <= 0.01 * result.cost
+
+
 def test_certified_assignment_needs_equal_batches():
     with pytest.raises(ValueError, match=r"^an assignment needs equal batches, got 4 and 3$"):
         certified_assignment(torch.zeros(4, 2), torch.zeros(3, 2))
