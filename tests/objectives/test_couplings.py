@@ -5,6 +5,8 @@ certified sparse assignment against scipy's optimum and its certificate against 
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import ot
 import pytest
@@ -23,6 +25,7 @@ from gendsl.objectives.couplings import (
     squared_cost,
 )
 from gendsl.objectives.ot_certified import (
+    _screen,
     annealed_potentials,
     certified_assignment,
     dual_bound,
@@ -225,8 +228,14 @@ def test_reduced_precision_matmuls_leave_the_certificate_to_float64():
     """With TF32/bf16 products allowed the float32 bound is not trusted: the pairing is still
     certified within the tolerance, by the float64 c-transform."""
     x0, x1 = batch("8gaussians", 14)
+    a, b = x0.double(), x1.double()
+    cost32 = squared_cost(x0, x1)
+    alpha, beta = np.zeros(N), np.zeros(N)
+    _, bound = _screen(cost32, alpha, beta, a, b, k=2)
+    assert math.isfinite(bound) and bound <= float(cost32.min(1).values.double().mean())
     torch.set_float32_matmul_precision("medium")
     try:
+        assert _screen(cost32, alpha, beta, a, b, k=2)[1] == -math.inf
         result = certified_assignment(x0, x1, tol=0.01)
     finally:
         torch.set_float32_matmul_precision("highest")
