@@ -266,6 +266,7 @@ EXAMPLE_FAMILY = {
     "vqvae2_fontdigits.gen": "latent",
     "iwae_digits.gen": "latent",
     "ot_cfm_8gaussians.gen": "matching",
+    "ot_cfm_certified.gen": "matching",
     "ot_cfm_8gaussians_moons.gen": "matching",
     "realnvp_moons.gen": "flow",
     "vae_digits.gen": "latent",

@@ -45,6 +45,7 @@ __all__ = [
     "broadcast_module_",
     "init_from_env",
     "launch",
+    "leave_group",
     "rank",
     "relaunch_argv",
     "run_rank",
@@ -173,15 +174,28 @@ def run_rank(fn: Callable[[], int], device: str) -> int:
     error only if it is still running (the error was its own).
     """
     joined = init_from_env(device)
+    finished = False
     try:
-        return fn()
+        result = fn()
+        finished = True
+        return result
     except GendslError:
         if joined and rank() != 0:
             time.sleep(QUIET_WAIT)
         raise
     finally:
         if joined and dist.is_initialized():
-            dist.destroy_process_group()
+            leave_group(together=finished)
+
+
+def leave_group(*, together: bool) -> None:
+    """Destroy the process group; with ``together`` (every rank finished) after a barrier, so
+    that no rank tears its gloo pairs down while a peer is still in the group (a peer that
+    loses its connections outside a collective can abort: "terminate called without an active
+    exception").  After an error there is no barrier: the other ranks may never reach it."""
+    if together:
+        dist.barrier()
+    dist.destroy_process_group()
 
 
 def relaunch_argv(parser: argparse.ArgumentParser, args: argparse.Namespace) -> list[str]:

@@ -22,7 +22,7 @@ from train_toys import Regression, regression_data
 
 from gendsl.protocol import Capabilities
 from gendsl.train import fit
-from gendsl.train.distributed import init_from_env, rank
+from gendsl.train.distributed import init_from_env, leave_group, rank
 
 torch.set_num_threads(1)
 
@@ -110,11 +110,14 @@ def main(mode: str, out: str, steps: int) -> None:
 
 
 if __name__ == "__main__":
+    finished = False
     try:
         main(sys.argv[1], sys.argv[2], int(sys.argv[3]) if len(sys.argv) > 3 else 30)
+        finished = True
     finally:
-        # leave the group before the interpreter exits: a live gloo group torn down at exit can
-        # abort the process ("terminate called without an active exception"), as `gendsl train`'s
-        # own ranks avoid by leaving in gendsl.train.distributed.run_rank
+        # leave the group before the interpreter exits, together when every rank finished: a
+        # live gloo group torn down at exit, or while a peer still uses it, can abort the
+        # process ("terminate called without an active exception"), as `gendsl train`'s own
+        # ranks avoid in gendsl.train.distributed.run_rank
         if dist.is_initialized():
-            dist.destroy_process_group()
+            leave_group(together=finished)
