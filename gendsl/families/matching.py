@@ -45,6 +45,10 @@ def derive(model: CheckedModel, sec: Section) -> PathKernel:
         r"\mathbb E\,\|v_\theta(x_t,t) - u_t\|^2",
     )
     coupling = model.couple.coupling.name if model.couple is not None else "independent"
+    gap = model.couple.checked.kwargs.get("gap") if model.couple and model.couple.checked else 0
+    if gap:
+        within = f"each pairing's cost certified within {gap:g} (relative)"
+        coupling = f"ot(exact, gap = {gap:g}): {within}"
     sec.add("coupling", f"(x0, x1) ~ {coupling}")
     source = transport_source(model)
     if source is not None:
