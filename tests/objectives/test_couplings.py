@@ -15,13 +15,16 @@ from scipy.optimize import linear_sum_assignment
 
 from gendsl.data import load_dataset
 from gendsl.objectives.couplings import (
+    FLOAT32_RATIO,
     ExactOT,
     SchrodingerBridge,
     cost_bound,
     draw_pairs,
+    entropic_scalings,
     gibbs_kernel,
     plan_cost,
     sinkhorn_plan,
+    sinkhorn_scalings,
     squared_cost,
 )
 from gendsl.objectives.ot_certified import (
@@ -241,6 +244,52 @@ def test_reduced_precision_matmuls_leave_the_certificate_to_float64():
         torch.set_float32_matmul_precision("highest")
     _, opt = optimum(x0, x1)
     assert result.bound <= opt + 1e-12 and result.cost - opt <= result.gap <= 0.01 * result.cost
+
+
+def test_entropic_kernel_goes_float32_when_the_kernel_shows_the_cost_fits():
+    """Batch 2048, ε = 0.5: the O(B) bound gives max C/ε > 70 (float64 before), the float32
+    kernel's smallest entry shows max C/ε ≤ 78, so Sinkhorn runs in float32, and its conditional
+    plan π(j | i) ∝ K_ij v_j is float64's to 1e-5 in ℓ1 per row (mean)."""
+    n = 2048
+    x1 = load_dataset("moons", split="train", seed=0, n=n).x.float()
+    x0 = torch.randn(n, 2, generator=torch.Generator().manual_seed(0))
+    assert cost_bound(x0, x1) / 0.5 > FLOAT32_RATIO
+    kernel, _, v = entropic_scalings(x0, x1, reg=0.5)
+    assert kernel.dtype == torch.float32
+    k64 = gibbs_kernel(x0, x1, reg=0.5, dtype=torch.float64)
+    _, v64 = sinkhorn_scalings(k64)
+    rows32 = (kernel * v[None, :]).double()
+    rows64 = k64 * v64[None, :]
+    rows32, rows64 = rows32 / rows32.sum(1, keepdim=True), rows64 / rows64.sum(1, keepdim=True)
+    assert float((rows32 - rows64).abs().sum(1).mean()) < 1e-5
+
+
+def test_entropic_kernel_stays_float64_beyond_the_float32_range(monkeypatch):
+    """Two points 2a apart with 4a²/ε = 84: the float32 kernel's smallest entry e^-84 is below
+    e^-78, so float64; and scalings that overflow in float32 send the batch to float64 too."""
+    import gendsl.objectives.couplings as couplings
+
+    a = math.sqrt(84 * 0.5 / 4)
+    x0 = torch.tensor([[-a, 0.0], [-a, 0.1]])
+    x1 = torch.tensor([[a, 0.0], [a, -0.1]])
+    assert entropic_scalings(x0, x1, reg=0.5)[0].dtype == torch.float64
+    real = couplings.sinkhorn_scalings
+
+    def overflowing(kernel, **kw):
+        u, v = real(kernel, **kw)
+        return (u, v * math.inf) if kernel.dtype == torch.float32 else (u, v)
+
+    monkeypatch.setattr(couplings, "sinkhorn_scalings", overflowing)
+    x0, x1 = batch("moons", 15)
+    kernel, _, v = entropic_scalings(x0[:64], x1[:64], reg=0.5)
+    assert kernel.dtype == torch.float64 and bool(torch.isfinite(v).all())
+
+
+def test_sinkhorn_stops_at_the_first_check_once_its_scalings_overflow():
+    kernel = torch.ones(4, 4)
+    kernel[0] = 0.0  # row 0 has no mass: u_0 = inf, the marginal error is NaN
+    u, _ = sinkhorn_scalings(kernel, max_iter=10**9)  # would not return without the stop
+    assert not bool(torch.isfinite(u).all())
 
 
 def test_certified_assignment_needs_equal_batches():
