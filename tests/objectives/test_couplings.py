@@ -210,6 +210,19 @@ def test_exact_ot_with_a_gap_pairs_every_equal_batch_by_the_certified_solver():
     assert exact.last_relative_gap == 0.0 and exact.last_gap is None
 
 
+def test_exact_ot_keeps_pots_solver_for_high_dimensional_points():
+    """784 coordinates at 512 points: POT's dense plan (no certified gap recorded); the same
+    batch projected to 2 coordinates goes to the certified solver."""
+    x1 = load_dataset("fontdigits", split="train", seed=0, n=N).x.float().reshape(N, -1)
+    x0 = torch.randn(N, x1.shape[1], generator=torch.Generator().manual_seed(0))
+    coupling = ExactOT()
+    _, j = coupling.pair(x0, x1)
+    assert coupling.last_gap is None and coupling.last_relative_gap == 0.0
+    assert sorted(j.tolist()) == list(range(N))
+    coupling.pair(x0[:, :2], x1[:, :2])
+    assert coupling.last_gap is not None
+
+
 @pytest.mark.parametrize("gap", [-0.1, 1.0])
 def test_exact_ot_refuses_a_gap_outside_0_1(gap):
     with pytest.raises(ValueError, match=rf"^gap must be in \[0, 1\), got {gap}$"):
