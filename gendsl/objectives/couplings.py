@@ -51,6 +51,7 @@ __all__ = [
     "LOG_DOMAIN_RATIO",
     "SINKHORN_TOL",
     "SPARSE_FROM",
+    "SPARSE_FROM_HIGH_DIM",
     "SPARSE_MAX_DIM",
     "Coupling",
     "EntropicOT",
@@ -259,18 +260,23 @@ class Independent(Coupling):
 #: (``benchmarks/ot_couplings.py``).
 SPARSE_FROM = 512
 
-#: ... of points with at most this many coordinates: in high dimension the certified solver
-#: needs more rounds than POT's dense solver takes time (784-pixel fontdigits against N(0, I):
-#: 157 against 44 ms at 512 points, 2400 against 1415 ms at 2048), while on the 64-pixel digits
-#: it is at least as fast (32 against 38 ms at 512 points, 59 against 192 ms at 1024).
+#: ... of points with at most this many coordinates; points with more go to the certified solver
+#: from :data:`SPARSE_FROM_HIGH_DIM` points.  In high dimension it needs more rounds (5-8 on
+#: 784-pixel fontdigits against N(0, I)): 66 against POT's 44 ms at 512 points, 228 against 259
+#: at 1024, 947 against 1415 at 2048 (POT's times without forming the cost matrix); on the
+#: 64-pixel digits it is at least as fast from 512 (32 against 38 ms, 59 against 192 at 1024).
 SPARSE_MAX_DIM = 64
+
+#: See :data:`SPARSE_MAX_DIM`.
+SPARSE_FROM_HIGH_DIM = 2048
 
 
 class ExactOT(Coupling):
     """The exact minibatch OT plan; a permutation for equal batches (module docstring).
 
     Equal batches of at least :data:`SPARSE_FROM` points with at most :data:`SPARSE_MAX_DIM`
-    coordinates are paired by the certified solver, the others by POT's dense one.
+    coordinates, or of at least :data:`SPARSE_FROM_HIGH_DIM` points with more, are paired by
+    the certified solver, the others by POT's dense one.
     With ``gap`` > 0 (``ot(exact, gap = 0.01)``) equal batches of every size are paired by the
     certified solver, which stops at the first pairing whose certified gap is at most ``gap``
     times its cost: cost ≤ OPT / (1 − gap), ε-close with ε reported instead of exact.
@@ -294,7 +300,9 @@ class ExactOT(Coupling):
     ) -> tuple[Tensor, Tensor]:
         idx = torch.arange(x0.shape[0], device=x0.device)
         equal = x0.shape[0] == x1.shape[0]
-        sparse = x0.shape[0] >= self.sparse_from and x0[0].numel() <= SPARSE_MAX_DIM
+        low = x0[0].numel() <= SPARSE_MAX_DIM
+        start = self.sparse_from if low else max(self.sparse_from, SPARSE_FROM_HIGH_DIM)
+        sparse = x0.shape[0] >= start
         if equal and (self.gap > 0 or sparse):
             result = certified_assignment(x0, x1, tol=max(self.gap, CERTIFY_TOL))
             self.last_gap = result.gap

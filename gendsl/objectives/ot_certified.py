@@ -42,12 +42,14 @@ from ot.lp.emd_wrap import emd_c_sparse
 from torch import Tensor
 
 __all__ = [
+    "ARC_CHUNK",
     "CANDIDATES",
     "CERTIFY_TOL",
     "EMD_MAX_ITER",
     "MAX_ROUNDS",
     "CertifiedAssignment",
     "annealed_potentials",
+    "arc_costs",
     "candidate_edges",
     "certified_assignment",
     "dual_bound",
@@ -60,6 +62,9 @@ CERTIFY_TOL = 1e-9
 
 #: Candidate columns per row and rows per column of the sparse graph (step 2).
 CANDIDATES = 8
+
+#: Arcs whose costs are computed at once (float64 differences of gathered points).
+ARC_CHUNK = 4096
 
 #: Rounds of step 3–4 before POT's dense solver decides.
 MAX_ROUNDS = 8
@@ -152,28 +157,67 @@ def candidate_edges(
     return rows.cpu().numpy(), cols.cpu().numpy()
 
 
+def arc_costs(points: tuple[np.ndarray, np.ndarray], rows: np.ndarray, cols: np.ndarray):
+    """‖x0_r − x1_c‖² in float64 for each arc (r, c), from the differences (no cancellation),
+    in chunks of :data:`ARC_CHUNK` arcs so that high-dimensional points gather little at once."""
+    x, y = points
+    out = np.empty(rows.shape[0])
+    for start in range(0, rows.shape[0], ARC_CHUNK):
+        r, c = rows[start : start + ARC_CHUNK], cols[start : start + ARC_CHUNK]
+        out[start : start + ARC_CHUNK] = ((x[r] - y[c]) ** 2).sum(1)
+    return out
+
+
+class _Arcs:
+    """The candidate graph of :func:`certified_assignment`'s rounds: unique arcs in sorted order
+    (row-major keys r·m + c) and their costs, each computed once — a round adds a few arcs, and
+    in high dimension an arc's cost is the expensive part."""
+
+    def __init__(self, points: tuple[np.ndarray, np.ndarray]):
+        self.points, self.m = points, points[1].shape[0]
+        self.keys = np.empty(0, dtype=np.int64)
+        self.costs = np.empty(0)
+
+    def add(self, rows: np.ndarray, cols: np.ndarray) -> None:
+        new = np.setdiff1d(np.unique(rows * self.m + cols), self.keys, assume_unique=True)
+        if new.size:
+            keys = np.concatenate([self.keys, new])
+            added = arc_costs(self.points, new // self.m, new % self.m)
+            costs = np.concatenate([self.costs, added])
+            order = np.argsort(keys, kind="stable")
+            self.keys, self.costs = keys[order], costs[order]
+
+    def solve(self, potentials: tuple[np.ndarray, np.ndarray] | None):
+        """:func:`sparse_network_simplex` on these arcs."""
+        return sparse_network_simplex(
+            self.points, self.keys // self.m, self.keys % self.m,
+            potentials=potentials, costs=self.costs,
+        )  # fmt: skip
+
+
 def sparse_network_simplex(
     points: tuple[np.ndarray, np.ndarray],
     rows: np.ndarray,
     cols: np.ndarray,
     *,
     potentials: tuple[np.ndarray, np.ndarray] | None = None,
+    costs: np.ndarray | None = None,
 ) -> tuple[np.ndarray, float, np.ndarray, np.ndarray, int]:
     """The uniform-marginal OT problem between the float64 ``points`` (x0, x1) restricted to the
-    arcs (rows, cols), costs ‖x0_i − x1_j‖² in float64, by POT's sparse network simplex,
-    warm-started from ``potentials``: (σ, mean cost, α, β, status); σ[i] = -1 where row i
-    carries no flow (status ≠ optimal)."""
+    arcs (rows, cols), costs ‖x0_i − x1_j‖² in float64 (``costs``: given for unique arcs in
+    row-major order), by POT's sparse network simplex, warm-started from ``potentials``:
+    (σ, mean cost, α, β, status); σ[i] = -1 where row i carries no flow (status ≠ optimal)."""
     x, y = points
     n, m = x.shape[0], y.shape[0]
-    key = np.unique(rows * m + cols)
-    rows, cols = key // m, key % m
+    if costs is None:
+        key = np.unique(rows * m + cols)
+        rows, cols = key // m, key % m
+        costs = arc_costs(points, rows, cols)
     a, b = np.full(n, 1.0 / n), np.full(m, 1.0 / m)
     alpha, beta = potentials if potentials is not None else (None, None)
     src, dst, flow, total, alpha, beta, status = emd_c_sparse(
-        a, b, rows.astype(np.uint64), cols.astype(np.uint64),
-        ((x[rows] - y[cols]) ** 2).sum(1), EMD_MAX_ITER,
-        alpha, beta,
-    )  # fmt: skip
+        a, b, rows.astype(np.uint64), cols.astype(np.uint64), costs, EMD_MAX_ITER, alpha, beta
+    )
     sigma = np.full(n, -1, dtype=np.int64)
     keep = flow > 0.5 / n
     sigma[src[keep].astype(np.int64)] = dst[keep].astype(np.int64)
@@ -260,14 +304,13 @@ def certified_assignment(
     rows, cols = candidate_edges(cost32, cost32_t, f, g, k=k)
     points = (a.cpu().numpy(), b.cpu().numpy())
     potentials = (f.double().cpu().numpy(), g.double().cpu().numpy())
+    arcs = _Arcs(points)
+    arcs.add(rows, cols)
     cost = None
     for rounds in range(1, max_rounds + 1):
-        sigma, total, alpha, beta, status = sparse_network_simplex(
-            points, rows, cols, potentials=potentials
-        )
+        sigma, total, alpha, beta, status = arcs.solve(potentials)
         if status != _OPTIMAL:
-            extra = _sorted_matching(a, b)
-            rows, cols = np.concatenate([rows, extra[0]]), np.concatenate([cols, extra[1]])
+            arcs.add(*_sorted_matching(a, b))
             potentials = None
             continue
         shift = float(np.median(beta))
@@ -289,7 +332,7 @@ def certified_assignment(
                 return CertifiedAssignment(cols_t, total, bound, rounds, dense=False)
             slack = max(tol * abs(total), floor)
             extra = _violations(cost, f_c, alpha_t, beta_t, k=k, slack=slack)
-        rows, cols = np.concatenate([rows, extra[0]]), np.concatenate([cols, extra[1]])
+        arcs.add(*extra)
     return _dense(points, x0.device, max_rounds)
 
 

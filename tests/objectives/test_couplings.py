@@ -305,6 +305,31 @@ def test_sinkhorn_stops_at_the_first_check_once_its_scalings_overflow():
     assert not bool(torch.isfinite(u).all())
 
 
+def test_the_candidate_graph_computes_each_arc_cost_once(monkeypatch):
+    """Rounds add arcs; the graph keeps them unique, row-major sorted, with float64 costs equal
+    to ‖x0_r − x1_c‖², and computes only the new arcs' costs."""
+    import gendsl.objectives.ot_certified as certified
+
+    g = torch.Generator().manual_seed(0)
+    points = (torch.randn(6, 3, generator=g).double().numpy(),
+              torch.randn(6, 3, generator=g).double().numpy())  # fmt: skip
+    computed = []
+    real = certified.arc_costs
+
+    def counting(pts, rows, cols):
+        computed.append(len(rows))
+        return real(pts, rows, cols)
+
+    monkeypatch.setattr(certified, "arc_costs", counting)
+    arcs = certified._Arcs(points)
+    arcs.add(np.array([0, 2, 2, 5]), np.array([1, 3, 3, 0]))
+    arcs.add(np.array([2, 1, 0]), np.array([3, 4, 1]))  # one new arc
+    assert computed == [3, 1]
+    assert arcs.keys.tolist() == [0 * 6 + 1, 1 * 6 + 4, 2 * 6 + 3, 5 * 6 + 0]
+    rows, cols = arcs.keys // 6, arcs.keys % 6
+    np.testing.assert_array_equal(arcs.costs, ((points[0][rows] - points[1][cols]) ** 2).sum(1))
+
+
 def test_certified_assignment_needs_equal_batches():
     with pytest.raises(ValueError, match=r"^an assignment needs equal batches, got 4 and 3$"):
         certified_assignment(torch.zeros(4, 2), torch.zeros(3, 2))
