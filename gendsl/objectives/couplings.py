@@ -260,11 +260,12 @@ class Independent(Coupling):
 #: (``benchmarks/ot_couplings.py``).
 SPARSE_FROM = 512
 
-#: ... of points with at most this many coordinates; points with more go to the certified solver
-#: from :data:`SPARSE_FROM_HIGH_DIM` points.  In high dimension it needs more rounds (5-8 on
-#: 784-pixel fontdigits against N(0, I)): 66 against POT's 44 ms at 512 points, 228 against 259
-#: at 1024, 947 against 1415 at 2048 (POT's times without forming the cost matrix); on the
-#: 64-pixel digits it is at least as fast from 512 (32 against 38 ms, 59 against 192 at 1024).
+#: :data:`SPARSE_FROM` holds for points of at most this many coordinates; points with more go to
+#: the certified solver from :data:`SPARSE_FROM_HIGH_DIM` points.  In high dimension it needs
+#: more rounds (5-8 on 784-pixel fontdigits against N(0, I)): 66 against POT's 44 ms at 512
+#: points, 228 against 259 at 1024, 947 against 1415 at 2048 (POT's times without forming the
+#: cost matrix); on the 64-pixel digits it is at least as fast from 512 (32 against 38 ms, 59
+#: against 192 at 1024).
 SPARSE_MAX_DIM = 64
 
 #: See :data:`SPARSE_MAX_DIM`.

@@ -157,7 +157,9 @@ def candidate_edges(
     return rows.cpu().numpy(), cols.cpu().numpy()
 
 
-def arc_costs(points: tuple[np.ndarray, np.ndarray], rows: np.ndarray, cols: np.ndarray):
+def arc_costs(
+    points: tuple[np.ndarray, np.ndarray], rows: np.ndarray, cols: np.ndarray
+) -> np.ndarray:
     """‖x0_r − x1_c‖² in float64 for each arc (r, c), from the differences (no cancellation),
     in chunks of :data:`ARC_CHUNK` arcs so that high-dimensional points gather little at once."""
     x, y = points
