@@ -114,20 +114,25 @@ def annealed_potentials(
     eps_end: float,
     factor: float = 2.0,
     iters: int = 3,
+    work: Tensor | None = None,
 ) -> tuple[Tensor, Tensor]:
     """Potentials (f, g) of the entropic problem at ε = ``eps_end``, reached from
     ``eps_start`` by dividing ε by ``factor``; at each ε, ``iters`` Sinkhorn iterations
     u ← a / K̃v, v ← b / K̃ᵀu on the stabilised kernel K̃_ij = exp((f_i + g_j − C_ij)/ε), then
     f ← f + ε log u, g ← g + ε log v (Schmitzer 2019, Alg. 2).  Starts from the c-transforms
     f_i = min_j C_ij, g_j = min_i (C_ij − f_i); ``cost_t`` is Cᵀ, contiguous (column
-    reductions of a row-major matrix are slow on CPUs)."""
+    reductions of a row-major matrix are slow on CPUs).  Every ε's kernel is written into one
+    buffer (``work``, shaped like C, or a new one): a fresh B² tensor per ε cost 4x the
+    arithmetic at 2048 points on a CPU (the allocator returns large blocks to the system, so
+    each one page-faults again)."""
     n, m = cost.shape
     f = cost.min(1).values
     g = (cost_t - f[None, :]).min(1).values
     eps = eps_start
+    kernel = torch.empty_like(cost) if work is None else work
     while True:
-        kernel = (cost - f[:, None] - g[None, :]).mul_(-1.0 / eps)
-        kernel = kernel.clamp_(_EXP_MIN, _EXP_MAX).exp_()
+        torch.add(f[:, None], g[None, :], out=kernel)
+        kernel.sub_(cost).mul_(1.0 / eps).clamp_(_EXP_MIN, _EXP_MAX).exp_()
         v = torch.ones(m, device=cost.device, dtype=cost.dtype)
         for _ in range(iters):
             u = (1.0 / n) / (kernel @ v)
@@ -140,14 +145,15 @@ def annealed_potentials(
 
 
 def candidate_edges(
-    cost: Tensor, cost_t: Tensor, f: Tensor, g: Tensor, *, k: int
+    cost: Tensor, cost_t: Tensor, f: Tensor, g: Tensor, *, k: int, work: Tensor | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """(rows, cols) of the k smallest reduced costs C_ij − f_i − g_j of every row and of every
-    column (``cost_t`` = Cᵀ), as int64 numpy arrays (duplicates included)."""
+    column (``cost_t`` = Cᵀ), as int64 numpy arrays (duplicates included); ``work``: a buffer
+    shaped like C for the reduced costs (square batches)."""
     n, m = cost.shape
     k_row, k_col = min(k, m), min(k, n)
-    by_row = (cost - g[None, :]).topk(k_row, dim=1, largest=False).indices
-    by_col = (cost_t - f[None, :]).topk(k_col, dim=1, largest=False).indices
+    by_row = _minus_row(cost, g, work).topk(k_row, dim=1, largest=False).indices
+    by_col = _minus_row(cost_t, f, work).topk(k_col, dim=1, largest=False).indices
     rows = torch.cat(
         [torch.arange(n, device=cost.device).repeat_interleave(k_row), by_col.reshape(-1)]
     )
@@ -155,6 +161,13 @@ def candidate_edges(
         [by_row.reshape(-1), torch.arange(m, device=cost.device).repeat_interleave(k_col)]
     )
     return rows.cpu().numpy(), cols.cpu().numpy()
+
+
+def _minus_row(matrix: Tensor, vector: Tensor, work: Tensor | None) -> Tensor:
+    """matrix − vector[None, :], into ``work`` when it has the shape (no new B² tensor)."""
+    if work is None or work.shape != matrix.shape:
+        return matrix - vector[None, :]
+    return torch.sub(matrix, vector[None, :], out=work)
 
 
 def arc_costs(
@@ -248,7 +261,14 @@ def _violations(
 
 
 def _screen(
-    cost32: Tensor, alpha: np.ndarray, beta: np.ndarray, a: Tensor, b: Tensor, *, k: int
+    cost32: Tensor,
+    alpha: np.ndarray,
+    beta: np.ndarray,
+    a: Tensor,
+    b: Tensor,
+    *,
+    k: int,
+    work: Tensor | None = None,
 ) -> tuple[tuple[np.ndarray, np.ndarray], float]:
     """:func:`_violations` on the float32 cost, counting only reduced costs below −δ, with
     δ = 2 (d + 4) u ((max ‖a‖ + max ‖b‖)² + max |α| + max |β|), u float32's unit roundoff and d
@@ -267,7 +287,7 @@ def _screen(
     slack = 2 * (dim + 4) * u * (reach + float(np.abs(alpha).max()) + float(np.abs(beta).max()))
     alpha32 = torch.as_tensor(alpha, device=cost32.device, dtype=torch.float32)
     beta32 = torch.as_tensor(beta, device=cost32.device, dtype=torch.float32)
-    f_c = (cost32 - beta32[None, :]).min(1).values
+    f_c = _minus_row(cost32, beta32, work).min(1).values
     bound = float(f_c.double().mean()) + float(np.mean(beta)) - slack
     if torch.get_float32_matmul_precision() != "highest":
         bound = -math.inf
@@ -302,8 +322,11 @@ def certified_assignment(
     reach = float(a.norm(dim=1).max() + b.norm(dim=1).max()) ** 2
     floor = 64 * float(np.finfo(np.float64).eps) * reach
     scale = max(float(cost32.mean()), 1e-30)
-    f, g = annealed_potentials(cost32, cost32_t, eps_start=scale / 4, eps_end=scale / 100)
-    rows, cols = candidate_edges(cost32, cost32_t, f, g, k=k)
+    work = torch.empty_like(cost32)  # one B² buffer for the kernels, reduced costs and screens
+    f, g = annealed_potentials(
+        cost32, cost32_t, eps_start=scale / 4, eps_end=scale / 100, work=work
+    )
+    rows, cols = candidate_edges(cost32, cost32_t, f, g, k=k, work=work)
     points = (a.cpu().numpy(), b.cpu().numpy())
     potentials = (f.double().cpu().numpy(), g.double().cpu().numpy())
     arcs = _Arcs(points)
@@ -318,7 +341,7 @@ def certified_assignment(
         shift = float(np.median(beta))
         alpha, beta = alpha + shift, beta - shift
         potentials = (alpha, beta)
-        extra, bound = _screen(cost32, alpha, beta, a, b, k=k)
+        extra, bound = _screen(cost32, alpha, beta, a, b, k=k, work=work)
         if total - bound <= max(tol * abs(total), floor):  # a loose tol, met by the float32 bound
             cols_t = torch.as_tensor(sigma, device=x0.device)
             return CertifiedAssignment(cols_t, total, bound, rounds, dense=False)
