@@ -41,6 +41,7 @@ from gendsl.objectives.ot_certified import (
     CERTIFY_TOL,
     EMD_MAX_ITER,
     certified_assignment,
+    cost_bound,
     squared_cost,
 )
 
@@ -70,12 +71,6 @@ __all__ = [
     "sinkhorn_scalings",
     "squared_cost",
 ]
-
-
-def cost_bound(x0: Tensor, x1: Tensor) -> float:
-    """(max_i ‖x0_i‖ + max_j ‖x1_j‖)² ≥ max_ij C_ij (triangle inequality), in O(B0 + B1)."""
-    a, b = x0.reshape(x0.shape[0], -1), x1.reshape(x1.shape[0], -1)
-    return float(a.norm(dim=1).max() + b.norm(dim=1).max()) ** 2
 
 
 def gibbs_kernel(x0: Tensor, x1: Tensor, *, reg: float, dtype: torch.dtype) -> Tensor:
@@ -147,12 +142,14 @@ def sinkhorn_scalings(
     return u, v
 
 
-def entropic_scalings(x0: Tensor, x1: Tensor, *, reg: float) -> tuple[Tensor, Tensor, Tensor]:
+def entropic_scalings(
+    x0: Tensor, x1: Tensor, *, reg: float, ratio: float | None = None
+) -> tuple[Tensor, Tensor, Tensor]:
     """The Gibbs kernel of equal batches and its Sinkhorn scalings (K, u, v), in float32 when
-    max C/ε ≤ :data:`FLOAT32_RATIO` by the O(B) bound :func:`cost_bound` or ≤
-    :data:`FLOAT32_RATIO_MAX` by the float32 kernel's smallest entry, and the scalings stay
-    finite; else in float64 (for max C/ε up to :data:`LOG_DOMAIN_RATIO`)."""
-    ratio = cost_bound(x0, x1) / reg
+    max C/ε ≤ :data:`FLOAT32_RATIO` by the O(B) bound :func:`cost_bound` (``ratio``, when the
+    caller has it) or ≤ :data:`FLOAT32_RATIO_MAX` by the float32 kernel's smallest entry, and
+    the scalings stay finite; else in float64 (for max C/ε up to :data:`LOG_DOMAIN_RATIO`)."""
+    ratio = cost_bound(x0, x1) / reg if ratio is None else ratio
     # the bound may overestimate: look at the kernel; within this range ‖x‖²/ε ≤ 88, so the
     # float32 exponent (2 x0·x1 − ‖x0‖² − ‖x1‖²)/ε is within about 1e−5 of the exact one
     if ratio <= FLOAT32_RATIO_MAX + 10:
@@ -344,7 +341,7 @@ class EntropicOT(Coupling):
             if x0.shape[0] != x1.shape[0]:
                 return draw_pairs(plan, x1.shape[0], generator=generator)
         else:  # π(j | i) ∝ K_ij v_j: the row scaling u_i cancels, the plan is never formed
-            kernel, _, v = entropic_scalings(x0, x1, reg=self.reg)
+            kernel, _, v = entropic_scalings(x0, x1, reg=self.reg, ratio=ratio)
             plan = kernel.mul_(v[None, :])
         idx = torch.arange(x0.shape[0], device=x0.device)
         return idx, draw_rows(plan, generator=generator)

@@ -52,6 +52,7 @@ __all__ = [
     "arc_costs",
     "candidate_edges",
     "certified_assignment",
+    "cost_bound",
     "dual_bound",
     "sparse_network_simplex",
     "squared_cost",
@@ -87,6 +88,12 @@ def squared_cost(x0: Tensor, x1: Tensor) -> Tensor:
     a, b = x0.reshape(x0.shape[0], -1), x1.reshape(x1.shape[0], -1)
     cost = torch.addmm(b.pow(2).sum(1)[None, :], a, b.T, alpha=-2.0)
     return cost.add_(a.pow(2).sum(1)[:, None]).clamp_min_(0.0)
+
+
+def cost_bound(x0: Tensor, x1: Tensor) -> float:
+    """(max_i ‖x0_i‖ + max_j ‖x1_j‖)² ≥ max_ij C_ij (triangle inequality), in O(B0 + B1)."""
+    a, b = x0.reshape(x0.shape[0], -1), x1.reshape(x1.shape[0], -1)
+    return float(a.norm(dim=1).max() + b.norm(dim=1).max()) ** 2
 
 
 @dataclass(frozen=True)
@@ -265,24 +272,24 @@ def _screen(
     alpha: np.ndarray,
     beta: np.ndarray,
     a: Tensor,
-    b: Tensor,
     *,
+    reach: float,
     k: int,
     work: Tensor | None = None,
 ) -> tuple[tuple[np.ndarray, np.ndarray], float]:
     """:func:`_violations` on the float32 cost, counting only reduced costs below −δ, with
-    δ = 2 (d + 4) u ((max ‖a‖ + max ‖b‖)² + max |α| + max |β|), u float32's unit roundoff and d
-    the points' dimension: what float32 rounding cannot have produced (the expansion
-    ‖a‖² + ‖b‖² − 2 a·b sums length-d products, error ≤ γ_{d+2} times the sum of the terms'
-    magnitudes, Higham 2002, Lemma 3.1 and Sec. 3.1; rounding the float64 points, β and the
-    subtraction add ≤ 4u of the magnitudes).  An empty answer sends the round to the float64
-    certificate.  Also the weak-duality bound of :func:`dual_bound` from the same float32
-    c-transform, lowered by δ: every float32 C_ij − β_j is within δ of its exact value, so
-    the bound stays below the exact one (below OPT).  That holds for IEEE float32 products; with
-    TF32 or bf16 matrix products allowed (``torch.set_float32_matmul_precision`` other than
-    "highest") the bound is −∞ and only the float64 certificate can accept."""
+    δ = 2 (d + 4) u (``reach`` + max |α| + max |β|), ``reach`` = (max ‖a‖ + max ‖b‖)²
+    (:func:`cost_bound`), u float32's unit roundoff and d the points' dimension: what float32
+    rounding cannot have produced (the expansion ‖a‖² + ‖b‖² − 2 a·b sums length-d products,
+    error ≤ γ_{d+2} times the sum of the terms' magnitudes, Higham 2002, Lemma 3.1 and
+    Sec. 3.1; rounding the float64 points, β and the subtraction add ≤ 4u of the magnitudes).
+    An empty answer sends the round to the float64 certificate.  Also the weak-duality bound
+    of :func:`dual_bound` from the same float32 c-transform, lowered by δ: every float32
+    C_ij − β_j is within δ of its exact value, so the bound stays below the exact one (below
+    OPT).  That holds for IEEE float32 products; with TF32 or bf16 matrix products allowed
+    (``torch.set_float32_matmul_precision`` other than "highest") the bound is −∞ and only the
+    float64 certificate can accept."""
     u = torch.finfo(torch.float32).eps / 2
-    reach = float(a.norm(dim=1).max() + b.norm(dim=1).max()) ** 2
     dim = a.shape[1]
     slack = 2 * (dim + 4) * u * (reach + float(np.abs(alpha).max()) + float(np.abs(beta).max()))
     alpha32 = torch.as_tensor(alpha, device=cost32.device, dtype=torch.float32)
@@ -319,7 +326,7 @@ def certified_assignment(
     cost32, cost32_t = squared_cost(a.float(), b.float()), squared_cost(b.float(), a.float())
     # the gap accepted: tol of the cost, and never below float64 rounding of the largest cost
     # (an optimum of cost 0, identical batches, is certified by a bound of −1e-17, not by 0)
-    reach = float(a.norm(dim=1).max() + b.norm(dim=1).max()) ** 2
+    reach = cost_bound(a, b)
     floor = 64 * float(np.finfo(np.float64).eps) * reach
     scale = max(float(cost32.mean()), 1e-30)
     work = torch.empty_like(cost32)  # one B² buffer for the kernels, reduced costs and screens
@@ -341,7 +348,7 @@ def certified_assignment(
         shift = float(np.median(beta))
         alpha, beta = alpha + shift, beta - shift
         potentials = (alpha, beta)
-        extra, bound = _screen(cost32, alpha, beta, a, b, k=k, work=work)
+        extra, bound = _screen(cost32, alpha, beta, a, reach=reach, k=k, work=work)
         if total - bound <= max(tol * abs(total), floor):  # a loose tol, met by the float32 bound
             cols_t = torch.as_tensor(sigma, device=x0.device)
             return CertifiedAssignment(cols_t, total, bound, rounds, dense=False)

@@ -247,11 +247,11 @@ def test_reduced_precision_matmuls_leave_the_certificate_to_float64():
     a, b = x0.double(), x1.double()
     cost32 = squared_cost(x0, x1)
     alpha, beta = np.zeros(N), np.zeros(N)
-    _, bound = _screen(cost32, alpha, beta, a, b, k=2)
+    _, bound = _screen(cost32, alpha, beta, a, reach=cost_bound(a, b), k=2)
     assert math.isfinite(bound) and bound <= float(cost32.min(1).values.double().mean())
     torch.set_float32_matmul_precision("medium")
     try:
-        assert _screen(cost32, alpha, beta, a, b, k=2)[1] == -math.inf
+        assert _screen(cost32, alpha, beta, a, reach=cost_bound(a, b), k=2)[1] == -math.inf
         result = certified_assignment(x0, x1, tol=0.01)
     finally:
         torch.set_float32_matmul_precision("highest")
