@@ -21,7 +21,14 @@ against flow matching's.
    median of each over repetitions and the median of the per-repetition ratios to flow
    matching), and the certified relative gaps of the last.
 
+3. ``--crossover 256,384,512,768,1024,2048``: where ``ot(exact)`` switches from POT to the
+   certified solver, per data set (2-D sets, 64-pixel digits, 784-pixel fontdigits).
+4. ``--sinkhorn 1024,2048``: the entropic coupling's Sinkhorn in the precision gendsl picks
+   against float64.
+
     OMP_NUM_THREADS=1 python benchmarks/ot_couplings.py [--sizes 512,2048] [--reps 5]
+    OMP_NUM_THREADS=1 python benchmarks/ot_couplings.py --crossover 256,512,1024 [--batches 4]
+    OMP_NUM_THREADS=1 python benchmarks/ot_couplings.py --sinkhorn 1024,2048
 """
 
 from __future__ import annotations
@@ -39,7 +46,14 @@ from scipy.optimize import linear_sum_assignment
 
 from gendsl.data import load_dataset
 from gendsl.lower import load
-from gendsl.objectives.couplings import SchrodingerBridge, squared_cost
+from gendsl.objectives.couplings import (
+    SchrodingerBridge,
+    cost_bound,
+    entropic_scalings,
+    gibbs_kernel,
+    sinkhorn_scalings,
+    squared_cost,
+)
 from gendsl.objectives.ot_certified import EMD_MAX_ITER, certified_assignment
 from gendsl.resources import stdlib_dir
 
@@ -179,6 +193,80 @@ def steps(n: int, reps: int) -> None:
           f"{statistics.median(gaps):.1e}, max {max(gaps):.1e}) | | |", flush=True)
 
 
+#: The data sets of the crossover table and their dimension (x0 ~ N(0, I) of the same size).
+CROSSOVER_DATA = ("moons", "8gaussians", "25gaussians", "digits", "fontdigits")
+
+
+def _batch_pair(name: str, n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """x0 ~ N(0, I) and n points of ``name`` (flattened), drawn from ``seed``."""
+    x1 = load_dataset(name, split="train", seed=seed, n=n).x.float().reshape(n, -1)
+    return torch.randn(n, x1.shape[1], generator=torch.Generator().manual_seed(seed)), x1
+
+
+def _pot_exact(x0: torch.Tensor, x1: torch.Tensor) -> np.ndarray:
+    """POT's dense plan on the float64 cost formed from the points, as ``ot(exact)`` does."""
+    a = np.full(x0.shape[0], 1 / x0.shape[0])
+    return ot.emd(a, a, squared_cost(x0, x1).double().numpy(), numItermax=EMD_MAX_ITER)
+
+
+def _timed(fn: Callable[..., object], *args, **kwargs) -> tuple[float, object]:
+    start = time.perf_counter()
+    out = fn(*args, **kwargs)
+    return time.perf_counter() - start, out
+
+
+def crossover(sizes: list[int], batches: int) -> None:
+    """Where ``ot(exact)`` switches solvers (``SPARSE_FROM``, ``SPARSE_MAX_DIM``): per data set
+    and batch size, the median over ``batches`` batches of POT's dense solver on the float64
+    cost (formed from the points, as ``ot(exact)`` does), the certified exact solver and the
+    1% certificate, each batch's solvers timed back to back, with the median ratio and rounds."""
+    for name in CROSSOVER_DATA:
+        for n in sizes:
+            if name == "digits" and n > 1024:  # the 8x8 digits' train split has 1497 images
+                continue
+            times: dict[str, list[float]] = {"pot": [], "exact": [], "gap": []}
+            rounds: list[int] = []
+            for seed in range(batches):
+                x0, x1 = _batch_pair(name, n, seed)
+                times["pot"].append(_timed(_pot_exact, x0, x1)[0])
+                seconds, exact = _timed(certified_assignment, x0, x1)
+                times["exact"].append(seconds)
+                rounds.append(exact.rounds)
+                times["gap"].append(_timed(certified_assignment, x0, x1, tol=GAP)[0])
+            ms = {k: 1e3 * statistics.median(v) for k, v in times.items()}
+            ratio = statistics.median(
+                e / p for e, p in zip(times["exact"], times["pot"], strict=True)
+            )
+            print(f"| {name} | {x1.shape[1]} | {n} | {ms['pot']:.1f} | {ms['exact']:.1f} "
+                  f"({ratio:.2f}, {statistics.median(rounds):g} rounds) | {ms['gap']:.1f} |",
+                  flush=True)  # fmt: skip
+
+
+def _float64_scalings(x0: torch.Tensor, x1: torch.Tensor, reg: float):
+    kernel = gibbs_kernel(x0, x1, reg=reg, dtype=torch.float64)
+    return (kernel, *sinkhorn_scalings(kernel))
+
+
+def sinkhorn_precision(sizes: list[int], reps: int) -> None:
+    """The entropic coupling's Sinkhorn on moons at ε = 0.5 in the precision gendsl picks
+    (:func:`entropic_scalings`) against float64: ms (minimum of ``reps``), the O(B) bound on
+    max C/ε, the actual max C/ε, and the ℓ1 distance between the two plans."""
+    reg = SchrodingerBridge(0.5).reg
+    for n in sizes:
+        x0, x1 = _batch_pair("moons", n, n)
+        auto = [_timed(entropic_scalings, x0, x1, reg=reg) for _ in range(reps)]
+        wide = [_timed(_float64_scalings, x0, x1, reg) for _ in range(reps)]
+        k_auto, u_auto, v_auto = auto[-1][1]
+        k_64, u_64, v_64 = wide[-1][1]
+        plan_auto = (u_auto[:, None] * k_auto * v_auto[None, :]).double()
+        plan_64 = u_64[:, None] * k_64 * v_64[None, :]
+        actual = float(squared_cost(x0, x1).max()) / reg
+        ms_auto, ms_64 = (1e3 * min(t for t, _ in runs) for runs in (auto, wide))
+        print(f"| {n} | {cost_bound(x0, x1) / reg:.1f} | {actual:.1f} | "
+              f"{str(k_auto.dtype).removeprefix('torch.')} {ms_auto:.1f} | {ms_64:.1f} | "
+              f"{float((plan_auto - plan_64).abs().sum()):.1e} |", flush=True)  # fmt: skip
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default="512,2048")
@@ -186,11 +274,30 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--step-reps", type=int, default=15)
     parser.add_argument("--skip-solvers", action="store_true")
     parser.add_argument("--skip-auction", action="store_true")
+    parser.add_argument(
+        "--crossover",
+        metavar="N,N,...",
+        help="only the solver-switch table (POT, certified exact, 1%%) at these batch sizes",
+    )
+    parser.add_argument("--batches", type=int, default=4, help="batches per --crossover cell")
+    parser.add_argument(
+        "--sinkhorn", metavar="N,N,...", help="only the entropic Sinkhorn's precision table"
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     sizes = [int(s) for s in args.sizes.split(",")]
     print(f"command: python benchmarks/ot_couplings.py {' '.join(sys.argv[1:])}".rstrip())
     print(f"torch {torch.__version__}, POT {ot.__version__}, 1 thread\n")
+    if args.crossover:
+        print("| data | dim | batch | POT ms | certified exact ms (÷ POT, rounds) | 1% ms |")
+        print("|---|---:|---:|---:|---:|---:|", flush=True)
+        crossover([int(v) for v in args.crossover.split(",")], args.batches)
+        return
+    if args.sinkhorn:
+        print("| batch | bound max C/ε | max C/ε | chosen: ms | float64 ms | ℓ1(plans) |")
+        print("|---:|---:|---:|---:|---:|---:|", flush=True)
+        sinkhorn_precision([int(v) for v in args.sinkhorn.split(",")], args.reps)
+        return
     if not args.skip_solvers:
         print("| batch | solver | ms | mean cost / exact − 1 | certified gap / exact |")
         print("|---|---|---|---|---|", flush=True)
