@@ -108,7 +108,8 @@ FLOAT32_RATIO = 70.0
 #: Equal batches whose bound (max ‖x0‖ + max ‖x1‖)²/ε exceeds :data:`FLOAT32_RATIO` still run in
 #: float32 when the float32 kernel's smallest entry shows the actual max C/ε ≤ this (e^−78 ≈
 #: 1.3e−34, a normal; B·e^78 ≈ 3e37 below 3.4e38 up to 4096 points): the bound overestimates
-#: (80 against 77 on moons at 2048 points with ε = 0.5), and float32 halves the memory each of
+#: (81.8 against 76.2 on moons at 1024 points with ε = 0.5, 72.6 against 62.3 at 2048:
+#: ``benchmarks/ot_couplings.py --sinkhorn 1024,2048``), and float32 halves the memory each of
 #: Sinkhorn's matrix-vector products reads.  Scalings that overflow all the same send the batch
 #: to float64 (:func:`entropic_scalings`).
 FLOAT32_RATIO_MAX = 78.0
@@ -251,18 +252,16 @@ class Independent(Coupling):
 
 
 #: Equal batches of at least this many points are paired by the certified sparse solver, smaller
-#: ones by POT's dense network simplex: one CPU thread, moons, 8gaussians and 25gaussians against
-#: N(0, I), the sparse solver's median time is 1.49x POT's at 256 points, 1.05x at 384, 0.76x at
-#: 512 and 768 (8 candidates per row and column) and about 0.65x at 2048
-#: (``benchmarks/ot_couplings.py``).
+#: ones by POT's dense network simplex.  ``benchmarks/ot_couplings.py --crossover`` (one CPU
+#: thread, N(0, I) against each set, median of 4 batches, the certified solver's time over
+#: POT's): moons, 8gaussians and 25gaussians 1.09-1.57 at 256 points, 0.91-1.26 at 384,
+#: 0.60-0.92 at 512, 0.43-0.55 at 2048; the 64-pixel digits 1.12 at 256, 0.48 at 512.
 SPARSE_FROM = 512
 
 #: :data:`SPARSE_FROM` holds for points of at most this many coordinates; points with more go to
 #: the certified solver from :data:`SPARSE_FROM_HIGH_DIM` points.  In high dimension it needs
-#: more rounds (5-8 on 784-pixel fontdigits against N(0, I)): 66 against POT's 44 ms at 512
-#: points, 228 against 259 at 1024, 947 against 1415 at 2048 (POT's times without forming the
-#: cost matrix); on the 64-pixel digits it is at least as fast from 512 (32 against 38 ms, 59
-#: against 192 at 1024).
+#: more rounds: on 784-pixel fontdigits 5-7.5, and 1.43x POT's time at 512 points, 1.00 at 768,
+#: 0.78 at 1024, 0.59 at 2048 (same command).
 SPARSE_MAX_DIM = 64
 
 #: See :data:`SPARSE_MAX_DIM`.
